@@ -1,0 +1,113 @@
+package revocation
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+func TestKeysAreDomainSeparated(t *testing.T) {
+	keys := map[Key]string{}
+	add := func(name string, k Key) {
+		if prev, dup := keys[k]; dup {
+			t.Fatalf("%s and %s share a key", prev, name)
+		}
+		keys[k] = name
+	}
+	add("token x", TokenKey("x"))
+	add("jti x", JTIKey("x"))
+	add("subject x", SubjectKey("x"))
+	add("session (ab, c)", SessionKey("ab", "c"))
+	add("session (a, bc)", SessionKey("a", "bc"))
+	add("session (x, '')", SessionKey("x", ""))
+	for k, name := range keys {
+		if !k.Kind().Valid() {
+			t.Errorf("%s: key kind %q invalid", name, k.Kind())
+		}
+		back, err := ParseKey(k.String())
+		if err != nil || back != k {
+			t.Errorf("%s: key does not round-trip: %v", name, err)
+		}
+	}
+	if TokenKey("x").Kind() != KindToken || SessionKey("a", "b").Kind() != KindSession {
+		t.Fatal("kinds not carried in keys")
+	}
+}
+
+func TestEntryRoundTrip(t *testing.T) {
+	entries := []Entry{
+		{Key: TokenKey("t"), Expires: 1800000000},
+		{Key: SubjectKey("s"), Expires: 1800000000, Cutoff: 1799999999123, Keep: SessionKey("s", "k"), KeepFloor: 1799999000000},
+		{Key: SubjectKey("s"), Expires: 1800000000, Cutoff: 1799999999123},
+	}
+	for _, e := range entries {
+		back, err := ParseRecord(e.Record())
+		if err != nil {
+			t.Fatalf("%s: %v", e.Record(), err)
+		}
+		if back != e {
+			t.Fatalf("round trip: got %+v, want %+v", back, e)
+		}
+	}
+	for _, bad := range []string{"", "zz=1", TokenKey("t").String() + "=x", SubjectKey("s").String() + "=1:2:3", SubjectKey("s").String() + "=1:2:" + TokenKey("t").String() + ":0"} {
+		if _, err := ParseRecord(bad); err == nil {
+			t.Errorf("ParseRecord(%q) accepted", bad)
+		}
+	}
+}
+
+// Applying entries in any order, any number of times, gives one result.
+func TestDenylistApplyIsOrderFree(t *testing.T) {
+	subj := SubjectKey("u")
+	entries := []Entry{
+		{Key: TokenKey("a"), Expires: 100},
+		{Key: TokenKey("a"), Expires: 200},
+		{Key: subj, Expires: 500, Cutoff: 1000, Keep: SessionKey("u", "k")},
+		{Key: subj, Expires: 600, Cutoff: 2000, Keep: SessionKey("u", "k2"), KeepFloor: 1000},
+		{Key: subj, Expires: 400, Cutoff: 2000, Keep: SessionKey("u", "k3"), KeepFloor: 1000},
+	}
+	var want []Entry
+	for trial := 0; trial < 50; trial++ {
+		order := rand.Perm(len(entries))
+		dl := NewDenylist()
+		for _, i := range order {
+			dl.Apply(entries[i])
+			if rand.IntN(2) == 0 {
+				dl.Apply(entries[i])
+			}
+		}
+		var got []Entry
+		for _, k := range []Key{TokenKey("a"), subj} {
+			e, ok := dl.Lookup(k, 0)
+			if !ok {
+				t.Fatalf("entry %s missing", k)
+			}
+			got = append(got, e)
+		}
+		if want == nil {
+			want = got
+			continue
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("order %v: %+v, want %+v", order, got[i], want[i])
+			}
+		}
+	}
+	if want[0].Expires != 200 {
+		t.Errorf("token expiry %d, want the later 200", want[0].Expires)
+	}
+	if want[1].Cutoff != 2000 || !want[1].Keep.IsZero() {
+		t.Errorf("tied subject entries keeping different sessions must keep none: %+v", want[1])
+	}
+}
+
+func TestDenylistSweep(t *testing.T) {
+	dl := NewDenylist()
+	dl.Apply(Entry{Key: TokenKey("a"), Expires: 10}, Entry{Key: TokenKey("b"), Expires: 20}, Entry{Key: SubjectKey("s"), Expires: 15, Cutoff: 1})
+	if n := dl.Sweep(15); n != 2 {
+		t.Fatalf("swept %d, want 2", n)
+	}
+	if dl.Total() != 1 || dl.Len(KindToken) != 1 {
+		t.Fatalf("after sweep: total %d, tokens %d", dl.Total(), dl.Len(KindToken))
+	}
+}

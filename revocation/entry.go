@@ -1,0 +1,136 @@
+package revocation
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Entry is one denylist entry as stores write it and the change feed
+// carries it. Its kind is its key's kind.
+type Entry struct {
+	Key Key
+	// Expires is when the entry can no longer matter, in unix seconds: a
+	// token entry when the token expires, a session or subject entry after
+	// the session TTL.
+	Expires int64
+
+	// The fields below are meaningful for subject entries only.
+
+	// Cutoff, in unix milliseconds: the subject's tokens issued at or
+	// before it are revoked.
+	Cutoff int64
+	// Keep is the session an "others" revocation spared (zero: none).
+	Keep Key
+	// KeepFloor, in unix milliseconds: tokens of the kept session issued at
+	// or before it are revoked all the same, because an earlier revocation
+	// that did not spare that session already covered them.
+	KeepFloor int64
+}
+
+// Kind returns the entry's kind.
+func (e Entry) Kind() Kind { return e.Key.Kind() }
+
+// Value encodes everything but the key, as stored in Redis.
+func (e Entry) Value() string {
+	if e.Kind() != KindSubject {
+		return strconv.FormatInt(e.Expires, 10)
+	}
+	keep := "-"
+	if !e.Keep.IsZero() {
+		keep = e.Keep.String()
+	}
+	return fmt.Sprintf("%d:%d:%s:%d", e.Expires, e.Cutoff, keep, e.KeepFloor)
+}
+
+// Record encodes the entry as one change-feed record, "<key>=<value>".
+func (e Entry) Record() string { return e.Key.String() + "=" + e.Value() }
+
+// ParseEntry decodes an entry from its key and Value form.
+func ParseEntry(k Key, value string) (Entry, error) {
+	e := Entry{Key: k}
+	if k.Kind() != KindSubject {
+		exp, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return e, fmt.Errorf("entry %s: expiry %q: %w", k, value, err)
+		}
+		e.Expires = exp
+		return e, nil
+	}
+	parts := strings.Split(value, ":")
+	if len(parts) != 4 {
+		return e, fmt.Errorf("entry %s: subject value %q: want 4 fields", k, value)
+	}
+	var err error
+	if e.Expires, err = strconv.ParseInt(parts[0], 10, 64); err != nil {
+		return e, fmt.Errorf("entry %s: expiry: %w", k, err)
+	}
+	if e.Cutoff, err = strconv.ParseInt(parts[1], 10, 64); err != nil {
+		return e, fmt.Errorf("entry %s: cutoff: %w", k, err)
+	}
+	if parts[2] != "-" {
+		if e.Keep, err = ParseKey(parts[2]); err != nil {
+			return e, fmt.Errorf("entry %s: kept session: %w", k, err)
+		}
+		if e.Keep.Kind() != KindSession {
+			return e, fmt.Errorf("entry %s: kept key is a %s key", k, e.Keep.Kind())
+		}
+	}
+	if e.KeepFloor, err = strconv.ParseInt(parts[3], 10, 64); err != nil {
+		return e, fmt.Errorf("entry %s: keep floor: %w", k, err)
+	}
+	return e, nil
+}
+
+// ParseRecord decodes one change-feed record.
+func ParseRecord(rec string) (Entry, error) {
+	ks, v, ok := strings.Cut(rec, "=")
+	if !ok {
+		return Entry{}, fmt.Errorf("feed record %q: missing '='", rec)
+	}
+	k, err := ParseKey(ks)
+	if err != nil {
+		return Entry{}, fmt.Errorf("feed record: %w", err)
+	}
+	return ParseEntry(k, v)
+}
+
+// ParseRecords decodes a space-separated list of change-feed records.
+func ParseRecords(s string) ([]Entry, error) {
+	fields := strings.Fields(s)
+	out := make([]Entry, 0, len(fields))
+	for _, f := range fields {
+		e, err := ParseRecord(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// mergeSubject combines two subject entries for the same subject into the
+// one that blocks at least what either blocks. Stores always merge a new
+// subject revocation with the one before it, so the entry with the later
+// cutoff already contains the earlier one; only a tie (two revocations in
+// the same millisecond, seen in either order) needs a conservative join:
+// it spares a session only if both spared it. The result does not depend
+// on the order of a and b.
+func mergeSubject(a, b Entry) Entry {
+	switch {
+	case a.Cutoff > b.Cutoff:
+		a.Expires = max(a.Expires, b.Expires)
+		return a
+	case b.Cutoff > a.Cutoff:
+		b.Expires = max(a.Expires, b.Expires)
+		return b
+	}
+	out := a
+	out.Expires = max(a.Expires, b.Expires)
+	out.KeepFloor = max(a.KeepFloor, b.KeepFloor)
+	if a.Keep != b.Keep {
+		out.Keep = Key{}
+		out.KeepFloor = 0
+	}
+	return out
+}

@@ -1,0 +1,150 @@
+// Package revocation is the core of caddy-revocation: the identities a
+// request can carry, the denylist that records which of them are revoked,
+// the stores that keep that denylist (embedded, or shared through Redis),
+// token verification, and the meaning of each kind of revocation.
+//
+// It knows nothing of Caddy or of the HTTP dialects served in front of it;
+// package caddymodule translates between the two.
+package revocation
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
+
+// Kind says what a denylist entry revokes. Its value is the byte stored in
+// the last position of every Key, so a key carries its own kind.
+type Kind byte
+
+// The kinds of denylist entry.
+const (
+	// KindToken revokes one exact token (access or refresh), by hash.
+	KindToken Kind = 't'
+	// KindJTI revokes every token carrying one jti claim.
+	KindJTI Kind = 'j'
+	// KindSession revokes every token of one session of one subject.
+	KindSession Kind = 's'
+	// KindSubject revokes every token of one subject issued at or before a
+	// moment, except (optionally) the tokens of one kept session.
+	KindSubject Kind = 'u'
+)
+
+// Kinds lists every kind, in the order reports use.
+var Kinds = []Kind{KindToken, KindJTI, KindSession, KindSubject}
+
+// String names the kind as logs, metrics and the admin API spell it.
+func (k Kind) String() string {
+	switch k {
+	case KindToken:
+		return "token"
+	case KindJTI:
+		return "jti"
+	case KindSession:
+		return "session"
+	case KindSubject:
+		return "subject"
+	}
+	return "unknown"
+}
+
+// Valid reports whether k is one of the defined kinds.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindToken, KindJTI, KindSession, KindSubject:
+		return true
+	}
+	return false
+}
+
+// Key identifies one denylist entry: the first 15 bytes of a SHA-256 over
+// the identity (domain-separated by kind), followed by the kind itself.
+// 120 bits keep accidental collisions out of reach at any realistic size,
+// and the fixed 16 bytes keep the in-memory map small and flat.
+//
+// A Key never reveals the raw token, jti, session or subject it stands for.
+type Key [16]byte
+
+// Kind returns the kind the key was derived for.
+func (k Key) Kind() Kind { return Kind(k[15]) }
+
+// IsZero reports whether k is the zero key, which stands for "absent".
+func (k Key) IsZero() bool { return k == Key{} }
+
+// String renders the key as 32 lowercase hex digits, the form stored in
+// Redis and shown in logs.
+func (k Key) String() string { return hex.EncodeToString(k[:]) }
+
+// ParseKey decodes the 32-hex-digit form of a key.
+func ParseKey(s string) (Key, error) {
+	var k Key
+	if len(s) != 2*len(k) {
+		return k, fmt.Errorf("key %q: want %d hex digits", s, 2*len(k))
+	}
+	if _, err := hex.Decode(k[:], []byte(s)); err != nil {
+		return k, fmt.Errorf("key %q: %w", s, err)
+	}
+	if !k.Kind().Valid() {
+		return k, fmt.Errorf("key %q: unknown kind %q", s, k[15])
+	}
+	return k, nil
+}
+
+// TokenHash is the SHA-256 of a raw token. It is the only form in which a
+// token is kept, compared or logged.
+type TokenHash [32]byte
+
+// HashToken hashes a raw token.
+func HashToken(raw string) TokenHash { return sha256.Sum256([]byte(raw)) }
+
+// Key returns the denylist key of the exact token.
+func (h TokenHash) Key() Key {
+	var k Key
+	copy(k[:15], h[:15])
+	k[15] = byte(KindToken)
+	return k
+}
+
+// Short is a 12-hex-digit prefix of the hash: enough to correlate log lines
+// about one token, far too little to recover or replay it.
+func (h TokenHash) Short() string { return hex.EncodeToString(h[:6]) }
+
+// TokenKey returns the denylist key of one exact raw token.
+func TokenKey(raw string) Key { return HashToken(raw).Key() }
+
+// JTIKey returns the denylist key of a jti. A jti is globally unique by
+// definition (RFC 7519 section 4.1.7), and callers only ever revoke the jti
+// of a token they have proven they hold, so it is not scoped further.
+func JTIKey(jti string) Key { return derive(KindJTI, jti, "") }
+
+// SessionKey returns the denylist key of a session, scoped to its subject:
+// revoking session "abc" of subject A never touches session "abc" of B.
+func SessionKey(subject, sid string) Key { return derive(KindSession, subject, sid) }
+
+// SubjectKey returns the denylist key of a subject.
+func SubjectKey(subject string) Key { return derive(KindSubject, subject, "") }
+
+// derive hashes kind, a and b with unambiguous separators. The lengths are
+// written out so that ("ab","c") and ("a","bc") can never meet.
+func derive(kind Kind, a, b string) Key {
+	h := sha256.New()
+	var hdr [1 + 2*8]byte
+	hdr[0] = byte(kind)
+	putUint64(hdr[1:], uint64(len(a)))
+	putUint64(hdr[9:], uint64(len(b)))
+	h.Write(hdr[:])
+	h.Write([]byte(a))
+	h.Write([]byte(b))
+	var sum [32]byte
+	h.Sum(sum[:0])
+	var k Key
+	copy(k[:15], sum[:15])
+	k[15] = byte(kind)
+	return k
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+}

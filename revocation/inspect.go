@@ -1,0 +1,183 @@
+package revocation
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// TokenInfo is what the request path needs to know about one raw token,
+// computed once and then remembered under the token's hash.
+type TokenInfo struct {
+	// ID holds the denylist keys of the token. Its claims-derived keys
+	// come from verified claims when Verified, else from the unverified
+	// payload: forged claims can only get a forger blocked, never let
+	// anyone through, so they still count for blocking.
+	ID Identity
+	// Verified is true when the signature and claims checked out.
+	Verified bool
+	// Hash of the raw token, for logs (Short) and exact revocation.
+	Hash TokenHash
+	// until is when this information stops being valid (unix seconds).
+	until int64
+}
+
+// InspectorConfig configures an Inspector.
+type InspectorConfig struct {
+	// Verifier checks tokens; nil when no key is configured, in which case
+	// only decoded (unverified) claims are available, for blocking.
+	Verifier *Verifier
+	// SessionClaim names the session claim when there is no Verifier.
+	SessionClaim string
+	// Store receives notes of the sessions in use.
+	Store Store
+	// SessionTTL is how long a noted session is remembered.
+	SessionTTL time.Duration
+	// CacheSize bounds the number of tokens remembered. Default 100000.
+	CacheSize int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Inspector answers, per request, whether a credential is revoked. A
+// token seen before costs one SHA-256 and a few map lookups; only a new
+// token is parsed and verified.
+type Inspector struct {
+	cfg    InspectorConfig
+	shards [cacheShards]cacheShard
+	perCap int
+}
+
+const (
+	cacheShards = 64
+	// unverifiedFor bounds how long an unverifiable token's decoded claims
+	// are remembered, so that a key that appears later (JWKS rotation)
+	// is taken into account soon.
+	unverifiedFor = 30
+	// noExpiryFor bounds how long a token without exp is remembered.
+	noExpiryFor = 600
+)
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[TokenHash]*TokenInfo
+	_  [40]byte
+}
+
+// NewInspector returns an Inspector with an empty cache.
+func NewInspector(cfg InspectorConfig) *Inspector {
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 100000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SessionClaim == "" {
+		cfg.SessionClaim = "sid"
+	}
+	if cfg.Verifier != nil {
+		cfg.SessionClaim = cfg.Verifier.SessionClaim()
+	}
+	in := &Inspector{cfg: cfg, perCap: max(1, cfg.CacheSize/cacheShards)}
+	for i := range in.shards {
+		in.shards[i].m = make(map[TokenHash]*TokenInfo)
+	}
+	return in
+}
+
+// Inspect returns what is known of a raw token, from the cache when it
+// can. The result is shared and must not be modified.
+func (in *Inspector) Inspect(ctx context.Context, raw string) *TokenInfo {
+	h := HashToken(raw)
+	now := in.cfg.Now().Unix()
+	s := &in.shards[h[0]%cacheShards]
+	s.mu.RLock()
+	info, ok := s.m[h]
+	s.mu.RUnlock()
+	if ok && info.until > now {
+		return info
+	}
+	info = in.learn(ctx, raw, h, now)
+	s.mu.Lock()
+	if len(s.m) >= in.perCap {
+		s.evict(now)
+	}
+	s.m[h] = info
+	s.mu.Unlock()
+	return info
+}
+
+// learn parses and verifies a token seen for the first time.
+func (in *Inspector) learn(ctx context.Context, raw string, h TokenHash, now int64) *TokenInfo {
+	info := &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + unverifiedFor}
+	if !LooksLikeJWT(raw) {
+		info.until = now + noExpiryFor // opaque: only its hash matters
+		return info
+	}
+	var claims *Claims
+	if v := in.cfg.Verifier; v != nil {
+		if c, err := v.Verify(ctx, raw); err == nil {
+			claims, info.Verified = c, true
+		}
+	}
+	if claims == nil {
+		c, err := Decode(raw, in.cfg.SessionClaim)
+		if err != nil {
+			return info // not a JWT after all: only its hash matters
+		}
+		claims = c
+	}
+	info.ID = claims.Identity(h)
+	if info.Verified {
+		info.until = now + noExpiryFor
+		if claims.ExpiresAt != 0 {
+			info.until = claims.ExpiresAt / 1000
+		}
+		if claims.Subject != "" && claims.Session != "" && in.cfg.Store != nil {
+			in.cfg.Store.NoteSession(info.ID.Subject, info.ID.Session, in.cfg.SessionTTL)
+		}
+	} else if claims.ExpiresAt != 0 && claims.ExpiresAt/1000 < info.until {
+		info.until = claims.ExpiresAt / 1000
+	}
+	return info
+}
+
+// evict makes room: expired entries among a few looked at, else the
+// first of them. Map iteration starts at a random place, so this spreads
+// evictions without keeping any order, and costs a bounded amount.
+func (s *cacheShard) evict(now int64) {
+	looked, removed := 0, false
+	var first TokenHash
+	for k, v := range s.m {
+		if looked == 0 {
+			first = k
+		}
+		if v.until <= now {
+			delete(s.m, k)
+			removed = true
+		}
+		if looked++; looked == 16 {
+			break
+		}
+	}
+	if !removed {
+		delete(s.m, first)
+	}
+}
+
+// Check says whether the credential is revoked now.
+func (in *Inspector) Check(info *TokenInfo) Reason {
+	return in.cfg.Store.Denylist().Check(&info.ID, in.cfg.Now().Unix())
+}
+
+// CacheLen returns how many tokens are remembered.
+func (in *Inspector) CacheLen() int {
+	n := 0
+	for i := range in.shards {
+		s := &in.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,105 @@
+package revocation
+
+import "github.com/redis/go-redis/v9"
+
+// commitScript applies one Change atomically and appends it to the change
+// feed. It must agree with planChange in memory.go; the store tests run
+// the same cases against both.
+//
+// The shebang (Redis 7+) makes Redis refuse the whole script up front when
+// it is out of memory, instead of failing halfway through the writes, so a
+// revocation is applied entirely or not at all. Every argument is checked
+// before the first write for the same reason.
+//
+// KEYS[1] is the feed stream; KEYS[2..] are the keys the change names
+// (for routing and ACL review). Keys derived from the seen-session set
+// share the same hash tag, hence the same slot.
+//
+// ARGV: base, feed max length, number of puts N, then per put: kind,
+// key hex, absolute expiry (unix s, 0 = use TTL), TTL (s); then the
+// subject cut: "1", subject hex, kept session hex or "-", TTL (s); or "0".
+//
+// Returns { feed id, server time (unix ms), existed flags ("0"/"1" per
+// put), records (space separated "<key>=<value>") }.
+var commitScript = redis.NewScript(`#!lua
+local base = ARGV[1]
+local maxlen = ARGV[2]
+local n = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local nowSec = tonumber(t[1])
+local nowMs = nowSec * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function num(x) return string.format('%.0f', x) end
+local function ishex(h) return type(h) == 'string' and #h == 32 and not h:find('[^0-9a-f]') end
+
+-- validate everything before the first write
+local puts = {}
+local i = 4
+for p = 1, n do
+  local kind, hex, abs, ttl = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
+  if (kind ~= 't' and kind ~= 'j' and kind ~= 's') or not ishex(hex) or not abs or not ttl then
+    return redis.error_reply('revocation: bad put ' .. p)
+  end
+  local exp = abs
+  if exp == 0 then exp = nowSec + ttl end
+  puts[p] = { kind, hex, exp }
+  i = i + 4
+end
+local cut = nil
+if ARGV[i] == '1' then
+  local subj, keep, ttl = ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
+  if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl then
+    return redis.error_reply('revocation: bad subject cut')
+  end
+  cut = { subj, keep, ttl }
+end
+
+local existed, recs = {}, {}
+local function put(kind, hex, exp)
+  local k = base .. kind .. ':' .. hex
+  local cur = tonumber(redis.call('GET', k) or '')
+  if cur == nil or cur < exp then
+    redis.call('SET', k, num(exp), 'EXAT', num(exp))
+  end
+  recs[#recs + 1] = hex .. '=' .. num(exp)
+end
+
+for p = 1, n do
+  local kind, hex, exp = puts[p][1], puts[p][2], puts[p][3]
+  local live = redis.call('EXISTS', base .. kind .. ':' .. hex) == 1
+  existed[p] = live and '1' or '0'
+  if exp > nowSec then put(kind, hex, exp) end
+end
+
+if cut then
+  local subj, keep, ttl = cut[1], cut[2], cut[3]
+  local sk = base .. 'u:' .. subj
+  local exp = nowSec + ttl
+  local sessExp = exp
+  local cutoff, floor = nowMs, 0
+  local cur = redis.call('GET', sk)
+  if cur then
+    local oexp, ocut, okeep, ofloor = string.match(cur, '^(%d+):(%d+):([%-0-9a-f]+):(%d+)$')
+    if oexp then
+      oexp, ocut, ofloor = tonumber(oexp), tonumber(ocut), tonumber(ofloor)
+      if ocut > cutoff then cutoff = ocut end
+      if oexp > exp then exp = oexp end
+      if keep ~= '-' then
+        if okeep == keep then floor = ofloor else floor = ocut end
+      end
+    end
+  end
+  local v = num(exp) .. ':' .. num(cutoff) .. ':' .. keep .. ':' .. num(floor)
+  redis.call('SET', sk, v, 'EXAT', num(exp))
+  recs[#recs + 1] = subj .. '=' .. v
+  for _, m in ipairs(redis.call('SMEMBERS', base .. 'seen:' .. subj)) do
+    if m ~= keep and ishex(m) then put('s', m, sessExp) end
+  end
+end
+
+local id = ''
+if #recs > 0 then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'e', table.concat(recs, ' '))
+end
+return { id, num(nowMs), table.concat(existed), table.concat(recs, ' ') }
+`)

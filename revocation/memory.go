@@ -1,0 +1,215 @@
+package revocation
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// MemoryStore is the embedded store: the denylist lives in this process
+// only. It needs nothing else to run, and it loses every revocation when
+// the process exits; replicas do not share it.
+type MemoryStore struct {
+	dl  *Denylist
+	now func() time.Time
+
+	mu       sync.Mutex            // serializes commits, like a Lua script in Redis
+	seen     map[Key]map[Key]int64 // subject -> session -> expiry (unix s)
+	once     map[string]int64      // Remember: key -> expiry (unix ms)
+	stop     context.CancelFunc
+	finished chan struct{}
+}
+
+// MemoryOptions configures a MemoryStore.
+type MemoryOptions struct {
+	// Now is the clock; time.Now when nil. Tests inject their own.
+	Now func() time.Time
+	// SweepEvery is how often expired entries are dropped; one minute when
+	// zero. Negative disables the background sweep.
+	SweepEvery time.Duration
+}
+
+// NewMemoryStore returns an empty embedded store. Close stops its sweeper.
+func NewMemoryStore(opts MemoryOptions) *MemoryStore {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SweepEvery == 0 {
+		opts.SweepEvery = time.Minute
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &MemoryStore{
+		dl:       NewDenylist(),
+		now:      opts.Now,
+		seen:     make(map[Key]map[Key]int64),
+		once:     make(map[string]int64),
+		stop:     cancel,
+		finished: make(chan struct{}),
+	}
+	if opts.SweepEvery > 0 {
+		go m.sweepLoop(ctx, opts.SweepEvery)
+	} else {
+		close(m.finished)
+	}
+	return m
+}
+
+// Denylist implements Store.
+func (m *MemoryStore) Denylist() *Denylist { return m.dl }
+
+// Commit implements Store. It follows the same rules as the Redis script.
+func (m *MemoryStore) Commit(ctx context.Context, c Change) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	res := planChange(c, now, m.dl, m.seenSessions)
+	m.dl.Apply(res.Entries...)
+	return res, nil
+}
+
+// seenSessions returns the live sessions noted for a subject.
+func (m *MemoryStore) seenSessions(subject Key, nowSec int64) []Key {
+	var out []Key
+	for s, exp := range m.seen[subject] {
+		if exp > nowSec {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// planChange computes what a change writes, given the current state. It
+// is the reference for the Redis script in lua.go, which must agree with
+// it; the store tests run the same cases against both.
+func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, nowSec int64) []Key) Result {
+	nowSec, nowMs := now.Unix(), now.UnixMilli()
+	res := Result{Existed: make([]bool, len(c.Puts)), Time: nowMs}
+	for i, p := range c.Puts {
+		exp := p.Expires
+		if exp == 0 {
+			exp = nowSec + ttlSeconds(p.TTL)
+		}
+		_, res.Existed[i] = dl.Lookup(p.Key, nowSec)
+		if exp <= nowSec {
+			continue // already expired: nothing left to revoke
+		}
+		res.Entries = append(res.Entries, Entry{Key: p.Key, Expires: exp})
+	}
+	if s := c.Subject; s != nil {
+		exp := nowSec + ttlSeconds(s.TTL)
+		e := Entry{Key: s.Subject, Expires: exp, Cutoff: nowMs, Keep: s.Keep}
+		if old, ok := dl.Lookup(s.Subject, nowSec); ok {
+			e = cutSubject(old, e)
+		}
+		res.Entries = append(res.Entries, e)
+		for _, sess := range seen(s.Subject, nowSec) {
+			if sess != s.Keep {
+				res.Entries = append(res.Entries, Entry{Key: sess, Expires: exp})
+			}
+		}
+	}
+	return res
+}
+
+// cutSubject merges a new subject revocation e into the live one before
+// it, in store order. The cutoff never moves back. A kept session stays
+// revoked for tokens the earlier revocation covered, unless the earlier
+// revocation kept that same session too.
+func cutSubject(old, e Entry) Entry {
+	e.Cutoff = max(e.Cutoff, old.Cutoff)
+	e.Expires = max(e.Expires, old.Expires)
+	if !e.Keep.IsZero() {
+		if old.Keep == e.Keep {
+			e.KeepFloor = old.KeepFloor
+		} else {
+			e.KeepFloor = old.Cutoff
+		}
+	}
+	return e
+}
+
+// NoteSession implements Store.
+func (m *MemoryStore) NoteSession(subject, session Key, ttl time.Duration) {
+	exp := m.now().Unix() + ttlSeconds(ttl)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set := m.seen[subject]
+	if set == nil {
+		set = make(map[Key]int64)
+		m.seen[subject] = set
+	}
+	if exp > set[session] {
+		set[session] = exp
+	}
+}
+
+// Remember implements Store.
+func (m *MemoryStore) Remember(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	now := m.now().UnixMilli()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if exp, ok := m.once[key]; ok && exp > now {
+		return false, nil
+	}
+	m.once[key] = now + ttl.Milliseconds()
+	return true, nil
+}
+
+// Health implements Store: the embedded store is its own truth, always
+// loaded and current.
+func (m *MemoryStore) Health() Health {
+	return Health{Store: "embedded", Loaded: true, Connected: true, Confirmed: m.now()}
+}
+
+// Close implements Store.
+func (m *MemoryStore) Close() error {
+	m.stop()
+	<-m.finished
+	return nil
+}
+
+func (m *MemoryStore) sweepLoop(ctx context.Context, every time.Duration) {
+	defer close(m.finished)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.sweep()
+		}
+	}
+}
+
+// sweep drops what has expired: denylist entries, noted sessions and
+// remembered one-time values.
+func (m *MemoryStore) sweep() {
+	now := m.now()
+	m.dl.Sweep(now.Unix())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for subj, set := range m.seen {
+		for s, exp := range set {
+			if exp <= now.Unix() {
+				delete(set, s)
+			}
+		}
+		if len(set) == 0 {
+			delete(m.seen, subj)
+		}
+	}
+	for k, exp := range m.once {
+		if exp <= now.UnixMilli() {
+			delete(m.once, k)
+		}
+	}
+}
+
+var _ Store = (*MemoryStore)(nil)

@@ -1,0 +1,286 @@
+package revocation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrRevoked is returned (wrapped in a *RevokedError) when a credential
+// presented to an endpoint is itself revoked.
+var ErrRevoked = errors.New("credential revoked")
+
+// RevokedError says why a presented credential is refused.
+type RevokedError struct{ Reason Reason }
+
+func (e *RevokedError) Error() string { return "credential revoked (" + e.Reason.String() + ")" }
+
+// Unwrap makes errors.Is(err, ErrRevoked) true.
+func (e *RevokedError) Unwrap() error { return ErrRevoked }
+
+// ErrBadRequest wraps revocation requests that make no sense for the
+// credential presented (for instance "others" from a token that names no
+// session).
+var ErrBadRequest = errors.New("bad revocation request")
+
+// Credential is a token a caller presented.
+type Credential struct {
+	Hash TokenHash
+	// Claims are nil for an opaque (non-JWT) token.
+	Claims *Claims
+	// Verified is true when the signature and claims checked out.
+	Verified bool
+}
+
+// Identity returns the denylist keys of the credential.
+func (c *Credential) Identity() Identity {
+	if c.Claims == nil {
+		return Identity{Token: c.Hash.Key()}
+	}
+	return c.Claims.Identity(c.Hash)
+}
+
+// Revoker gives each kind of revocation its meaning, as changes to a
+// Store. The HTTP dialects and the admin API are thin layers over it.
+type Revoker struct {
+	Store Store
+	// Verifier authenticates callers; nil when no key is configured (then
+	// only the admin operations work).
+	Verifier *Verifier
+	// SessionTTL is how long session and subject revocations are kept.
+	SessionTTL time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (r *Revoker) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Authenticate verifies a bearer token presented to an endpoint and makes
+// sure it is not revoked. Errors wrap ErrInvalidToken or ErrRevoked.
+func (r *Revoker) Authenticate(ctx context.Context, raw string) (*Credential, error) {
+	if r.Verifier == nil {
+		return nil, fmt.Errorf("%w: no verification key configured", ErrInvalidToken)
+	}
+	claims, err := r.Verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	c := &Credential{Hash: HashToken(raw), Claims: claims, Verified: true}
+	id := c.Identity()
+	if reason := r.Store.Denylist().Check(&id, r.now().Unix()); reason != NotBlocked {
+		return c, &RevokedError{Reason: reason}
+	}
+	return c, nil
+}
+
+// Examine reads a credential that need not verify (a refresh token handed
+// in for revocation): verified claims when it verifies, decoded claims
+// when it is a JWT that does not, none when it is opaque.
+func (r *Revoker) Examine(ctx context.Context, raw string) *Credential {
+	c := &Credential{Hash: HashToken(raw)}
+	if !LooksLikeJWT(raw) {
+		return c
+	}
+	if r.Verifier != nil {
+		if claims, err := r.Verifier.Verify(ctx, raw); err == nil {
+			c.Claims, c.Verified = claims, true
+			return c
+		}
+	}
+	sessionClaim := "sid"
+	if r.Verifier != nil {
+		sessionClaim = r.Verifier.SessionClaim()
+	}
+	if claims, err := Decode(raw, sessionClaim); err == nil {
+		c.Claims = claims
+	}
+	return c
+}
+
+// Revoked reports whether a credential is revoked now.
+func (r *Revoker) Revoked(c *Credential) Reason {
+	id := c.Identity()
+	return r.Store.Denylist().Check(&id, r.now().Unix())
+}
+
+// tokenPut revokes one exact token until it expires (or for the session
+// TTL when it carries no expiry).
+func (r *Revoker) tokenPut(c *Credential) Put {
+	p := Put{Key: c.Hash.Key(), TTL: r.SessionTTL}
+	if c.Claims != nil && c.Claims.ExpiresAt > 0 {
+		p.Expires = (c.Claims.ExpiresAt + 999) / 1000
+	}
+	return p
+}
+
+// accessPuts revokes a verified access token: itself and its jti.
+func (r *Revoker) accessPuts(c *Credential) []Put {
+	puts := []Put{r.tokenPut(c)}
+	if c.Claims != nil && c.Claims.JTI != "" {
+		p := r.tokenPut(c)
+		p.Key = JTIKey(c.Claims.JTI)
+		puts = append(puts, p)
+	}
+	return puts
+}
+
+func (r *Revoker) sessionPut(subject, sid string) Put {
+	return Put{Key: SessionKey(subject, sid), TTL: r.SessionTTL}
+}
+
+// RevokeRefresh revokes a refresh token handed in as proof (seed 000):
+// the token itself, and its whole session when it is a verified JWT that
+// names one.
+func (r *Revoker) RevokeRefresh(ctx context.Context, refresh *Credential) (Result, error) {
+	c := Change{Puts: []Put{r.tokenPut(refresh)}}
+	if refresh.Verified && refresh.Claims.Session != "" {
+		c.Puts = append(c.Puts, r.sessionPut(refresh.Claims.Subject, refresh.Claims.Session))
+	}
+	return r.Store.Commit(ctx, c)
+}
+
+// Target is what a "revoke my sessions" call revokes.
+type Target string
+
+// The targets of seed 001.
+const (
+	TargetAll     Target = "all"
+	TargetOthers  Target = "others"
+	TargetMine    Target = "mine"
+	TargetSession Target = "session"
+)
+
+// RevokeSessions revokes sessions of the caller, who presented the
+// verified access token caller (seed 001). A session ID always names a
+// session of the caller's own subject: naming another subject's session
+// revokes nothing of theirs.
+func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target Target, sessionID string) (Result, error) {
+	cl := caller.Claims
+	if cl == nil || !caller.Verified {
+		return Result{}, fmt.Errorf("%w: caller not verified", ErrInvalidToken)
+	}
+	var c Change
+	switch target {
+	case TargetAll:
+		c.Subject = &SubjectCut{Subject: SubjectKey(cl.Subject), TTL: r.SessionTTL}
+		c.Puts = r.accessPuts(caller)
+		if cl.Session != "" {
+			// Tokens minted later for the current session (a refresh)
+			// are stopped too, whoever has seen it before.
+			c.Puts = append(c.Puts, r.sessionPut(cl.Subject, cl.Session))
+		}
+	case TargetOthers:
+		if cl.Session == "" {
+			return Result{}, fmt.Errorf("%w: the access token names no session, so there is no current session to keep", ErrBadRequest)
+		}
+		c.Subject = &SubjectCut{Subject: SubjectKey(cl.Subject), Keep: SessionKey(cl.Subject, cl.Session), TTL: r.SessionTTL}
+	case TargetMine:
+		c.Puts = r.accessPuts(caller)
+		if cl.Session != "" {
+			c.Puts = append(c.Puts, r.sessionPut(cl.Subject, cl.Session))
+		}
+	case TargetSession:
+		if sessionID == "" {
+			return Result{}, fmt.Errorf("%w: session_id is required", ErrBadRequest)
+		}
+		c.Puts = []Put{r.sessionPut(cl.Subject, sessionID)}
+		if sessionID == cl.Session {
+			c.Puts = append(c.Puts, r.accessPuts(caller)...)
+		}
+	default:
+		return Result{}, fmt.Errorf("%w: unknown target %q", ErrBadRequest, target)
+	}
+	return r.Store.Commit(ctx, c)
+}
+
+// InvalidateSession revokes one session of the caller (seed 002): the
+// named one, or the caller's current one when sessionID is empty. The
+// first Existed flag of the result says whether that session was already
+// revoked. It returns the session ID it revoked.
+func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, sessionID string) (string, Result, error) {
+	cl := caller.Claims
+	if cl == nil || !caller.Verified {
+		return "", Result{}, fmt.Errorf("%w: caller not verified", ErrInvalidToken)
+	}
+	if sessionID == "" {
+		sessionID = cl.Session
+	}
+	var c Change
+	if sessionID == "" {
+		// A token without a session claim is its own session.
+		c.Puts = r.accessPuts(caller)
+	} else {
+		c.Puts = []Put{r.sessionPut(cl.Subject, sessionID)}
+		if sessionID == cl.Session {
+			c.Puts = append(c.Puts, r.accessPuts(caller)...)
+		}
+	}
+	res, err := r.Store.Commit(ctx, c)
+	return sessionID, res, err
+}
+
+// Logout revokes, at once, the caller's access token (and its jti), its
+// session, and the refresh token handed in with it (seed 003). The
+// refresh token's own session is revoked only when the refresh token is
+// a verified JWT of the same subject.
+func (r *Revoker) Logout(ctx context.Context, caller *Credential, refresh *Credential) (Result, error) {
+	cl := caller.Claims
+	if cl == nil || !caller.Verified {
+		return Result{}, fmt.Errorf("%w: caller not verified", ErrInvalidToken)
+	}
+	c := Change{Puts: r.accessPuts(caller)}
+	if cl.Session != "" {
+		c.Puts = append(c.Puts, r.sessionPut(cl.Subject, cl.Session))
+	}
+	if refresh != nil {
+		c.Puts = append(c.Puts, r.tokenPut(refresh))
+		rc := refresh.Claims
+		if refresh.Verified && rc.Session != "" && rc.Subject == cl.Subject && rc.Session != cl.Session {
+			c.Puts = append(c.Puts, r.sessionPut(rc.Subject, rc.Session))
+		}
+	}
+	return r.Store.Commit(ctx, c)
+}
+
+// The operator's revocations (admin API, CLI) act on names, not on
+// presented credentials.
+
+// RevokeSubject revokes every token of a subject issued until now, and
+// every session of it that any replica has seen.
+func (r *Revoker) RevokeSubject(ctx context.Context, subject string) (Result, error) {
+	if subject == "" {
+		return Result{}, fmt.Errorf("%w: empty subject", ErrBadRequest)
+	}
+	return r.Store.Commit(ctx, Change{Subject: &SubjectCut{Subject: SubjectKey(subject), TTL: r.SessionTTL}})
+}
+
+// RevokeSession revokes one session of one subject.
+func (r *Revoker) RevokeSession(ctx context.Context, subject, sid string) (Result, error) {
+	if sid == "" {
+		return Result{}, fmt.Errorf("%w: empty session", ErrBadRequest)
+	}
+	return r.Store.Commit(ctx, Change{Puts: []Put{r.sessionPut(subject, sid)}})
+}
+
+// RevokeJTI revokes every token carrying a jti, until expires (unix
+// seconds) or, when zero, for the session TTL.
+func (r *Revoker) RevokeJTI(ctx context.Context, jti string, expires int64) (Result, error) {
+	if jti == "" {
+		return Result{}, fmt.Errorf("%w: empty jti", ErrBadRequest)
+	}
+	return r.Store.Commit(ctx, Change{Puts: []Put{{Key: JTIKey(jti), Expires: expires, TTL: r.SessionTTL}}})
+}
+
+// RevokeToken revokes one exact raw token until it expires.
+func (r *Revoker) RevokeToken(ctx context.Context, raw string) (Result, error) {
+	if raw == "" {
+		return Result{}, fmt.Errorf("%w: empty token", ErrBadRequest)
+	}
+	return r.Store.Commit(ctx, Change{Puts: []Put{r.tokenPut(r.Examine(ctx, raw))}})
+}

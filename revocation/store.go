@@ -1,0 +1,96 @@
+package revocation
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Put asks a store to write one plain (token, jti or session) entry.
+type Put struct {
+	Key Key
+	// Expires is when the entry stops mattering, in unix seconds. Zero
+	// means TTL from the store's clock.
+	Expires int64
+	// TTL applies when Expires is zero.
+	TTL time.Duration
+}
+
+// SubjectCut asks a store to revoke a subject's tokens issued at or before
+// the store's clock, and every session of the subject it has seen, except
+// the kept session when there is one.
+type SubjectCut struct {
+	Subject Key
+	// Keep is the session spared ("others"); zero spares none ("all").
+	Keep Key
+	// TTL is how long the subject entry and the session entries it writes
+	// are kept.
+	TTL time.Duration
+}
+
+// Change is one revocation: every entry it writes, applied all at once or
+// not at all.
+type Change struct {
+	Puts    []Put
+	Subject *SubjectCut
+}
+
+// Result says what a committed change did.
+type Result struct {
+	// Existed[i] reports whether the entry of Puts[i] was already live.
+	Existed []bool
+	// Entries are the entries written, as the store merged them.
+	Entries []Entry
+	// Time is the store's clock at the change, in unix milliseconds; for a
+	// subject revocation it is the cutoff.
+	Time int64
+}
+
+// Health describes how far the local copy of a store can be trusted.
+type Health struct {
+	// Store is "embedded" or "redis".
+	Store string
+	// Loaded is true once the local copy has been loaded in full.
+	Loaded bool
+	// Connected is true while the backing service answers.
+	Connected bool
+	// Confirmed is the last moment the local copy was known to hold every
+	// revocation. The embedded store is always current.
+	Confirmed time.Time
+	// LastError is the most recent store error, empty when healthy.
+	LastError string
+}
+
+// ErrUnavailable is returned (wrapped) when the store cannot be reached.
+var ErrUnavailable = errors.New("revocation store unavailable")
+
+// Store keeps the denylist. Every store has a local copy in memory, the
+// Denylist that the request path reads; a shared store also keeps that
+// copy current with what every other replica revokes.
+type Store interface {
+	// Denylist returns the local copy.
+	Denylist() *Denylist
+	// Commit applies a change atomically. When it returns nil, the change
+	// is durable in the store and already visible in the local copy.
+	Commit(ctx context.Context, c Change) (Result, error)
+	// NoteSession records that a session of a subject is in use, so that a
+	// later SubjectCut revokes it by name and stops its future tokens too.
+	// It is asynchronous and best effort: it never blocks a request.
+	NoteSession(subject, session Key, ttl time.Duration)
+	// Remember stores key for ttl and reports whether it was absent, for
+	// one-time values such as DPoP proof jtis.
+	Remember(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Health reports on the local copy.
+	Health() Health
+	// Close stops background work and releases connections.
+	Close() error
+}
+
+// ttlSeconds rounds a TTL up to whole seconds, at least one.
+func ttlSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
