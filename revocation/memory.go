@@ -167,6 +167,9 @@ func (m *MemoryStore) Health() Health {
 	return Health{Store: "embedded", Loaded: true, Connected: true, Confirmed: m.now()}
 }
 
+// Staleness implements Store: never stale.
+func (m *MemoryStore) Staleness(time.Time) time.Duration { return 0 }
+
 // Close implements Store.
 func (m *MemoryStore) Close() error {
 	m.stop()

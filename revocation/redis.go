@@ -46,8 +46,8 @@ type RedisStore struct {
 	applied   int64  // feed entries added up to lastID (XINFO entries-added)
 	loaded    bool
 	state     int // linkUnknown, linkUp or linkDown
-	confirmed time.Time
 	lastErr   string
+	confirmed atomic.Int64 // unix nanoseconds; read on every request
 
 	notes    chan note
 	dropped  atomic.Int64
@@ -292,9 +292,26 @@ func (s *RedisStore) Health() Health {
 		Store:     "redis",
 		Loaded:    s.loaded,
 		Connected: s.state == linkUp,
-		Confirmed: s.confirmed,
+		Confirmed: s.confirmedAt(),
 		LastError: s.lastErr,
 	}
+}
+
+func (s *RedisStore) confirmedAt() time.Time {
+	n := s.confirmed.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Staleness implements Store.
+func (s *RedisStore) Staleness(now time.Time) time.Duration {
+	n := s.confirmed.Load()
+	if n == 0 {
+		return 1<<63 - 1 // never confirmed
+	}
+	return now.Sub(time.Unix(0, n))
 }
 
 // DroppedNotes returns how many session notes were dropped because the
@@ -566,11 +583,13 @@ func (s *RedisStore) sweep(ctx context.Context, every time.Duration) {
 }
 
 func (s *RedisStore) confirm(at time.Time) {
-	s.mu.Lock()
-	if at.After(s.confirmed) {
-		s.confirmed = at
+	n := at.UnixNano()
+	for {
+		old := s.confirmed.Load()
+		if n <= old || s.confirmed.CompareAndSwap(old, n) {
+			return
+		}
 	}
-	s.mu.Unlock()
 }
 
 // setUp and setDown record reachability and log each transition once.

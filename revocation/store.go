@@ -82,6 +82,10 @@ type Store interface {
 	Remember(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	// Health reports on the local copy.
 	Health() Health
+	// Staleness is how long ago the local copy was last confirmed to hold
+	// every revocation: zero for the embedded store, very long for a store
+	// that has not loaded yet. It is cheap enough for every request.
+	Staleness(now time.Time) time.Duration
 	// Close stops background work and releases connections.
 	Close() error
 }

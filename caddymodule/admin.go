@@ -1,0 +1,269 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves the operator's routes on Caddy's admin endpoint:
+//
+//	POST /revocation/revoke   {"subject": "..."}                    every token of a subject, now
+//	                          {"subject": "...", "session": "..."}  one session of a subject
+//	                          {"jti": "...", "expires": <unix s>}   one jti (expires optional)
+//	                          {"token": "..."}                      one exact token
+//	GET  /revocation/status   the stores in use, their entry counts and health
+//	GET  /revocation/ready    200 when every store is loaded and current, else 503 and why
+//	GET  /revocation/live     200 while the process answers
+//
+// A revocation applies to every store in use in this process (normally
+// one), the same way an endpoint's does: atomically, shared through Redis.
+type adminAPI struct {
+	log *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.revocation",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Provision sets up the admin routes.
+func (a *adminAPI) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	return nil
+}
+
+// Routes implements caddy.AdminRouter.
+func (a *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/revocation/revoke", Handler: caddy.AdminHandlerFunc(a.handleRevoke)},
+		{Pattern: "/revocation/status", Handler: caddy.AdminHandlerFunc(a.handleStatus)},
+		{Pattern: "/revocation/ready", Handler: caddy.AdminHandlerFunc(a.handleReady)},
+		{Pattern: "/revocation/live", Handler: caddy.AdminHandlerFunc(a.handleLive)},
+	}
+}
+
+// AdminRevokeRequest is the body of POST /revocation/revoke.
+type AdminRevokeRequest struct {
+	Subject string `json:"subject,omitempty"`
+	Session string `json:"session,omitempty"`
+	JTI     string `json:"jti,omitempty"`
+	Token   string `json:"token,omitempty"`
+	// Expires bounds a jti revocation (unix seconds); default: the
+	// session TTL.
+	Expires int64 `json:"expires,omitempty"`
+}
+
+// AdminRevokeResponse is the answer to POST /revocation/revoke.
+type AdminRevokeResponse struct {
+	Revoked string `json:"revoked"`
+	Stores  int    `json:"stores"`
+	Entries int    `json:"entries"`
+}
+
+func apiErr(status int, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
+}
+
+func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use POST", r.Method)
+	}
+	var req AdminRevokeRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return apiErr(http.StatusBadRequest, "decode request: %v", err)
+	}
+	if dec.More() {
+		return apiErr(http.StatusBadRequest, "decode request: data after the JSON object")
+	}
+	kind := ""
+	switch {
+	case req.Token != "" && req.Subject == "" && req.Session == "" && req.JTI == "":
+		kind = "token"
+	case req.JTI != "" && req.Subject == "" && req.Session == "" && req.Token == "":
+		kind = "jti"
+	case req.Subject != "" && req.Session != "" && req.JTI == "" && req.Token == "":
+		kind = "session"
+	case req.Subject != "" && req.Session == "" && req.JTI == "" && req.Token == "":
+		kind = "subject"
+	default:
+		return apiErr(http.StatusBadRequest, `give exactly one of: {"subject"}, {"subject","session"}, {"jti"[,"expires"]}, {"token"}`)
+	}
+	if req.Expires != 0 && kind != "jti" {
+		return apiErr(http.StatusBadRequest, "expires applies to jti revocations only")
+	}
+
+	var (
+		n, entries int
+		errs       []error
+	)
+	eachStore(func(s *sharedStore) {
+		rv := s.revoker()
+		var res revocation.Result
+		var err error
+		switch kind {
+		case "token":
+			res, err = rv.RevokeToken(r.Context(), req.Token)
+		case "jti":
+			res, err = rv.RevokeJTI(r.Context(), req.JTI, req.Expires)
+		case "session":
+			res, err = rv.RevokeSession(r.Context(), req.Subject, req.Session)
+		case "subject":
+			res, err = rv.RevokeSubject(r.Context(), req.Subject)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.desc, err))
+			return
+		}
+		n++
+		entries += len(res.Entries)
+		countRevocation("admin", res.Entries)
+	})
+	logFields := []zap.Field{
+		zap.String("endpoint", "admin"),
+		zap.String("kind", kind),
+		zap.String("remote_ip", r.RemoteAddr),
+		zap.Int("stores", n),
+		zap.Int("entries", entries),
+	}
+	switch kind {
+	case "token":
+		logFields = append(logFields, zap.String("token_hash", revocation.HashToken(req.Token).Short()))
+	case "jti":
+		logFields = append(logFields, zap.String("jti", req.JTI))
+	default:
+		logFields = append(logFields, zap.String("subject", req.Subject), zap.String("session_id", req.Session))
+	}
+	if len(errs) > 0 {
+		a.log.Error("revocation not applied everywhere", append(logFields, zap.Error(errors.Join(errs...)))...)
+		return apiErr(http.StatusServiceUnavailable, "revocation store unavailable: %v", errors.Join(errs...))
+	}
+	if n == 0 {
+		return apiErr(http.StatusConflict, "no revocation handler is configured in this instance")
+	}
+	a.log.Info("revocation", logFields...)
+	return writeAdminJSON(w, http.StatusOK, AdminRevokeResponse{Revoked: kind, Stores: n, Entries: entries})
+}
+
+// StoreStatus describes one store in GET /revocation/status.
+type StoreStatus struct {
+	Store      string           `json:"store"`
+	Describe   string           `json:"describe"`
+	KeyPrefix  string           `json:"key_prefix"`
+	Entries    map[string]int64 `json:"entries"`
+	Loaded     bool             `json:"loaded"`
+	Connected  bool             `json:"connected"`
+	Confirmed  *time.Time       `json:"confirmed,omitempty"`
+	StaleFor   float64          `json:"stale_seconds"`
+	StaleAfter float64          `json:"stale_after_seconds"`
+	Ready      bool             `json:"ready"`
+	Reason     string           `json:"reason,omitempty"`
+	LastError  string           `json:"last_error,omitempty"`
+}
+
+func statuses() []StoreStatus {
+	now := time.Now()
+	var out []StoreStatus
+	eachStore(func(s *sharedStore) {
+		h := s.Health()
+		st := StoreStatus{
+			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
+			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
+			LastError: h.LastError,
+		}
+		for _, k := range revocation.Kinds {
+			st.Entries[k.String()] = s.Denylist().Len(k)
+		}
+		if !h.Confirmed.IsZero() && h.Store != "embedded" {
+			c := h.Confirmed.UTC()
+			st.Confirmed = &c
+		}
+		stale := s.Staleness(now)
+		staleAfter := time.Duration(s.staleAfter.Load())
+		st.StaleFor, st.StaleAfter = min(stale, 100*365*24*time.Hour).Seconds(), staleAfter.Seconds()
+		st.Ready, st.Reason = readiness(h, stale, staleAfter)
+		out = append(out, st)
+	})
+	return out
+}
+
+// readiness says whether a store can be trusted to enforce every
+// revocation, and if not, why.
+func readiness(h revocation.Health, stale, staleAfter time.Duration) (bool, string) {
+	switch {
+	case !h.Loaded:
+		return false, "denylist not loaded yet"
+	case !h.Connected:
+		return false, "store unreachable: " + h.LastError
+	case staleAfter > 0 && stale > staleAfter:
+		return false, fmt.Sprintf("denylist not confirmed current for %s", stale.Round(time.Millisecond))
+	}
+	return true, ""
+}
+
+func (a *adminAPI) handleStatus(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
+	}
+	return writeAdminJSON(w, http.StatusOK, map[string]any{"stores": statuses()})
+}
+
+func (a *adminAPI) handleReady(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
+	}
+	sts := statuses()
+	ready := len(sts) > 0
+	var reasons []string
+	if len(sts) == 0 {
+		reasons = append(reasons, "no revocation handler is configured")
+	}
+	for _, s := range sts {
+		if !s.Ready {
+			ready = false
+			reasons = append(reasons, s.Describe+": "+s.Reason)
+		}
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	return writeAdminJSON(w, status, map[string]any{"ready": ready, "reasons": reasons})
+}
+
+func (a *adminAPI) handleLive(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
+	}
+	return writeAdminJSON(w, http.StatusOK, map[string]bool{"live": true})
+}
+
+func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+var (
+	_ caddy.Provisioner = (*adminAPI)(nil)
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+)

@@ -1,0 +1,367 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("revocation", parseCaddyfile)
+	// Revocation must see a request before it is proxied; ordering it here
+	// spares users an `order` line or a `route` block.
+	httpcaddyfile.RegisterDirectiveOrder("revocation", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	revocation [<matcher>] {
+//	    app_id        <id>
+//	    redis         [<url>]
+//	    redis {
+//	        url                      <url>
+//	        addrs                    <host:port...>
+//	        username                 <user>
+//	        password                 <password>
+//	        db                       <n>
+//	        tls
+//	        tls_ca_file              <pem-file>
+//	        tls_server_name          <name>
+//	        tls_insecure_skip_verify
+//	        master_name              <name>
+//	        sentinel_username        <user>
+//	        sentinel_password        <password>
+//	        cluster
+//	    }
+//	    key_prefix    <prefix>
+//	    jwt {
+//	        hmac_secret           <secret>
+//	        public_key            <pem-file>
+//	        jwks_url              <url>
+//	        jwks_refetch_interval <duration>
+//	        issuer                <iss>
+//	        audience              <aud...>
+//	        algorithms            <alg...>
+//	        leeway                <duration>
+//	        session_claim         <name>
+//	    }
+//	    session_ttl      <duration>
+//	    endpoints        <dialect...> | none
+//	    endpoints {
+//	        <dialect> [<path>]
+//	    }
+//	    on_store_down    fail_closed|fail_open
+//	    stale_after      <duration>
+//	    require_token
+//	    inspect_body     on|off
+//	    token_cache_size <n>
+//	    feed_max_len     <n>
+//	    redis_timeout    <duration>
+//	    log_blocked      debug|info|warn|error|off
+//	}
+//
+// Every option may appear once, except public_key. "redis" with no
+// argument, or an empty one (as {$REDIS_URL} gives when REDIS_URL is
+// unset), means the embedded store.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("duplicate option %q", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "app_id":
+			if err := oneArg(d, &h.AppID); err != nil {
+				return err
+			}
+		case "redis":
+			if err := h.unmarshalRedis(d); err != nil {
+				return err
+			}
+		case "key_prefix":
+			if err := oneArg(d, &h.KeyPrefix); err != nil {
+				return err
+			}
+		case "jwt":
+			if err := h.unmarshalJWT(d); err != nil {
+				return err
+			}
+		case "session_ttl":
+			if err := durationArg(d, &h.SessionTTL); err != nil {
+				return err
+			}
+		case "endpoints":
+			if err := h.unmarshalEndpoints(d); err != nil {
+				return err
+			}
+		case "on_store_down":
+			if err := oneArg(d, &h.OnStoreDown); err != nil {
+				return err
+			}
+			if h.OnStoreDown != "fail_closed" && h.OnStoreDown != "fail_open" {
+				return d.Errf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
+			}
+		case "stale_after":
+			if err := durationArg(d, &h.StaleAfter); err != nil {
+				return err
+			}
+		case "require_token":
+			if d.NextArg() {
+				return d.Errf("require_token takes no argument")
+			}
+			h.RequireToken = true
+		case "inspect_body":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			on := v == "on"
+			if !on && v != "off" {
+				return d.Errf("inspect_body: %q: want on or off", v)
+			}
+			h.InspectBody = &on
+		case "token_cache_size":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("token_cache_size: %q: want a positive integer", v)
+			}
+			h.TokenCacheSize = n
+		case "feed_max_len":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 100 {
+				return d.Errf("feed_max_len: %q: want an integer of at least 100", v)
+			}
+			h.FeedMaxLen = n
+		case "redis_timeout":
+			if err := durationArg(d, &h.RedisTimeout); err != nil {
+				return err
+			}
+		case "log_blocked":
+			if err := oneArg(d, &h.LogBlocked); err != nil {
+				return err
+			}
+			if err := h.provisionLogLevel(); err != nil {
+				return d.Err(err.Error())
+			}
+		default:
+			return d.Errf("unknown option %q", opt)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) > 1 {
+		return d.Errf("redis: want one URL, or a block")
+	}
+	cfg := &revocation.RedisConfig{}
+	if len(args) == 1 {
+		cfg.URL = args[0]
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("redis: duplicate option %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "url":
+			err = oneArg(d, &cfg.URL)
+		case "addrs":
+			cfg.Addrs = d.RemainingArgs()
+			if len(cfg.Addrs) == 0 {
+				return d.Errf("redis addrs: want at least one host:port")
+			}
+		case "username":
+			err = oneArg(d, &cfg.Username)
+		case "password":
+			err = oneArg(d, &cfg.Password)
+		case "db":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				n, convErr := strconv.Atoi(v)
+				if convErr != nil || n < 0 {
+					return d.Errf("redis db: %q: want a number of 0 or more", v)
+				}
+				cfg.DB = n
+			}
+		case "tls":
+			err = noArg(d, opt)
+			cfg.TLS = true
+		case "tls_ca_file":
+			err = oneArg(d, &cfg.TLSCAFile)
+		case "tls_server_name":
+			err = oneArg(d, &cfg.TLSServerName)
+		case "tls_insecure_skip_verify":
+			err = noArg(d, opt)
+			cfg.TLSInsecureSkipVerify = true
+		case "master_name":
+			err = oneArg(d, &cfg.MasterName)
+		case "sentinel_username":
+			err = oneArg(d, &cfg.SentinelUsername)
+		case "sentinel_password":
+			err = oneArg(d, &cfg.SentinelPassword)
+		case "cluster":
+			err = noArg(d, opt)
+			cfg.Cluster = true
+		default:
+			return d.Errf("redis: unknown option %q", opt)
+		}
+		if err != nil {
+			return d.Errf("redis %s: %v", opt, err)
+		}
+	}
+	if len(seen) > 0 && len(args) == 1 && seen["url"] {
+		return d.Errf("redis: url given twice")
+	}
+	h.Redis = cfg
+	return nil
+}
+
+func (h *Handler) unmarshalJWT(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("jwt takes a block, not arguments")
+	}
+	j := &JWTConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] && opt != "public_key" {
+			return d.Errf("jwt: duplicate option %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "hmac_secret":
+			err = oneArg(d, &j.HMACSecret)
+		case "public_key":
+			var f string
+			if err = oneArg(d, &f); err == nil {
+				j.PublicKeys = append(j.PublicKeys, f)
+			}
+		case "jwks_url":
+			err = oneArg(d, &j.JWKSURL)
+		case "jwks_refetch_interval":
+			err = durationArg(d, &j.JWKSRefetchInterval)
+		case "issuer":
+			err = oneArg(d, &j.Issuer)
+		case "audience":
+			j.Audience = d.RemainingArgs()
+			if len(j.Audience) == 0 {
+				return d.Errf("jwt audience: want at least one value")
+			}
+		case "algorithms":
+			j.Algorithms = d.RemainingArgs()
+			if len(j.Algorithms) == 0 {
+				return d.Errf("jwt algorithms: want at least one algorithm")
+			}
+			for _, a := range j.Algorithms {
+				if a == "none" || a == "NONE" || a == "None" {
+					return d.Errf(`jwt algorithms: "none" can never be allowed`)
+				}
+			}
+		case "leeway":
+			err = durationArg(d, &j.Leeway)
+		case "session_claim":
+			err = oneArg(d, &j.SessionClaim)
+		default:
+			return d.Errf("jwt: unknown option %q", opt)
+		}
+		if err != nil {
+			return d.Errf("jwt %s: %v", opt, err)
+		}
+	}
+	h.JWT = j
+	return nil
+}
+
+func (h *Handler) unmarshalEndpoints(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	h.Endpoints = append(h.Endpoints, args...)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if len(args) > 0 {
+			return d.Errf("endpoints: give dialects as arguments or in a block, not both")
+		}
+		name := d.Val()
+		h.Endpoints = append(h.Endpoints, name)
+		if d.NextArg() {
+			if h.Paths == nil {
+				h.Paths = map[string]string{}
+			}
+			h.Paths[name] = d.Val()
+			if d.NextArg() {
+				return d.Errf("endpoints: %s: want at most one path", name)
+			}
+		}
+	}
+	if len(h.Endpoints) == 0 {
+		return d.Errf("endpoints: name at least one dialect, or none")
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	opt := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: missing value", opt)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: want one value", opt)
+	}
+	return nil
+}
+
+func noArg(d *caddyfile.Dispenser, opt string) error {
+	if d.NextArg() {
+		return d.Errf("%s takes no value", opt)
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return d.Errf("%s: bad duration %q: %v", opt, v, err)
+	}
+	if dur < 0 {
+		return d.Errf("%s: duration %q must not be negative", opt, v)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

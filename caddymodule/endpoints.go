@@ -1,0 +1,285 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+// endpoint is one served dialect: where it answers and how.
+type endpoint struct {
+	name   string // the name in the endpoints option
+	seed   string // the API document it follows, in shared/seeds
+	method string
+	path   string // default path
+	serve  func(h *Handler, w http.ResponseWriter, r *http.Request) error
+}
+
+// dialects are the four endpoints, each implemented in its own file.
+var dialects = []endpoint{
+	{name: "revoke_refresh", seed: "000", method: http.MethodPost, path: "/v1/session/revoke", serve: (*Handler).serveRevokeRefresh},
+	{name: "revoke_sessions", seed: "001", method: http.MethodPost, path: "/v1/session/me/revoke", serve: (*Handler).serveRevokeSessions},
+	{name: "invalidate_session", seed: "002", method: http.MethodDelete, path: "/v1/auth/session", serve: (*Handler).serveInvalidateSession},
+	{name: "logout", seed: "003", method: http.MethodPost, path: "/v1/auth/logout", serve: (*Handler).serveLogout},
+}
+
+func dialectNames() []string {
+	names := make([]string, len(dialects))
+	for i, d := range dialects {
+		names[i] = d.name
+	}
+	return names
+}
+
+func findDialect(name string) (endpoint, bool) {
+	for _, d := range dialects {
+		if d.name == name {
+			return d, true
+		}
+	}
+	return endpoint{}, false
+}
+
+// provisionEndpoints builds the route table from endpoints and paths.
+func (h *Handler) provisionEndpoints() error {
+	var enabled []endpoint
+	switch {
+	case len(h.Endpoints) == 1 && h.Endpoints[0] == "none":
+	case h.Endpoints == nil:
+		for _, d := range dialects {
+			if d.name == "revoke_refresh" && h.AppID == "" {
+				continue // needs app_id to know its cookie
+			}
+			enabled = append(enabled, d)
+		}
+	default:
+		seen := map[string]bool{}
+		for _, name := range h.Endpoints {
+			if name == "none" {
+				return errors.New(`endpoints: "none" cannot be combined with other dialects`)
+			}
+			d, ok := findDialect(name)
+			if !ok {
+				return fmt.Errorf("endpoints: unknown dialect %q (known: %s, none)", name, strings.Join(dialectNames(), ", "))
+			}
+			if seen[name] {
+				return fmt.Errorf("endpoints: dialect %q listed twice", name)
+			}
+			seen[name] = true
+			if name == "revoke_refresh" && h.AppID == "" {
+				return errors.New("endpoints: revoke_refresh needs app_id (its cookie is __Host-refresh_<app_id>)")
+			}
+			enabled = append(enabled, d)
+		}
+	}
+	for name, path := range h.Paths {
+		if _, ok := findDialect(name); !ok {
+			return fmt.Errorf("paths: unknown dialect %q (known: %s)", name, strings.Join(dialectNames(), ", "))
+		}
+		if !slices.ContainsFunc(enabled, func(d endpoint) bool { return d.name == name }) {
+			return fmt.Errorf("paths: dialect %q is not enabled", name)
+		}
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?# ") {
+			return fmt.Errorf("paths: %s: %q must be an absolute path without query", name, path)
+		}
+	}
+	h.routes = make(map[string]map[string]endpoint)
+	for _, d := range enabled {
+		if p, ok := h.Paths[d.name]; ok {
+			d.path = p
+		}
+		if h.routes[d.path] == nil {
+			h.routes[d.path] = make(map[string]endpoint)
+		}
+		if other, dup := h.routes[d.path][d.method]; dup {
+			return fmt.Errorf("paths: %s and %s both answer %s %s", other.name, d.name, d.method, d.path)
+		}
+		h.routes[d.path][d.method] = d
+	}
+	if len(h.routes) == 0 {
+		h.routes = nil
+	}
+	return nil
+}
+
+// maxBody bounds an endpoint request body.
+const maxBody = 16 << 10
+
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBodyInvalid  = errors.New("invalid request body")
+)
+
+// readBody reads an optional body: nil when there is none (or only
+// whitespace), errBodyTooLarge past maxBody.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > maxBody {
+		return nil, errBodyTooLarge
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBodyInvalid, err)
+	}
+	if len(data) > maxBody {
+		return nil, errBodyTooLarge
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	return data, nil
+}
+
+// decodeStringFields decodes a JSON object strictly: one object and
+// nothing after it, each named field at most once and, when present, a
+// string. Other fields are ignored, as a tolerant reader should; a
+// repeated known field is refused, since two readers of the same body
+// could otherwise disagree on its value.
+func decodeStringFields(data []byte, fields ...string) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBodyInvalid, err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object", errBodyInvalid)
+	}
+	out := make(map[string]string)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errBodyInvalid, err)
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBodyInvalid, err)
+		}
+		if !slices.Contains(fields, key) {
+			continue
+		}
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("%w: field %q given twice", errBodyInvalid, key)
+		}
+		var s string
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+			return nil, fmt.Errorf("%w: field %q must be a string", errBodyInvalid, key)
+		}
+		out[key] = s
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, fmt.Errorf("%w: %v", errBodyInvalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON object", errBodyInvalid)
+	}
+	return out, nil
+}
+
+// authHeader classifies the Authorization header of an endpoint call.
+type authState int
+
+const (
+	authMissing   authState = iota // absent or malformed header
+	authInvalid                    // bad signature, expired, alg none...
+	authRevoked                    // valid but revoked
+	authOK
+)
+
+// authenticate verifies the bearer token of an endpoint call.
+func (h *Handler) authenticate(r *http.Request) (*revocation.Credential, authState, revocation.Reason) {
+	raw, ok := strictBearer(r)
+	if !ok {
+		return nil, authMissing, revocation.NotBlocked
+	}
+	cred, err := h.revoker.Authenticate(r.Context(), raw)
+	var rev *revocation.RevokedError
+	switch {
+	case errors.As(err, &rev):
+		return cred, authRevoked, rev.Reason
+	case err != nil:
+		h.log.Debug("endpoint caller's token refused", zap.String("token_hash", revocation.HashToken(raw).Short()), zap.Error(err))
+		return nil, authInvalid, revocation.NotBlocked
+	}
+	return cred, authOK, revocation.NotBlocked
+}
+
+// strictBearer reads "Authorization: Bearer <token>": exactly one header,
+// the Bearer scheme (any case), a non-empty token of token68 characters.
+func strictBearer(r *http.Request) (string, bool) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" || len(tok) > 16<<10 || !isToken68(tok) {
+		return "", false
+	}
+	return tok, true
+}
+
+func isToken68(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	return true
+}
+
+// commitFailed logs a store failure of an endpoint; the caller answers
+// with its dialect's 500.
+func (h *Handler) commitFailed(r *http.Request, dialect string, err error) {
+	h.log.Error("revocation not applied: store error",
+		zap.String("endpoint", dialect),
+		zap.String("remote_ip", clientIP(r)),
+		zap.String("request_id", requestID(r)),
+		zap.Error(err))
+}
+
+// audit writes the one log line of a revocation.
+func (h *Handler) audit(r *http.Request, dialect string, cred *revocation.Credential, res revocation.Result, extra ...zap.Field) {
+	countRevocation(dialect, res.Entries)
+	fields := []zap.Field{
+		zap.String("endpoint", dialect),
+		zap.String("remote_ip", clientIP(r)),
+		zap.String("request_id", requestID(r)),
+		zap.Int("entries", len(res.Entries)),
+		zap.Strings("kinds", entryKinds(res.Entries)),
+	}
+	if cred != nil {
+		fields = append(fields, zap.String("token_hash", cred.Hash.Short()))
+		if cred.Claims != nil {
+			fields = append(fields, zap.String("subject", cred.Claims.Subject), zap.String("session_id", cred.Claims.Session))
+		}
+	}
+	h.log.Info("revocation", append(fields, extra...)...)
+}
+
+func entryKinds(entries []revocation.Entry) []string {
+	var kinds []string
+	for _, e := range entries {
+		if k := e.Kind().String(); !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}

@@ -1,0 +1,571 @@
+// Package caddymodule is the Caddy side of caddy-revocation: the
+// http.handlers.revocation handler (Caddyfile directive "revocation"),
+// the four revocation endpoints, the admin.api.revocation routes, the
+// metrics and the "caddy revocation" command.
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler stops every proxied request that carries a revoked credential,
+// and serves the revocation endpoints that apps and their clients call.
+//
+// Put it in front of reverse_proxy (the Caddyfile directive orders itself
+// there). A request whose access token, refresh token, jti, session or
+// subject is revoked gets 401 with an RFC 6750 error and never reaches
+// the upstream; anything else passes through untouched.
+type Handler struct {
+	// AppID names the refresh-token cookie, __Host-refresh_<app_id>,
+	// checked on proxied requests and required by the revoke_refresh
+	// endpoint. Empty: no refresh cookie is looked at, and revoke_refresh
+	// is not served by default.
+	AppID string `json:"app_id,omitempty"`
+
+	// Redis is where the shared denylist lives. Absent (or an empty url):
+	// the embedded store, which keeps revocations in this process only.
+	Redis *revocation.RedisConfig `json:"redis,omitempty"`
+
+	// KeyPrefix starts every Redis key. Default "revocation:". It also
+	// separates embedded stores: handlers with the same prefix share one.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// JWT configures token verification. Required when any endpoint is
+	// served or require_token is set.
+	JWT *JWTConfig `json:"jwt,omitempty"`
+
+	// SessionTTL is how long a session or subject revocation is kept
+	// (and a noted session remembered). Default 720h: set it to the
+	// longest life of a refresh token.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// Endpoints lists the dialects served: revoke_refresh (seed 000),
+	// revoke_sessions (001), invalidate_session (002), logout (003), or
+	// the single value "none". Default: all of them (revoke_refresh only
+	// when app_id is set).
+	Endpoints []string `json:"endpoints,omitempty"`
+
+	// Paths overrides the path of a dialect, by dialect name.
+	Paths map[string]string `json:"paths,omitempty"`
+
+	// OnStoreDown says what a token-bearing proxied request gets once the
+	// local denylist has not been confirmed current for StaleAfter:
+	// "fail_closed" (default: 503, nothing unverified gets through) or
+	// "fail_open" (keep enforcing what is known and let the rest pass).
+	OnStoreDown string `json:"on_store_down,omitempty"`
+
+	// StaleAfter is how long the local denylist may go without
+	// confirmation from Redis before OnStoreDown applies. Default 30s.
+	StaleAfter caddy.Duration `json:"stale_after,omitempty"`
+
+	// RequireToken refuses (401) proxied requests without a valid bearer
+	// access token, instead of letting the upstream decide.
+	RequireToken bool `json:"require_token,omitempty"`
+
+	// InspectBody looks for a "refreshToken" field in JSON request bodies
+	// of up to 64 KiB (POST, PUT, PATCH), so that a revoked refresh token
+	// cannot be used at the upstream's refresh endpoint. Default true.
+	InspectBody *bool `json:"inspect_body,omitempty"`
+
+	// TokenCacheSize bounds how many tokens the handler remembers what it
+	// learned about (keys, verification), so that a token seen before
+	// costs one hash and a few lookups. Default 100000.
+	TokenCacheSize int `json:"token_cache_size,omitempty"`
+
+	// FeedMaxLen bounds the Redis change feed. Default 100000 entries; a
+	// replica that falls further behind reloads in full.
+	FeedMaxLen int64 `json:"feed_max_len,omitempty"`
+
+	// RedisTimeout bounds each Redis operation of a revocation, so that an
+	// unreachable Redis gets a prompt 500 rather than a hung client.
+	// Default 2s.
+	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
+
+	// LogBlocked is the level of the log line written for each blocked
+	// request: debug, info (default), warn, error, or off.
+	LogBlocked string `json:"log_blocked,omitempty"`
+
+	ctx        caddy.Context
+	log        *zap.Logger
+	blockLevel zapcore.Level
+	logBlocks  bool
+	store      *sharedStore
+	storeKey   string
+	verifier   *revocation.Verifier
+	inspector  *revocation.Inspector
+	revoker    *revocation.Revoker
+	cookieName string
+	failOpen   bool
+	staleAfter time.Duration
+	inspect    bool
+	routes     map[string]map[string]endpoint // path -> method -> endpoint
+}
+
+// JWTConfig configures token verification.
+type JWTConfig struct {
+	// HMACSecret verifies HS256/384/512 tokens. Prefix "base64:" for a
+	// base64-encoded secret. Placeholders such as {env.JWT_SECRET} work.
+	HMACSecret string `json:"hmac_secret,omitempty"`
+	// PublicKeys are PEM files (RSA, ECDSA or Ed25519 public keys, or
+	// certificates), each tried for tokens of its key type.
+	PublicKeys []string `json:"public_keys,omitempty"`
+	// JWKSURL is a remote key set, cached and fetched again when a token
+	// names an unknown kid (at most once per JWKSRefetchInterval) or when
+	// the copy is an hour old.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// JWKSRefetchInterval bounds how often an unknown kid may trigger a
+	// fetch. Default 30s.
+	JWKSRefetchInterval caddy.Duration `json:"jwks_refetch_interval,omitempty"`
+	// Issuer, when set, must equal the iss claim.
+	Issuer string `json:"issuer,omitempty"`
+	// Audience, when set, must share a value with the aud claim.
+	Audience []string `json:"audience,omitempty"`
+	// Algorithms is the allow-list; default: what the keys can verify.
+	// "none" is refused.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// Leeway tolerates clock skew on exp, nbf and iat. Default 0.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// SessionClaim names the session claim. Default "sid".
+	SessionClaim string `json:"session_claim,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.revocation",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Defaults.
+const (
+	defaultKeyPrefix    = "revocation:"
+	defaultSessionTTL   = 720 * time.Hour
+	defaultStaleAfter   = 30 * time.Second
+	defaultRedisTimeout = 2 * time.Second
+	maxInspectBody      = 64 << 10
+)
+
+// Provision sets the handler up: defaults, keys, the shared store.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.ctx = ctx
+	h.log = ctx.Logger()
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("revocation metrics: %w", err)
+	}
+	repl := caddy.NewReplacer()
+
+	if h.KeyPrefix == "" {
+		h.KeyPrefix = defaultKeyPrefix
+	}
+	if h.SessionTTL == 0 {
+		h.SessionTTL = caddy.Duration(defaultSessionTTL)
+	}
+	if h.StaleAfter == 0 {
+		h.StaleAfter = caddy.Duration(defaultStaleAfter)
+	}
+	if h.RedisTimeout == 0 {
+		h.RedisTimeout = caddy.Duration(defaultRedisTimeout)
+	}
+	h.staleAfter = time.Duration(h.StaleAfter)
+	switch h.OnStoreDown {
+	case "", "fail_closed":
+		h.OnStoreDown = "fail_closed"
+	case "fail_open":
+		h.failOpen = true
+	default:
+		return fmt.Errorf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
+	}
+	h.inspect = h.InspectBody == nil || *h.InspectBody
+	if err := h.provisionLogLevel(); err != nil {
+		return err
+	}
+	if h.AppID != "" {
+		h.AppID = repl.ReplaceKnown(h.AppID, "")
+		if !validCookieSuffix(h.AppID) {
+			return fmt.Errorf("app_id %q: only letters, digits, '-', '_' and '.' may appear in a cookie name", h.AppID)
+		}
+		h.cookieName = "__Host-refresh_" + h.AppID
+	}
+
+	if err := h.provisionEndpoints(); err != nil {
+		return err
+	}
+	if err := h.provisionVerifier(ctx, repl); err != nil {
+		return err
+	}
+	if h.verifier == nil && len(h.routes) > 0 {
+		return errors.New("jwt: endpoints are served but no verification key is configured; set jwt { hmac_secret | public_key | jwks_url }, or endpoints none")
+	}
+	if h.verifier == nil && h.RequireToken {
+		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
+	}
+
+	settings := storeSettings{
+		KeyPrefix:   h.KeyPrefix,
+		FeedMaxLen:  h.FeedMaxLen,
+		DialTimeout: time.Duration(h.RedisTimeout),
+		IOTimeout:   time.Duration(h.RedisTimeout),
+	}
+	if h.Redis != nil {
+		settings.Redis = *h.Redis
+		settings.Redis.URL = repl.ReplaceKnown(settings.Redis.URL, "")
+		settings.Redis.Password = repl.ReplaceKnown(settings.Redis.Password, "")
+		settings.Redis.Username = repl.ReplaceKnown(settings.Redis.Username, "")
+		settings.Redis.SentinelPassword = repl.ReplaceKnown(settings.Redis.SentinelPassword, "")
+		if !settings.Redis.IsZero() {
+			// Check now so that a bad URL fails `caddy validate` with a
+			// message naming the option, before anything is opened.
+			if _, err := settings.Redis.Options(time.Second, time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	store, err := acquireStore(settings, h.log)
+	if err != nil {
+		return fmt.Errorf("revocation store: %w", err)
+	}
+	h.store, h.storeKey = store, settings.poolKey()
+	store.adopt(time.Duration(h.SessionTTL), h.staleAfter)
+
+	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
+		Verifier:   h.verifier,
+		Store:      store,
+		SessionTTL: time.Duration(h.SessionTTL),
+		CacheSize:  h.TokenCacheSize,
+	})
+	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL)}
+	return nil
+}
+
+func (h *Handler) provisionLogLevel() error {
+	switch strings.ToLower(h.LogBlocked) {
+	case "", "info":
+		h.blockLevel, h.logBlocks = zapcore.InfoLevel, true
+	case "debug":
+		h.blockLevel, h.logBlocks = zapcore.DebugLevel, true
+	case "warn":
+		h.blockLevel, h.logBlocks = zapcore.WarnLevel, true
+	case "error":
+		h.blockLevel, h.logBlocks = zapcore.ErrorLevel, true
+	case "off":
+	default:
+		return fmt.Errorf("log_blocked: %q: want debug, info, warn, error or off", h.LogBlocked)
+	}
+	return nil
+}
+
+func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) error {
+	j := h.JWT
+	if j == nil {
+		return nil
+	}
+	cfg := revocation.VerifierConfig{
+		Issuer:       j.Issuer,
+		Audience:     j.Audience,
+		Algorithms:   j.Algorithms,
+		Leeway:       time.Duration(j.Leeway),
+		SessionClaim: j.SessionClaim,
+	}
+	if j.Leeway < 0 {
+		return errors.New("jwt leeway: must not be negative")
+	}
+	if secret := repl.ReplaceKnown(j.HMACSecret, ""); secret != "" {
+		if enc, ok := strings.CutPrefix(secret, "base64:"); ok {
+			b, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil {
+				return fmt.Errorf("jwt hmac_secret: base64: %w", err)
+			}
+			cfg.HMACSecret = b
+		} else {
+			cfg.HMACSecret = []byte(secret)
+		}
+		if len(cfg.HMACSecret) < 32 {
+			h.log.Warn("jwt hmac_secret is shorter than 32 bytes; HS256 wants at least 256 bits of key")
+		}
+	}
+	for _, file := range j.PublicKeys {
+		file = repl.ReplaceKnown(file, "")
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("jwt public_key %s: %w", file, err)
+		}
+		pub, err := revocation.ParsePublicKeyPEM(data)
+		if err != nil {
+			return fmt.Errorf("jwt public_key %s: %w", file, err)
+		}
+		cfg.PublicKeys = append(cfg.PublicKeys, pub)
+	}
+	if u := repl.ReplaceKnown(j.JWKSURL, ""); u != "" {
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return fmt.Errorf("jwt jwks_url %q: want an http(s) URL", u)
+		}
+		cfg.JWKS = revocation.NewRemoteKeySet(u, &http.Client{Timeout: 5 * time.Second},
+			time.Duration(j.JWKSRefetchInterval), time.Hour, ctx.Slogger())
+		go func() {
+			// Warm the key set; a failure is retried on first use.
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := cfg.JWKS.Refresh(fctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("could not fetch JWKS at start; will retry on first use", zap.String("url", u), zap.Error(err))
+			}
+		}()
+	}
+	v, err := revocation.NewVerifier(cfg)
+	if err != nil {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	h.verifier = v
+	return nil
+}
+
+// Cleanup releases the shared store (closed when no config uses it).
+func (h *Handler) Cleanup() error {
+	if h.storeKey == "" {
+		return nil
+	}
+	return releaseStore(h.storeKey)
+}
+
+// ServeHTTP serves the endpoints and guards everything else.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if byMethod, ok := h.routes[r.URL.Path]; ok {
+		if ep, ok := byMethod[r.Method]; ok {
+			return ep.serve(h, w, r)
+		}
+	}
+	return h.guard(w, r, next)
+}
+
+// guard checks every credential a proxied request carries.
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	access := bearerToken(r)
+	refresh := ""
+	if h.cookieName != "" {
+		refresh = cookieValue(r, h.cookieName)
+	}
+	bodyRefresh := ""
+	if h.inspect && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		bodyRefresh = peekRefreshToken(r)
+	}
+	if access == "" && refresh == "" && bodyRefresh == "" {
+		if h.RequireToken {
+			return h.refuse(w, r, "token_required", "a valid access token is required")
+		}
+		return next.ServeHTTP(w, r)
+	}
+	metrics.checked.Inc()
+
+	now := time.Now()
+	if h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter {
+		metrics.refused.WithLabelValues("store_stale").Inc()
+		w.Header().Set("Retry-After", "5")
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+			"error":             "temporarily_unavailable",
+			"error_description": "revocation state cannot be confirmed; try again shortly",
+		})
+	}
+
+	dl := h.store.Denylist()
+	ctx := r.Context()
+	if access != "" {
+		info := h.inspector.Inspect(ctx, access)
+		if reason := dl.Check(&info.ID, now.Unix()); reason != revocation.NotBlocked {
+			return h.block(w, r, "access_token", reason.String(), info)
+		}
+		if h.RequireToken && !info.Verified {
+			return h.refuse(w, r, "token_required", "the access token is invalid or expired")
+		}
+	} else if h.RequireToken {
+		return h.refuse(w, r, "token_required", "a valid access token is required")
+	}
+	for _, raw := range [2]string{refresh, bodyRefresh} {
+		if raw == "" {
+			continue
+		}
+		info := h.inspector.Inspect(ctx, raw)
+		if reason := dl.Check(&info.ID, now.Unix()); reason != revocation.NotBlocked {
+			label := reason.String()
+			if reason == revocation.BlockedToken {
+				label = "refresh_token"
+			}
+			return h.block(w, r, "refresh_token", label, info)
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// block answers 401 for a revoked credential (RFC 6750 section 3.1).
+func (h *Handler) block(w http.ResponseWriter, r *http.Request, credential, reason string, info *revocation.TokenInfo) error {
+	if c, ok := metrics.blockedByWhat[reason]; ok {
+		c.Inc()
+	}
+	if h.logBlocks {
+		if ce := h.log.Check(h.blockLevel, "request blocked: revoked credential"); ce != nil {
+			ce.Write(
+				zap.String("credential", credential),
+				zap.String("reason", reason),
+				zap.String("token_hash", info.Hash.Short()),
+				zap.String("remote_ip", clientIP(r)),
+				zap.String("method", r.Method),
+				zap.String("path", r.URL.Path),
+				zap.String("request_id", requestID(r)),
+			)
+		}
+	}
+	desc := "The access token has been revoked"
+	if credential == "refresh_token" {
+		desc = "The refresh token has been revoked"
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
+	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+}
+
+// refuse answers 401 when require_token is on and no valid token came.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, why, desc string) error {
+	metrics.refused.WithLabelValues(why).Inc()
+	if bearerToken(r) == "" {
+		// RFC 6750 section 3.1: no error code when no credentials came.
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "error_description": desc})
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
+	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" (or DPoP,
+// RFC 9449) header, "" when there is none.
+func bearerToken(r *http.Request) string {
+	v := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(v, " ")
+	if !ok || (!strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "DPoP")) {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// cookieValue finds one cookie without parsing the others.
+func cookieValue(r *http.Request, name string) string {
+	for _, line := range r.Header.Values("Cookie") {
+		if !strings.Contains(line, name) {
+			continue
+		}
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && k == name {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
+}
+
+// peekRefreshToken reads a small JSON body for a "refreshToken" field,
+// and puts the body back as it was.
+func peekRefreshToken(r *http.Request) string {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > maxInspectBody || !isJSON(r) {
+		return ""
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxInspectBody+1))
+	orig := r.Body
+	if err != nil || len(data) > maxInspectBody {
+		// Too big, or the client broke off: pass on what was read and
+		// the rest as it comes, unexamined.
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(data), orig), orig}
+		return ""
+	}
+	r.Body = readCloser{bytes.NewReader(data), orig}
+	if !bytes.Contains(data, []byte(`"refreshToken"`)) {
+		return ""
+	}
+	var v struct {
+		RefreshToken any `json:"refreshToken"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	s, _ := v.RefreshToken.(string)
+	return s
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+func isJSON(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("encode response: %w", err))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// clientIP is the client address as Caddy resolved it (trusted proxies
+// applied), else the peer address.
+func clientIP(r *http.Request) string {
+	if v, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && v != "" {
+		return v
+	}
+	return r.RemoteAddr
+}
+
+// requestID is Caddy's per-request UUID placeholder.
+func requestID(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return ""
+	}
+	v, _ := repl.GetString("http.request.uuid")
+	return v
+}
+
+func validCookieSuffix(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

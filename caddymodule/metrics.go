@@ -1,0 +1,155 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+// The metrics are created once per process, as Caddy's own handlers do,
+// and registered on the registry of every config that uses the handler,
+// so they keep counting across reloads. Labels are bounded: reasons,
+// dialects, codes, kinds and store names, never a token, jti, session or
+// subject.
+var metrics struct {
+	once sync.Once
+
+	checked       prometheus.Counter
+	blocked       *prometheus.CounterVec // reason
+	refused       *prometheus.CounterVec // why
+	revocations   *prometheus.CounterVec // endpoint, kind
+	endpointErrs  *prometheus.CounterVec // dialect, code
+	storeErrs     *prometheus.CounterVec // store, op
+	remoteApply   prometheus.Histogram
+	storeGauges   prometheus.Collector
+	blockedByWhat map[string]prometheus.Counter
+}
+
+const (
+	metricsNamespace = "caddy"
+	metricsSubsystem = "revocation"
+)
+
+// blockReasons are the values of the reason label: what was revoked.
+var blockReasons = []string{"token", "jti", "session", "subject", "refresh_token"}
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		opts := func(name, help string) prometheus.Opts {
+			return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
+		}
+		metrics.checked = prometheus.NewCounter(prometheus.CounterOpts(opts("requests_checked_total",
+			"Proxied requests whose credentials were checked against the denylist.")))
+		metrics.blocked = prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_blocked_total",
+			"Proxied requests stopped because a credential they carry is revoked, by what was revoked.")), []string{"reason"})
+		metrics.refused = prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_refused_total",
+			"Proxied requests refused for another reason: store_stale (on_store_down fail_closed) or token_required.")), []string{"why"})
+		metrics.revocations = prometheus.NewCounterVec(prometheus.CounterOpts(opts("revocations_total",
+			"Denylist entries written, by the endpoint or admin route that wrote them and their kind.")), []string{"endpoint", "kind"})
+		metrics.endpointErrs = prometheus.NewCounterVec(prometheus.CounterOpts(opts("endpoint_errors_total",
+			"Error responses of the revocation endpoints, by dialect and error code.")), []string{"dialect", "code"})
+		metrics.storeErrs = prometheus.NewCounterVec(prometheus.CounterOpts(opts("store_errors_total",
+			"Failed store operations, by store and operation.")), []string{"store", "op"})
+		metrics.remoteApply = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "remote_apply_seconds",
+			Help:    "Time from a revocation's write at another replica to its application here.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		})
+		metrics.storeGauges = storeCollector{
+			entries: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_entries"),
+				"Entries in the local denylist, by kind.", []string{"store", "prefix", "kind"}, nil),
+			staleness: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "store_staleness_seconds"),
+				"Seconds since the local denylist was last confirmed current (0 for the embedded store).", []string{"store", "prefix"}, nil),
+			up: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "store_up"),
+				"1 when the store is reachable and its local copy loaded.", []string{"store", "prefix"}, nil),
+		}
+		metrics.blockedByWhat = make(map[string]prometheus.Counter, len(blockReasons))
+		for _, r := range blockReasons {
+			metrics.blockedByWhat[r] = metrics.blocked.WithLabelValues(r)
+		}
+	})
+}
+
+func registerMetrics(reg *prometheus.Registry) error {
+	initMetrics()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{
+		metrics.checked, metrics.blocked, metrics.refused, metrics.revocations,
+		metrics.endpointErrs, metrics.storeErrs, metrics.remoteApply, metrics.storeGauges,
+	} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// countRevocation records the entries a revocation wrote.
+func countRevocation(endpoint string, entries []revocation.Entry) {
+	for _, e := range entries {
+		metrics.revocations.WithLabelValues(endpoint, e.Kind().String()).Inc()
+	}
+}
+
+func countEndpointError(dialect, code string) {
+	metrics.endpointErrs.WithLabelValues(dialect, code).Inc()
+}
+
+func storeHooks(settings storeSettings) revocation.Hooks {
+	initMetrics()
+	name, _ := storeLabel(settings)
+	return revocation.Hooks{
+		RemoteApplied: func(_ int, lag time.Duration) {
+			metrics.remoteApply.Observe(lag.Seconds())
+		},
+		Error: func(op string, _ error) {
+			metrics.storeErrs.WithLabelValues(name, op).Inc()
+		},
+	}
+}
+
+// storeCollector reports per-store gauges at scrape time, for every store
+// in use in this process.
+type storeCollector struct {
+	entries, staleness, up *prometheus.Desc
+}
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.entries
+	ch <- c.staleness
+	ch <- c.up
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	eachStore(func(s *sharedStore) {
+		h := s.Health()
+		dl := s.Denylist()
+		for _, k := range revocation.Kinds {
+			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(dl.Len(k)), h.Store, s.prefix, k.String())
+		}
+		stale := 0.0
+		if h.Store != "embedded" {
+			if h.Confirmed.IsZero() {
+				stale = -1 // never confirmed
+			} else {
+				stale = now.Sub(h.Confirmed).Seconds()
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.staleness, prometheus.GaugeValue, stale, h.Store, s.prefix)
+		up := 0.0
+		if h.Connected && h.Loaded {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, h.Store, s.prefix)
+	})
+}

@@ -1,0 +1,177 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+// stores holds one store per distinct store configuration in this
+// process, shared by every handler that names it and kept across config
+// reloads: a reload neither empties the embedded denylist nor reconnects
+// to Redis. The last handler to let go closes it.
+var stores = caddy.NewUsagePool()
+
+// sharedStore is a pooled store with what the admin API needs to act on
+// it without a handler at hand.
+type sharedStore struct {
+	revocation.Store
+	key    string
+	prefix string
+	desc   string
+	// sessionTTL is the longest session_ttl of the handlers using the
+	// store, in nanoseconds: what an operator's revocation keeps.
+	sessionTTL atomic.Int64
+	// staleAfter is the shortest stale_after of the handlers using the
+	// store, in nanoseconds: the readiness bound.
+	staleAfter atomic.Int64
+}
+
+// adopt records a handler's settings that the admin API needs.
+func (s *sharedStore) adopt(sessionTTL, staleAfter time.Duration) {
+	for {
+		cur := s.sessionTTL.Load()
+		if int64(sessionTTL) <= cur || s.sessionTTL.CompareAndSwap(cur, int64(sessionTTL)) {
+			break
+		}
+	}
+	for {
+		cur := s.staleAfter.Load()
+		if (cur != 0 && int64(staleAfter) >= cur) || s.staleAfter.CompareAndSwap(cur, int64(staleAfter)) {
+			break
+		}
+	}
+}
+
+// Destruct implements caddy.Destructor.
+func (s *sharedStore) Destruct() error { return s.Close() }
+
+// revoker returns a Revoker for operator actions on this store.
+func (s *sharedStore) revoker() *revocation.Revoker {
+	return &revocation.Revoker{Store: s, SessionTTL: time.Duration(s.sessionTTL.Load())}
+}
+
+// storeSettings is everything that makes two stores different.
+type storeSettings struct {
+	Redis       revocation.RedisConfig `json:"redis"`
+	KeyPrefix   string                 `json:"key_prefix"`
+	FeedMaxLen  int64                  `json:"feed_max_len"`
+	DialTimeout time.Duration          `json:"dial_timeout"`
+	IOTimeout   time.Duration          `json:"io_timeout"`
+}
+
+func (s storeSettings) poolKey() string {
+	b, _ := json.Marshal(s) // plain data; cannot fail
+	return "revocation-store:" + string(b)
+}
+
+// acquireStore returns the shared store for settings, opening it on first
+// use. Every successful call must be matched by releaseStore(key).
+func acquireStore(settings storeSettings, log *zap.Logger) (*sharedStore, error) {
+	key := settings.poolKey()
+	val, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return openStore(key, settings, log)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return val.(*sharedStore), nil
+}
+
+func releaseStore(key string) error {
+	if _, err := stores.Delete(key); err != nil {
+		return fmt.Errorf("release revocation store: %w", err)
+	}
+	return nil
+}
+
+func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStore, error) {
+	shared := &sharedStore{key: key, prefix: settings.KeyPrefix}
+	if settings.Redis.IsZero() {
+		log.Warn("revocation store is embedded: revocations live in this process only, are lost on restart and are not shared with other instances; set redis for production")
+		shared.Store = revocation.NewMemoryStore(revocation.MemoryOptions{})
+		shared.desc = "embedded"
+		return shared, nil
+	}
+	opts, err := settings.Redis.Options(settings.DialTimeout, settings.IOTimeout)
+	if err != nil {
+		return nil, err
+	}
+	shared.desc = "redis " + settings.Redis.Describe()
+	shared.Store = revocation.NewRedisStore(revocation.RedisOptions{
+		Client:     redis.NewUniversalClient(opts),
+		KeyPrefix:  settings.KeyPrefix,
+		FeedMaxLen: settings.FeedMaxLen,
+		Logger:     slog.New(storeLogHandler{name: "http.handlers.revocation.store"}),
+		Hooks:      storeHooks(settings),
+	})
+	return shared, nil
+}
+
+// eachStore calls f for every store in use in this process.
+func eachStore(f func(*sharedStore)) {
+	stores.Range(func(_, v any) bool {
+		f(v.(*sharedStore))
+		return true
+	})
+}
+
+// storeLogHandler sends the store's logs to Caddy's current default
+// logger. A store outlives the config that opened it, so it must not keep
+// that config's logger (whose writers a reload may close).
+type storeLogHandler struct {
+	name  string
+	attrs []slog.Attr
+	group string
+}
+
+func (h storeLogHandler) handler() slog.Handler {
+	var out slog.Handler = zapslog.NewHandler(caddy.Log().Named(h.name).Core())
+	if len(h.attrs) > 0 {
+		out = out.WithAttrs(h.attrs)
+	}
+	if h.group != "" {
+		out = out.WithGroup(h.group)
+	}
+	return out
+}
+
+func (h storeLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.handler().Enabled(ctx, l)
+}
+
+func (h storeLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.handler().Handle(ctx, r)
+}
+
+func (h storeLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h.attrs = append(append([]slog.Attr(nil), h.attrs...), attrs...)
+	return h
+}
+
+func (h storeLogHandler) WithGroup(name string) slog.Handler {
+	if h.group != "" {
+		name = h.group + "." + name
+	}
+	h.group = name
+	return h
+}
+
+// storeLabel identifies a store in metrics: kind and prefix, both bounded
+// by configuration.
+func storeLabel(settings storeSettings) (string, string) {
+	if settings.Redis.IsZero() {
+		return "embedded", settings.KeyPrefix
+	}
+	return "redis", settings.KeyPrefix
+}

@@ -1,0 +1,69 @@
+// Command demo-token mints an HS256 access or refresh token for trying
+// caddy-revocation by hand. It signs with the demo secret of
+// Caddyfile.example unless told otherwise. It is a demo tool, not an
+// identity provider.
+//
+//	go run ./cmd/demo-token -sub alice -sid laptop
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// demoSecret matches the default hmac_secret of Caddyfile.example.
+const demoSecret = "demo-secret-change-me-0123456789abcdef"
+
+func main() {
+	secret := flag.String("secret", envOr("JWT_SECRET", demoSecret), "HMAC secret (default: $JWT_SECRET, else the demo secret)")
+	sub := flag.String("sub", "alice", "subject (sub)")
+	sid := flag.String("sid", "session-1", "session id (sid); empty for none")
+	jti := flag.String("jti", "", "token id (jti); random when empty")
+	ttl := flag.Duration("ttl", 15*time.Minute, "lifetime (exp - iat)")
+	iss := flag.String("iss", "", "issuer (iss); none when empty")
+	aud := flag.String("aud", "", "audience (aud); none when empty")
+	authAge := flag.Duration("auth-age", -1, "when set, add auth_time this long before now")
+	flag.Parse()
+
+	if *jti == "" {
+		b := make([]byte, 12)
+		if _, err := rand.Read(b); err != nil {
+			fmt.Fprintln(os.Stderr, "demo-token:", err)
+			os.Exit(1)
+		}
+		*jti = hex.EncodeToString(b)
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{"sub": *sub, "jti": *jti, "iat": now.Unix(), "exp": now.Add(*ttl).Unix()}
+	if *sid != "" {
+		claims["sid"] = *sid
+	}
+	if *iss != "" {
+		claims["iss"] = *iss
+	}
+	if *aud != "" {
+		claims["aud"] = *aud
+	}
+	if *authAge >= 0 {
+		claims["auth_time"] = now.Add(-*authAge).Unix()
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(*secret))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo-token:", err)
+		os.Exit(1)
+	}
+	fmt.Println(tok)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
