@@ -192,9 +192,9 @@ func decodeStringFields(data []byte, fields ...string) (map[string]string, error
 type authState int
 
 const (
-	authMissing   authState = iota // absent or malformed header
-	authInvalid                    // bad signature, expired, alg none...
-	authRevoked                    // valid but revoked
+	authMissing authState = iota // absent or malformed header
+	authInvalid                  // bad signature, expired, alg none...
+	authRevoked                  // valid but revoked
 	authOK
 )
 
