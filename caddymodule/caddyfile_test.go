@@ -1,0 +1,170 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func parse(t *testing.T, input string) (*Handler, error) {
+	t.Helper()
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	return &h, err
+}
+
+func TestUnmarshalCaddyfileFull(t *testing.T) {
+	h, err := parse(t, `revocation {
+		app_id web
+		redis {
+			addrs 10.0.0.1:26379 10.0.0.2:26379
+			master_name mymaster
+			username app
+			password {env.REDIS_PASSWORD}
+			db 2
+			tls
+			tls_server_name redis.internal
+		}
+		key_prefix rv:
+		jwt {
+			hmac_secret {env.JWT_SECRET}
+			public_key /etc/keys/a.pem
+			public_key /etc/keys/b.pem
+			jwks_url https://auth.example.com/jwks.json
+			jwks_refetch_interval 1m
+			issuer https://auth.example.com
+			audience api web
+			algorithms ES256 RS256
+			leeway 10s
+			session_claim session
+		}
+		session_ttl 24h
+		endpoints {
+			logout /api/logout
+			revoke_sessions
+		}
+		on_store_down fail_open
+		stale_after 1m
+		require_token
+		inspect_body off
+		token_cache_size 5000
+		feed_max_len 2000
+		redis_timeout 500ms
+		log_blocked warn
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(h)
+	want := `{"app_id":"web","redis":{"addrs":["10.0.0.1:26379","10.0.0.2:26379"],"username":"app","password":"{env.REDIS_PASSWORD}","db":2,"tls":true,"tls_server_name":"redis.internal","master_name":"mymaster"},"key_prefix":"rv:","jwt":{"hmac_secret":"{env.JWT_SECRET}","public_keys":["/etc/keys/a.pem","/etc/keys/b.pem"],"jwks_url":"https://auth.example.com/jwks.json","jwks_refetch_interval":60000000000,"issuer":"https://auth.example.com","audience":["api","web"],"algorithms":["ES256","RS256"],"leeway":10000000000,"session_claim":"session"},"session_ttl":86400000000000,"endpoints":["logout","revoke_sessions"],"paths":{"logout":"/api/logout"},"on_store_down":"fail_open","stale_after":60000000000,"require_token":true,"inspect_body":false,"token_cache_size":5000,"feed_max_len":2000,"redis_timeout":500000000,"log_blocked":"warn"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestUnmarshalCaddyfileShortForms(t *testing.T) {
+	cases := map[string]string{
+		"redis url":               "revocation {\nredis redis://127.0.0.1:6379/1\n}",
+		"redis empty (env unset)": "revocation {\nredis\n}",
+		"endpoints none":          "revocation {\nendpoints none\n}",
+		"endpoints list":          "revocation {\nendpoints logout invalidate_session\n}",
+	}
+	wants := map[string]string{
+		"redis url":               `{"redis":{"url":"redis://127.0.0.1:6379/1"}}`,
+		"redis empty (env unset)": `{"redis":{}}`,
+		"endpoints none":          `{"endpoints":["none"]}`,
+		"endpoints list":          `{"endpoints":["logout","invalidate_session"]}`,
+	}
+	for name, in := range cases {
+		h, err := parse(t, in)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, _ := json.Marshal(h)
+		if string(got) != wants[name] {
+			t.Errorf("%s: got %s, want %s", name, got, wants[name])
+		}
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	cases := map[string]struct{ in, want string }{
+		"unknown option":        {"revocation {\nnope 1\n}", `unknown option "nope"`},
+		"duplicate option":      {"revocation {\napp_id a\napp_id b\n}", `duplicate option "app_id"`},
+		"duplicate jwt option":  {"revocation {\njwt {\nissuer a\nissuer b\n}\n}", `jwt: duplicate option "issuer"`},
+		"unknown jwt option":    {"revocation {\njwt {\nsecret x\n}\n}", `jwt: unknown option "secret"`},
+		"unknown redis option":  {"revocation {\nredis {\nhost x\n}\n}", `redis: unknown option "host"`},
+		"bad duration":          {"revocation {\nsession_ttl soon\n}", `session_ttl: bad duration "soon"`},
+		"negative duration":     {"revocation {\nstale_after -1s\n}", `must not be negative`},
+		"bad jwt duration":      {"revocation {\njwt {\nleeway lots\n}\n}", `leeway: bad duration "lots"`},
+		"algorithms none":       {"revocation {\njwt {\nalgorithms ES256 none\n}\n}", `"none" can never be allowed`},
+		"bad on_store_down":     {"revocation {\non_store_down maybe\n}", `want fail_closed or fail_open`},
+		"bad log level":         {"revocation {\nlog_blocked loud\n}", `log_blocked`},
+		"bad cache size":        {"revocation {\ntoken_cache_size -3\n}", `token_cache_size`},
+		"missing value":         {"revocation {\napp_id\n}", `app_id: missing value`},
+		"two values":            {"revocation {\nkey_prefix a b\n}", `key_prefix: want one value`},
+		"redis two urls":        {"revocation {\nredis a b\n}", `redis: want one URL`},
+		"require_token arg":     {"revocation {\nrequire_token yes\n}", `require_token takes no argument`},
+		"inspect_body value":    {"revocation {\ninspect_body maybe\n}", `inspect_body`},
+		"directive argument":    {`revocation extra { }`, `wrong argument count`},
+		"endpoints empty block": {"revocation {\nendpoints {\n}\n}", `endpoints: name at least one dialect`},
+	}
+	for name, c := range cases {
+		_, err := parse(t, c.in)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to say %q", name, err, c.want)
+		}
+	}
+}
+
+// TestAdaptGolden adapts each testdata/*.caddyfiletest (a Caddyfile, a
+// line of dashes, the JSON it must become) through the real Caddyfile
+// adapter, which also proves the directive orders itself before
+// reverse_proxy without an order line.
+func TestAdaptGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.caddyfiletest")
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, want, ok := strings.Cut(string(data), "\n----------\n")
+			if !ok {
+				t.Fatal("no ---------- separator")
+			}
+			out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in+"\n"), map[string]any{"filename": f})
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			for _, w := range warnings {
+				t.Errorf("warning: %s", w.Message)
+			}
+			var pretty strings.Builder
+			enc := json.NewEncoder(&pretty)
+			enc.SetIndent("", "\t")
+			var v any
+			_ = json.Unmarshal(out, &v)
+			_ = enc.Encode(v)
+			if *update {
+				_ = os.WriteFile(f, []byte(in+"\n----------\n"+pretty.String()), 0o644)
+				return
+			}
+			if strings.TrimSpace(pretty.String()) != strings.TrimSpace(want) {
+				t.Fatalf("adapted JSON differs:\n%s", pretty.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,331 @@
+package integration
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+)
+
+// storeModes runs a test with the embedded store and with Redis.
+func storeModes(t *testing.T, f func(t *testing.T, redisLine string)) {
+	t.Run("embedded", func(t *testing.T) { f(t, "") })
+	t.Run("redis", func(t *testing.T) {
+		srv := testredis.Start(t)
+		f(t, "redis "+srv.URL())
+	})
+}
+
+func basicConfig(redisLine string, upstream *Upstream, extra string) string {
+	return guarded(fmt.Sprintf(`
+		app_id demo
+		%s
+		jwt {
+			hmac_secret %s
+		}
+		%s`, redisLine, testSecret, extra), upstream.Addr())
+}
+
+func TestProxyPassesValidAndStopsRevoked(t *testing.T) {
+	storeModes(t, func(t *testing.T, redisLine string) {
+		up := StartUpstream(t)
+		c := StartCaddy(t, basicConfig(redisLine, up, ""))
+		c.WaitReady()
+
+		good := Token(t, nil)
+		r := Get(t, c.URL+"/orders", good)
+		ExpectStatus(t, "valid token", r, http.StatusOK)
+		if !up.Saw(good) {
+			t.Fatal("the upstream did not receive the valid token")
+		}
+		if r := Get(t, c.URL+"/public", ""); r.Status != http.StatusOK {
+			t.Fatalf("request without credentials: %d, want it passed through", r.Status)
+		}
+
+		// A token revoked before its first use never reaches the upstream.
+		stolen := Token(t, jwt.MapClaims{"sid": "s2"})
+		st, body := c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, stolen))
+		if st != http.StatusOK {
+			t.Fatalf("admin revoke token: %d %s", st, body)
+		}
+		r = Get(t, c.URL+"/orders", stolen)
+		ExpectStatus(t, "revoked token", r, http.StatusUnauthorized)
+		if got := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer error="invalid_token", error_description=`) {
+			t.Fatalf("WWW-Authenticate %q", got)
+		}
+		if r.JSON(t)["error"] != "invalid_token" {
+			t.Fatalf("body %s", r.Body)
+		}
+		if up.Saw(stolen) {
+			t.Fatal("the upstream saw a revoked token")
+		}
+		// The other token of the same user is untouched.
+		ExpectStatus(t, "other token of the same user", Get(t, c.URL+"/orders", good), http.StatusOK)
+	})
+}
+
+func TestAdminRevocationKinds(t *testing.T) {
+	storeModes(t, func(t *testing.T, redisLine string) {
+		up := StartUpstream(t)
+		c := StartCaddy(t, basicConfig(redisLine, up, ""))
+		c.WaitReady()
+		revoke := func(body string) {
+			t.Helper()
+			if st, resp := c.AdminDo("POST", "/revocation/revoke", body); st != http.StatusOK {
+				t.Fatalf("admin revoke %s: %d %s", body, st, resp)
+			}
+		}
+
+		aliceS1 := Token(t, jwt.MapClaims{"sid": "s1"})
+		aliceS2 := Token(t, jwt.MapClaims{"sid": "s2"})
+		bobS1 := Token(t, jwt.MapClaims{"sub": "bob", "sid": "s1"})
+		for _, tok := range []string{aliceS1, aliceS2, bobS1} {
+			ExpectStatus(t, "before", Get(t, c.URL+"/", tok), http.StatusOK)
+		}
+
+		// A session, scoped to its subject: bob's session of the same id
+		// is not touched.
+		revoke(`{"subject":"alice","session":"s1"}`)
+		ExpectStatus(t, "alice s1 after session revocation", Get(t, c.URL+"/", aliceS1), http.StatusUnauthorized)
+		ExpectStatus(t, "alice s2 after s1 revoked", Get(t, c.URL+"/", aliceS2), http.StatusOK)
+		ExpectStatus(t, "bob s1 after alice s1 revoked", Get(t, c.URL+"/", bobS1), http.StatusOK)
+		// A token minted later for that session (a refresh) is stopped too.
+		ExpectStatus(t, "new token of a revoked session", Get(t, c.URL+"/", Token(t, jwt.MapClaims{"sid": "s1"})), http.StatusUnauthorized)
+
+		// A jti.
+		withJTI := Token(t, jwt.MapClaims{"jti": "jti-42", "sid": "s3"})
+		ExpectStatus(t, "jti before", Get(t, c.URL+"/", withJTI), http.StatusOK)
+		revoke(`{"jti":"jti-42"}`)
+		ExpectStatus(t, "jti after", Get(t, c.URL+"/", withJTI), http.StatusUnauthorized)
+
+		// The whole subject: every token issued until now.
+		revoke(`{"subject":"alice"}`)
+		ExpectStatus(t, "alice s2 after subject revocation", Get(t, c.URL+"/", aliceS2), http.StatusUnauthorized)
+		ExpectStatus(t, "bob after alice's subject revocation", Get(t, c.URL+"/", bobS1), http.StatusOK)
+		// A login after the revocation (issued in a later second) works.
+		waitNextSecond()
+		ExpectStatus(t, "alice's new login", Get(t, c.URL+"/", Token(t, jwt.MapClaims{"sid": "s9"})), http.StatusOK)
+
+		st, body := c.AdminDo("GET", "/revocation/status", "")
+		if st != http.StatusOK || !strings.Contains(body, `"subject":1`) || !strings.Contains(body, `"session":`) {
+			t.Fatalf("status: %d %s", st, body)
+		}
+		for _, bad := range []string{`{}`, `{"subject":"a","jti":"b"}`, `{"session":"x"}`, `not json`, `{"subject":"a","extra":1}`} {
+			if st, _ := c.AdminDo("POST", "/revocation/revoke", bad); st != http.StatusBadRequest {
+				t.Errorf("admin revoke %s: %d, want 400", bad, st)
+			}
+		}
+		if up.Saw(aliceS1) && countSeen(up, aliceS1) > 1 {
+			t.Fatal("a revoked token reached the upstream after its revocation")
+		}
+	})
+}
+
+func countSeen(u *Upstream, s string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, r := range u.seen {
+		if strings.Contains(r.Authorization, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitNextSecond sleeps into the next wall-clock second, so that a token
+// minted afterwards has an iat later than anything revoked before.
+func waitNextSecond() {
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second + 10*time.Millisecond).Sub(now))
+}
+
+func TestRefreshTokensAreChecked(t *testing.T) {
+	up := StartUpstream(t)
+	c := StartCaddy(t, basicConfig("", up, ""))
+	refresh := Token(t, jwt.MapClaims{"sid": "r1", "typ": "refresh"})
+	cookie := "__Host-refresh_demo=" + refresh
+	ExpectStatus(t, "refresh cookie before", Do(t, "GET", c.URL+"/", "", "Cookie", cookie), http.StatusOK)
+	body := fmt.Sprintf(`{"refreshToken":%q}`, refresh)
+	ExpectStatus(t, "refresh body before", Do(t, "POST", c.URL+"/v1/auth/refresh", body, "Content-Type", "application/json"), http.StatusOK)
+
+	if st, b := c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, refresh)); st != http.StatusOK {
+		t.Fatalf("admin revoke: %d %s", st, b)
+	}
+	hits := up.Hits()
+	r := Do(t, "GET", c.URL+"/", "", "Cookie", "theme=dark; "+cookie)
+	ExpectStatus(t, "revoked refresh cookie", r, http.StatusUnauthorized)
+	if !strings.Contains(r.Header.Get("WWW-Authenticate"), "refresh token") {
+		t.Fatalf("WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
+	}
+	ExpectStatus(t, "revoked refresh in a JSON body", Do(t, "POST", c.URL+"/v1/auth/refresh", body, "Content-Type", "application/json"), http.StatusUnauthorized)
+	if up.Hits() != hits {
+		t.Fatal("a request with a revoked refresh token reached the upstream")
+	}
+	// Bodies that are passed on arrive intact.
+	other := `{"refreshToken":"opaque-but-not-revoked","n":1}`
+	ExpectStatus(t, "other body", Do(t, "POST", c.URL+"/v1/auth/refresh", other, "Content-Type", "application/json"), http.StatusOK)
+	if !up.Saw("opaque-but-not-revoked") {
+		t.Fatal("inspected body did not reach the upstream intact")
+	}
+}
+
+func TestRequireToken(t *testing.T) {
+	up := StartUpstream(t)
+	c := StartCaddy(t, basicConfig("", up, "require_token"))
+	r := Get(t, c.URL+"/", "")
+	ExpectStatus(t, "no token", r, http.StatusUnauthorized)
+	if r.Header.Get("WWW-Authenticate") != "Bearer" {
+		t.Fatalf("WWW-Authenticate %q, want a bare challenge", r.Header.Get("WWW-Authenticate"))
+	}
+	forged := strings.TrimSuffix(Token(t, nil), "A") + "B"
+	ExpectStatus(t, "bad signature", Get(t, c.URL+"/", forged), http.StatusUnauthorized)
+	expired := Token(t, jwt.MapClaims{"iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-time.Minute).Unix()})
+	ExpectStatus(t, "expired", Get(t, c.URL+"/", expired), http.StatusUnauthorized)
+	ExpectStatus(t, "valid", Get(t, c.URL+"/", Token(t, nil)), http.StatusOK)
+	if up.Hits() != 1 {
+		t.Fatalf("%d requests reached the upstream, want only the valid one", up.Hits())
+	}
+}
+
+// A reload keeps the embedded denylist, and does not reconnect to Redis.
+func TestReloadKeepsState(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) {
+		up := StartUpstream(t)
+		c := StartCaddy(t, basicConfig("", up, ""))
+		tok := Token(t, nil)
+		c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, tok))
+		ExpectStatus(t, "before reload", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
+		c.Reload(basicConfig("", up, "log_blocked debug\n\t\tsession_ttl 48h"))
+		ExpectStatus(t, "after reload", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
+		if !strings.Contains(c.Logs(), "load complete") {
+			t.Fatal("the reload did not happen")
+		}
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := testredis.Start(t)
+		up := StartUpstream(t)
+		c := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
+		c.WaitReady()
+		before := clientIDs(t, srv)
+		if len(before) == 0 {
+			t.Fatal("no caddy-revocation connection to redis")
+		}
+		tok := Token(t, nil)
+		c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, tok))
+		c.Reload(basicConfig("redis "+srv.URL(), up, "log_blocked debug"))
+		ExpectStatus(t, "after reload", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
+		// The connections open before the reload are still the ones in
+		// use, and the denylist was loaded once: the store was kept.
+		after := clientIDs(t, srv)
+		for id := range before {
+			if !after[id] {
+				t.Fatalf("reload closed redis connection %s (before %v, after %v)", id, before, after)
+			}
+		}
+		if n := strings.Count(c.Logs(), "denylist loaded from redis"); n != 1 {
+			t.Fatalf("denylist loaded %d times, want once", n)
+		}
+		if !strings.Contains(c.Logs(), "load complete") {
+			t.Fatal("the reload did not happen")
+		}
+	})
+}
+
+// clientIDs returns the ids of the connections caddy-revocation holds.
+func clientIDs(t *testing.T, srv *testredis.Server) map[string]bool {
+	t.Helper()
+	out, err := srv.Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, "name=caddy-revocation") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "id=") {
+				ids[f] = true
+			}
+		}
+	}
+	return ids
+}
+
+func TestValidateRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "notpem.txt")
+	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	privPEM := filepath.Join(dir, "private.pem")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(privPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+
+	cfg := func(inner string) string {
+		return fmt.Sprintf(":8080 {\n\trevocation {\n%s\n\t}\n\trespond ok\n}\n", inner)
+	}
+	jwtOK := "jwt {\n hmac_secret " + testSecret + "\n}"
+	cases := []struct {
+		name, inner, want string
+		env               []string
+	}{
+		{"unknown option", jwtOK + "\nfrobnicate on", `unknown option "frobnicate"`, nil},
+		{"duplicate option", jwtOK + "\nsession_ttl 1h\nsession_ttl 2h", `duplicate option "session_ttl"`, nil},
+		{"bad duration", jwtOK + "\nsession_ttl forever", `session_ttl: bad duration "forever"`, nil},
+		{"unreadable key file", "jwt {\n public_key " + filepath.Join(dir, "missing.pem") + "\n}", "jwt public_key " + filepath.Join(dir, "missing.pem"), nil},
+		{"key file not PEM", "jwt {\n public_key " + notPEM + "\n}", "jwt public_key " + notPEM + ": no PEM block", nil},
+		{"private key file", "jwt {\n public_key " + privPEM + "\n}", "configure the public key instead", nil},
+		{"algorithms none", "jwt {\n hmac_secret " + testSecret + "\n algorithms HS256 none\n}", `jwt algorithms: "none" can never be allowed`, nil},
+		{"algorithm without key", "jwt {\n hmac_secret " + testSecret + "\n algorithms RS256\n}", "algorithm RS256 is allowed but no configured key can verify it", nil},
+		{"no key with endpoints", "app_id demo", "no verification key is configured", nil},
+		{"malformed redis url", jwtOK + "\nredis redis://127.0.0.1:notaport", "redis: malformed url", nil},
+		{"redis url with wrong scheme", jwtOK + "\nredis http://127.0.0.1:6379", "redis: url http://127.0.0.1:6379: scheme must be", nil},
+		{"unknown endpoint", jwtOK + "\nendpoints logout seppuku", `endpoints: unknown dialect "seppuku"`, nil},
+		{"bad on_store_down", jwtOK + "\non_store_down shrug", "on_store_down", nil},
+		{"revoke_refresh without app_id", jwtOK + "\nendpoints revoke_refresh", "revoke_refresh needs app_id", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ok, out := Validate(t, cfg(c.inner), c.env...)
+			if ok {
+				t.Fatalf("accepted:\n%s", out)
+			}
+			if !strings.Contains(strings.ReplaceAll(out, `\"`, `"`), c.want) {
+				t.Fatalf("error does not say %q:\n%s", c.want, out)
+			}
+		})
+	}
+	t.Run("password never in errors", func(t *testing.T) {
+		ok, out := Validate(t, cfg(jwtOK+"\nredis redis://user:hunter2-secret@127.0.0.1:bad"))
+		if ok || strings.Contains(out, "hunter2-secret") {
+			t.Fatalf("ok=%v, output shows the password:\n%s", ok, out)
+		}
+	})
+}
+
+func TestExampleValidates(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, out := Validate(t, string(data), "REDIS_URL="); !ok {
+		t.Fatalf("Caddyfile.example without REDIS_URL:\n%s", out)
+	}
+	srv := testredis.Start(t)
+	if ok, out := Validate(t, string(data), "REDIS_URL="+srv.URL()); !ok {
+		t.Fatalf("Caddyfile.example with REDIS_URL:\n%s", out)
+	}
+}

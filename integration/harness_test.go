@@ -1,0 +1,445 @@
+// Package integration holds the end-to-end tests: a real caddy binary
+// built from this repository, real redis-server processes, a real
+// upstream HTTP server and real HTTP clients, all on loopback.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+)
+
+// caddyBin is the binary under test: $CADDY_BIN when set (the test script
+// sets it to the ./caddy that ./xcaddy.sh built), else one built here
+// from ./cmd/caddy.
+var caddyBin string
+
+// repoRoot is the repository's top directory.
+var repoRoot string
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Dir(filepath.Dir(file))
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	if bin := os.Getenv("CADDY_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return 0, err
+		}
+		caddyBin = abs
+		return m.Run(), nil
+	}
+	dir, err := os.MkdirTemp("", "caddy-revocation-bin-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	caddyBin = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build caddy: %v\n%s", err, out)
+	}
+	return m.Run(), nil
+}
+
+// testSecret signs the HS256 tokens of the tests.
+const testSecret = "integration-secret-0123456789abcdef"
+
+// Caddy is one running caddy process.
+type Caddy struct {
+	t      *testing.T
+	dir    string
+	config string
+	Admin  string // host:port of the admin endpoint
+	URL    string // base URL of the guarded site
+	cmd    *exec.Cmd
+	log    string
+	done   chan struct{}
+}
+
+// StartCaddy runs caddy with a Caddyfile. The text may use {{ADMIN}} and
+// {{PORT}}, replaced by free loopback ports (the admin endpoint and the
+// guarded site); it is stopped, by its PID, when the test ends.
+func StartCaddy(t *testing.T, caddyfile string, env ...string) *Caddy {
+	t.Helper()
+	c := &Caddy{t: t, dir: t.TempDir()}
+	c.Admin = "127.0.0.1:" + strconv.Itoa(testredis.FreePort(t))
+	port := testredis.FreePort(t)
+	c.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	c.config = filepath.Join(c.dir, "Caddyfile")
+	c.write(caddyfile, port)
+	c.start(env)
+	t.Cleanup(c.Stop)
+	return c
+}
+
+func (c *Caddy) write(text string, port int) {
+	c.t.Helper()
+	text = strings.ReplaceAll(text, "{{ADMIN}}", c.Admin)
+	text = strings.ReplaceAll(text, "{{PORT}}", strconv.Itoa(port))
+	if err := os.WriteFile(c.config, []byte(text), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// Port returns the guarded site's port.
+func (c *Caddy) Port() int {
+	p, _ := strconv.Atoi(c.URL[strings.LastIndex(c.URL, ":")+1:])
+	return p
+}
+
+func (c *Caddy) start(env []string) {
+	c.t.Helper()
+	c.log = filepath.Join(c.dir, fmt.Sprintf("caddy-%d.log", time.Now().UnixNano()))
+	f, err := os.Create(c.log)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer f.Close()
+	c.cmd = exec.Command(caddyBin, "run", "--config", c.config, "--adapter", "caddyfile")
+	c.cmd.Env = append(os.Environ(),
+		"XDG_DATA_HOME="+filepath.Join(c.dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "config"),
+		"HOME="+c.dir,
+	)
+	c.cmd.Env = append(c.cmd.Env, env...)
+	c.cmd.Stdout, c.cmd.Stderr = f, f
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		c.t.Fatalf("start caddy: %v", err)
+	}
+	c.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(c.cmd, c.done)
+	c.waitUp()
+}
+
+// waitUp waits until the site port accepts connections and the admin
+// endpoint answers.
+func (c *Caddy) waitUp() {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.done:
+			c.t.Fatalf("caddy exited during start:\n%s", c.Logs())
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.URL, "http://"), 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			if st, _ := c.AdminDo("GET", "/revocation/live", ""); st == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("caddy did not come up:\n%s", c.Logs())
+}
+
+// Stop ends the process (SIGTERM, then SIGKILL) and waits for it.
+func (c *Caddy) Stop() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+	c.cmd = nil
+}
+
+// Kill ends the process at once, as a crash would.
+func (c *Caddy) Kill() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	c.cmd = nil
+}
+
+// Restart stops the process and starts a new one on the same config and
+// ports.
+func (c *Caddy) Restart(env ...string) {
+	c.t.Helper()
+	c.Stop()
+	c.start(env)
+}
+
+// Reload applies a new Caddyfile to the running process with
+// `caddy reload`.
+func (c *Caddy) Reload(caddyfile string) {
+	c.t.Helper()
+	c.write(caddyfile, c.Port())
+	out, err := exec.Command(caddyBin, "reload", "--config", c.config, "--adapter", "caddyfile", "--address", c.Admin, "--force").CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("caddy reload: %v\n%s\n%s", err, out, c.Logs())
+	}
+}
+
+// Logs returns everything the process has written so far.
+func (c *Caddy) Logs() string {
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(c.dir, "caddy-*.log"))
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		b.Write(data)
+	}
+	return b.String()
+}
+
+// AdminDo calls the admin endpoint.
+func (c *Caddy) AdminDo(method, path, body string) (int, string) {
+	req, err := http.NewRequest(method, "http://"+c.Admin+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// WaitReady waits until /revocation/ready says 200.
+func (c *Caddy) WaitReady() {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		st, body := c.AdminDo("GET", "/revocation/ready", "")
+		if st == http.StatusOK {
+			return
+		}
+		last = body
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("never ready: %s\n%s", last, c.Logs())
+}
+
+// Upstream is the app behind the proxy: a real HTTP server that records
+// every request it receives.
+type Upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+type seenRequest struct {
+	Method, Path, Authorization, Cookie, Body string
+}
+
+// StartUpstream starts an upstream on a free loopback port.
+func StartUpstream(t *testing.T) *Upstream {
+	t.Helper()
+	u := &Upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.seen = append(u.seen, seenRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Cookie"), string(body)})
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"upstream":"reached","path":%q}`, r.URL.Path)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// Addr is the upstream's host:port, for reverse_proxy.
+func (u *Upstream) Addr() string { return strings.TrimPrefix(u.URL, "http://") }
+
+// Hits returns how many requests reached the upstream.
+func (u *Upstream) Hits() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// Saw reports whether any request that reached the upstream carried s in
+// its Authorization header, cookies or body.
+func (u *Upstream) Saw(s string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, r := range u.seen {
+		if strings.Contains(r.Authorization, s) || strings.Contains(r.Cookie, s) || strings.Contains(r.Body, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Token mints an HS256 token with testSecret. Claims given override the
+// defaults: sub alice, sid s1, a fresh jti, issued now, valid 15 minutes.
+func Token(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	now := time.Now()
+	c := jwt.MapClaims{"sub": "alice", "sid": "s1", "jti": randomID(), "iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix()}
+	for k, v := range claims {
+		if v == nil {
+			delete(c, k)
+			continue
+		}
+		c[k] = v
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var idCounter struct {
+	sync.Mutex
+	n int
+}
+
+func randomID() string {
+	idCounter.Lock()
+	idCounter.n++
+	n := idCounter.n
+	idCounter.Unlock()
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%d-%d", time.Now().UnixNano(), n)))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Response is a finished HTTP exchange.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// JSON decodes the body into a map.
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &m); err != nil {
+		t.Fatalf("body %q is not a JSON object: %v", r.Body, err)
+	}
+	return m
+}
+
+// Do sends a request. headers alternate name, value.
+func Do(t testing.TB, method, url, body string, headers ...string) Response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}
+
+// Get sends a GET with a bearer token ("" for none).
+func Get(t testing.TB, url, token string) Response {
+	t.Helper()
+	if token == "" {
+		return Do(t, "GET", url, "")
+	}
+	return Do(t, "GET", url, "", "Authorization", "Bearer "+token)
+}
+
+// ExpectStatus fails the test when a response has another status.
+func ExpectStatus(t testing.TB, what string, r Response, want int) {
+	t.Helper()
+	if r.Status != want {
+		t.Fatalf("%s: status %d, want %d; body %s", what, r.Status, want, r.Body)
+	}
+}
+
+// Eventually polls cond until it holds or ten seconds pass.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Validate runs `caddy validate` on a Caddyfile and returns its exit
+// status and output.
+func Validate(t *testing.T, caddyfile string, env ...string) (bool, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(caddyBin, "validate", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	cmd.Env = append(cmd.Env, env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return err == nil, out.String()
+}
+
+// guarded returns a Caddyfile with a revocation block in front of the
+// upstream; inner is the body of the revocation block.
+func guarded(inner, upstream string) string {
+	return fmt.Sprintf(`{
+	admin {{ADMIN}}
+}
+:{{PORT}} {
+	bind 127.0.0.1
+	revocation {
+%s
+	}
+	reverse_proxy %s
+}
+`, inner, upstream)
+}
