@@ -356,6 +356,7 @@ func (s *RedisStore) follow(ctx context.Context) {
 
 // read applies feed entries as they come, until an error.
 func (s *RedisStore) read(ctx context.Context) error {
+	block := time.Duration(-1) // the first read does not wait: it confirms at once
 	for {
 		s.mu.Lock()
 		from, applied := s.lastID, s.applied
@@ -364,8 +365,9 @@ func (s *RedisStore) read(ctx context.Context) error {
 		streams, err := s.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{s.feed, from},
 			Count:   1000,
-			Block:   s.block,
+			Block:   block,
 		}).Result()
+		block = s.block
 		if errors.Is(err, redis.Nil) {
 			s.confirm(issued)
 			continue
@@ -510,6 +512,10 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	s.lastID, s.applied = from, added
 	s.loaded = true
 	s.mu.Unlock()
+	// Every revocation committed before the feed position was read is in
+	// the keys just scanned (a commit writes its keys and its feed entry
+	// in one script), so the copy is current as of start.
+	s.confirm(start)
 	took := s.now().Sub(start)
 	s.log.Info("denylist loaded from redis", "entries", total.Load(), "took", took.String())
 	if s.hooks.Reloaded != nil {

@@ -1,0 +1,440 @@
+// Command loadbench measures proxied throughput and tail latency of
+// caddy-revocation against plain reverse_proxy and against the usual
+// do-it-yourself setup (forward_auth to a small service that asks Redis on
+// every request), all in one run, and prints them as ratios to plain
+// reverse_proxy.
+//
+// As in the sidecar case, the app, Redis, the auth service and the proxy
+// share one core (taskset -c 0); the load generator (wrk) runs on the
+// other. Scenarios alternate over several rounds and each figure is the
+// median of its rounds, so that drift on this noisy machine spreads over
+// all of them.
+//
+//	go run ./bench/loadbench -caddy ./caddy
+//
+// It also serves as the upstream app and as the auth service when run
+// with "upstream" or "authsvc" as first argument.
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+const hmacSecret = "loadbench-secret-0123456789abcdef0123"
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "upstream":
+			serveUpstream(os.Args[2])
+			return
+		case "authsvc":
+			serveAuth(os.Args[2], os.Args[3])
+			return
+		}
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+// serveUpstream is the app: a small JSON answer, as an API would give.
+func serveUpstream(addr string) {
+	body := []byte(`{"id":42,"name":"widget","price":"9.99","tags":["a","b","c"]}`)
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, "upstream:", err)
+		os.Exit(1)
+	}
+}
+
+// serveAuth is the do-it-yourself revocation check: hash the bearer
+// token, ask Redis whether it is revoked, answer 200 or 401.
+func serveAuth(addr, redisAddr string) {
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 64})
+	http.HandleFunc("/check", func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if tok == "" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		sum := sha256.Sum256([]byte(tok))
+		n, err := rdb.Exists(r.Context(), "diy:revoked:"+hex.EncodeToString(sum[:])).Result()
+		switch {
+		case err != nil:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case n > 0:
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, "authsvc:", err)
+		os.Exit(1)
+	}
+}
+
+type scenario struct {
+	name      string
+	caddyfile string // site body; {{UP}} {{AUTH}} {{REDIS}} {{KEY}} replaced
+	tokens    string // "hs256" or "es256"
+}
+
+var scenarios = []scenario{
+	{"reverse_proxy (baseline)", "reverse_proxy {{UP}}", "hs256"},
+	{"revocation, HS256", `revocation {
+		redis redis://{{REDIS}}
+		jwt {
+			hmac_secret ` + hmacSecret + `
+		}
+		endpoints none
+	}
+	reverse_proxy {{UP}}`, "hs256"},
+	{"revocation, ES256", `revocation {
+		redis redis://{{REDIS}}
+		jwt {
+			public_key {{KEY}}
+		}
+		endpoints none
+	}
+	reverse_proxy {{UP}}`, "es256"},
+	{"forward_auth to a Redis-checking service", `forward_auth {{AUTH}} {
+		uri /check
+	}
+	reverse_proxy {{UP}}`, "hs256"},
+}
+
+type result struct {
+	rps   float64
+	p99ms float64
+}
+
+func run() error {
+	caddyBin := flag.String("caddy", "", "caddy binary with the module (default: build ./cmd/caddy)")
+	duration := flag.Duration("duration", 10*time.Second, "measured duration of each run")
+	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured warm-up of each run")
+	conns := flag.Int("connections", 32, "wrk connections")
+	threads := flag.Int("threads", 2, "wrk threads")
+	rounds := flag.Int("rounds", 3, "rounds over all scenarios (median reported)")
+	ntokens := flag.Int("tokens", 1000, "distinct clients (tokens), each reused")
+	serverCPU := flag.String("server-cpu", "0", "CPU list for app, Redis, auth service and proxy")
+	loadCPU := flag.String("load-cpu", "1", "CPU list for wrk")
+	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	flag.Parse()
+
+	for _, bin := range []string{"wrk", "redis-server", "taskset"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s not found (as root: apt-get install -y wrk redis-server util-linux)", bin)
+		}
+	}
+	work, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	if *caddyBin == "" {
+		*caddyBin = filepath.Join(work, "caddy")
+		build := exec.Command("go", "build", "-o", *caddyBin, "./cmd/caddy")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build caddy: %w", err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			stop(p)
+		}
+	}()
+	startPinned := func(name string, args ...string) (*exec.Cmd, error) {
+		cmd := exec.Command("taskset", append([]string{"-c", *serverCPU, name}, args...)...)
+		cmd.Stdout, cmd.Stderr = nil, nil
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work, "HOME="+work)
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+
+	redisPort, upPort, authPort := freePort(), freePort(), freePort()
+	redisAddr := "127.0.0.1:" + strconv.Itoa(redisPort)
+	upAddr := "127.0.0.1:" + strconv.Itoa(upPort)
+	authAddr := "127.0.0.1:" + strconv.Itoa(authPort)
+	if _, err := startPinned("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work); err != nil {
+		return err
+	}
+	if _, err := startPinned(self, "upstream", upAddr); err != nil {
+		return err
+	}
+	if _, err := startPinned(self, "authsvc", authAddr, redisAddr); err != nil {
+		return err
+	}
+	for _, a := range []string{redisAddr, upAddr, authAddr} {
+		if err := waitPort(a, 10*time.Second); err != nil {
+			return err
+		}
+	}
+
+	// Keys and tokens: many clients, each with its own token, reused.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
+	if err != nil {
+		return err
+	}
+	keyFile := filepath.Join(work, "es256.pub")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	tokenFiles := map[string]string{}
+	for _, alg := range []string{"hs256", "es256"} {
+		var lines []string
+		for i := 0; i < *ntokens; i++ {
+			claims := jwt.MapClaims{
+				"sub": fmt.Sprintf("user-%d", i), "sid": fmt.Sprintf("session-%d", i), "jti": fmt.Sprintf("%s-%d", alg, i),
+				"iat": time.Now().Unix(), "exp": time.Now().Add(2 * time.Hour).Unix(),
+			}
+			var tok string
+			if alg == "hs256" {
+				tok, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(hmacSecret))
+			} else {
+				tok, err = jwt.NewWithClaims(jwt.SigningMethodES256, claims).SignedString(ecKey)
+			}
+			if err != nil {
+				return err
+			}
+			lines = append(lines, tok)
+		}
+		f := filepath.Join(work, alg+".tokens")
+		if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		tokenFiles[alg] = f
+	}
+	script := filepath.Join(work, "tokens.lua")
+	if err := os.WriteFile(script, []byte(wrkScript), 0o600); err != nil {
+		return err
+	}
+
+	results := make(map[string][]result)
+	for round := 1; round <= *rounds; round++ {
+		for _, sc := range scenarios {
+			res, err := runScenario(sc, *caddyBin, work, startPinned, map[string]string{
+				"{{UP}}": upAddr, "{{AUTH}}": authAddr, "{{REDIS}}": redisAddr, "{{KEY}}": keyFile,
+			}, tokenFiles[sc.tokens], script, *loadCPU, *threads, *conns, *warmup, *duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "round %d  %-42s %9.0f req/s  p99 %6.2f ms\n", round, sc.name, res.rps, res.p99ms)
+			results[sc.name] = append(results[sc.name], res)
+		}
+	}
+
+	base := median(results[scenarios[0].name], func(r result) float64 { return r.rps })
+	fmt.Printf("\n| setup | requests/s | ratio to reverse_proxy | p99 latency |\n|---|---|---|---|\n")
+	type row struct {
+		Name  string  `json:"name"`
+		RPS   float64 `json:"rps"`
+		Ratio float64 `json:"ratio"`
+		P99ms float64 `json:"p99_ms"`
+	}
+	var rows []row
+	for _, sc := range scenarios {
+		rps := median(results[sc.name], func(r result) float64 { return r.rps })
+		p99 := median(results[sc.name], func(r result) float64 { return r.p99ms })
+		fmt.Printf("| %s | %.0f | %.2f | %.2f ms |\n", sc.name, rps, rps/base, p99)
+		rows = append(rows, row{sc.name, rps, rps / base, p99})
+	}
+	fmt.Printf("\n%d rounds of %s (after %s warm-up), wrk -t%d -c%d, %d tokens; servers on CPU %s, wrk on CPU %s; medians.\n",
+		*rounds, *duration, *warmup, *threads, *conns, *ntokens, *serverCPU, *loadCPU)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ...string) (*exec.Cmd, error),
+	repl map[string]string, tokens, script, loadCPU string, threads, conns int, warmup, duration time.Duration) (result, error) {
+	port, admin := freePort(), freePort()
+	body := sc.caddyfile
+	for k, v := range repl {
+		body = strings.ReplaceAll(body, k, v)
+	}
+	cfg := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n}\n:%d {\n\tbind 127.0.0.1\n\t%s\n}\n", admin, port, body)
+	path := filepath.Join(work, "Caddyfile")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return result{}, err
+	}
+	cmd, err := startPinned(caddyBin, "run", "--config", path, "--adapter", "caddyfile")
+	if err != nil {
+		return result{}, err
+	}
+	defer stop(cmd)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := waitPort(addr, 20*time.Second); err != nil {
+		return result{}, err
+	}
+	url := "http://" + addr + "/api/item"
+	// Check once that a token passes end to end.
+	req, _ := http.NewRequest("GET", url, nil)
+	first, _ := os.ReadFile(tokens)
+	req.Header.Set("Authorization", "Bearer "+strings.SplitN(string(first), "\n", 2)[0])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return result{}, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return result{}, fmt.Errorf("probe request: status %d", resp.StatusCode)
+	}
+	wrk := func(d time.Duration) (string, error) {
+		c := exec.Command("taskset", "-c", loadCPU, "wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
+			"-d", d.String(), "--latency", "-s", script, url)
+		c.Env = append(os.Environ(), "TOKENS_FILE="+tokens)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	if _, err := wrk(warmup); err != nil {
+		return result{}, fmt.Errorf("warm-up: %w", err)
+	}
+	out, err := wrk(duration)
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	return parseWrk(out)
+}
+
+var (
+	rpsRe    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	p99Re    = regexp.MustCompile(`\s99%\s+([0-9.]+)(us|ms|s)`)
+	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+func parseWrk(out string) (result, error) {
+	if m := non2xxRe.FindStringSubmatch(out); m != nil {
+		return result{}, fmt.Errorf("%s responses were not 2xx:\n%s", m[1], out)
+	}
+	m := rpsRe.FindStringSubmatch(out)
+	p := p99Re.FindStringSubmatch(out)
+	if m == nil || p == nil {
+		return result{}, fmt.Errorf("cannot read wrk output:\n%s", out)
+	}
+	rps, _ := strconv.ParseFloat(m[1], 64)
+	v, _ := strconv.ParseFloat(p[1], 64)
+	switch p[2] {
+	case "us":
+		v /= 1000
+	case "s":
+		v *= 1000
+	}
+	return result{rps: rps, p99ms: v}, nil
+}
+
+// wrkScript rotates each connection through the tokens file: many
+// clients, each reusing its own token.
+const wrkScript = `
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS_FILE")) do
+  if #line > 0 then tokens[#tokens + 1] = line end
+end
+local i = math.random(#tokens)
+request = function()
+  i = (i % #tokens) + 1
+  return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+`
+
+func median(rs []result, f func(result) float64) float64 {
+	vals := make([]float64, len(rs))
+	for i, r := range rs {
+		vals[i] = f(r)
+	}
+	slices.Sort(vals)
+	if len(vals) == 0 {
+		return 0
+	}
+	return vals[len(vals)/2]
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(addr string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for ctx.Err() == nil {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("nothing listens on " + addr)
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
