@@ -329,3 +329,20 @@ func TestExampleValidates(t *testing.T) {
 		t.Fatalf("Caddyfile.example with REDIS_URL:\n%s", out)
 	}
 }
+
+// With Redis reachable at start, the denylist is loaded and confirmed
+// before the server listens: the first request is served, not refused as
+// stale (fail_closed is the default).
+func TestRedisStoreServesAtOnce(t *testing.T) {
+	srv := testredis.Start(t)
+	up := StartUpstream(t)
+	tok := Token(t, nil)
+	// Revoked before this instance starts: loaded at start.
+	seed := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
+	if st, b := seed.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, tok)); st != http.StatusOK {
+		t.Fatalf("admin revoke: %d %s", st, b)
+	}
+	c := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
+	ExpectStatus(t, "first request after start", Get(t, c.URL+"/", Token(t, nil)), http.StatusOK)
+	ExpectStatus(t, "token revoked before start", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
+}
