@@ -131,7 +131,8 @@ func (in *Inspector) learn(ctx context.Context, raw string, h TokenHash, now int
 	if info.Verified {
 		info.until = now + noExpiryFor
 		if claims.ExpiresAt != 0 {
-			info.until = claims.ExpiresAt / 1000
+			// Verified tokens stay valid for the leeway past exp.
+			info.until = (claims.ExpiresAt+in.cfg.Verifier.Leeway().Milliseconds())/1000 + 1
 		}
 		if claims.Subject != "" && claims.Session != "" && in.cfg.Store != nil {
 			in.cfg.Store.NoteSession(info.ID.Subject, info.ID.Session, in.cfg.SessionTTL)

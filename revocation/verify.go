@@ -181,6 +181,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 // Algorithms returns the allow-list in force.
 func (v *Verifier) Algorithms() []string { return slices.Clone(v.algs) }
 
+// Leeway returns the clock skew tolerated on exp, nbf and iat.
+func (v *Verifier) Leeway() time.Duration { return v.cfg.Leeway }
+
 // SessionClaim returns the name of the session claim.
 func (v *Verifier) SessionClaim() string { return v.cfg.SessionClaim }
 

@@ -1,0 +1,80 @@
+package revocation
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func TestInspectorRemembersUntilExpiry(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	clock := time.Unix(1_800_000_000, 0)
+	now := func() time.Time { return clock }
+	v, err := NewVerifier(VerifierConfig{HMACSecret: secret, Leeway: 10 * time.Second, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemoryStore(MemoryOptions{Now: now, SweepEvery: -1})
+	defer store.Close()
+	in := NewInspector(InspectorConfig{Verifier: v, Store: store, SessionTTL: time.Hour, Now: now})
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "alice", "sid": "s1", "iat": clock.Unix(), "exp": clock.Add(time.Minute).Unix(),
+	}).SignedString(secret)
+	ctx := context.Background()
+
+	first := in.Inspect(ctx, tok)
+	if !first.Verified || first.ID.Session != SessionKey("alice", "s1") {
+		t.Fatalf("first sight: %+v", first)
+	}
+	if in.Inspect(ctx, tok) != first {
+		t.Fatal("a token seen before was parsed again")
+	}
+	if n := sessionsNoted(t, store, SubjectKey("alice")); n != 1 {
+		t.Fatalf("%d sessions noted, want 1", n)
+	}
+	clock = clock.Add(65 * time.Second) // past exp, within leeway
+	if got := in.Inspect(ctx, tok); got != first {
+		t.Fatal("forgotten within the leeway")
+	}
+	clock = clock.Add(10 * time.Second) // past exp + leeway
+	later := in.Inspect(ctx, tok)
+	if later == first || later.Verified {
+		t.Fatalf("expired token still cached as verified: %+v", later)
+	}
+	if later.ID.Session != first.ID.Session {
+		t.Fatal("an expired token's claims no longer count for blocking")
+	}
+}
+
+func TestInspectorForgedTokenStillBlocksByClaims(t *testing.T) {
+	v, _ := NewVerifier(VerifierConfig{HMACSecret: []byte("0123456789abcdef0123456789abcdef")})
+	store := NewMemoryStore(MemoryOptions{SweepEvery: -1})
+	defer store.Close()
+	in := NewInspector(InspectorConfig{Verifier: v, Store: store, SessionTTL: time.Hour})
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "sid": "s1", "iat": time.Now().Unix()}).SignedString([]byte("another-secret-another-secret-00"))
+	commit(t, store, Change{Puts: []Put{{Key: SessionKey("alice", "s1"), TTL: time.Hour}}})
+	info := in.Inspect(context.Background(), forged)
+	if info.Verified {
+		t.Fatal("forged token verified")
+	}
+	if in.Check(info) != BlockedSession {
+		t.Fatal("claims of an unverifiable token are not used for blocking")
+	}
+	if sessionsNoted(t, store, SubjectKey("alice")) != 0 {
+		t.Fatal("an unverified token's session was noted")
+	}
+}
+
+func TestInspectorCacheIsBounded(t *testing.T) {
+	store := NewMemoryStore(MemoryOptions{SweepEvery: -1})
+	defer store.Close()
+	in := NewInspector(InspectorConfig{Store: store, CacheSize: 640})
+	for i := 0; i < 10000; i++ {
+		in.Inspect(context.Background(), "opaque-token-"+string(rune('a'+i%26))+time.Duration(i).String())
+	}
+	if n := in.CacheLen(); n > 640 {
+		t.Fatalf("cache holds %d tokens, bound is 640", n)
+	}
+}
