@@ -111,3 +111,22 @@ func TestDenylistSweep(t *testing.T) {
 		t.Fatalf("after sweep: total %d, tokens %d", dl.Total(), dl.Len(KindToken))
 	}
 }
+
+// Every valid encoding of one signed token is one token: the signature
+// segment can be re-encoded without the key, so it is not part of the
+// token's identity. Opaque tokens, dots or not, are identified whole.
+func TestTokenKeyIgnoresSignatureEncoding(t *testing.T) {
+	jws := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+	if TokenKey(jws) != TokenKey("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJm") {
+		t.Fatal("two encodings of one signature give two keys")
+	}
+	if TokenKey(jws) == TokenKey("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl") {
+		t.Fatal("different payloads share a key")
+	}
+	if TokenKey("v1.key-id.secret-one") == TokenKey("v1.key-id.secret-two") {
+		t.Fatal("opaque tokens with dots share a key")
+	}
+	if TokenKey("bm90LWpzb24.eyJzdWIiOiJhbGljZSJ9.a") == TokenKey("bm90LWpzb24.eyJzdWIiOiJhbGljZSJ9.b") {
+		t.Fatal("a header that is not a JWS header is treated as one")
+	}
+}

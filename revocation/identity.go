@@ -9,8 +9,11 @@ package revocation
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Kind says what a denylist entry revokes. Its value is the byte stored in
@@ -90,12 +93,43 @@ func ParseKey(s string) (Key, error) {
 	return k, nil
 }
 
-// TokenHash is the SHA-256 of a raw token. It is the only form in which a
-// token is kept, compared or logged.
+// TokenHash is the SHA-256 of a token as the denylist knows it. It is the
+// only form in which a token is kept, compared or logged.
 type TokenHash [32]byte
 
-// HashToken hashes a raw token.
-func HashToken(raw string) TokenHash { return sha256.Sum256([]byte(raw)) }
+// HashToken hashes a raw token. For a JWS (three dot-separated parts whose
+// header is a JSON object naming an alg) only the signed part is hashed,
+// header and payload exactly as sent: the signature covers those strings,
+// while the signature segment itself can be re-encoded without the key
+// (non-canonical base64 padding bits, ECDSA's (r, n-s)). Every valid
+// encoding of one signed token is thus one token, and revoking it revokes
+// them all. Anything else is hashed whole.
+func HashToken(raw string) TokenHash {
+	if signed, ok := jwsSigningInput(raw); ok {
+		return sha256.Sum256([]byte(signed))
+	}
+	return sha256.Sum256([]byte(raw))
+}
+
+// jwsSigningInput returns "header.payload" of a compact JWS.
+func jwsSigningInput(raw string) (string, bool) {
+	first := strings.IndexByte(raw, '.')
+	last := strings.LastIndexByte(raw, '.')
+	if first <= 0 || first == last || strings.IndexByte(raw[first+1:last], '.') >= 0 {
+		return "", false
+	}
+	hdr, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(raw[:first], "="))
+	if err != nil {
+		return "", false
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+	}
+	if json.Unmarshal(hdr, &h) != nil || h.Alg == nil {
+		return "", false
+	}
+	return raw[:last], true
+}
 
 // Key returns the denylist key of the exact token.
 func (h TokenHash) Key() Key {

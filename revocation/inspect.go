@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"context"
+	"crypto/sha256"
 	"sync"
 	"time"
 )
@@ -60,7 +61,7 @@ const (
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[TokenHash]*TokenInfo
+	m  map[[32]byte]*TokenInfo
 	_  [40]byte
 }
 
@@ -80,7 +81,7 @@ func NewInspector(cfg InspectorConfig) *Inspector {
 	}
 	in := &Inspector{cfg: cfg, perCap: max(1, cfg.CacheSize/cacheShards)}
 	for i := range in.shards {
-		in.shards[i].m = make(map[TokenHash]*TokenInfo)
+		in.shards[i].m = make(map[[32]byte]*TokenInfo)
 	}
 	return in
 }
@@ -88,21 +89,24 @@ func NewInspector(cfg InspectorConfig) *Inspector {
 // Inspect returns what is known of a raw token, from the cache when it
 // can. The result is shared and must not be modified.
 func (in *Inspector) Inspect(ctx context.Context, raw string) *TokenInfo {
-	h := HashToken(raw)
+	// The cache is keyed by the whole token, signature included: another
+	// encoding of a token must be verified on its own, never inherit a
+	// verdict. (The denylist key, in info.ID, ignores the encoding.)
+	ck := sha256.Sum256([]byte(raw))
 	now := in.cfg.Now().Unix()
-	s := &in.shards[h[0]%cacheShards]
+	s := &in.shards[ck[0]%cacheShards]
 	s.mu.RLock()
-	info, ok := s.m[h]
+	info, ok := s.m[ck]
 	s.mu.RUnlock()
 	if ok && info.until > now {
 		return info
 	}
-	info = in.learn(ctx, raw, h, now)
+	info = in.learn(ctx, raw, HashToken(raw), now)
 	s.mu.Lock()
 	if len(s.m) >= in.perCap {
 		s.evict(now)
 	}
-	s.m[h] = info
+	s.m[ck] = info
 	s.mu.Unlock()
 	return info
 }
@@ -148,7 +152,7 @@ func (in *Inspector) learn(ctx context.Context, raw string, h TokenHash, now int
 // evictions without keeping any order, and costs a bounded amount.
 func (s *cacheShard) evict(now int64) {
 	looked, removed := 0, false
-	var first TokenHash
+	var first [32]byte
 	for k, v := range s.m {
 		if looked == 0 {
 			first = k
