@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,8 +38,14 @@ type sharedStore struct {
 	staleAfter atomic.Int64
 }
 
-// adopt records a handler's settings that the admin API needs.
+// adopt records a handler's settings that the admin API needs, and makes
+// a Redis store confirm its local copy often enough for the handler's
+// stale_after: at least four times within it, so that a healthy store is
+// never taken for a stale one.
 func (s *sharedStore) adopt(sessionTTL, staleAfter time.Duration) {
+	if rs, ok := s.Store.(*revocation.RedisStore); ok && staleAfter > 0 {
+		rs.LimitBlock(staleAfter / 4)
+	}
 	for {
 		cur := s.sessionTTL.Load()
 		if int64(sessionTTL) <= cur || s.sessionTTL.CompareAndSwap(cur, int64(sessionTTL)) {
@@ -108,14 +115,37 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 		return nil, err
 	}
 	shared.desc = "redis " + settings.Redis.Describe()
+	quietRedisLog()
 	shared.Store = revocation.NewRedisStore(revocation.RedisOptions{
 		Client:     redis.NewUniversalClient(opts),
 		KeyPrefix:  settings.KeyPrefix,
 		FeedMaxLen: settings.FeedMaxLen,
-		Logger:     slog.New(storeLogHandler{name: "http.handlers.revocation.store"}),
-		Hooks:      storeHooks(settings),
+		// The feed read is pipelined, so it must end within the read
+		// timeout; adopt lowers it further for a short stale_after.
+		Block:  min(time.Second, settings.IOTimeout/2),
+		Logger: slog.New(storeLogHandler{name: "http.handlers.revocation.store"}),
+		Hooks:  storeHooks(settings),
 	})
 	return shared, nil
+}
+
+// redisLogOnce guards quietRedisLog.
+var redisLogOnce sync.Once
+
+// quietRedisLog sends go-redis's own log lines (one per failed dial, for
+// instance) to Caddy's log at debug level. While Redis is down they would
+// otherwise repeat on every attempt; the store logs each transition once,
+// at error level, with the cause.
+func quietRedisLog() {
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{}) })
+}
+
+// redisLogger is go-redis's logger, writing to Caddy's current default
+// logger (which a config reload may replace).
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	caddy.Log().Named("http.handlers.revocation.redis").Debug(fmt.Sprintf(format, v...))
 }
 
 // eachStore calls f for every store in use in this process.
@@ -136,7 +166,7 @@ type storeLogHandler struct {
 }
 
 func (h storeLogHandler) handler() slog.Handler {
-	var out slog.Handler = zapslog.NewHandler(caddy.Log().Named(h.name).Core())
+	var out slog.Handler = zapslog.NewHandler(caddy.Log().Core(), zapslog.WithName(h.name))
 	if len(h.attrs) > 0 {
 		out = out.WithAttrs(h.attrs)
 	}

@@ -13,7 +13,11 @@ import "github.com/redis/go-redis/v9"
 //
 // KEYS[1] is the feed stream; KEYS[2..] are the keys the change names
 // (for routing and ACL review). Keys derived from the seen-session set
-// share the same hash tag, hence the same slot.
+// share the same hash tag, hence the same slot: go-redis routes the call
+// by KEYS[1] to the master of that slot in Cluster mode.
+//
+// The seen-session set is a sorted set scored by each session's expiry
+// (unix s): only live sessions are revoked by name, as planChange does.
 //
 // ARGV: base, feed max length, number of puts N, then per put: kind,
 // key hex, absolute expiry (unix s, 0 = use TTL), TTL (s); then the
@@ -51,7 +55,9 @@ if ARGV[i] == '1' then
   if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl then
     return redis.error_reply('revocation: bad subject cut')
   end
-  cut = { subj, keep, ttl }
+  -- read (and so type-check) the live sessions before the first write
+  local seen = redis.call('ZRANGEBYSCORE', base .. 'seen:' .. subj, '(' .. num(nowSec), '+inf')
+  cut = { subj, keep, ttl, seen }
 end
 
 local existed, recs = {}, {}
@@ -92,9 +98,10 @@ if cut then
   local v = num(exp) .. ':' .. num(cutoff) .. ':' .. keep .. ':' .. num(floor)
   redis.call('SET', sk, v, 'EXAT', num(exp))
   recs[#recs + 1] = subj .. '=' .. v
-  for _, m in ipairs(redis.call('SMEMBERS', base .. 'seen:' .. subj)) do
+  for _, m in ipairs(cut[4]) do
     if m ~= keep and ishex(m) then put('s', m, sessExp) end
   end
+  redis.call('ZREMRANGEBYSCORE', base .. 'seen:' .. subj, '-inf', num(nowSec))
 end
 
 local id = ''

@@ -23,27 +23,36 @@ import (
 //
 //	<prefix>{dl}:<t|j|s|u>:<key>   one entry, value as Entry.Value, EXAT its expiry
 //	<prefix>{dl}:feed               the change feed, a stream trimmed to FeedMaxLen
-//	<prefix>{dl}:seen:<subject>     sessions in use, for subject revocations
+//	<prefix>{dl}:seen:<subject>     sessions in use, for subject revocations:
+//	                                a sorted set scored by expiry (unix s)
 //	<prefix>{dl}:once:<name>        one-time values (DPoP proof jtis)
 //
-// A replica loads every entry at start, then follows the feed with a
-// blocking XREAD. After an outage it resumes from the last feed entry it
-// applied, or reloads in full (merging, never forgetting) when the feed
-// was trimmed past that entry or recreated.
+// Every key expires, and the feed is capped (XADD MAXLEN ~), so Redis
+// memory is bounded by the live revocations plus FeedMaxLen feed entries.
+//
+// A replica loads every entry at start (SCAN and MGET, on every master in
+// Cluster mode), then follows the feed with a blocking XREAD. Each read
+// is pipelined behind a check, on the same connection, that the feed
+// still holds the last entry applied: so a read that lands on another
+// server (a reconnect, a Sentinel or Cluster failover, a Redis restart)
+// either resumes exactly where it left off or, when the feed was trimmed
+// past that entry or recreated, is replaced by a full reload that merges
+// with the local copy and never forgets a revocation.
 type RedisStore struct {
 	client redis.UniversalClient
 	base   string
 	feed   string
 	maxLen int64
-	block  time.Duration
+	block  atomic.Int64 // XREAD BLOCK, nanoseconds; see LimitBlock
 	dl     *Denylist
 	log    *slog.Logger
 	now    func() time.Time
 	hooks  Hooks
 
 	mu        sync.Mutex
-	lastID    string // last feed entry applied ("" before the first load)
-	applied   int64  // feed entries added up to lastID (XINFO entries-added)
+	own       map[string]struct{} // feed ids this replica wrote, not yet read back
+	lastID    string              // last feed entry applied ("" before the first load)
+	applied   int64               // feed entries added up to lastID (XINFO entries-added)
 	loaded    bool
 	state     int // linkUnknown, linkUp or linkDown
 	lastErr   string
@@ -94,7 +103,8 @@ type RedisOptions struct {
 	FeedMaxLen int64
 	// Block is how long one XREAD waits for news; it is also the longest
 	// quiet interval between two confirmations that the local copy is
-	// current. Default one second.
+	// current. It must be shorter than the client's read timeout, since
+	// the read is pipelined. Default one second; LimitBlock lowers it.
 	Block time.Duration
 	// InitialLoad bounds the synchronous first load; if Redis does not
 	// answer in time the store starts anyway, not yet loaded, and keeps
@@ -150,23 +160,24 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		base:   base,
 		feed:   base + "feed",
 		maxLen: opts.FeedMaxLen,
-		block:  opts.Block,
 		dl:     NewDenylist(),
 		log:    opts.Logger,
 		now:    opts.Now,
 		hooks:  opts.Hooks,
 		notes:  make(chan note, 4096),
+		own:    make(map[string]struct{}),
 		stop:   cancel,
 	}
+	s.block.Store(int64(max(opts.Block, minBlock)))
 
+	// The first load is synchronous so that a replica starts with the
+	// whole denylist when Redis is there; when it is not, the replica
+	// starts empty and not ready, and follow loads it once Redis answers.
 	loadCtx, cancelLoad := context.WithTimeout(ctx, opts.InitialLoad)
-	err := s.catchUp(loadCtx)
-	cancelLoad()
-	if err != nil {
+	if err := s.fullLoad(loadCtx); err != nil {
 		s.setDown("initial load", err)
-	} else {
-		s.setUp()
 	}
+	cancelLoad()
 
 	s.finished.Add(3)
 	go s.follow(ctx)
@@ -224,8 +235,19 @@ func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
 		return Result{}, fmt.Errorf("commit revocation: %w", err)
 	}
 	s.dl.Apply(res.Entries...)
+	if reply[0] != "" {
+		s.mu.Lock()
+		if len(s.own) >= maxOwnIDs {
+			clear(s.own) // only a metric depends on it
+		}
+		s.own[reply[0]] = struct{}{}
+		s.mu.Unlock()
+	}
 	return res, nil
 }
+
+// maxOwnIDs bounds the feed ids remembered as this replica's own writes.
+const maxOwnIDs = 4096
 
 // NoteSession implements Store: queued, written in batches by writeNotes.
 func (s *RedisStore) NoteSession(subject, session Key, ttl time.Duration) {
@@ -258,11 +280,18 @@ func (s *RedisStore) writeNotes(ctx context.Context) {
 				break drain
 			}
 		}
+		// Each session is scored by its own expiry, and expired ones are
+		// dropped as notes come, so the set of an active subject holds
+		// its live sessions only instead of growing with every login.
+		now := s.now().Unix()
 		pipe := s.client.Pipeline()
 		for n := range batch {
 			k := s.base + "seen:" + n.subject.String()
-			pipe.SAdd(ctx, k, n.session.String())
-			pipe.Expire(ctx, k, time.Duration(ttlSeconds(n.ttl))*time.Second)
+			ttl := ttlSeconds(n.ttl)
+			pipe.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now, 10))
+			pipe.ZAddGT(ctx, k, redis.Z{Score: float64(now + ttl), Member: n.session.String()})
+			pipe.ExpireNX(ctx, k, time.Duration(ttl)*time.Second)
+			pipe.ExpireGT(ctx, k, time.Duration(ttl)*time.Second)
 		}
 		opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := pipe.Exec(opCtx)
@@ -321,25 +350,52 @@ func (s *RedisStore) DroppedNotes() int64 { return s.dropped.Load() }
 // Close implements Store.
 func (s *RedisStore) Close() error {
 	s.stop()
+	// Closing the client ends a blocked XREAD at once, instead of when its
+	// block times out; the loops then see their context is done.
+	err := s.client.Close()
 	s.finished.Wait()
-	if err := s.client.Close(); err != nil {
+	if err != nil {
 		return fmt.Errorf("close redis client: %w", err)
 	}
 	return nil
 }
 
-// follow keeps the local copy current: catch up, then read the feed,
-// and after any error start over with a growing pause.
+// LimitBlock lowers the longest quiet interval between two confirmations
+// that the local copy is current (the XREAD BLOCK), so that a handler's
+// stale_after is never reached by a healthy store. It never raises it.
+func (s *RedisStore) LimitBlock(d time.Duration) {
+	d = max(d, minBlock)
+	for {
+		cur := s.block.Load()
+		if int64(d) >= cur || s.block.CompareAndSwap(cur, int64(d)) {
+			return
+		}
+	}
+}
+
+// minBlock keeps XREAD BLOCK away from zero, which would mean forever.
+const minBlock = 10 * time.Millisecond
+
+// readBatch is the most feed entries one read applies.
+const readBatch = 1000
+
+// follow keeps the local copy current: load in full when there is no
+// usable position, then read the feed, and after any error start over
+// with a growing pause.
 func (s *RedisStore) follow(ctx context.Context) {
 	defer s.finished.Done()
 	const minPause, maxPause = 50 * time.Millisecond, 2 * time.Second
 	pause := minPause
 	for ctx.Err() == nil {
-		err := s.catchUp(ctx)
+		s.mu.Lock()
+		loaded := s.loaded
+		s.mu.Unlock()
+		var err error
+		if !loaded {
+			err = s.fullLoad(ctx)
+		}
 		if err == nil {
-			s.setUp()
-			pause = minPause
-			err = s.read(ctx)
+			err = s.read(ctx, func() { pause = minPause })
 		}
 		if ctx.Err() != nil {
 			return
@@ -354,49 +410,83 @@ func (s *RedisStore) follow(ctx context.Context) {
 	}
 }
 
-// read applies feed entries as they come, until an error.
-func (s *RedisStore) read(ctx context.Context) error {
+// read applies feed entries as they come, until an error. Each XREAD is
+// pipelined behind a check that the server still holds the position it
+// reads from; the server runs both back to back, so no trim or other
+// write can fall between them. Any read, even one go-redis retried on a
+// new connection or sent to a new master, is thereby checked against the
+// server that answers it.
+func (s *RedisStore) read(ctx context.Context, ok func()) error {
 	block := time.Duration(-1) // the first read does not wait: it confirms at once
 	for {
 		s.mu.Lock()
 		from, applied := s.lastID, s.applied
 		s.mu.Unlock()
 		issued := s.now()
-		streams, err := s.client.XRead(ctx, &redis.XReadArgs{
+		pipe := s.client.Pipeline()
+		var (
+			held *redis.XMessageSliceCmd
+			info *redis.XInfoStreamCmd
+		)
+		if from == "0-0" {
+			info = pipe.XInfoStream(ctx, s.feed)
+		} else {
+			held = pipe.XRangeN(ctx, s.feed, from, from, 1)
+		}
+		next := pipe.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{s.feed, from},
-			Count:   1000,
+			Count:   readBatch,
 			Block:   block,
-		}).Result()
-		block = s.block
-		if errors.Is(err, redis.Nil) {
-			s.confirm(issued)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read change feed: %w", err)
-		}
-		var msgs []redis.XMessage
-		for _, st := range streams {
-			msgs = append(msgs, st.Messages...)
-		}
-		if len(msgs) == 1000 {
-			// Far enough behind that the feed may have been trimmed
-			// under us: make sure nothing between from and the batch
-			// is gone, else reload.
-			info, exists, err := s.feedInfo(ctx)
+		})
+		block = time.Duration(s.block.Load())
+		_, _ = pipe.Exec(ctx) // errors are read per command below
+
+		valid := true
+		if held != nil {
+			msgs, err := held.Result()
+			if err != nil {
+				return fmt.Errorf("check change feed position: %w", err)
+			}
+			if len(msgs) == 0 {
+				// Our entry is gone (trimmed, or the feed recreated), or it
+				// never was one (we loaded from an emptied feed): only the
+				// counts can still vouch that nothing was missed.
+				st, exists, err := s.feedInfo(ctx)
+				if err != nil {
+					return err
+				}
+				valid = positionHeld(from, applied, st, exists)
+			}
+		} else {
+			st, exists, err := feedInfoResult(info)
 			if err != nil {
 				return err
 			}
-			if gapSince(from, applied, info, exists) {
-				s.log.Warn("fell behind past the change feed's trimming; reloading in full", "last_applied", from)
-				if err := s.fullLoad(ctx); err != nil {
-					return err
-				}
-				continue
-			}
+			valid = positionHeld(from, applied, st, exists)
 		}
-		s.applyMessages(msgs)
-		s.confirm(issued)
+		streams, err := next.Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("read change feed: %w", err)
+		}
+		if !valid {
+			s.log.Warn("the change feed no longer holds every entry since the last one applied; reloading in full", "last_applied", from)
+			if err := s.fullLoad(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		n := 0
+		for _, st := range streams {
+			s.applyMessages(st.Messages)
+			n += len(st.Messages)
+		}
+		if n < readBatch {
+			// Everything committed before the read was issued is applied
+			// now; a full batch may have left more behind.
+			s.confirm(issued)
+		}
+		s.setUp()
+		ok()
 	}
 }
 
@@ -411,64 +501,49 @@ func (s *RedisStore) applyMessages(msgs []redis.XMessage) {
 			s.log.Error("skipping unreadable change feed entry", "id", m.ID, "error", err)
 		}
 		s.dl.Apply(entries...)
-		if s.hooks.RemoteApplied != nil && len(entries) > 0 {
+		s.mu.Lock()
+		s.lastID = m.ID
+		s.applied++
+		_, mine := s.own[m.ID]
+		delete(s.own, m.ID)
+		s.mu.Unlock()
+		// The lag of another replica's revocation; this replica applied
+		// its own before its commit returned.
+		if s.hooks.RemoteApplied != nil && len(entries) > 0 && !mine {
 			if ms, ok := idMillis(m.ID); ok {
 				s.hooks.RemoteApplied(len(entries), now.Sub(time.UnixMilli(ms)))
 			}
 		}
-		s.mu.Lock()
-		s.lastID = m.ID
-		s.applied++
-		s.mu.Unlock()
 	}
 }
 
-// catchUp makes the local copy whole after a start or an outage: a full
-// load when there is no usable position in the feed, else nothing (read
-// resumes from the position).
-func (s *RedisStore) catchUp(ctx context.Context) error {
-	s.mu.Lock()
-	from, applied, loaded := s.lastID, s.applied, s.loaded
-	s.mu.Unlock()
-	if !loaded {
-		return s.fullLoad(ctx)
+// positionHeld reports whether reading the feed after id misses nothing,
+// when id is not (or no longer) an entry of the feed: id is "0-0" for a
+// replica loaded before the feed existed, else the feed's last id when it
+// was loaded or read, with applied the count of entries added up to it
+// (XINFO entries-added, Redis 7+).
+//
+// Trimming (XADD MAXLEN) removes the oldest entries and does not move
+// max-deleted-entry-id, so the count of entries added is what tells a
+// trim from a quiet feed. A recreated feed cannot be told from a trimmed
+// one once it has grown, so anything but an unchanged feed reloads.
+func positionHeld(id string, applied int64, info *redis.XInfoStream, exists bool) bool {
+	if id == "0-0" && applied == 0 {
+		// Every entry is new to us: all of them must still be there.
+		return !exists || info.EntriesAdded <= info.Length
 	}
-	info, exists, err := s.feedInfo(ctx)
-	if err != nil {
-		return err
-	}
-	if gapSince(from, applied, info, exists) {
-		s.log.Warn("change feed no longer holds every entry since the last one applied; reloading in full", "last_applied", from)
-		return s.fullLoad(ctx)
-	}
-	return nil
-}
-
-// gapSince reports whether entries after id may be missing from the
-// feed, given that applied entries had been added to it up to id.
-// Trimming (XADD MAXLEN) removes the oldest entries; it does not move
-// max-deleted-entry-id, so the count of entries added is what tells.
-func gapSince(id string, applied int64, info *redis.XInfoStream, exists bool) bool {
 	if !exists {
-		return id != "0-0" || applied > 0 // the feed was deleted (flush, data loss)
+		return false // the feed is gone: a flush, a restart that lost data
 	}
-	if compareIDs(info.LastGeneratedID, id) < 0 {
-		return true // the feed was recreated: its ids went backwards
-	}
-	positionGone := info.Length == 0 || compareIDs(info.FirstEntry.ID, id) > 0
-	if info.EntriesAdded > 0 { // Redis 7+
-		if info.EntriesAdded < applied {
-			return true // recreated, and already grown past our position
-		}
-		// Every entry after ours must still be there.
-		return positionGone && info.Length < info.EntriesAdded-applied
-	}
-	// Older Redis does not count; be conservative.
-	return positionGone && id != "0-0"
+	return info.LastGeneratedID == id && info.EntriesAdded == applied
 }
 
 func (s *RedisStore) feedInfo(ctx context.Context) (*redis.XInfoStream, bool, error) {
-	info, err := s.client.XInfoStream(ctx, s.feed).Result()
+	return feedInfoResult(s.client.XInfoStream(ctx, s.feed))
+}
+
+func feedInfoResult(cmd *redis.XInfoStreamCmd) (*redis.XInfoStream, bool, error) {
+	info, err := cmd.Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return nil, false, nil
@@ -499,6 +574,8 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 		return err
 	}
 	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		// The keys share one slot, but which master holds it is the
+		// cluster's business (and changes on failover): ask them all.
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 			return scan(ctx, node)
 		})
@@ -512,15 +589,15 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	s.lastID, s.applied = from, added
 	s.loaded = true
 	s.mu.Unlock()
-	// Every revocation committed before the feed position was read is in
-	// the keys just scanned (a commit writes its keys and its feed entry
-	// in one script), so the copy is current as of start.
+	// SCAN returns every key that exists throughout the scan, so whatever
+	// was committed before the load began is in the local copy now.
 	s.confirm(start)
 	took := s.now().Sub(start)
 	s.log.Info("denylist loaded from redis", "entries", total.Load(), "took", took.String())
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(int(total.Load()), took)
 	}
+	s.setUp()
 	return nil
 }
 
@@ -640,32 +717,6 @@ func (s *RedisStore) opError(op string, err error) {
 	if s.hooks.Error != nil {
 		s.hooks.Error(op, err)
 	}
-}
-
-// compareIDs orders two stream ids ("ms-seq").
-func compareIDs(a, b string) int {
-	am, as := splitID(a)
-	bm, bs := splitID(b)
-	switch {
-	case am != bm:
-		if am < bm {
-			return -1
-		}
-		return 1
-	case as != bs:
-		if as < bs {
-			return -1
-		}
-		return 1
-	}
-	return 0
-}
-
-func splitID(id string) (uint64, uint64) {
-	ms, seq, _ := strings.Cut(id, "-")
-	a, _ := strconv.ParseUint(ms, 10, 64)
-	b, _ := strconv.ParseUint(seq, 10, 64)
-	return a, b
 }
 
 func idMillis(id string) (int64, bool) {

@@ -84,7 +84,11 @@ func (c RedisConfig) Options(dialTimeout, ioTimeout time.Duration) (*redis.Unive
 		// A revocation must fail fast when Redis is gone, so that the
 		// endpoint can answer 500 instead of hanging; the feed follower
 		// retries on its own schedule.
-		MaxRetries:            1,
+		MaxRetries: 1,
+		// go-redis would otherwise dial five times, 100ms apart, before a
+		// command even starts its retry: a refused connection must
+		// surface at once.
+		DialerRetries:         1,
 		ContextTimeoutEnabled: true,
 		ClientName:            "caddy-revocation",
 	}
@@ -148,9 +152,10 @@ func (c RedisConfig) Options(dialTimeout, ioTimeout time.Duration) (*redis.Unive
 			ServerName:         c.TLSServerName,
 			InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // opt-in, documented as testing only
 		}
-		if tc.ServerName == "" && len(opts.Addrs) > 0 && c.MasterName == "" {
-			tc.ServerName, _, _ = net.SplitHostPort(opts.Addrs[0])
-		}
+		// With no tls_server_name, each connection checks the name of the
+		// host it dials (crypto/tls does so from the address): right for
+		// every node of a Cluster and for a master found by Sentinel,
+		// where one fixed name would be wrong.
 		if c.TLSCAFile != "" {
 			pem, err := os.ReadFile(c.TLSCAFile)
 			if err != nil {

@@ -268,9 +268,9 @@ func sessionsNoted(t *testing.T, s Store, subj Key) int {
 		defer s.mu.Unlock()
 		return len(s.seen[subj])
 	case *RedisStore:
-		n, err := s.client.SCard(context.Background(), s.base+"seen:"+subj.String()).Result()
+		n, err := s.client.ZCard(context.Background(), s.base+"seen:"+subj.String()).Result()
 		if err != nil {
-			t.Fatalf("scard: %v", err)
+			t.Fatalf("zcard: %v", err)
 		}
 		return int(n)
 	}
@@ -424,7 +424,7 @@ func TestRedisResumeAfterFeedTrimmed(t *testing.T) {
 	srv := testredis.Start(t)
 	proxy := testredis.NewProxy(t, srv.Addr())
 	writer := openRedis(t, srv.Addr(), RedisOptions{FeedMaxLen: 10})
-	follower := openRedis(t, proxy.Addr(), RedisOptions{FeedMaxLen: 10, Block: 100 * time.Millisecond, Logger: slog.Default()})
+	follower := openRedis(t, proxy.Addr(), RedisOptions{FeedMaxLen: 10, Block: 100 * time.Millisecond})
 
 	first := TokenKey("before")
 	commit(t, writer, Change{Puts: []Put{{Key: first, TTL: time.Hour}}})

@@ -122,6 +122,18 @@ func (s *Server) Resume() {
 	s.start()
 }
 
+// Log returns what the process (and any earlier run of it on the same
+// port) has written so far, for failure messages.
+func (s *Server) Log() string {
+	files, _ := filepath.Glob(filepath.Join(s.Dir, "server-*.log"))
+	var b strings.Builder
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		b.Write(data)
+	}
+	return b.String()
+}
+
 // Do sends one command and returns the reply as text (RESP, flattened).
 func (s *Server) Do(args ...string) (string, error) {
 	return Do(s.Addr(), args...)
