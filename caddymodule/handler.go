@@ -14,6 +14,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -84,9 +85,11 @@ type Handler struct {
 	// access token, instead of letting the upstream decide.
 	RequireToken bool `json:"require_token,omitempty"`
 
-	// InspectBody looks for a "refreshToken" field in JSON request bodies
-	// of up to 64 KiB (POST, PUT, PATCH), so that a revoked refresh token
-	// cannot be used at the upstream's refresh endpoint. Default true.
+	// InspectBody looks for refresh tokens in request bodies of up to
+	// 64 KiB, so that a revoked refresh token cannot be used at the
+	// upstream's refresh endpoint: members named refreshToken or
+	// refresh_token (any case, any depth) of a JSON body, and fields of
+	// those names of a form (the OAuth refresh grant). Default true.
 	InspectBody *bool `json:"inspect_body,omitempty"`
 
 	// TokenCacheSize bounds how many tokens the handler remembers what it
@@ -359,20 +362,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next)
 }
 
-// guard checks every credential a proxied request carries.
+// guard checks every credential a proxied request carries: each
+// Authorization header (Bearer or DPoP), each refresh cookie, and each
+// refresh token in a small body. An upstream may read any one of them, so
+// every one of them must be clean.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	access := bearerToken(r)
-	refresh := ""
-	if h.cookieName != "" {
-		refresh = cookieValue(r, h.cookieName)
+	auth := r.Header["Authorization"]
+	hasAccess := false
+	for _, v := range auth {
+		if credentialOf(v) != "" {
+			hasAccess = true
+			break
+		}
 	}
-	bodyRefresh := ""
-	if h.inspect && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		bodyRefresh = peekRefreshToken(r)
+	hasCookie := h.cookieName != "" && hasCookieNamed(r, h.cookieName)
+	var bodyTokens []string
+	if h.inspect && r.Body != nil && r.Body != http.NoBody {
+		bodyTokens = peekRefreshTokens(r)
 	}
-	if access == "" && refresh == "" && bodyRefresh == "" {
+	if !hasAccess && !hasCookie && len(bodyTokens) == 0 {
 		if h.RequireToken {
-			return h.refuse(w, r, "token_required", "a valid access token is required")
+			return h.refuse(w, false, "a valid access token is required")
 		}
 		return next.ServeHTTP(w, r)
 	}
@@ -390,21 +400,26 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 	dl := h.store.Denylist()
 	ctx := r.Context()
-	if access != "" {
-		info := h.inspector.Inspect(ctx, access)
-		if reason := dl.Check(&info.ID, now.Unix()); reason != revocation.NotBlocked {
-			return h.block(w, r, "access_token", reason.String(), info)
-		}
-		if h.RequireToken && !info.Verified {
-			return h.refuse(w, r, "token_required", "the access token is invalid or expired")
-		}
-	} else if h.RequireToken {
-		return h.refuse(w, r, "token_required", "a valid access token is required")
-	}
-	for _, raw := range [2]string{refresh, bodyRefresh} {
+	verified := false
+	for _, v := range auth {
+		raw := credentialOf(v)
 		if raw == "" {
 			continue
 		}
+		info := h.inspector.Inspect(ctx, raw)
+		if reason := dl.Check(&info.ID, now.Unix()); reason != revocation.NotBlocked {
+			return h.block(w, r, "access_token", reason.String(), info)
+		}
+		verified = verified || info.Verified
+	}
+	if h.RequireToken && !verified {
+		return h.refuse(w, hasAccess, "the access token is invalid or expired")
+	}
+	var refresh []string
+	if hasCookie {
+		refresh = cookieValues(r, h.cookieName)
+	}
+	for _, raw := range append(refresh, bodyTokens...) {
 		info := h.inspector.Inspect(ctx, raw)
 		if reason := dl.Check(&info.ID, now.Unix()); reason != revocation.NotBlocked {
 			label := reason.String()
@@ -444,9 +459,9 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, credential, reas
 }
 
 // refuse answers 401 when require_token is on and no valid token came.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, why, desc string) error {
-	metrics.refused.WithLabelValues(why).Inc()
-	if bearerToken(r) == "" {
+func (h *Handler) refuse(w http.ResponseWriter, tokenGiven bool, desc string) error {
+	metrics.refused.WithLabelValues("token_required").Inc()
+	if !tokenGiven {
 		// RFC 6750 section 3.1: no error code when no credentials came.
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "error_description": desc})
@@ -455,10 +470,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, why, desc strin
 	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
-// bearerToken returns the token of an "Authorization: Bearer" (or DPoP,
-// RFC 9449) header, "" when there is none.
-func bearerToken(r *http.Request) string {
-	v := r.Header.Get("Authorization")
+// credentialOf returns the token of one Authorization header value with
+// the Bearer or DPoP (RFC 9449) scheme, "" for any other.
+func credentialOf(v string) string {
 	scheme, tok, ok := strings.Cut(v, " ")
 	if !ok || (!strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "DPoP")) {
 		return ""
@@ -466,62 +480,136 @@ func bearerToken(r *http.Request) string {
 	return strings.TrimSpace(tok)
 }
 
-// cookieValue finds one cookie without parsing the others.
-func cookieValue(r *http.Request, name string) string {
-	for _, line := range r.Header.Values("Cookie") {
+// hasCookieNamed reports whether any Cookie header may hold the cookie,
+// without parsing anything.
+func hasCookieNamed(r *http.Request, name string) bool {
+	for _, line := range r.Header["Cookie"] {
+		if strings.Contains(line, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// cookieValues returns the value of every cookie of that name: a client
+// may send several, and an upstream may read any of them.
+func cookieValues(r *http.Request, name string) []string {
+	var out []string
+	for _, line := range r.Header["Cookie"] {
 		if !strings.Contains(line, name) {
 			continue
 		}
 		for part := range strings.SplitSeq(line, ";") {
 			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 			if ok && k == name {
-				return strings.Trim(v, `"`)
+				if v = strings.Trim(v, `"`); v != "" {
+					out = append(out, v)
+				}
 			}
 		}
 	}
-	return ""
+	return out
 }
 
-// peekRefreshToken reads a small JSON body for a "refreshToken" field,
-// and puts the body back as it was.
-func peekRefreshToken(r *http.Request) string {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > maxInspectBody || !isJSON(r) {
-		return ""
+// peekRefreshTokens reads a body of up to 64 KiB for refresh tokens, and
+// puts it back as it was: string members named refreshToken or
+// refresh_token (any letter case, JSON escapes resolved, at any depth,
+// every occurrence) of a JSON body, or fields of those names of a form
+// (the OAuth refresh grant). Other content types (multipart, binary) and
+// larger bodies pass unexamined.
+func peekRefreshTokens(r *http.Request) []string {
+	if r.ContentLength > maxInspectBody {
+		return nil
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxInspectBody+1))
+	form := false
+	switch mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); {
+	case mt == "application/x-www-form-urlencoded":
+		form = true
+	case mt == "application/json", strings.HasSuffix(mt, "+json"), mt == "", mt == "text/plain":
+	default:
+		return nil
+	}
 	orig := r.Body
+	data, err := io.ReadAll(io.LimitReader(orig, maxInspectBody+1))
 	if err != nil || len(data) > maxInspectBody {
 		// Too big, or the client broke off: pass on what was read and
 		// the rest as it comes, unexamined.
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(data), orig), orig}
-		return ""
+		return nil
 	}
 	r.Body = readCloser{bytes.NewReader(data), orig}
-	if !bytes.Contains(data, []byte(`"refreshToken"`)) {
-		return ""
+	if form {
+		vals, err := url.ParseQuery(string(data))
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for k, vs := range vals {
+			if isRefreshKey(k) {
+				out = append(out, vs...)
+			}
+		}
+		return out
 	}
-	var v struct {
-		RefreshToken any `json:"refreshToken"`
+	return jsonRefreshTokens(data)
+}
+
+func isRefreshKey(k string) bool {
+	return len(k) <= len("refresh_token") && strings.EqualFold(strings.ReplaceAll(k, "_", ""), "refreshtoken")
+}
+
+// jsonRefreshTokens walks a JSON document's tokens, so that duplicate
+// members are all seen (decoding into a map would keep only one, and
+// upstream parsers disagree on which).
+func jsonRefreshTokens(data []byte) []string {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
+		return nil
 	}
-	if json.Unmarshal(data, &v) != nil {
-		return ""
+	type frame struct{ obj, expectKey, match bool }
+	var (
+		out   []string
+		stack []frame
+	)
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].obj {
+			stack[n-1].expectKey, stack[n-1].match = true, false
+		}
 	}
-	s, _ := v.RefreshToken.(string)
-	return s
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		top := len(stack) - 1
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				stack = append(stack, frame{obj: v == '{', expectKey: true})
+			} else if top >= 0 {
+				stack = stack[:top]
+				valueDone()
+			}
+		case string:
+			if top >= 0 && stack[top].obj && stack[top].expectKey {
+				stack[top].expectKey, stack[top].match = false, isRefreshKey(v)
+				continue
+			}
+			if top >= 0 && stack[top].match && v != "" {
+				out = append(out, v)
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 type readCloser struct {
 	io.Reader
 	io.Closer
-}
-
-func isJSON(r *http.Request) bool {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

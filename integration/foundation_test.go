@@ -5,8 +5,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -190,7 +192,9 @@ func TestRequireToken(t *testing.T) {
 	if r.Header.Get("WWW-Authenticate") != "Bearer" {
 		t.Fatalf("WWW-Authenticate %q, want a bare challenge", r.Header.Get("WWW-Authenticate"))
 	}
-	forged := strings.TrimSuffix(Token(t, nil), "A") + "B"
+	// Signed with another secret: a forgery that no encoding trick can
+	// turn valid.
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte("not-the-secret-not-the-secret-000"))
 	ExpectStatus(t, "bad signature", Get(t, c.URL+"/", forged), http.StatusUnauthorized)
 	expired := Token(t, jwt.MapClaims{"iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-time.Minute).Unix()})
 	ExpectStatus(t, "expired", Get(t, c.URL+"/", expired), http.StatusUnauthorized)
@@ -345,4 +349,119 @@ func TestRedisStoreServesAtOnce(t *testing.T) {
 	c := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
 	ExpectStatus(t, "first request after start", Get(t, c.URL+"/", Token(t, nil)), http.StatusOK)
 	ExpectStatus(t, "token revoked before start", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
+}
+
+// An upstream may read any of the credentials a request carries, so every
+// one of them is checked: each Authorization header, each refresh cookie,
+// each refresh token in a body, however the body spells its name.
+func TestGuardSeesEveryCredential(t *testing.T) {
+	up := StartUpstream(t)
+	c := StartCaddy(t, basicConfig("", up, ""))
+	good := Token(t, jwt.MapClaims{"sid": "good"})
+	revoked := Token(t, jwt.MapClaims{"sid": "gone"})
+	if st, b := c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, revoked)); st != http.StatusOK {
+		t.Fatalf("admin revoke: %d %s", st, b)
+	}
+	hits := up.Hits()
+	cases := []struct {
+		name    string
+		method  string
+		body    string
+		headers []string
+	}{
+		{"second Authorization header", "GET", "", []string{"Authorization", "Bearer " + good, "Authorization", "Bearer " + revoked}},
+		{"DPoP scheme", "GET", "", []string{"Authorization", "DPoP " + revoked}},
+		{"second refresh cookie", "GET", "", []string{"Cookie", "__Host-refresh_demo=" + good, "Cookie", "__Host-refresh_demo=" + revoked}},
+		{"escaped member name", "POST", `{"refresh\u0054oken":"` + revoked + `"}`, []string{"Content-Type", "application/json"}},
+		{"other letter case", "POST", `{"RefreshToken":"` + revoked + `"}`, []string{"Content-Type", "application/json"}},
+		{"duplicate member", "POST", `{"refreshToken":"` + good + `","refreshToken":"` + revoked + `"}`, []string{"Content-Type", "application/json"}},
+		{"OAuth refresh grant (form)", "POST", "grant_type=refresh_token&refresh_token=" + revoked, []string{"Content-Type", "application/x-www-form-urlencoded"}},
+	}
+	for _, tc := range cases {
+		ExpectStatus(t, tc.name, Do(t, tc.method, c.URL+"/v1/auth/refresh", tc.body, tc.headers...), http.StatusUnauthorized)
+	}
+	if up.Hits() != hits {
+		t.Fatalf("%d requests carrying a revoked credential reached the upstream", up.Hits()-hits)
+	}
+	ExpectStatus(t, "two clean Authorization headers", Do(t, "GET", c.URL+"/", "", "Authorization", "Bearer "+good, "Authorization", "Bearer "+Token(t, nil)), http.StatusOK)
+}
+
+// The signature segment of a JWS can be re-encoded without the key: an
+// ECDSA signature (r, s) is as valid as (r, n-s), and non-canonical
+// base64 hides bits in the last character. Revoking a token revokes every
+// such encoding of it.
+func TestReencodedTokenStaysRevoked(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pubFile := filepath.Join(t.TempDir(), "es256.pem")
+	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := StartUpstream(t)
+	c := StartCaddy(t, guarded(fmt.Sprintf(`
+		jwt {
+			hmac_secret %s
+			public_key %s
+		}
+		require_token`, testSecret, pubFile), up.Addr()))
+
+	// ES256 without a jti: only the token entry can stop it.
+	es := func() string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "alice", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}()
+	malleated := malleateES256(t, es)
+	hs := Token(t, jwt.MapClaims{"jti": nil, "sid": nil})
+	padded := flipPaddingBits(t, hs)
+	for _, alt := range []string{malleated, padded} {
+		if alt == es || alt == hs {
+			t.Fatal("the re-encoding changed nothing")
+		}
+	}
+	// Both re-encodings are valid tokens: the proxy lets them through.
+	ExpectStatus(t, "malleated ES256 signature, before revocation", Get(t, c.URL+"/", malleated), http.StatusOK)
+	ExpectStatus(t, "non-canonical HS256 signature, before revocation", Get(t, c.URL+"/", padded), http.StatusOK)
+
+	for _, orig := range []string{es, hs} {
+		if st, b := c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, orig)); st != http.StatusOK {
+			t.Fatalf("admin revoke: %d %s", st, b)
+		}
+	}
+	ExpectStatus(t, "malleated ES256 signature, after revocation", Get(t, c.URL+"/", malleated), http.StatusUnauthorized)
+	ExpectStatus(t, "non-canonical HS256 signature, after revocation", Get(t, c.URL+"/", padded), http.StatusUnauthorized)
+}
+
+// malleateES256 replaces the signature (r, s) with (r, n-s).
+func malleateES256(t *testing.T, tok string) string {
+	t.Helper()
+	i := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("ES256 signature: %v", err)
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	s.Sub(n, s)
+	out := make([]byte, 64)
+	copy(out, sig[:32])
+	s.FillBytes(out[32:])
+	return tok[:i+1] + base64.RawURLEncoding.EncodeToString(out)
+}
+
+// flipPaddingBits changes the unused low bits of the signature's last
+// base64 character (a 32-byte HMAC leaves two of them).
+func flipPaddingBits(t *testing.T, tok string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	if last < 0 {
+		t.Fatal("not base64url")
+	}
+	return tok[:len(tok)-1] + string(alphabet[last^1])
 }

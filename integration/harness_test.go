@@ -9,9 +9,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,15 +93,26 @@ type Caddy struct {
 func StartCaddy(t *testing.T, caddyfile string, env ...string) *Caddy {
 	t.Helper()
 	c := &Caddy{t: t, dir: t.TempDir()}
-	c.Admin = "127.0.0.1:" + strconv.Itoa(testredis.FreePort(t))
-	port := testredis.FreePort(t)
-	c.URL = "http://127.0.0.1:" + strconv.Itoa(port)
 	c.config = filepath.Join(c.dir, "Caddyfile")
-	c.write(caddyfile, port)
-	c.start(env)
 	t.Cleanup(c.Stop)
-	return c
+	// A port found free may be taken by another process before caddy
+	// binds it; then caddy exits saying so, and we try other ports.
+	for attempt := 1; ; attempt++ {
+		c.Admin = "127.0.0.1:" + strconv.Itoa(testredis.FreePort(t))
+		port := testredis.FreePort(t)
+		c.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+		c.write(caddyfile, port)
+		err := c.start(env)
+		if err == nil {
+			return c
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatalf("%v\n%s", err, c.Logs())
+		}
+	}
 }
+
+var errPortTaken = errors.New("a port was taken before caddy could bind it")
 
 func (c *Caddy) write(text string, port int) {
 	c.t.Helper()
@@ -118,7 +129,7 @@ func (c *Caddy) Port() int {
 	return p
 }
 
-func (c *Caddy) start(env []string) {
+func (c *Caddy) start(env []string) error {
 	c.t.Helper()
 	c.log = filepath.Join(c.dir, fmt.Sprintf("caddy-%d.log", time.Now().UnixNano()))
 	f, err := os.Create(c.log)
@@ -143,30 +154,33 @@ func (c *Caddy) start(env []string) {
 		_ = cmd.Wait()
 		close(done)
 	}(c.cmd, c.done)
-	c.waitUp()
+	return c.waitUp()
 }
 
-// waitUp waits until the site port accepts connections and the admin
-// endpoint answers.
-func (c *Caddy) waitUp() {
-	c.t.Helper()
+// waitUp waits until this process has started every app (it logs
+// "serving initial configuration" only then, so the ports are its own)
+// and its admin endpoint answers.
+func (c *Caddy) waitUp() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
+		log, _ := os.ReadFile(c.log)
 		select {
 		case <-c.done:
-			c.t.Fatalf("caddy exited during start:\n%s", c.Logs())
+			c.cmd = nil
+			if bytes.Contains(log, []byte("address already in use")) {
+				return errPortTaken
+			}
+			return errors.New("caddy exited during start")
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.URL, "http://"), 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			if st, _ := c.AdminDo("GET", "/revocation/live", ""); st == http.StatusOK {
-				return
+		if bytes.Contains(log, []byte("serving initial configuration")) {
+			if st, body := c.AdminDo("GET", "/revocation/live", ""); st == http.StatusOK && strings.Contains(body, `"live":true`) {
+				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.t.Fatalf("caddy did not come up:\n%s", c.Logs())
+	return errors.New("caddy did not come up within 20s")
 }
 
 // Stop ends the process (SIGTERM, then SIGKILL) and waits for it.
@@ -199,7 +213,9 @@ func (c *Caddy) Kill() {
 func (c *Caddy) Restart(env ...string) {
 	c.t.Helper()
 	c.Stop()
-	c.start(env)
+	if err := c.start(env); err != nil {
+		c.t.Fatalf("restart: %v\n%s", err, c.Logs())
+	}
 }
 
 // Reload applies a new Caddyfile to the running process with
