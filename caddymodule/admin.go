@@ -1,11 +1,16 @@
 package caddymodule
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -44,7 +49,9 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets up the admin routes.
 func (a *adminAPI) Provision(ctx caddy.Context) error {
-	a.log = ctx.Logger()
+	// Caddy provisions admin routers outside any module ancestry, so the
+	// module must be named for its log lines to carry a logger name.
+	a.log = ctx.Logger(a)
 	return nil
 }
 
@@ -74,6 +81,8 @@ type AdminRevokeResponse struct {
 	Revoked string `json:"revoked"`
 	Stores  int    `json:"stores"`
 	Entries int    `json:"entries"`
+	// RequestID is the request_id of the audit log line.
+	RequestID string `json:"request_id"`
 }
 
 func apiErr(status int, format string, args ...any) error {
@@ -113,6 +122,7 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 
 	var (
 		n, entries int
+		written    []revocation.Entry
 		errs       []error
 	)
 	eachStore(func(s *sharedStore) {
@@ -135,14 +145,18 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 		}
 		n++
 		entries += len(res.Entries)
+		written = append(written, res.Entries...)
 		countRevocation("admin", res.Entries)
 	})
+	reqID := adminRequestID(r)
 	logFields := []zap.Field{
 		zap.String("endpoint", "admin"),
 		zap.String("kind", kind),
-		zap.String("remote_ip", r.RemoteAddr),
+		zap.String("remote_ip", hostOnly(r.RemoteAddr)),
+		zap.String("request_id", reqID),
 		zap.Int("stores", n),
 		zap.Int("entries", entries),
+		zap.Strings("kinds", entryKinds(written)),
 	}
 	switch kind {
 	case "token":
@@ -160,7 +174,44 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusConflict, "no revocation handler is configured in this instance")
 	}
 	a.log.Info("revocation", logFields...)
-	return writeAdminJSON(w, http.StatusOK, AdminRevokeResponse{Revoked: kind, Stores: n, Entries: entries})
+	return writeAdminJSON(w, http.StatusOK, AdminRevokeResponse{Revoked: kind, Stores: n, Entries: entries, RequestID: reqID})
+}
+
+// revokedTokenHashes returns the short hash (revocation.TokenHash.Short)
+// of every exact token a revocation wrote, for its audit line: a token
+// entry's key starts with the token's hash, so nothing else is needed.
+func revokedTokenHashes(entries []revocation.Entry) []string {
+	var out []string
+	for _, e := range entries {
+		if e.Kind() != revocation.KindToken {
+			continue
+		}
+		if h := e.Key.String()[:12]; !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// adminRequestID names one admin request in the audit log: the caller's
+// X-Request-Id when it is a short plain token, else a random one.
+func adminRequestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && strings.Trim(id, idChars) == "" {
+		return id
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+const idChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+
+// hostOnly strips the port of a host:port address.
+func hostOnly(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 // StoreStatus describes one store in GET /revocation/status.
@@ -209,13 +260,20 @@ func statuses() []StoreStatus {
 // revocation, and if not, why.
 func readiness(h revocation.Health, stale, staleAfter time.Duration) (bool, string) {
 	switch {
+	case !h.Loaded && h.LastError != "":
+		return false, "denylist not loaded yet: " + h.LastError
 	case !h.Loaded:
 		return false, "denylist not loaded yet"
-	case !h.Connected:
-		return false, "store unreachable: " + h.LastError
 	case staleAfter > 0 && stale > staleAfter:
-		return false, fmt.Sprintf("denylist not confirmed current for %s", stale.Round(time.Millisecond))
+		why := fmt.Sprintf("denylist not confirmed current for %s (stale_after %s)", stale.Round(time.Millisecond), staleAfter)
+		if !h.Connected && h.LastError != "" {
+			why += "; store unreachable: " + h.LastError
+		}
+		return false, why
 	}
+	// A store that dropped its connection moments ago is still current
+	// until stale_after: a blip must not pull every replica out of
+	// service at once. /revocation/status shows the connection.
 	return true, ""
 }
 

@@ -24,6 +24,8 @@ var metrics struct {
 	revocations   *prometheus.CounterVec // endpoint, kind
 	endpointErrs  *prometheus.CounterVec // dialect, code
 	storeErrs     *prometheus.CounterVec // store, op
+	transitions   *prometheus.CounterVec // store, to
+	loads         *prometheus.CounterVec // store
 	remoteApply   prometheus.Histogram
 	storeGauges   prometheus.Collector
 	blockedByWhat map[string]prometheus.Counter
@@ -54,6 +56,10 @@ func initMetrics() {
 			"Error responses of the revocation endpoints, by dialect and error code.")), []string{"dialect", "code"})
 		metrics.storeErrs = prometheus.NewCounterVec(prometheus.CounterOpts(opts("store_errors_total",
 			"Failed store operations, by store and operation.")), []string{"store", "op"})
+		metrics.transitions = prometheus.NewCounterVec(prometheus.CounterOpts(opts("store_transitions_total",
+			"Store reachability changes, by store and the state entered (up or down).")), []string{"store", "to"})
+		metrics.loads = prometheus.NewCounterVec(prometheus.CounterOpts(opts("denylist_loads_total",
+			"Full loads of the local denylist from the store: one at start, more after a replica fell behind the change feed.")), []string{"store"})
 		metrics.remoteApply = prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "remote_apply_seconds",
 			Help:    "Time from a revocation's write at another replica to its application here.",
@@ -81,7 +87,8 @@ func registerMetrics(reg *prometheus.Registry) error {
 	}
 	for _, c := range []prometheus.Collector{
 		metrics.checked, metrics.blocked, metrics.refused, metrics.revocations,
-		metrics.endpointErrs, metrics.storeErrs, metrics.remoteApply, metrics.storeGauges,
+		metrics.endpointErrs, metrics.storeErrs, metrics.transitions, metrics.loads,
+		metrics.remoteApply, metrics.storeGauges,
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -113,6 +120,16 @@ func storeHooks(settings storeSettings) revocation.Hooks {
 		},
 		Error: func(op string, _ error) {
 			metrics.storeErrs.WithLabelValues(name, op).Inc()
+		},
+		Transition: func(connected bool) {
+			to := "down"
+			if connected {
+				to = "up"
+			}
+			metrics.transitions.WithLabelValues(name, to).Inc()
+		},
+		Reloaded: func(int, time.Duration) {
+			metrics.loads.WithLabelValues(name).Inc()
 		},
 	}
 }

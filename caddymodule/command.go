@@ -1,0 +1,429 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "revocation",
+		Usage: "revoke|status|health [flags]",
+		Short: "Revokes credentials and checks revocation health on a running instance",
+		Long: `
+Acts on a running Caddy with caddy-revocation through its admin API
+(the same address the other caddy commands use: --address, else the
+admin address of --config, else $CADDY_ADMIN, else localhost:2019).
+
+  caddy revocation revoke    revoke a subject, a session, a jti or a token
+  caddy revocation status    show the stores, their entries and health
+  caddy revocation health    exit 0 when ready (or, with --live, alive)
+
+Examples:
+
+  # Every token of alice issued until now (a "log out everywhere"):
+  caddy revocation revoke --subject alice
+
+  # One session of alice (scoped: bob's session s1 is not touched):
+  caddy revocation revoke --subject alice --session s1
+
+  # One jti, kept until the token it names expires:
+  caddy revocation revoke --jti 5f2b8c --expires 2026-12-01T00:00:00Z
+
+  # One exact token, read from stdin so it stays out of shell history
+  # and process listings:
+  caddy revocation revoke --token - < token.txt
+  pbpaste | caddy revocation revoke --token -
+
+  # What the instance holds, and whether it can be trusted:
+  caddy revocation status
+  caddy revocation status --json
+
+  # Kubernetes exec probes (the admin endpoint stays on localhost):
+  caddy revocation health          # readiness: 0 when every store is loaded and current
+  caddy revocation health --live   # liveness: 0 while the process answers
+
+Exit status: 0 on success; 1 when the instance cannot be reached, refuses
+the request, or (health) is not ready.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(revokeCommand(), statusCommand(), healthCommand())
+		},
+	})
+}
+
+// adminFlags adds the flags that find the admin endpoint, as caddy stop
+// and caddy reload have them.
+func adminFlags(cmd *cobra.Command) {
+	cmd.Flags().String("address", "", "Admin API address (default: the admin address of --config, else $CADDY_ADMIN, else localhost:2019)")
+	cmd.Flags().StringP("config", "c", "", "Configuration file to read the admin address from")
+	cmd.Flags().StringP("adapter", "a", "", "Name of the config adapter for --config")
+	cmd.Flags().Duration("timeout", 5*time.Second, "How long to wait for the admin API")
+}
+
+func revokeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "revoke --subject <sub> [--session <sid>] | --jti <jti> [--expires <when>] | --token <token>|-",
+		Short: "Revokes a subject, one of its sessions, a jti or one exact token",
+		Long: `
+Revokes, on every replica sharing the instance's store:
+
+  --subject <sub>                   every token of the subject issued until now
+  --subject <sub> --session <sid>   every token of one session of the subject
+  --jti <jti> [--expires <when>]    every token with that jti; <when> is a unix
+                                    time, an RFC 3339 time or a duration from
+                                    now (e.g. 15m); default: the session TTL
+  --token <token>|-                 one exact access or refresh token; "-"
+                                    reads it from the first line of stdin
+
+A token given as an argument ends up in shell history and is visible in
+process listings: prefer --token - . Only a short hash of the token is
+logged and printed.
+`,
+		Example: `  caddy revocation revoke --subject alice
+  caddy revocation revoke --subject alice --session s1
+  caddy revocation revoke --jti 5f2b8c --expires 1h
+  caddy revocation revoke --token - < token.txt`,
+		Args: cobra.NoArgs,
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdRevoke),
+	}
+	adminFlags(cmd)
+	cmd.Flags().String("subject", "", "Subject (sub claim) to revoke")
+	cmd.Flags().String("session", "", "Session (sid claim) of --subject to revoke")
+	cmd.Flags().String("jti", "", "Token id (jti claim) to revoke")
+	cmd.Flags().String("expires", "", "With --jti: when the entry may be dropped (unix time, RFC 3339, or duration from now)")
+	cmd.Flags().String("token", "", `Exact token to revoke; "-" reads it from stdin`)
+	return cmd
+}
+
+func statusCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Shows the revocation stores of a running instance",
+		Long: `
+Shows each store the instance uses: its kind and key prefix, its entries
+by kind, whether it is loaded, connected and current, and if not, why.
+`,
+		Example: `  caddy revocation status
+  caddy revocation status --json --address localhost:2019`,
+		Args: cobra.NoArgs,
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdStatus),
+	}
+	adminFlags(cmd)
+	cmd.Flags().Bool("json", false, "Print the admin API's JSON answer as is")
+	return cmd
+}
+
+func healthCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "health [--live]",
+		Short: "Exits 0 when the instance is ready (or alive, with --live)",
+		Long: `
+Asks GET /revocation/ready (or /revocation/live with --live) and exits 0
+when the answer is 200, else 1 with the reasons. Meant for exec probes,
+so that the admin endpoint never has to leave localhost:
+
+  readinessProbe:
+    exec:
+      command: ["caddy", "revocation", "health"]
+  livenessProbe:
+    exec:
+      command: ["caddy", "revocation", "health", "--live"]
+
+Ready means every store is loaded and confirmed current (a Redis store
+reachable and followed within stale_after). Live means the process
+answers its admin API.
+`,
+		Example: `  caddy revocation health
+  caddy revocation health --live --timeout 2s`,
+		Args: cobra.NoArgs,
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdHealth),
+	}
+	adminFlags(cmd)
+	cmd.Flags().Bool("live", false, "Check liveness instead of readiness")
+	cmd.Flags().BoolP("quiet", "q", false, "Print nothing when healthy")
+	return cmd
+}
+
+// stdin is where --token - reads from; a variable so tests can swap it.
+var stdin io.Reader = os.Stdin
+
+func cmdRevoke(fl caddycmd.Flags) (int, error) {
+	req := AdminRevokeRequest{
+		Subject: fl.String("subject"),
+		Session: fl.String("session"),
+		JTI:     fl.String("jti"),
+		Token:   fl.String("token"),
+	}
+	switch req.Token {
+	case "":
+	case "-":
+		tok, err := readTokenLine(stdin)
+		if err != nil {
+			return 1, err
+		}
+		req.Token = tok
+	default:
+		fmt.Fprintln(os.Stderr, "warning: a token given as an argument stays in shell history and shows in process listings; prefer --token - (stdin)")
+	}
+	if exp := fl.String("expires"); exp != "" {
+		if req.JTI == "" {
+			return 1, errors.New("--expires applies to --jti only")
+		}
+		t, err := parseExpires(exp, time.Now())
+		if err != nil {
+			return 1, err
+		}
+		req.Expires = t.Unix()
+	}
+	switch {
+	case req.Token != "" && req.Subject == "" && req.Session == "" && req.JTI == "":
+	case req.JTI != "" && req.Subject == "" && req.Session == "" && req.Token == "":
+	case req.Subject != "" && req.JTI == "" && req.Token == "":
+	default:
+		return 1, errors.New("give exactly one of: --subject [--session], --jti, --token")
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 1, err
+	}
+	status, resp, err := adminCall(fl, http.MethodPost, "/revocation/revoke", body)
+	if err != nil {
+		return 1, err
+	}
+	if status != http.StatusOK {
+		return 1, fmt.Errorf("revocation refused: HTTP %d: %s", status, adminMessage(resp))
+	}
+	var out AdminRevokeResponse
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return 1, fmt.Errorf("decode answer: %w", err)
+	}
+	what := ""
+	switch out.Revoked {
+	case "subject":
+		what = "subject " + strconv.Quote(req.Subject)
+	case "session":
+		what = fmt.Sprintf("session %q of subject %q", req.Session, req.Subject)
+	case "jti":
+		what = "jti " + strconv.Quote(req.JTI)
+	case "token":
+		what = "token"
+	}
+	fmt.Printf("revoked %s: %d entries in %d store(s) (request_id %s)\n", what, out.Entries, out.Stores, out.RequestID)
+	return 0, nil
+}
+
+func cmdStatus(fl caddycmd.Flags) (int, error) {
+	status, resp, err := adminCall(fl, http.MethodGet, "/revocation/status", nil)
+	if err != nil {
+		return 1, err
+	}
+	if status != http.StatusOK {
+		return 1, fmt.Errorf("status: HTTP %d: %s", status, adminMessage(resp))
+	}
+	if fl.Bool("json") {
+		_, err := os.Stdout.Write(resp)
+		return 0, err
+	}
+	var st struct {
+		Stores []StoreStatus `json:"stores"`
+	}
+	if err := json.Unmarshal(resp, &st); err != nil {
+		return 1, fmt.Errorf("decode answer: %w", err)
+	}
+	if len(st.Stores) == 0 {
+		fmt.Println("no revocation handler is configured in this instance")
+		return 0, nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STORE\tPREFIX\tREADY\tLOADED\tCONNECTED\tSTALE\tTOKEN\tJTI\tSESSION\tSUBJECT")
+	for _, s := range st.Stores {
+		stale := "-"
+		if s.Store != "embedded" {
+			stale = (time.Duration(s.StaleFor * float64(time.Second))).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Describe, s.KeyPrefix,
+			yesNo(s.Ready), yesNo(s.Loaded), yesNo(s.Connected), stale,
+			s.Entries["token"], s.Entries["jti"], s.Entries["session"], s.Entries["subject"])
+	}
+	if err := tw.Flush(); err != nil {
+		return 1, err
+	}
+	for _, s := range st.Stores {
+		if !s.Ready {
+			fmt.Printf("%s: not ready: %s\n", s.Describe, s.Reason)
+		}
+	}
+	return 0, nil
+}
+
+func cmdHealth(fl caddycmd.Flags) (int, error) {
+	path := "/revocation/ready"
+	if fl.Bool("live") {
+		path = "/revocation/live"
+	}
+	status, resp, err := adminCall(fl, http.MethodGet, path, nil)
+	if err != nil {
+		return 1, err
+	}
+	if fl.Bool("live") {
+		if status != http.StatusOK {
+			return 1, fmt.Errorf("not live: HTTP %d: %s", status, adminMessage(resp))
+		}
+		if !fl.Bool("quiet") {
+			fmt.Println("live")
+		}
+		return 0, nil
+	}
+	var ready struct {
+		Ready   bool     `json:"ready"`
+		Reasons []string `json:"reasons"`
+	}
+	if err := json.Unmarshal(resp, &ready); err != nil {
+		return 1, fmt.Errorf("not ready: HTTP %d: %s", status, adminMessage(resp))
+	}
+	if status != http.StatusOK || !ready.Ready {
+		if len(ready.Reasons) == 0 {
+			return 1, fmt.Errorf("not ready: HTTP %d", status)
+		}
+		return 1, fmt.Errorf("not ready: %s", strings.Join(ready.Reasons, "; "))
+	}
+	if !fl.Bool("quiet") {
+		fmt.Println("ready")
+	}
+	return 0, nil
+}
+
+// adminCall sends one request to the admin API, found as the other caddy
+// commands find it, and returns the status and body whatever the status.
+func adminCall(fl caddycmd.Flags, method, path string, body []byte) (int, []byte, error) {
+	addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return 0, nil, fmt.Errorf("find the admin address: %w", err)
+	}
+	timeout := fl.Duration("timeout")
+	if timeout <= 0 {
+		return 0, nil, fmt.Errorf("--timeout %s: want a positive duration", timeout)
+	}
+	return adminRequest(addr, method, path, body, timeout)
+}
+
+// adminRequest is caddycmd.AdminAPIRequest without its turning every
+// status of 400 and above into an error: a 503 from /revocation/ready
+// carries the reasons this command prints.
+func adminRequest(adminAddr, method, path string, body []byte, timeout time.Duration) (int, []byte, error) {
+	addr, err := caddy.ParseNetworkAddress(adminAddr)
+	if err != nil || addr.PortRangeSize() > 1 {
+		return 0, nil, fmt.Errorf("invalid admin address %s: %v", adminAddr, err)
+	}
+	origin := "http://" + addr.JoinHostPort(0)
+	dialAddr := addr.JoinHostPort(0)
+	if addr.IsUnixNetwork() {
+		// A bogus host keeps net/http happy; a socket has none. Strip the
+		// optional permission bits ("path|0660") from the socket path.
+		origin = "http://127.0.0.1"
+		dialAddr, _, _ = strings.Cut(addr.Host, "|")
+	} else if addr.IsFdNetwork() {
+		return 0, nil, fmt.Errorf("admin address %s: a file descriptor cannot be dialed; give --address", adminAddr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, origin+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !addr.IsUnixNetwork() {
+		req.Header.Set("Origin", origin)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, addr.Network, dialAddr)
+		},
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("admin API at %s: %w", adminAddr, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("admin API at %s: read answer: %w", adminAddr, err)
+	}
+	return resp.StatusCode, data, nil
+}
+
+// adminMessage extracts the error of an admin API answer.
+func adminMessage(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(body))
+}
+
+// readTokenLine reads a token from the first line of r.
+func readTokenLine(r io.Reader) (string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	if !sc.Scan() {
+		if err := sc.Err(); err != nil {
+			return "", fmt.Errorf("read token from stdin: %w", err)
+		}
+		return "", errors.New("read token from stdin: no input")
+	}
+	tok := strings.TrimSpace(sc.Text())
+	if tok == "" {
+		return "", errors.New("read token from stdin: empty line")
+	}
+	return tok, nil
+}
+
+// parseExpires reads a unix time, an RFC 3339 time or a duration from now.
+func parseExpires(s string, now time.Time) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("--expires %q: want a positive duration", s)
+		}
+		return now.Add(d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--expires %q: want a unix time, an RFC 3339 time or a duration such as 1h", s)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

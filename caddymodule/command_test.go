@@ -1,0 +1,99 @@
+package caddymodule
+
+import (
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+func TestParseExpires(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{"1795262400", time.Unix(1795262400, 0), true},
+		{"15m", now.Add(15 * time.Minute), true},
+		{"2026-12-01T00:00:00Z", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), true},
+		{"-1h", time.Time{}, false},
+		{"0s", time.Time{}, false},
+		{"tomorrow", time.Time{}, false},
+		{"", time.Time{}, false},
+	}
+	for _, c := range cases {
+		got, err := parseExpires(c.in, now)
+		if (err == nil) != c.ok {
+			t.Errorf("parseExpires(%q): err %v, want ok=%v", c.in, err, c.ok)
+			continue
+		}
+		if c.ok && !got.Equal(c.want) {
+			t.Errorf("parseExpires(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestReadTokenLine(t *testing.T) {
+	cases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"eyJ.a.b\n", "eyJ.a.b", true},
+		{"  eyJ.a.b  \r\nignored second line\n", "eyJ.a.b", true},
+		{"eyJ.a.b", "eyJ.a.b", true},
+		{"", "", false},
+		{"\n", "", false},
+		{"   \n", "", false},
+	}
+	for _, c := range cases {
+		got, err := readTokenLine(strings.NewReader(c.in))
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("readTokenLine(%q) = %q, %v; want %q, ok=%v", c.in, got, err, c.want, c.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "eyJ") {
+			t.Errorf("error %q repeats the input", err)
+		}
+	}
+}
+
+// The audit line names revoked tokens the way every other log line
+// names a token: revocation.TokenHash.Short.
+func TestRevokedTokenHashes(t *testing.T) {
+	raw := []string{"access-token-1", "refresh-token-2"}
+	entries := []revocation.Entry{
+		{Key: revocation.TokenKey(raw[0])},
+		{Key: revocation.JTIKey("jti-1")},
+		{Key: revocation.TokenKey(raw[1])},
+		{Key: revocation.SessionKey("alice", "s1")},
+		{Key: revocation.TokenKey(raw[0])},
+	}
+	want := []string{revocation.HashToken(raw[0]).Short(), revocation.HashToken(raw[1]).Short()}
+	if got := revokedTokenHashes(entries); !slices.Equal(got, want) {
+		t.Fatalf("revokedTokenHashes = %v, want %v", got, want)
+	}
+	if got := revokedTokenHashes(entries[1:2]); got != nil {
+		t.Fatalf("no token entries: got %v", got)
+	}
+}
+
+func TestAdminRequestID(t *testing.T) {
+	r := httptest.NewRequest("POST", "/revocation/revoke", nil)
+	a, b := adminRequestID(r), adminRequestID(r)
+	if len(a) != 32 || a == b {
+		t.Fatalf("generated ids %q, %q: want 32 hex digits, different", a, b)
+	}
+	r.Header.Set("X-Request-Id", "ticket-4711")
+	if got := adminRequestID(r); got != "ticket-4711" {
+		t.Fatalf("caller's id not kept: %q", got)
+	}
+	for _, bad := range []string{"has space", "quote\"", strings.Repeat("x", 65), "new\nline"} {
+		r.Header.Set("X-Request-Id", bad)
+		if got := adminRequestID(r); got == bad {
+			t.Errorf("unsafe request id %q kept", bad)
+		}
+	}
+}

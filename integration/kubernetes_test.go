@@ -1,0 +1,171 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+)
+
+// startCaddyFile runs caddy on a Caddyfile as it is on disk, unchanged:
+// the ports it must use come from the environment, which env builds from
+// the free loopback ports chosen here (admin address, site port).
+func startCaddyFile(t *testing.T, path string, env func(admin string, port int) []string) *Caddy {
+	t.Helper()
+	c := &Caddy{t: t, dir: t.TempDir(), config: path}
+	t.Cleanup(c.Stop)
+	for attempt := 1; ; attempt++ {
+		c.Admin = "127.0.0.1:" + strconv.Itoa(testredis.FreePort(t))
+		port := testredis.FreePort(t)
+		c.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+		err := c.start(env(c.Admin, port))
+		if err == nil {
+			return c
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatalf("%v\n%s", err, c.Logs())
+		}
+	}
+}
+
+// The sidecar's Caddyfile of deploy/kubernetes (the ConfigMap's content,
+// verbatim) in front of a real upstream and a real Redis that requires a
+// password: valid tokens pass, revoked ones get 401 and never reach the
+// upstream, and the probes' command answers.
+func TestKubernetesCaddyfile(t *testing.T) {
+	path := filepath.Join(repoRoot, "deploy", "kubernetes", "Caddyfile")
+	srv := testredis.Start(t)
+	// Set after the start so the harness's PING needs no password; the
+	// sidecar must then authenticate with REDIS_PASSWORD.
+	redisPassword := "redis-pw-" + randomID()
+	if _, err := srv.Do("CONFIG", "SET", "requirepass", redisPassword); err != nil {
+		t.Fatalf("set redis password: %v", err)
+	}
+	up := StartUpstream(t)
+	metricsPort := testredis.FreePort(t)
+	c := startCaddyFile(t, path, func(admin string, port int) []string {
+		_, adminPort, _ := strings.Cut(admin, ":")
+		return []string{
+			"BIND_ADDRESSES=127.0.0.1",
+			"LISTEN_PORT=" + strconv.Itoa(port),
+			"ADMIN_PORT=" + adminPort,
+			"METRICS_PORT=" + strconv.Itoa(metricsPort),
+			"UPSTREAM=" + up.Addr(),
+			"REDIS_URL=" + srv.URL(),
+			"REDIS_PASSWORD=" + redisPassword,
+			"JWT_SECRET=" + testSecret,
+		}
+	})
+	c.WaitReady()
+
+	// The probes, as the Deployment runs them.
+	if code, out, errOut := runCLI(t, "", nil, "revocation", "health", "--quiet", "--address", c.Admin); code != 0 {
+		t.Fatalf("readiness probe: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "", nil, "revocation", "health", "--live", "--quiet", "--address", c.Admin); code != 0 {
+		t.Fatalf("liveness probe: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A valid token passes; the same user's logout revokes it.
+	tok := Token(t, jwt.MapClaims{"sub": "kate", "sid": "k1"})
+	r := Get(t, c.URL+"/orders", tok)
+	ExpectStatus(t, "valid token", r, http.StatusOK)
+	if !up.Saw(tok) {
+		t.Fatal("the upstream did not receive the valid token")
+	}
+	r = Do(t, "POST", c.URL+"/v1/auth/logout", "", "Authorization", "Bearer "+tok)
+	ExpectStatus(t, "logout", r, http.StatusOK)
+	if r.Body != "true" {
+		t.Fatalf("logout body %q, want true", r.Body)
+	}
+	hits := up.Hits()
+	r = Get(t, c.URL+"/orders", tok)
+	ExpectStatus(t, "token after logout", r, http.StatusUnauthorized)
+	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `Bearer error="invalid_token"`) {
+		t.Fatalf("WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
+	}
+	ExpectStatus(t, "new token of the logged-out session", Get(t, c.URL+"/orders", Token(t, jwt.MapClaims{"sub": "kate", "sid": "k1"})), http.StatusUnauthorized)
+
+	// A token revoked through the admin API before its first use never
+	// reaches the upstream.
+	stolen := Token(t, jwt.MapClaims{"sub": "kate", "sid": "k2"})
+	if code, out, errOut := runCLI(t, stolen+"\n", nil, "revocation", "revoke", "--token", "-", "--address", c.Admin); code != 0 {
+		t.Fatalf("caddy revocation revoke --token -: exit %d\n%s%s", code, out, errOut)
+	}
+	ExpectStatus(t, "token revoked before first use", Get(t, c.URL+"/orders", stolen), http.StatusUnauthorized)
+	if up.Hits() != hits || up.Saw(stolen) {
+		t.Fatal("a revoked token reached the upstream")
+	}
+	ExpectStatus(t, "another user", Get(t, c.URL+"/orders", Token(t, jwt.MapClaims{"sub": "liam"})), http.StatusOK)
+
+	// The revocations are in the shared Redis, behind its password.
+	if _, err := srv.Do("DBSIZE"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("redis answers without the password (err %v): the test would not prove the sidecar authenticates", err)
+	}
+	keys := redisCLI(t, srv, redisPassword, "--scan", "--pattern", "revocation:{dl}:t:*")
+	if n := len(strings.Fields(keys)); n < 2 {
+		t.Fatalf("%d token entries in Redis, want the logged-out and the stolen token:\n%s", n, keys)
+	}
+
+	// Metrics on the metrics port, as Prometheus scrapes the pod.
+	m := Do(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "")
+	ExpectStatus(t, "metrics port", m, http.StatusOK)
+	for _, want := range []string{
+		`caddy_revocation_revocations_total{endpoint="logout",kind="session"}`,
+		`caddy_revocation_revocations_total{endpoint="admin",kind="token"} 1`,
+		`caddy_revocation_store_up{prefix="revocation:",store="redis"} 1`,
+	} {
+		if !strings.Contains(m.Body, want) {
+			t.Errorf("metrics port lacks %s", want)
+		}
+	}
+
+	// The logging of the Caddyfile: probes leave no trace, revocations
+	// and blocks do, access logs are on, and no secret appears.
+	logs := c.Logs()
+	lines := parseLogLines(t, logs)
+	for _, l := range lines {
+		if l["msg"] == "received request" && strings.HasPrefix(fmt.Sprint(l["uri"]), "/revocation/") {
+			t.Fatalf("a probe request was logged: %v", l)
+		}
+	}
+	if findLine(lines, "admin.api.revocation", "revocation") == nil {
+		t.Error("no audit line for the admin revocation (logger admin.api.revocation)")
+	}
+	if findLine(lines, "http.handlers.revocation", "revocation") == nil {
+		t.Error("no audit line for the logout")
+	}
+	if findLine(lines, "http.handlers.revocation", "request blocked: revoked credential") == nil {
+		t.Error("no line for the blocked requests")
+	}
+	if findLine(lines, "http.log.access.log0", "handled request") == nil {
+		t.Error("no access log line")
+	}
+	for _, secret := range []string{tok, stolen, redisPassword, testSecret} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("a secret appears in the logs: %q", secret[:8]+"...")
+		}
+	}
+}
+
+// redisCLI runs redis-cli against srv with a password (given through
+// the environment, not the command line) and returns its output.
+func redisCLI(t *testing.T, srv *testredis.Server, password string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(testredis.Binary(t, "redis-cli"), append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port)}, args...)...)
+	cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
