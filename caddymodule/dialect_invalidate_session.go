@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -12,13 +13,22 @@ import (
 // optional body {"session_id": "..."}; without it, the current session.
 // Success is 200 {"message": "Session invalidated successfully.",
 // "session_id": ...}; errors are {"error": ..., "message": ...}:
-// unauthorized (401), invalid_session (401 when the caller's own session
-// is already revoked, 404 when the named one is).
+//
+//   - 401 unauthorized: missing, invalid or revoked access token;
+//   - 401 invalid_session: the caller's own session is already revoked
+//     (its token is blocked by its session);
+//   - 404 invalid_session: the named session is already revoked;
+//   - 400 invalid_request: a malformed body (the seed names no 400; this
+//     keeps its error shape);
+//   - 500 internal_error: the store could not be reached; nothing was
+//     revoked (likewise not in the seed, in its shape).
 
 const (
 	msgInvalidated    = "Session invalidated successfully."
 	msgUnauthorized   = "Missing or invalid access token."
 	msgInvalidSession = "Session not found or already invalidated."
+	msgInvalidRequest = "Invalid request body."
+	msgInternal       = "The session could not be invalidated; try again."
 )
 
 func (h *Handler) serveInvalidateSession(w http.ResponseWriter, r *http.Request) error {
@@ -29,6 +39,8 @@ func (h *Handler) serveInvalidateSession(w http.ResponseWriter, r *http.Request)
 	}
 	cred, state, reason := h.authenticate(r)
 	switch state {
+	case authUnavailable:
+		return fail(http.StatusInternalServerError, "internal_error", msgInternal)
 	case authMissing, authInvalid:
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate(state))
 		return fail(http.StatusUnauthorized, "unauthorized", msgUnauthorized)
@@ -39,31 +51,43 @@ func (h *Handler) serveInvalidateSession(w http.ResponseWriter, r *http.Request)
 		}
 		return fail(http.StatusUnauthorized, "unauthorized", msgUnauthorized)
 	}
-	body, err := readBody(r)
+	sessionID, err := invalidateSessionBody(r)
 	if err != nil {
-		return fail(http.StatusBadRequest, "invalid_request", "Invalid request body.")
-	}
-	sessionID := ""
-	if body != nil {
-		fields, err := decodeStringFields(body, "session_id")
-		if err != nil {
-			return fail(http.StatusBadRequest, "invalid_request", "Invalid request body.")
-		}
-		sid, given := fields["session_id"]
-		if given && (sid == "" || len(sid) > 1024) {
-			return fail(http.StatusBadRequest, "invalid_request", "Invalid request body.")
-		}
-		sessionID = sid
+		h.log.Debug("invalidate session refused", zap.Error(err))
+		return fail(http.StatusBadRequest, "invalid_request", msgInvalidRequest)
 	}
 
 	sessionID, res, err := h.revoker.InvalidateSession(r.Context(), cred, sessionID)
 	if err != nil {
 		h.commitFailed(r, dialect, err)
-		return fail(http.StatusInternalServerError, "internal_error", "The session could not be invalidated; try again.")
+		return fail(http.StatusInternalServerError, "internal_error", msgInternal)
 	}
 	if res.Existed[0] {
+		// Writing it again changed nothing: it was revoked already.
 		return fail(http.StatusNotFound, "invalid_session", msgInvalidSession)
 	}
 	h.audit(r, dialect, cred, res, zap.String("target_session_id", sessionID))
-	return writeJSON(w, http.StatusOK, map[string]string{"message": msgInvalidated, "session_id": sessionID})
+	out := map[string]string{"message": msgInvalidated}
+	if sessionID != "" {
+		out["session_id"] = sessionID
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// invalidateSessionBody reads the optional body of seed 002: nothing, or
+// a JSON object whose session_id, when present, is a non-empty string.
+func invalidateSessionBody(r *http.Request) (string, error) {
+	body, err := readBody(r)
+	if err != nil || body == nil {
+		return "", err
+	}
+	fields, err := decodeStringFields(body, "session_id")
+	if err != nil {
+		return "", err
+	}
+	sid, given := fields["session_id"]
+	if given && !validSessionID(sid) {
+		return "", fmt.Errorf("%w: session_id must be 1 to %d bytes", errBodyInvalid, maxSessionID)
+	}
+	return sid, nil
 }

@@ -1,7 +1,10 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
+
+	"go.uber.org/zap"
 
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
@@ -11,7 +14,17 @@ import (
 // The refresh token, the access token and its session are revoked at
 // once; success is 200 with the body true, also for a refresh token that
 // was already revoked. Errors are {"code": ..., "message": ...}:
-// MISSING_AUTH (401), INVALID_AUTH (401), INVALID_INPUT (400).
+// MISSING_AUTH (401: no or a malformed Authorization header),
+// INVALID_AUTH (401: an expired, wrongly signed or revoked token),
+// INVALID_INPUT (400), and INTERNAL_ERROR (500, not in the seed: the
+// store could not be reached and nothing was revoked).
+
+const (
+	msgMissingAuth  = "Missing bearer access token."
+	msgInvalidAuth  = "Invalid or expired access token."
+	msgInvalidInput = "Invalid logout request payload."
+	msgLogoutFailed = "Logout could not be completed; try again."
+)
 
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "logout"
@@ -21,35 +34,29 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	}
 	cred, state, _ := h.authenticate(r)
 	switch state {
+	case authUnavailable:
+		return fail(http.StatusInternalServerError, "INTERNAL_ERROR", msgLogoutFailed)
 	case authMissing:
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate(state))
-		return fail(http.StatusUnauthorized, "MISSING_AUTH", "Missing bearer access token.")
+		return fail(http.StatusUnauthorized, "MISSING_AUTH", msgMissingAuth)
 	case authInvalid, authRevoked:
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate(state))
-		return fail(http.StatusUnauthorized, "INVALID_AUTH", "Invalid or expired access token.")
+		return fail(http.StatusUnauthorized, "INVALID_AUTH", msgInvalidAuth)
 	}
-	body, err := readBody(r)
+	rt, given, err := logoutBody(r)
 	if err != nil {
-		return fail(http.StatusBadRequest, "INVALID_INPUT", "Invalid logout request payload.")
+		h.log.Debug("logout refused", zap.Error(err))
+		return fail(http.StatusBadRequest, "INVALID_INPUT", msgInvalidInput)
 	}
 	var refresh *revocation.Credential
-	if body != nil {
-		fields, err := decodeStringFields(body, "refreshToken")
-		if err != nil {
-			return fail(http.StatusBadRequest, "INVALID_INPUT", "Invalid logout request payload.")
-		}
-		if rt, given := fields["refreshToken"]; given {
-			if rt == "" {
-				return fail(http.StatusBadRequest, "INVALID_INPUT", "Invalid logout request payload.")
-			}
-			refresh = h.revoker.Examine(r.Context(), rt)
-		}
+	if given {
+		refresh = h.revoker.Examine(r.Context(), rt)
 	}
 
 	res, err := h.revoker.Logout(r.Context(), cred, refresh)
 	if err != nil {
 		h.commitFailed(r, dialect, err)
-		return fail(http.StatusInternalServerError, "INTERNAL_ERROR", "Logout could not be completed; try again.")
+		return fail(http.StatusInternalServerError, "INTERNAL_ERROR", msgLogoutFailed)
 	}
 	h.audit(r, dialect, cred, res)
 	w.Header().Set("Content-Type", "application/json")
@@ -57,4 +64,22 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte("true"))
 	return nil
+}
+
+// logoutBody reads the optional body of seed 003: nothing, or a JSON
+// object whose refreshToken, when present, is a non-empty string.
+func logoutBody(r *http.Request) (refreshToken string, given bool, err error) {
+	body, err := readBody(r)
+	if err != nil || body == nil {
+		return "", false, err
+	}
+	fields, err := decodeStringFields(body, "refreshToken")
+	if err != nil {
+		return "", false, err
+	}
+	rt, given := fields["refreshToken"]
+	if given && rt == "" {
+		return "", false, fmt.Errorf("%w: refreshToken is empty", errBodyInvalid)
+	}
+	return rt, given, nil
 }

@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -14,7 +16,16 @@ import (
 // refresh cookie __Host-refresh_<app_id> (plus a DPoP proof when the
 // refresh token is DPoP-bound). The refresh token, and its session when
 // it is a verified JWT naming one, are revoked; the cookie is cleared.
-// Success is 204; errors are {"code": ..., "type": ...}.
+// Success is 204; errors are {"code": ..., "type": ...}:
+//
+//   - 400 bad_request: two different refresh cookies, or one too large;
+//   - 401 unauthorized: no refresh cookie, or one that does not verify
+//     (a JWT) or is already revoked;
+//   - 401 invalid_dpop_proof (type unauthorized): a DPoP-bound refresh
+//     token without a valid proof;
+//   - 500 internal: the store could not be reached; nothing was revoked.
+//
+// The seed defines no request body and no query: both are ignored.
 
 func (h *Handler) serveRevokeRefresh(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "revoke_refresh"
@@ -22,48 +33,41 @@ func (h *Handler) serveRevokeRefresh(w http.ResponseWriter, r *http.Request) err
 		countEndpointError(dialect, code)
 		return writeJSON(w, status, map[string]string{"code": code, "type": typ})
 	}
-	var raw string
-	for _, c := range r.Cookies() {
-		if c.Name != h.cookieName {
-			continue
-		}
-		if raw != "" && raw != c.Value {
-			return fail(http.StatusBadRequest, "bad_request", "bad_request") // two different refresh cookies
-		}
-		raw = c.Value
-	}
-	if raw == "" || len(raw) > maxBody {
+	raw, problem := refreshCookie(r, h.cookieName)
+	switch problem {
+	case cookieMissing:
 		return fail(http.StatusUnauthorized, "unauthorized", "unauthorized")
+	case cookieConflict, cookieTooLarge:
+		return fail(http.StatusBadRequest, "bad_request", "bad_request")
 	}
 
 	ctx := r.Context()
-	cred := &revocation.Credential{Hash: revocation.HashToken(raw)}
-	if revocation.LooksLikeJWT(raw) {
+	cred, err := h.revoker.ExamineRefresh(ctx, raw)
+	if err != nil {
 		// A JWT refresh token must verify: an expired or forged one
 		// proves nothing.
-		claims, err := h.verifier.Verify(ctx, raw)
-		if err != nil {
-			h.log.Debug("refresh cookie refused", zap.String("token_hash", cred.Hash.Short()), zap.Error(err))
-			return fail(http.StatusUnauthorized, "unauthorized", "unauthorized")
-		}
-		cred.Claims, cred.Verified = claims, true
+		h.log.Debug("refresh cookie refused", zap.String("token_hash", revocation.HashToken(raw).Short()), zap.Error(err))
+		return fail(http.StatusUnauthorized, "unauthorized", "unauthorized")
 	}
 	if h.revoker.Revoked(cred) != revocation.NotBlocked {
 		return fail(http.StatusUnauthorized, "unauthorized", "unauthorized")
 	}
 	if cred.Claims != nil && cred.Claims.Confirmation != "" {
-		proofs := r.Header.Values("DPoP")
-		if len(proofs) != 1 {
-			return fail(http.StatusUnauthorized, "invalid_dpop_proof", "unauthorized")
+		// RFC 9449 section 4.3: exactly one DPoP header.
+		var err error
+		if proofs := r.Header.Values("DPoP"); len(proofs) == 1 {
+			err = h.dpop().Check(ctx, proofs[0], r.Method, requestURL(r), cred.Claims.Confirmation)
+		} else {
+			err = fmt.Errorf("%w: %d DPoP headers, want one", revocation.ErrInvalidDPoP, len(proofs))
 		}
-		err := h.dpop().Check(ctx, proofs[0], r.Method, requestURL(r), cred.Claims.Confirmation)
 		switch {
-		case errors.Is(err, revocation.ErrUnavailable):
+		case errors.Is(err, revocation.ErrInvalidDPoP):
+			h.log.Debug("DPoP proof refused", zap.String("token_hash", cred.Hash.Short()), zap.Error(err))
+			w.Header().Set("WWW-Authenticate", `DPoP error="invalid_dpop_proof", algs="`+strings.Join(revocation.DPoPAlgorithms(), " ")+`"`)
+			return fail(http.StatusUnauthorized, "invalid_dpop_proof", "unauthorized")
+		case err != nil:
 			h.commitFailed(r, dialect, err)
 			return fail(http.StatusInternalServerError, "internal", "internal")
-		case err != nil:
-			h.log.Debug("DPoP proof refused", zap.String("token_hash", cred.Hash.Short()), zap.Error(err))
-			return fail(http.StatusUnauthorized, "invalid_dpop_proof", "unauthorized")
 		}
 	}
 
@@ -73,6 +77,8 @@ func (h *Handler) serveRevokeRefresh(w http.ResponseWriter, r *http.Request) err
 		return fail(http.StatusInternalServerError, "internal", "internal")
 	}
 	h.audit(r, dialect, cred, res)
+	// __Host- cookies must be Secure, Path=/ and carry no Domain, or the
+	// browser ignores the Set-Cookie that clears them.
 	http.SetCookie(w, &http.Cookie{Name: h.cookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
@@ -83,9 +89,46 @@ func (h *Handler) dpop() *revocation.DPoPChecker {
 	return &revocation.DPoPChecker{Store: h.store}
 }
 
+// cookieProblem says what is wrong with the refresh cookie of a request.
+type cookieProblem int
+
+const (
+	cookieOK cookieProblem = iota
+	cookieMissing
+	cookieConflict // two different values
+	cookieTooLarge
+)
+
+// maxRefreshCookie bounds a refresh token handed in as a cookie.
+const maxRefreshCookie = 16 << 10
+
+// refreshCookie finds the refresh cookie. Browsers send a cookie once,
+// but a request may carry it twice (a stale copy under another path):
+// the same value twice is one cookie, two values are ambiguous.
+func refreshCookie(r *http.Request, name string) (string, cookieProblem) {
+	var raw string
+	for _, c := range r.Cookies() {
+		if c.Name != name || c.Value == "" {
+			continue
+		}
+		if raw != "" && raw != c.Value {
+			return "", cookieConflict
+		}
+		raw = c.Value
+	}
+	switch {
+	case raw == "":
+		return "", cookieMissing
+	case len(raw) > maxRefreshCookie:
+		return "", cookieTooLarge
+	}
+	return raw, cookieOK
+}
+
 // requestURL is the URL the client used, as DPoP's htu names it: scheme,
-// host and path. Behind a trusted proxy (Caddy's trusted_proxies), the
-// X-Forwarded-Proto and X-Forwarded-Host it sets are believed.
+// host and path, the path as it came before any rewrite. Behind a trusted
+// proxy (Caddy's trusted_proxies), the X-Forwarded-Proto and
+// X-Forwarded-Host it sets are believed.
 func requestURL(r *http.Request) string {
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
@@ -99,5 +142,9 @@ func requestURL(r *http.Request) string {
 			host = fh
 		}
 	}
-	return scheme + "://" + host + r.URL.EscapedPath()
+	path := r.URL.EscapedPath()
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		path = orig.URL.EscapedPath()
+	}
+	return scheme + "://" + host + path
 }

@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -12,12 +14,16 @@ import (
 
 // Seed 001: POST /v1/session/me/revoke?target=all|others|mine|session
 // [&session_id=...], with a bearer access token. Success is 204; errors
-// are {"code": ..., "type": ...}.
+// are {"code": ..., "type": ...}: 400 bad_request, 401 unauthorized,
+// 500 internal.
 //
 //   - all: every session of the caller, the current one included;
 //   - others: every session but the current one;
 //   - mine: the current session;
-//   - session: the caller's session named by session_id.
+//   - session: the caller's session named by session_id (a session ID
+//     always names a session of the caller's own subject).
+//
+// The seed defines no request body: it is ignored.
 
 func (h *Handler) serveRevokeSessions(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "revoke_sessions"
@@ -26,17 +32,16 @@ func (h *Handler) serveRevokeSessions(w http.ResponseWriter, r *http.Request) er
 		return writeJSON(w, status, map[string]string{"code": code, "type": typ})
 	}
 	cred, state, _ := h.authenticate(r)
+	if state == authUnavailable {
+		return fail(http.StatusInternalServerError, "internal", "internal")
+	}
 	if state != authOK {
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate(state))
 		return fail(http.StatusUnauthorized, "unauthorized", "unauthorized")
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil || len(q["target"]) != 1 || len(q["session_id"]) > 1 {
-		return fail(http.StatusBadRequest, "bad_request", "bad_request")
-	}
-	target := revocation.Target(q.Get("target"))
-	sessionID := q.Get("session_id")
-	if target == revocation.TargetSession && (sessionID == "" || len(sessionID) > 1024) {
+	target, sessionID, err := parseRevokeQuery(r.URL.RawQuery)
+	if err != nil {
+		h.log.Debug("revoke sessions refused", zap.Error(err))
 		return fail(http.StatusBadRequest, "bad_request", "bad_request")
 	}
 
@@ -53,6 +58,45 @@ func (h *Handler) serveRevokeSessions(w http.ResponseWriter, r *http.Request) er
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// maxSessionID bounds a session ID named by a caller.
+const maxSessionID = 1024
+
+var errBadQuery = errors.New("invalid query")
+
+// validSessionID says whether a session ID named by a caller is usable:
+// non-empty, bounded, UTF-8.
+func validSessionID(sid string) bool {
+	return sid != "" && len(sid) <= maxSessionID && utf8.ValidString(sid)
+}
+
+// parseRevokeQuery reads the query of seed 001: target exactly once and
+// one of the four values; session_id at most once, required (non-empty)
+// for target=session and ignored otherwise. Other parameters are ignored.
+func parseRevokeQuery(rawQuery string) (revocation.Target, string, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", errBadQuery, err)
+	}
+	if len(q["target"]) != 1 {
+		return "", "", fmt.Errorf("%w: target must be given once, not %d times", errBadQuery, len(q["target"]))
+	}
+	if len(q["session_id"]) > 1 {
+		return "", "", fmt.Errorf("%w: session_id given %d times", errBadQuery, len(q["session_id"]))
+	}
+	target := revocation.Target(q.Get("target"))
+	switch target {
+	case revocation.TargetAll, revocation.TargetOthers, revocation.TargetMine:
+		return target, "", nil
+	case revocation.TargetSession:
+		sid := q.Get("session_id")
+		if !validSessionID(sid) {
+			return "", "", fmt.Errorf("%w: target=session needs a session_id of 1 to %d bytes of UTF-8", errBadQuery, maxSessionID)
+		}
+		return target, sid, nil
+	}
+	return "", "", fmt.Errorf("%w: unknown target %q", errBadQuery, target)
 }
 
 // wwwAuthenticate is the RFC 6750 challenge for a refused bearer token.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -141,12 +142,17 @@ func readBody(r *http.Request) ([]byte, error) {
 	return data, nil
 }
 
-// decodeStringFields decodes a JSON object strictly: one object and
-// nothing after it, each named field at most once and, when present, a
-// string. Other fields are ignored, as a tolerant reader should; a
-// repeated known field is refused, since two readers of the same body
-// could otherwise disagree on its value.
+// decodeStringFields decodes a JSON object strictly: valid UTF-8, one
+// object and nothing after it, each named field at most once and, when
+// present, a string (null is a wrong type, not an absence). Other fields
+// are ignored, as a tolerant reader should; a repeated known field is
+// refused, since two readers of the same body could otherwise disagree
+// on its value.
 func decodeStringFields(data []byte, fields ...string) (map[string]string, error) {
+	if !utf8.Valid(data) {
+		// encoding/json would quietly replace the bad bytes.
+		return nil, fmt.Errorf("%w: not UTF-8", errBodyInvalid)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -188,19 +194,26 @@ func decodeStringFields(data []byte, fields ...string) (map[string]string, error
 	return out, nil
 }
 
-// authHeader classifies the Authorization header of an endpoint call.
+// authState classifies the bearer token of an endpoint call.
 type authState int
 
 const (
-	authMissing authState = iota // absent or malformed header
-	authInvalid                  // bad signature, expired, alg none...
-	authRevoked                  // valid but revoked
+	authMissing     authState = iota // absent or malformed header
+	authInvalid                      // bad signature, expired, alg none...
+	authRevoked                      // valid but revoked
+	authUnavailable                  // a DPoP replay check could not reach the store
 	authOK
 )
 
 // authenticate verifies the bearer token of an endpoint call.
+//
+// A DPoP-bound access token (cnf.jkt) must come with the DPoP scheme and
+// a proof of possession of its key that names it (RFC 9449 section 7): a
+// thief holding only the token must not be able to revoke its owner's
+// sessions, and a bound token presented as a plain bearer token is refused
+// (section 7.2). A token that is not bound must use the Bearer scheme.
 func (h *Handler) authenticate(r *http.Request) (*revocation.Credential, authState, revocation.Reason) {
-	raw, ok := strictBearer(r)
+	raw, dpopScheme, ok := strictAuthorization(r)
 	if !ok {
 		return nil, authMissing, revocation.NotBlocked
 	}
@@ -213,32 +226,88 @@ func (h *Handler) authenticate(r *http.Request) (*revocation.Credential, authSta
 		h.log.Debug("endpoint caller's token refused", zap.String("token_hash", revocation.HashToken(raw).Short()), zap.Error(err))
 		return nil, authInvalid, revocation.NotBlocked
 	}
+	jkt := cred.Claims.Confirmation
+	switch {
+	case jkt == "" && dpopScheme:
+		return nil, authMissing, revocation.NotBlocked
+	case jkt == "":
+		return cred, authOK, revocation.NotBlocked
+	case !dpopScheme:
+		h.log.Debug("DPoP-bound access token presented as a bearer token", zap.String("token_hash", cred.Hash.Short()))
+		return nil, authInvalid, revocation.NotBlocked
+	}
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) != 1 {
+		h.log.Debug("DPoP-bound access token without exactly one proof", zap.String("token_hash", cred.Hash.Short()))
+		return nil, authInvalid, revocation.NotBlocked
+	}
+	err = h.dpop().CheckAccess(r.Context(), proofs[0], r.Method, requestURL(r), jkt, raw)
+	switch {
+	case errors.Is(err, revocation.ErrUnavailable):
+		h.commitFailed(r, "dpop", err)
+		return nil, authUnavailable, revocation.NotBlocked
+	case err != nil:
+		h.log.Debug("DPoP proof of an access token refused", zap.String("token_hash", cred.Hash.Short()), zap.Error(err))
+		return nil, authInvalid, revocation.NotBlocked
+	}
 	return cred, authOK, revocation.NotBlocked
 }
 
-// strictBearer reads "Authorization: Bearer <token>": exactly one header,
-// the Bearer scheme (any case), a non-empty token of token68 characters.
+// strictBearer reads "Authorization: Bearer <token>" (RFC 6750 section
+// 2.1): exactly one header, the Bearer scheme (any case), spaces, and a
+// b64token of at most 16 KiB.
 func strictBearer(r *http.Request) (string, bool) {
 	vals := r.Header.Values("Authorization")
 	if len(vals) != 1 {
 		return "", false
 	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
+	return parseBearer(vals[0])
+}
+
+// strictAuthorization is strictBearer that also accepts the DPoP scheme
+// of RFC 9449 (same token grammar), and says which scheme came.
+func strictAuthorization(r *http.Request) (tok string, dpop bool, ok bool) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) != 1 {
+		return "", false, false
+	}
+	if tok, ok := parseBearer(vals[0]); ok {
+		return tok, false, true
+	}
+	if scheme, rest, found := strings.Cut(vals[0], " "); found && strings.EqualFold(scheme, "DPoP") {
+		if tok, ok := parseBearer("Bearer " + rest); ok {
+			return tok, true, true
+		}
+	}
+	return "", false, false
+}
+
+// maxBearer bounds a bearer token, far above any real JWT.
+const maxBearer = 16 << 10
+
+func parseBearer(v string) (string, bool) {
+	scheme, tok, ok := strings.Cut(v, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	tok = strings.TrimSpace(tok)
-	if tok == "" || len(tok) > 16<<10 || !isToken68(tok) {
+	tok = strings.TrimLeft(tok, " ")
+	if len(tok) > maxBearer || !isB64Token(tok) {
 		return "", false
 	}
 	return tok, true
 }
 
-func isToken68(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+// isB64Token reports whether s is an RFC 6750 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=') {
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
 			return false
 		}
 	}
@@ -264,6 +333,7 @@ func (h *Handler) audit(r *http.Request, dialect string, cred *revocation.Creden
 		zap.String("request_id", requestID(r)),
 		zap.Int("entries", len(res.Entries)),
 		zap.Strings("kinds", entryKinds(res.Entries)),
+		zap.Strings("revoked_token_hashes", revokedTokenHashes(res.Entries)),
 	}
 	if cred != nil {
 		fields = append(fields, zap.String("token_hash", cred.Hash.Short()))

@@ -2,13 +2,17 @@ package revocation
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,10 +40,37 @@ type DPoPChecker struct {
 // signed with the key it carries, so a symmetric algorithm is meaningless.
 var dpopAlgs = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 
+// DPoPAlgorithms lists the algorithms a DPoP proof may use, for the algs
+// parameter of a WWW-Authenticate: DPoP challenge.
+func DPoPAlgorithms() []string { return slices.Clone(dpopAlgs) }
+
+const (
+	// maxProof bounds a DPoP proof: a header with an 8192-bit RSA key
+	// and a few claims fit in a fraction of it.
+	maxProof = 8 << 10
+	// maxProofRSABits bounds the RSA key of a proof, so that a client
+	// cannot make the check arbitrarily slow.
+	maxProofRSABits = 8192
+	// maxProofJTI bounds the jti of a proof.
+	maxProofJTI = 256
+)
+
 // Check validates proof for a request with method htm to htu, made with a
 // token bound to the key whose RFC 7638 thumbprint is jkt. Errors wrap
 // ErrInvalidDPoP, or ErrUnavailable when the replay check cannot be made.
 func (d *DPoPChecker) Check(ctx context.Context, proof, htm, htu, jkt string) error {
+	return d.check(ctx, proof, htm, htu, jkt, "")
+}
+
+// CheckAccess is Check for a request made with a DPoP-bound access token
+// (RFC 9449 section 7): the proof must also carry ath, the hash of that
+// very token, so that a proof made for one token serves no other.
+func (d *DPoPChecker) CheckAccess(ctx context.Context, proof, htm, htu, jkt, accessToken string) error {
+	sum := sha256.Sum256([]byte(accessToken))
+	return d.check(ctx, proof, htm, htu, jkt, base64.RawURLEncoding.EncodeToString(sum[:]))
+}
+
+func (d *DPoPChecker) check(ctx context.Context, proof, htm, htu, jkt, ath string) error {
 	now := time.Now()
 	if d.Now != nil {
 		now = d.Now()
@@ -53,6 +84,9 @@ func (d *DPoPChecker) Check(ctx context.Context, proof, htm, htu, jkt string) er
 	}
 	if proof == "" {
 		return fmt.Errorf("%w: missing DPoP header", ErrInvalidDPoP)
+	}
+	if len(proof) > maxProof {
+		return fmt.Errorf("%w: proof longer than %d bytes", ErrInvalidDPoP, maxProof)
 	}
 	var thumb string
 	claims := jwt.MapClaims{}
@@ -78,6 +112,9 @@ func (d *DPoPChecker) Check(ctx context.Context, proof, htm, htu, jkt string) er
 		pub, err := j.PublicKey()
 		if err != nil {
 			return nil, err
+		}
+		if k, ok := pub.(*rsa.PublicKey); ok && k.N.BitLen() > maxProofRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits; at most %d accepted", k.N.BitLen(), maxProofRSABits)
 		}
 		if !keyFits(t.Method.Alg(), pub) {
 			return nil, fmt.Errorf("alg %s does not match the jwk", t.Method.Alg())
@@ -107,8 +144,13 @@ func (d *DPoPChecker) Check(ctx context.Context, proof, htm, htu, jkt string) er
 	if iat.Before(now.Add(-maxAge)) || iat.After(now.Add(leeway)) {
 		return fmt.Errorf("%w: iat outside the accepted window", ErrInvalidDPoP)
 	}
+	if ath != "" {
+		if got, _ := claims["ath"].(string); subtle.ConstantTimeCompare([]byte(got), []byte(ath)) != 1 {
+			return fmt.Errorf("%w: ath does not match the access token", ErrInvalidDPoP)
+		}
+	}
 	jti, _ := claims["jti"].(string)
-	if jti == "" || len(jti) > 256 {
+	if jti == "" || len(jti) > maxProofJTI {
 		return fmt.Errorf("%w: jti missing or too long", ErrInvalidDPoP)
 	}
 	// Remember the jti as long as the proof could still be accepted. The
@@ -125,11 +167,13 @@ func (d *DPoPChecker) Check(ctx context.Context, proof, htm, htu, jkt string) er
 }
 
 // sameHTU compares two URIs as RFC 9449 asks: scheme, host (with default
-// ports removed) and path, ignoring query and fragment.
+// ports removed) and path, ignoring query and fragment. Both must be
+// absolute http(s) URIs; one with user information matches nothing, as no
+// client sends one to an API.
 func sameHTU(a, b string) bool {
 	ua, err1 := url.Parse(a)
 	ub, err2 := url.Parse(b)
-	if err1 != nil || err2 != nil || ua.Host == "" {
+	if err1 != nil || err2 != nil || !absoluteHTTP(ua) || !absoluteHTTP(ub) {
 		return false
 	}
 	norm := func(u *url.URL) string {
@@ -137,6 +181,9 @@ func sameHTU(a, b string) bool {
 		host := strings.ToLower(u.Host)
 		if h, p, err := net.SplitHostPort(host); err == nil && (scheme == "https" && p == "443" || scheme == "http" && p == "80") {
 			host = h
+			if strings.Contains(h, ":") {
+				host = "[" + h + "]" // IPv6 literal
+			}
 		}
 		path := u.EscapedPath()
 		if path == "" {
@@ -145,4 +192,9 @@ func sameHTU(a, b string) bool {
 		return scheme + "://" + host + path
 	}
 	return norm(ua) == norm(ub)
+}
+
+func absoluteHTTP(u *url.URL) bool {
+	s := strings.ToLower(u.Scheme)
+	return (s == "http" || s == "https") && u.Host != "" && u.User == nil && u.Opaque == ""
 }

@@ -61,8 +61,19 @@ func (r *Revoker) now() time.Time {
 	return time.Now()
 }
 
+// ErrNoSubject is returned (wrapped in ErrInvalidToken) when a token
+// presented to an endpoint names no subject: sessions are scoped to their
+// subject, so such a token identifies no caller whose sessions could be
+// revoked.
+var ErrNoSubject = errors.New("token names no subject")
+
 // Authenticate verifies a bearer token presented to an endpoint and makes
-// sure it is not revoked. Errors wrap ErrInvalidToken or ErrRevoked.
+// sure it is not revoked. The token must name a subject. Errors wrap
+// ErrInvalidToken or ErrRevoked; with ErrRevoked the credential is
+// returned too, so that the caller can tell why.
+//
+// The caller's session is noted as seen, as the proxy notes the sessions
+// it guards, so that a later "all" or "others" stops its future tokens.
 func (r *Revoker) Authenticate(ctx context.Context, raw string) (*Credential, error) {
 	if r.Verifier == nil {
 		return nil, fmt.Errorf("%w: no verification key configured", ErrInvalidToken)
@@ -71,12 +82,57 @@ func (r *Revoker) Authenticate(ctx context.Context, raw string) (*Credential, er
 	if err != nil {
 		return nil, err
 	}
+	if claims.Subject == "" {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrNoSubject)
+	}
 	c := &Credential{Hash: HashToken(raw), Claims: claims, Verified: true}
-	id := c.Identity()
-	if reason := r.Store.Denylist().Check(&id, r.now().Unix()); reason != NotBlocked {
+	if reason := r.blockedCaller(c); reason != NotBlocked {
 		return c, &RevokedError{Reason: reason}
 	}
+	r.noteSession(c)
 	return c, nil
+}
+
+// blockedCaller says why a caller's token is refused. A token whose
+// session is revoked is refused for its session, even when the token
+// itself (or its jti) was revoked with it, as a logout does: the caller
+// learns that the session is gone, not merely that one token is.
+func (r *Revoker) blockedCaller(c *Credential) Reason {
+	id := c.Identity()
+	now := r.now().Unix()
+	dl := r.Store.Denylist()
+	reason := dl.Check(&id, now)
+	if reason == BlockedToken || reason == BlockedJTI {
+		if _, ok := dl.Lookup(id.Session, now); !id.Session.IsZero() && ok {
+			return BlockedSession
+		}
+	}
+	return reason
+}
+
+// ExamineRefresh reads a refresh token handed in as proof (seed 000): an
+// opaque token stands for itself; a JWT must verify, since an expired or
+// forged one proves nothing. Errors wrap ErrInvalidToken.
+func (r *Revoker) ExamineRefresh(ctx context.Context, raw string) (*Credential, error) {
+	c := &Credential{Hash: HashToken(raw)}
+	if !LooksLikeJWT(raw) {
+		return c, nil
+	}
+	if r.Verifier == nil {
+		return nil, fmt.Errorf("%w: no verification key configured", ErrInvalidToken)
+	}
+	claims, err := r.Verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	c.Claims, c.Verified = claims, true
+	return c, nil
+}
+
+func (r *Revoker) noteSession(c *Credential) {
+	if cl := c.Claims; c.Verified && cl.Subject != "" && cl.Session != "" {
+		r.Store.NoteSession(SubjectKey(cl.Subject), SessionKey(cl.Subject, cl.Session), r.SessionTTL)
+	}
 }
 
 // Examine reads a credential that need not verify (a refresh token handed
@@ -110,19 +166,26 @@ func (r *Revoker) Revoked(c *Credential) Reason {
 }
 
 // tokenPut revokes one exact token until it expires (or for the session
-// TTL when it carries no expiry).
+// TTL when it carries no expiry). The expiry of a token whose claims were
+// not verified is the client's word: it is believed only up to the
+// session TTL, so that nobody can make an entry live for ever.
 func (r *Revoker) tokenPut(c *Credential) Put {
 	p := Put{Key: c.Hash.Key(), TTL: r.SessionTTL}
 	if c.Claims != nil && c.Claims.ExpiresAt > 0 {
-		p.Expires = (c.Claims.ExpiresAt + 999) / 1000
+		exp := (c.Claims.ExpiresAt + 999) / 1000
+		if c.Verified || exp <= r.now().Add(r.SessionTTL).Unix() {
+			p.Expires = exp
+		}
 	}
 	return p
 }
 
-// accessPuts revokes a verified access token: itself and its jti.
+// accessPuts revokes a verified token: itself and its jti. The jti also
+// stops any other encoding of the same token (a JWS signature can be
+// re-encoded without the key), which the token's hash alone would not.
 func (r *Revoker) accessPuts(c *Credential) []Put {
 	puts := []Put{r.tokenPut(c)}
-	if c.Claims != nil && c.Claims.JTI != "" {
+	if c.Verified && c.Claims != nil && c.Claims.JTI != "" {
 		p := r.tokenPut(c)
 		p.Key = JTIKey(c.Claims.JTI)
 		puts = append(puts, p)
@@ -134,13 +197,25 @@ func (r *Revoker) sessionPut(subject, sid string) Put {
 	return Put{Key: SessionKey(subject, sid), TTL: r.SessionTTL}
 }
 
+// callerClaims returns the claims of a verified caller that names a
+// subject, the only kind of caller the endpoints act for.
+func callerClaims(caller *Credential) (*Claims, error) {
+	if caller == nil || caller.Claims == nil || !caller.Verified {
+		return nil, fmt.Errorf("%w: caller not verified", ErrInvalidToken)
+	}
+	if caller.Claims.Subject == "" {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrNoSubject)
+	}
+	return caller.Claims, nil
+}
+
 // RevokeRefresh revokes a refresh token handed in as proof (seed 000):
-// the token itself, and its whole session when it is a verified JWT that
-// names one.
+// the token itself, and, when it is a verified JWT, its jti and the
+// session it names (scoped to its subject).
 func (r *Revoker) RevokeRefresh(ctx context.Context, refresh *Credential) (Result, error) {
-	c := Change{Puts: []Put{r.tokenPut(refresh)}}
-	if refresh.Verified && refresh.Claims.Session != "" {
-		c.Puts = append(c.Puts, r.sessionPut(refresh.Claims.Subject, refresh.Claims.Session))
+	c := Change{Puts: r.accessPuts(refresh)}
+	if cl := refresh.Claims; refresh.Verified && cl.Subject != "" && cl.Session != "" {
+		c.Puts = append(c.Puts, r.sessionPut(cl.Subject, cl.Session))
 	}
 	return r.Store.Commit(ctx, c)
 }
@@ -161,9 +236,9 @@ const (
 // session of the caller's own subject: naming another subject's session
 // revokes nothing of theirs.
 func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target Target, sessionID string) (Result, error) {
-	cl := caller.Claims
-	if cl == nil || !caller.Verified {
-		return Result{}, fmt.Errorf("%w: caller not verified", ErrInvalidToken)
+	cl, err := callerClaims(caller)
+	if err != nil {
+		return Result{}, err
 	}
 	var c Change
 	switch target {
@@ -204,9 +279,9 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 // first Existed flag of the result says whether that session was already
 // revoked. It returns the session ID it revoked.
 func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, sessionID string) (string, Result, error) {
-	cl := caller.Claims
-	if cl == nil || !caller.Verified {
-		return "", Result{}, fmt.Errorf("%w: caller not verified", ErrInvalidToken)
+	cl, err := callerClaims(caller)
+	if err != nil {
+		return "", Result{}, err
 	}
 	if sessionID == "" {
 		sessionID = cl.Session
@@ -230,18 +305,21 @@ func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, ses
 // refresh token's own session is revoked only when the refresh token is
 // a verified JWT of the same subject.
 func (r *Revoker) Logout(ctx context.Context, caller *Credential, refresh *Credential) (Result, error) {
-	cl := caller.Claims
-	if cl == nil || !caller.Verified {
-		return Result{}, fmt.Errorf("%w: caller not verified", ErrInvalidToken)
+	cl, err := callerClaims(caller)
+	if err != nil {
+		return Result{}, err
 	}
 	c := Change{Puts: r.accessPuts(caller)}
 	if cl.Session != "" {
 		c.Puts = append(c.Puts, r.sessionPut(cl.Subject, cl.Session))
 	}
 	if refresh != nil {
-		c.Puts = append(c.Puts, r.tokenPut(refresh))
+		// The caller holds the refresh token, so that token goes (with
+		// its jti when verified), whoever it belongs to; its session only
+		// when it is verifiably one of the caller's own.
+		c.Puts = append(c.Puts, r.accessPuts(refresh)...)
 		rc := refresh.Claims
-		if refresh.Verified && rc.Session != "" && rc.Subject == cl.Subject && rc.Session != cl.Session {
+		if refresh.Verified && rc.Subject == cl.Subject && rc.Session != "" && rc.Session != cl.Session {
 			c.Puts = append(c.Puts, r.sessionPut(rc.Subject, rc.Session))
 		}
 	}

@@ -1,0 +1,356 @@
+package integration
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+// Helpers of the seed conformance tests (seed000_test.go to
+// seed003_test.go): one caddy with a real Redis in front of one upstream,
+// the four endpoints called as the seeds' clients call them, and checks
+// of what the proxy lets through afterwards.
+
+// seedCookieName is the refresh cookie of app_id demo (seed 000).
+const seedCookieName = "__Host-refresh_demo"
+
+// seedEnv is a redis-server, an upstream and a caddy guarding it with
+// every endpoint served.
+type seedEnv struct {
+	Redis *testredis.Server
+	Up    *Upstream
+	C     *Caddy
+}
+
+// startSeedEnv starts the three; extra goes into the revocation block.
+// stale_after is long, so that a test that stops Redis still sees the
+// proxy enforce its local copy (on_store_down is not under test here).
+func startSeedEnv(t *testing.T, extra string) *seedEnv {
+	t.Helper()
+	e := &seedEnv{Redis: testredis.Start(t), Up: StartUpstream(t)}
+	e.C = StartCaddy(t, seedConfig(e.Redis.URL(), e.Up, extra))
+	e.C.WaitReady()
+	return e
+}
+
+func seedConfig(redisURL string, up *Upstream, extra string) string {
+	return guarded(fmt.Sprintf(`
+		app_id demo
+		redis %s
+		stale_after 10m
+		jwt {
+			hmac_secret %s
+		}
+		%s`, redisURL, testSecret, extra), up.Addr())
+}
+
+// The four endpoints at their default paths.
+
+func (e *seedEnv) revokeRefresh(t *testing.T, cookie string, headers ...string) Response {
+	t.Helper()
+	if cookie != "" {
+		headers = append([]string{"Cookie", seedCookieName + "=" + cookie}, headers...)
+	}
+	return Do(t, http.MethodPost, e.C.URL+"/v1/session/revoke", "", headers...)
+}
+
+func (e *seedEnv) revokeSessions(t *testing.T, token, query string) Response {
+	t.Helper()
+	return Do(t, http.MethodPost, e.C.URL+"/v1/session/me/revoke?"+query, "", seedBearer(token)...)
+}
+
+func (e *seedEnv) invalidateSession(t *testing.T, token, body string) Response {
+	t.Helper()
+	return Do(t, http.MethodDelete, e.C.URL+"/v1/auth/session", body, append(seedBearer(token), "Content-Type", "application/json")...)
+}
+
+func (e *seedEnv) logout(t *testing.T, token, body string) Response {
+	t.Helper()
+	return Do(t, http.MethodPost, e.C.URL+"/v1/auth/logout", body, append(seedBearer(token), "Content-Type", "application/json")...)
+}
+
+func seedBearer(token string) []string {
+	if token == "" {
+		return nil
+	}
+	return []string{"Authorization", "Bearer " + token}
+}
+
+// doChunked sends a request whose body has no declared length, so that
+// it goes chunked. headers alternate name, value.
+func doChunked(t *testing.T, method, url, body string, headers ...string) Response {
+	t.Helper()
+	// A MultiReader hides the length from http.NewRequest: the request
+	// declares none, and the transport sends the body chunked.
+	req, err := http.NewRequest(method, url, io.MultiReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.ContentLength != 0 {
+		t.Fatalf("request body of declared length %d", req.ContentLength)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}
+
+// What the proxy does with a credential afterwards.
+
+// passes checks that a request carrying the access token reaches the
+// upstream.
+func (e *seedEnv) passes(t *testing.T, what, token string) {
+	t.Helper()
+	r := Get(t, e.C.URL+"/api/orders", token)
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"upstream":"reached"`) {
+		t.Fatalf("%s: status %d, body %s; want it passed to the upstream", what, r.Status, r.Body)
+	}
+}
+
+// blocked checks that a request carrying the access token is stopped
+// with the RFC 6750 answer and never reaches the upstream.
+func (e *seedEnv) blocked(t *testing.T, what, token string) {
+	t.Helper()
+	expectSeedBlocked(t, what, Get(t, e.C.URL+"/api/orders", token))
+}
+
+// cookiePasses and cookieBlocked do the same for a refresh cookie.
+func (e *seedEnv) cookiePasses(t *testing.T, what, refresh string) {
+	t.Helper()
+	r := Do(t, http.MethodGet, e.C.URL+"/api/profile", "", "Cookie", "theme=dark; "+seedCookieName+"="+refresh)
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"upstream":"reached"`) {
+		t.Fatalf("%s: status %d, body %s; want it passed to the upstream", what, r.Status, r.Body)
+	}
+}
+
+func (e *seedEnv) cookieBlocked(t *testing.T, what, refresh string) {
+	t.Helper()
+	r := Do(t, http.MethodGet, e.C.URL+"/api/profile", "", "Cookie", "theme=dark; "+seedCookieName+"="+refresh)
+	expectSeedBlocked(t, what, r)
+	if !strings.Contains(r.Header.Get("WWW-Authenticate"), "refresh token") {
+		t.Fatalf("%s: WWW-Authenticate %q does not name the refresh token", what, r.Header.Get("WWW-Authenticate"))
+	}
+}
+
+// refreshBodyBlocked checks that the refresh token, sent in a JSON body to
+// the app's own refresh endpoint, is stopped too.
+func (e *seedEnv) refreshBodyBlocked(t *testing.T, what, refresh string) {
+	t.Helper()
+	r := Do(t, http.MethodPost, e.C.URL+"/v1/auth/refresh", fmt.Sprintf(`{"refreshToken":%q}`, refresh), "Content-Type", "application/json")
+	expectSeedBlocked(t, what, r)
+}
+
+func expectSeedBlocked(t *testing.T, what string, r Response) {
+	t.Helper()
+	if r.Status != http.StatusUnauthorized || strings.Contains(r.Body, "upstream") {
+		t.Fatalf("%s: status %d, body %s; want 401 from the proxy", what, r.Status, r.Body)
+	}
+	if got := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer error="invalid_token", error_description="`) {
+		t.Fatalf("%s: WWW-Authenticate %q", what, got)
+	}
+}
+
+// waitSeen waits until the proxy has noted, in Redis, that a session of a
+// subject is in use (it does so asynchronously, after a verified token of
+// that session went through).
+func (e *seedEnv) waitSeen(t *testing.T, sub, sid string) {
+	t.Helper()
+	seedWaitSeen(t, e.Redis, sub, sid)
+}
+
+func seedWaitSeen(t *testing.T, srv *testredis.Server, sub, sid string) {
+	t.Helper()
+	key := revocation.KeyBase("revocation:") + "seen:" + revocation.SubjectKey(sub).String()
+	member := revocation.SessionKey(sub, sid).String()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The seen sessions are a set or a sorted set, as the store
+		// version keeps them; membership is all that matters here.
+		out, err := srv.Do("ZSCORE", key, member)
+		seen := err == nil && strings.TrimSpace(out) != "(nil)"
+		if err != nil && strings.Contains(err.Error(), "WRONGTYPE") {
+			out, err = srv.Do("SISMEMBER", key, member)
+			seen = err == nil && strings.TrimSpace(out) == "1"
+		}
+		if seen {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s of %s never noted as seen (%q, %v)", sid, sub, out, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Responses.
+
+// expectSeedJSON checks the status, the JSON content type and that the body
+// is exactly the object want: no field more, no field less.
+func expectSeedJSON(t *testing.T, what string, r Response, status int, want map[string]string) {
+	t.Helper()
+	ExpectStatus(t, what, r, status)
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("%s: Content-Type %q, want application/json", what, ct)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil {
+		t.Fatalf("%s: body %q is not a JSON object: %v", what, r.Body, err)
+	}
+	exp := make(map[string]any, len(want))
+	for k, v := range want {
+		exp[k] = v
+	}
+	if !reflect.DeepEqual(got, exp) {
+		t.Fatalf("%s: body %s, want %v", what, r.Body, want)
+	}
+}
+
+// expectSeedNoContent checks a 204 with an empty body.
+func expectSeedNoContent(t *testing.T, what string, r Response) {
+	t.Helper()
+	ExpectStatus(t, what, r, http.StatusNoContent)
+	if r.Body != "" {
+		t.Fatalf("%s: 204 with a body %q", what, r.Body)
+	}
+}
+
+// Tokens.
+
+// seedSess mints an access token of sub for session sid, issued now.
+func seedSess(t *testing.T, sub, sid string) string {
+	t.Helper()
+	return Token(t, jwt.MapClaims{"sub": sub, "sid": sid})
+}
+
+// seedRefresh mints a JWT refresh token of sub for session sid.
+func seedRefresh(t *testing.T, sub, sid string, claims jwt.MapClaims) string {
+	t.Helper()
+	c := jwt.MapClaims{"sub": sub, "sid": sid, "typ": "refresh", "exp": time.Now().Add(24 * time.Hour).Unix()}
+	for k, v := range claims {
+		c[k] = v
+	}
+	return Token(t, c)
+}
+
+// seedExpired, seedForged and seedUnsigned mint tokens refused by every
+// verifier: past exp, signed with a secret the proxy does not know, and
+// alg none.
+func seedExpired(t *testing.T, sub, sid string) string {
+	t.Helper()
+	return Token(t, jwt.MapClaims{"sub": sub, "sid": sid, "iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-time.Minute).Unix()})
+}
+
+func seedForged(t *testing.T, sub, sid string) string {
+	t.Helper()
+	claims := jwt.MapClaims{"sub": sub, "sid": sid, "jti": randomID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("not-the-proxy-secret-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func seedUnsigned(t *testing.T, sub, sid string) string {
+	t.Helper()
+	claims := jwt.MapClaims{"sub": sub, "sid": sid, "jti": randomID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// seedBadBearers are Authorization headers that do not carry a usable bearer
+// token, whatever the token: each dialect answers them with its 401.
+func seedBadBearers(t *testing.T, sub, sid string) []struct{ name, header string } {
+	t.Helper()
+	good := seedSess(t, sub, sid)
+	return []struct{ name, header string }{
+		{"basic scheme", "Basic dXNlcjpwYXNzd29yZA=="},
+		{"bearer without token", "Bearer"},
+		{"bearer with two words", "Bearer " + good + " extra"},
+		{"dpop scheme", "DPoP " + good},
+		{"token without scheme", good},
+	}
+}
+
+// seedInvalidBearers are well-formed bearer tokens that must not authenticate.
+func seedInvalidBearers(t *testing.T, sub, sid string) []struct{ name, token string } {
+	t.Helper()
+	return []struct{ name, token string }{
+		{"expired", seedExpired(t, sub, sid)},
+		{"wrongly signed", seedForged(t, sub, sid)},
+		{"alg none", seedUnsigned(t, sub, sid)},
+		{"no subject", Token(t, jwt.MapClaims{"sub": nil, "sid": sid})},
+		{"not a JWT", "opaque-access-token"},
+	}
+}
+
+// DPoP (RFC 9449) for seed 000.
+
+// seedDPoPKey is a client's proof-of-possession key.
+type seedDPoPKey struct {
+	priv *ecdsa.PrivateKey
+	jwk  revocation.JWK
+	jkt  string // RFC 7638 thumbprint: the cnf.jkt of tokens bound to it
+}
+
+func newSeedDPoPKey(t *testing.T) *seedDPoPKey {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := revocation.JWKFromPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jkt, err := j.Thumbprint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &seedDPoPKey{priv: priv, jwk: j, jkt: jkt}
+}
+
+// proof signs an ES256 DPoP proof for a request; change edits its
+// header and claims before signing.
+func (k *seedDPoPKey) proof(t *testing.T, htm, htu string, change func(header, claims map[string]any)) string {
+	t.Helper()
+	claims := jwt.MapClaims{"htm": htm, "htu": htu, "iat": time.Now().Unix(), "jti": randomID()}
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	tok.Header["typ"] = "dpop+jwt"
+	tok.Header["jwk"] = k.jwk
+	if change != nil {
+		change(tok.Header, claims)
+	}
+	s, err := tok.SignedString(k.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// boundRefresh mints a refresh token bound to k (cnf.jkt).
+func (k *seedDPoPKey) boundRefresh(t *testing.T, sub, sid string) string {
+	t.Helper()
+	return seedRefresh(t, sub, sid, jwt.MapClaims{"cnf": map[string]any{"jkt": k.jkt}})
+}
