@@ -272,20 +272,35 @@ func run() error {
 		}
 	}
 
-	base := median(results[scenarios[0].name], func(r result) float64 { return r.rps })
-	fmt.Printf("\n| setup | requests/s | ratio to reverse_proxy | p99 latency |\n|---|---|---|---|\n")
+	// Each scenario's ratio is taken against the baseline of the same
+	// round (the machine drifts between rounds), then the median over
+	// rounds is reported, with its spread.
+	baseRuns := results[scenarios[0].name]
+	fmt.Printf("\n| setup | requests/s | ratio to reverse_proxy (median, min-max over rounds) | p99 latency |\n|---|---|---|---|\n")
 	type row struct {
-		Name  string  `json:"name"`
-		RPS   float64 `json:"rps"`
-		Ratio float64 `json:"ratio"`
-		P99ms float64 `json:"p99_ms"`
+		Name     string  `json:"name"`
+		RPS      float64 `json:"rps"`
+		Ratio    float64 `json:"ratio"`
+		RatioMin float64 `json:"ratio_min"`
+		RatioMax float64 `json:"ratio_max"`
+		P99ms    float64 `json:"p99_ms"`
 	}
 	var rows []row
 	for _, sc := range scenarios {
-		rps := median(results[sc.name], func(r result) float64 { return r.rps })
-		p99 := median(results[sc.name], func(r result) float64 { return r.p99ms })
-		fmt.Printf("| %s | %.0f | %.2f | %.2f ms |\n", sc.name, rps, rps/base, p99)
-		rows = append(rows, row{sc.name, rps, rps / base, p99})
+		runs := results[sc.name]
+		ratios := make([]result, len(runs))
+		for i := range runs {
+			ratios[i] = result{rps: runs[i].rps / baseRuns[i].rps}
+		}
+		rps := median(runs, func(r result) float64 { return r.rps })
+		p99 := median(runs, func(r result) float64 { return r.p99ms })
+		ratio := median(ratios, func(r result) float64 { return r.rps })
+		lo, hi := ratios[0].rps, ratios[0].rps
+		for _, r := range ratios {
+			lo, hi = min(lo, r.rps), max(hi, r.rps)
+		}
+		fmt.Printf("| %s | %.0f | %.2f (%.2f-%.2f) | %.2f ms |\n", sc.name, rps, ratio, lo, hi, p99)
+		rows = append(rows, row{sc.name, rps, ratio, lo, hi, p99})
 	}
 	fmt.Printf("\n%d rounds of %s (after %s warm-up), wrk -t%d -c%d, %d tokens; servers on CPU %s, wrk on CPU %s; medians.\n",
 		*rounds, *duration, *warmup, *threads, *conns, *ntokens, *serverCPU, *loadCPU)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Reproduces the README's benchmark table (SPEC section 6), all in one run:
+#
+#   (a) the denylist check at 0, 1e4, 1e6 and 1e7 entries (ns/op, allocs/op),
+#       beside four plain map lookups of the same size;
+#   (b) resident heap bytes per entry at 1e6 entries;
+#       plus the whole per-request path for a token seen before, beside a
+#       SHA-256 of the token alone;
+#   (c) proxied requests/s and p99 latency: plain reverse_proxy, revocation
+#       with HS256, with ES256, and forward_auth to a service that asks
+#       Redis on every request; the servers share one core, wrk the other;
+#   (d) propagation of a revocation to other replicas, p50/p99.
+#
+# Results go to bench/results/ (not committed). Needs wrk and redis-server
+# (installed from Debian's packages when run as root).
+#
+#   ./bench/run.sh              # about 5 minutes here
+#   ROUNDS=5 DURATION=20s ./bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/results
+mkdir -p "$out"
+
+for bin in wrk redis-server; do
+	if ! command -v "$bin" >/dev/null 2>&1; then
+		if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+			apt-get update -qq
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server >/dev/null
+		else
+			echo "error: $bin not found; on Debian: sudo apt-get install -y wrk redis-server" >&2
+			exit 1
+		fi
+	fi
+done
+
+echo "==> (a, b) Go benchmarks: denylist check, memory per entry, request path"
+go test -run '^$' -bench 'DenylistCheck|BaselineMapLookup|DenylistMemory|RequestPath' \
+	-benchmem -count "${COUNT:-3}" ./revocation/ | tee "$out/go.txt"
+echo "==> the handler's own cost per proxied request (a token seen before)"
+go test -run '^$' -bench 'Guard' -benchmem -count "${COUNT:-3}" ./caddymodule/ | grep -E '^(Benchmark|ok)' | tee -a "$out/go.txt"
+
+echo "==> (c) end-to-end load"
+go build -o "$out/caddy" ./cmd/caddy
+go build -o "$out/loadbench" ./bench/loadbench
+"$out/loadbench" -caddy "$out/caddy" -rounds "${ROUNDS:-5}" -duration "${DURATION:-10s}" \
+	-json "$out/load.json" | tee "$out/load.md"
+
+echo "==> (d) propagation between three replicas sharing one Redis"
+PROPAGATION_OUT="$PWD/$out/propagation.json" go test -count=1 -run '^TestReplicasPropagateRevocations$' -v ./integration/ \
+	| grep -E 'propagation over|^(ok|FAIL|---)' | tee "$out/propagation.txt"
+cat "$out/propagation.json"
