@@ -385,12 +385,19 @@ func Do(t testing.TB, method, url, body string, headers ...string) Response {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return send(t, req, headers...)
+}
+
+// send adds headers (alternating name, value) to req, sends it and reads
+// the whole answer.
+func send(t testing.TB, req *http.Request, headers ...string) Response {
+	t.Helper()
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -102,16 +102,7 @@ func doChunked(t *testing.T, method, url, body string, headers ...string) Respon
 	if req.ContentLength != 0 {
 		t.Fatalf("request body of declared length %d", req.ContentLength)
 	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+	return send(t, req, headers...)
 }
 
 // What the proxy does with a credential afterwards.

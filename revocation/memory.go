@@ -177,18 +177,9 @@ func (m *MemoryStore) Close() error {
 	return nil
 }
 
-func (m *MemoryStore) sweepLoop(ctx context.Context, every time.Duration) {
+func (m *MemoryStore) sweepLoop(ctx context.Context, d time.Duration) {
 	defer close(m.finished)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			m.sweep()
-		}
-	}
+	every(ctx, d, m.sweep)
 }
 
 // sweep drops what has expired: denylist entries, noted sessions and

@@ -651,18 +651,9 @@ func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int
 	return n, flush()
 }
 
-func (s *RedisStore) sweep(ctx context.Context, every time.Duration) {
+func (s *RedisStore) sweep(ctx context.Context, d time.Duration) {
 	defer s.finished.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.dl.Sweep(s.now().Unix())
-		}
-	}
+	every(ctx, d, func() { s.dl.Sweep(s.now().Unix()) })
 }
 
 func (s *RedisStore) confirm(at time.Time) {

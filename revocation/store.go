@@ -90,6 +90,20 @@ type Store interface {
 	Close() error
 }
 
+// every calls f every d until ctx is done.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
 // ttlSeconds rounds a TTL up to whole seconds, at least one.
 func ttlSeconds(d time.Duration) int64 {
 	s := int64((d + time.Second - 1) / time.Second)

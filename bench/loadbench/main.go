@@ -6,9 +6,10 @@
 //
 // As in the sidecar case, the app, Redis, the auth service and the proxy
 // share one core (taskset -c 0); the load generator (wrk) runs on the
-// other. Scenarios alternate over several rounds and each figure is the
-// median of its rounds, so that drift on this noisy machine spreads over
-// all of them.
+// other. Scenarios alternate over several rounds (in reverse order every
+// other round), each ratio is taken against the baseline of its own
+// round, and each figure is the median over rounds, so that drift on this
+// noisy machine spreads over all of them.
 //
 //	go run ./bench/loadbench -caddy ./caddy
 //
@@ -260,7 +261,13 @@ func run() error {
 
 	results := make(map[string][]result)
 	for round := 1; round <= *rounds; round++ {
-		for _, sc := range scenarios {
+		// Odd rounds run the scenarios in order, even rounds in reverse,
+		// so that no scenario always runs at the same point of a round.
+		order := slices.Clone(scenarios)
+		if round%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, sc := range order {
 			res, err := runScenario(sc, *caddyBin, work, startPinned, map[string]string{
 				"{{UP}}": upAddr, "{{AUTH}}": authAddr, "{{REDIS}}": redisAddr, "{{KEY}}": keyFile,
 			}, tokenFiles[sc.tokens], script, *loadCPU, *threads, *conns, *warmup, *duration)
