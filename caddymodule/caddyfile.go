@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"strconv"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -65,6 +67,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    stale_after      <duration>
 //	    require_token
 //	    inspect_body     on|off
+//	    inspect_body_limit <size>
+//	    oversized_body   pass|reject
 //	    token_cache_size <n>
 //	    feed_max_len     <n>
 //	    redis_timeout    <duration>
@@ -137,6 +141,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("inspect_body: %q: want on or off", v)
 			}
 			h.InspectBody = &on
+		case "inspect_body_limit":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n < 1 || n > maxInspectBodyLimit {
+				return d.Errf("inspect_body_limit: %q: want a size from 1B to %dMiB", v, maxInspectBodyLimit>>20)
+			}
+			h.InspectBodyLimit = int64(n)
+		case "oversized_body":
+			if err := oneArg(d, &h.OversizedBody); err != nil {
+				return err
+			}
+			if h.OversizedBody != "pass" && h.OversizedBody != "reject" {
+				return d.Errf("oversized_body: %q: want pass or reject", h.OversizedBody)
+			}
 		case "token_cache_size":
 			var v string
 			if err := oneArg(d, &v); err != nil {

@@ -77,12 +77,14 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"redis empty (env unset)": "revocation {\nredis\n}",
 		"endpoints none":          "revocation {\nendpoints none\n}",
 		"endpoints list":          "revocation {\nendpoints logout invalidate_session\n}",
+		"body inspection":         "revocation {\ninspect_body_limit 1MiB\noversized_body reject\n}",
 	}
 	wants := map[string]string{
 		"redis url":               `{"redis":{"url":"redis://127.0.0.1:6379/1"}}`,
 		"redis empty (env unset)": `{"redis":{}}`,
 		"endpoints none":          `{"endpoints":["none"]}`,
 		"endpoints list":          `{"endpoints":["logout","invalidate_session"]}`,
+		"body inspection":         `{"inspect_body_limit":1048576,"oversized_body":"reject"}`,
 	}
 	for name, in := range cases {
 		h, err := parse(t, in)
@@ -98,25 +100,28 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	cases := map[string]struct{ in, want string }{
-		"unknown option":        {"revocation {\nnope 1\n}", `unknown option "nope"`},
-		"duplicate option":      {"revocation {\napp_id a\napp_id b\n}", `duplicate option "app_id"`},
-		"duplicate jwt option":  {"revocation {\njwt {\nissuer a\nissuer b\n}\n}", `jwt: duplicate option "issuer"`},
-		"unknown jwt option":    {"revocation {\njwt {\nsecret x\n}\n}", `jwt: unknown option "secret"`},
-		"unknown redis option":  {"revocation {\nredis {\nhost x\n}\n}", `redis: unknown option "host"`},
-		"bad duration":          {"revocation {\nsession_ttl soon\n}", `session_ttl: bad duration "soon"`},
-		"negative duration":     {"revocation {\nstale_after -1s\n}", `must not be negative`},
-		"bad jwt duration":      {"revocation {\njwt {\nleeway lots\n}\n}", `leeway: bad duration "lots"`},
-		"algorithms none":       {"revocation {\njwt {\nalgorithms ES256 none\n}\n}", `"none" can never be allowed`},
-		"bad on_store_down":     {"revocation {\non_store_down maybe\n}", `want fail_closed or fail_open`},
-		"bad log level":         {"revocation {\nlog_blocked loud\n}", `log_blocked`},
-		"bad cache size":        {"revocation {\ntoken_cache_size -3\n}", `token_cache_size`},
-		"missing value":         {"revocation {\napp_id\n}", `app_id: missing value`},
-		"two values":            {"revocation {\nkey_prefix a b\n}", `key_prefix: want one value`},
-		"redis two urls":        {"revocation {\nredis a b\n}", `redis: want one URL`},
-		"require_token arg":     {"revocation {\nrequire_token yes\n}", `require_token takes no argument`},
-		"inspect_body value":    {"revocation {\ninspect_body maybe\n}", `inspect_body`},
-		"directive argument":    {`revocation extra { }`, `wrong argument count`},
-		"endpoints empty block": {"revocation {\nendpoints {\n}\n}", `endpoints: name at least one dialect`},
+		"unknown option":          {"revocation {\nnope 1\n}", `unknown option "nope"`},
+		"duplicate option":        {"revocation {\napp_id a\napp_id b\n}", `duplicate option "app_id"`},
+		"duplicate jwt option":    {"revocation {\njwt {\nissuer a\nissuer b\n}\n}", `jwt: duplicate option "issuer"`},
+		"unknown jwt option":      {"revocation {\njwt {\nsecret x\n}\n}", `jwt: unknown option "secret"`},
+		"unknown redis option":    {"revocation {\nredis {\nhost x\n}\n}", `redis: unknown option "host"`},
+		"bad duration":            {"revocation {\nsession_ttl soon\n}", `session_ttl: bad duration "soon"`},
+		"negative duration":       {"revocation {\nstale_after -1s\n}", `must not be negative`},
+		"bad jwt duration":        {"revocation {\njwt {\nleeway lots\n}\n}", `leeway: bad duration "lots"`},
+		"algorithms none":         {"revocation {\njwt {\nalgorithms ES256 none\n}\n}", `"none" can never be allowed`},
+		"bad on_store_down":       {"revocation {\non_store_down maybe\n}", `want fail_closed or fail_open`},
+		"bad log level":           {"revocation {\nlog_blocked loud\n}", `log_blocked`},
+		"bad cache size":          {"revocation {\ntoken_cache_size -3\n}", `token_cache_size`},
+		"missing value":           {"revocation {\napp_id\n}", `app_id: missing value`},
+		"two values":              {"revocation {\nkey_prefix a b\n}", `key_prefix: want one value`},
+		"redis two urls":          {"revocation {\nredis a b\n}", `redis: want one URL`},
+		"require_token arg":       {"revocation {\nrequire_token yes\n}", `require_token takes no argument`},
+		"inspect_body value":      {"revocation {\ninspect_body maybe\n}", `inspect_body`},
+		"directive argument":      {`revocation extra { }`, `wrong argument count`},
+		"bad inspect_body_limit":  {"revocation {\ninspect_body_limit lots\n}", `inspect_body_limit: "lots"`},
+		"huge inspect_body_limit": {"revocation {\ninspect_body_limit 1GiB\n}", `inspect_body_limit: "1GiB"`},
+		"bad oversized_body":      {"revocation {\noversized_body drop\n}", `want pass or reject`},
+		"endpoints empty block":   {"revocation {\nendpoints {\n}\n}", `endpoints: name at least one dialect`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)

@@ -5,16 +5,12 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -92,6 +88,16 @@ type Handler struct {
 	// those names of a form (the OAuth refresh grant). Default true.
 	InspectBody *bool `json:"inspect_body,omitempty"`
 
+	// InspectBodyLimit is the largest request body inspected, in bytes.
+	// Default 65536.
+	InspectBodyLimit int64 `json:"inspect_body_limit,omitempty"`
+
+	// OversizedBody says what happens to a request body that cannot be
+	// inspected (larger than inspect_body_limit, or in a content encoding
+	// other than gzip or deflate): "pass" (default) sends it on unexamined;
+	// "reject" answers 413, so that no refresh token can hide in padding.
+	OversizedBody string `json:"oversized_body,omitempty"`
+
 	// TokenCacheSize bounds how many tokens the handler remembers what it
 	// learned about (keys, verification), so that a token seen before
 	// costs one hash and a few lookups. Default 100000.
@@ -110,20 +116,21 @@ type Handler struct {
 	// request: debug, info (default), warn, error, or off.
 	LogBlocked string `json:"log_blocked,omitempty"`
 
-	ctx        caddy.Context
-	log        *zap.Logger
-	blockLevel zapcore.Level
-	logBlocks  bool
-	store      *sharedStore
-	storeKey   string
-	verifier   *revocation.Verifier
-	inspector  *revocation.Inspector
-	revoker    *revocation.Revoker
-	cookieName string
-	failOpen   bool
-	staleAfter time.Duration
-	inspect    bool
-	routes     map[string]map[string]endpoint // path -> method -> endpoint
+	ctx          caddy.Context
+	log          *zap.Logger
+	blockLevel   zapcore.Level
+	logBlocks    bool
+	store        *sharedStore
+	storeKey     string
+	verifier     *revocation.Verifier
+	inspector    *revocation.Inspector
+	revoker      *revocation.Revoker
+	cookieName   string
+	failOpen     bool
+	staleAfter   time.Duration
+	inspect      bool
+	inspectLimit int64
+	routes       map[string]map[string]endpoint // path -> method -> endpoint
 }
 
 // JWTConfig configures token verification.
@@ -168,7 +175,8 @@ const (
 	defaultSessionTTL   = 720 * time.Hour
 	defaultStaleAfter   = 30 * time.Second
 	defaultRedisTimeout = 2 * time.Second
-	maxInspectBody      = 64 << 10
+	defaultInspectBody  = 64 << 10
+	maxInspectBodyLimit = 16 << 20
 )
 
 // Provision sets the handler up: defaults, keys, the shared store.
@@ -202,6 +210,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
 	}
 	h.inspect = h.InspectBody == nil || *h.InspectBody
+	h.inspectLimit = h.InspectBodyLimit
+	if h.inspectLimit == 0 {
+		h.inspectLimit = defaultInspectBody
+	}
+	if h.inspectLimit < 0 || h.inspectLimit > maxInspectBodyLimit {
+		return fmt.Errorf("inspect_body_limit: %d: want 1 byte to %d MiB", h.InspectBodyLimit, maxInspectBodyLimit>>20)
+	}
+	switch h.OversizedBody {
+	case "", "pass", "reject":
+	default:
+		return fmt.Errorf("oversized_body: %q: want pass or reject", h.OversizedBody)
+	}
 	if err := h.provisionLogLevel(); err != nil {
 		return err
 	}
@@ -362,25 +382,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next)
 }
 
-// guard checks every credential a proxied request carries: each
-// Authorization header (Bearer or DPoP), each refresh cookie, and each
-// refresh token in a small body. An upstream may read any one of them, so
+// guard checks every credential a proxied request carries: each token of
+// each Authorization header (Bearer or DPoP), the RFC 6750 access_token
+// query and form parameters, each refresh cookie, and each refresh token
+// in the query or a small body. An upstream may read any one of them, so
 // every one of them must be clean.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	auth := r.Header["Authorization"]
 	hasAccess := false
 	for _, v := range auth {
-		if credentialOf(v) != "" {
+		if bearerRest(v) != "" {
 			hasAccess = true
 			break
 		}
 	}
-	hasCookie := h.cookieName != "" && hasCookieNamed(r, h.cookieName)
-	var bodyTokens []string
-	if h.inspect && r.Body != nil && r.Body != http.NoBody {
-		bodyTokens = peekRefreshTokens(r)
+	access, refresh := queryCredentials(r.URL.RawQuery)
+	if h.cookieName != "" && hasCookieNamed(r, h.cookieName) {
+		refresh = append(refresh, cookieValues(r, h.cookieName)...)
 	}
-	if !hasAccess && !hasCookie && len(bodyTokens) == 0 {
+	if h.inspect && r.Body != nil && r.Body != http.NoBody {
+		bodyAccess, bodyRefresh, inspected := bodyCredentials(r, h.inspectLimit)
+		if !inspected && h.OversizedBody == "reject" {
+			metrics.refused.WithLabelValues("body_uninspectable").Inc()
+			return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+				"error":             "invalid_request",
+				"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
+			})
+		}
+		access = append(access, bodyAccess...)
+		refresh = append(refresh, bodyRefresh...)
+	}
+	hasAccess = hasAccess || len(access) > 0
+	if !hasAccess && len(refresh) == 0 {
 		if h.RequireToken {
 			return h.refuse(w, false, "a valid access token is required")
 		}
@@ -399,15 +432,22 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	dl := h.store.Denylist()
-	ctx := r.Context()
+	ctx, unix := r.Context(), now.Unix()
 	verified := false
 	for _, v := range auth {
-		raw := credentialOf(v)
-		if raw == "" {
-			continue
+		for rest := bearerRest(v); rest != ""; {
+			var raw string
+			raw, rest = nextField(rest)
+			info := h.inspector.InspectAt(ctx, raw, unix)
+			if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
+				return h.block(w, r, "access_token", reason.String(), info)
+			}
+			verified = verified || info.Verified
 		}
-		info := h.inspector.Inspect(ctx, raw)
-		if reason := dl.Check(&info.ID, now.Unix()); reason != revocation.NotBlocked {
+	}
+	for _, raw := range access {
+		info := h.inspector.InspectAt(ctx, raw, unix)
+		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
 			return h.block(w, r, "access_token", reason.String(), info)
 		}
 		verified = verified || info.Verified
@@ -415,13 +455,9 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.RequireToken && !verified {
 		return h.refuse(w, hasAccess, "the access token is invalid or expired")
 	}
-	var refresh []string
-	if hasCookie {
-		refresh = cookieValues(r, h.cookieName)
-	}
-	for _, raw := range append(refresh, bodyTokens...) {
-		info := h.inspector.Inspect(ctx, raw)
-		if reason := dl.Check(&info.ID, now.Unix()); reason != revocation.NotBlocked {
+	for _, raw := range refresh {
+		info := h.inspector.InspectAt(ctx, raw, unix)
+		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
 			label := reason.String()
 			if reason == revocation.BlockedToken {
 				label = "refresh_token"
@@ -468,148 +504,6 @@ func (h *Handler) refuse(w http.ResponseWriter, tokenGiven bool, desc string) er
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
-}
-
-// credentialOf returns the token of one Authorization header value with
-// the Bearer or DPoP (RFC 9449) scheme, "" for any other.
-func credentialOf(v string) string {
-	scheme, tok, ok := strings.Cut(v, " ")
-	if !ok || (!strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "DPoP")) {
-		return ""
-	}
-	return strings.TrimSpace(tok)
-}
-
-// hasCookieNamed reports whether any Cookie header may hold the cookie,
-// without parsing anything.
-func hasCookieNamed(r *http.Request, name string) bool {
-	for _, line := range r.Header["Cookie"] {
-		if strings.Contains(line, name) {
-			return true
-		}
-	}
-	return false
-}
-
-// cookieValues returns the value of every cookie of that name: a client
-// may send several, and an upstream may read any of them.
-func cookieValues(r *http.Request, name string) []string {
-	var out []string
-	for _, line := range r.Header["Cookie"] {
-		if !strings.Contains(line, name) {
-			continue
-		}
-		for part := range strings.SplitSeq(line, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && k == name {
-				if v = strings.Trim(v, `"`); v != "" {
-					out = append(out, v)
-				}
-			}
-		}
-	}
-	return out
-}
-
-// peekRefreshTokens reads a body of up to 64 KiB for refresh tokens, and
-// puts it back as it was: string members named refreshToken or
-// refresh_token (any letter case, JSON escapes resolved, at any depth,
-// every occurrence) of a JSON body, or fields of those names of a form
-// (the OAuth refresh grant). Other content types (multipart, binary) and
-// larger bodies pass unexamined.
-func peekRefreshTokens(r *http.Request) []string {
-	if r.ContentLength > maxInspectBody {
-		return nil
-	}
-	form := false
-	switch mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); {
-	case mt == "application/x-www-form-urlencoded":
-		form = true
-	case mt == "application/json", strings.HasSuffix(mt, "+json"), mt == "", mt == "text/plain":
-	default:
-		return nil
-	}
-	orig := r.Body
-	data, err := io.ReadAll(io.LimitReader(orig, maxInspectBody+1))
-	if err != nil || len(data) > maxInspectBody {
-		// Too big, or the client broke off: pass on what was read and
-		// the rest as it comes, unexamined.
-		r.Body = readCloser{io.MultiReader(bytes.NewReader(data), orig), orig}
-		return nil
-	}
-	r.Body = readCloser{bytes.NewReader(data), orig}
-	if form {
-		vals, err := url.ParseQuery(string(data))
-		if err != nil {
-			return nil
-		}
-		var out []string
-		for k, vs := range vals {
-			if isRefreshKey(k) {
-				out = append(out, vs...)
-			}
-		}
-		return out
-	}
-	return jsonRefreshTokens(data)
-}
-
-func isRefreshKey(k string) bool {
-	return len(k) <= len("refresh_token") && strings.EqualFold(strings.ReplaceAll(k, "_", ""), "refreshtoken")
-}
-
-// jsonRefreshTokens walks a JSON document's tokens, so that duplicate
-// members are all seen (decoding into a map would keep only one, and
-// upstream parsers disagree on which).
-func jsonRefreshTokens(data []byte) []string {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
-		return nil
-	}
-	type frame struct{ obj, expectKey, match bool }
-	var (
-		out   []string
-		stack []frame
-	)
-	valueDone := func() {
-		if n := len(stack); n > 0 && stack[n-1].obj {
-			stack[n-1].expectKey, stack[n-1].match = true, false
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return out
-		}
-		top := len(stack) - 1
-		switch v := tok.(type) {
-		case json.Delim:
-			if v == '{' || v == '[' {
-				stack = append(stack, frame{obj: v == '{', expectKey: true})
-			} else if top >= 0 {
-				stack = stack[:top]
-				valueDone()
-			}
-		case string:
-			if top >= 0 && stack[top].obj && stack[top].expectKey {
-				stack[top].expectKey, stack[top].match = false, isRefreshKey(v)
-				continue
-			}
-			if top >= 0 && stack[top].match && v != "" {
-				out = append(out, v)
-			}
-			valueDone()
-		default:
-			valueDone()
-		}
-	}
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -376,10 +378,28 @@ func TestGuardSeesEveryCredential(t *testing.T) {
 		{"other letter case", "POST", `{"RefreshToken":"` + revoked + `"}`, []string{"Content-Type", "application/json"}},
 		{"duplicate member", "POST", `{"refreshToken":"` + good + `","refreshToken":"` + revoked + `"}`, []string{"Content-Type", "application/json"}},
 		{"OAuth refresh grant (form)", "POST", "grant_type=refresh_token&refresh_token=" + revoked, []string{"Content-Type", "application/x-www-form-urlencoded"}},
+		{"tab after the scheme", "GET", "", []string{"Authorization", "Bearer\t" + revoked}},
+		{"second token in one header", "GET", "", []string{"Authorization", "Bearer " + good + " " + revoked}},
+		{"space before the cookie's '='", "GET", "", []string{"Cookie", "__Host-refresh_demo =" + revoked}},
+		{"percent-encoded cookie value", "GET", "", []string{"Cookie", "__Host-refresh_demo=%" + fmt.Sprintf("%02X", revoked[0]) + revoked[1:]}},
+		{"form with a malformed pair", "POST", "refresh_token=" + revoked + "&x=%zz", []string{"Content-Type", "application/x-www-form-urlencoded"}},
+		{"JSON with a byte-order mark", "POST", "\xEF\xBB\xBF" + `{"refreshToken":"` + revoked + `"}`, []string{"Content-Type", "application/json"}},
+		{"JSON with NaN", "POST", `{"a":NaN,"refreshToken":"` + revoked + `"}`, []string{"Content-Type", "application/json"}},
+		{"multipart field", "POST", "--XX\r\nContent-Disposition: form-data; name=\"refresh_token\"\r\n\r\n" + revoked + "\r\n--XX--\r\n", []string{"Content-Type", "multipart/form-data; boundary=XX"}},
+		{"access_token form field (RFC 6750 2.2)", "POST", "access_token=" + revoked, []string{"Content-Type", "application/x-www-form-urlencoded"}},
 	}
 	for _, tc := range cases {
 		ExpectStatus(t, tc.name, Do(t, tc.method, c.URL+"/v1/auth/refresh", tc.body, tc.headers...), http.StatusUnauthorized)
 	}
+	// In the query: RFC 6750's access_token, and a refresh token.
+	ExpectStatus(t, "access_token query parameter (RFC 6750 2.3)", Get(t, c.URL+"/orders?access_token="+revoked, ""), http.StatusUnauthorized)
+	ExpectStatus(t, "refresh_token query parameter", Get(t, c.URL+"/v1/auth/refresh?refresh_token="+revoked, ""), http.StatusUnauthorized)
+	// A gzip-encoded body (body-parser inflates it).
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	fmt.Fprintf(zw, `{"refreshToken":%q}`, revoked)
+	zw.Close()
+	ExpectStatus(t, "gzip-encoded JSON body", Do(t, "POST", c.URL+"/v1/auth/refresh", gz.String(), "Content-Type", "application/json", "Content-Encoding", "gzip"), http.StatusUnauthorized)
 	if up.Hits() != hits {
 		t.Fatalf("%d requests carrying a revoked credential reached the upstream", up.Hits()-hits)
 	}
@@ -464,4 +484,27 @@ func flipPaddingBits(t *testing.T, tok string) string {
 		t.Fatal("not base64url")
 	}
 	return tok[:len(tok)-1] + string(alphabet[last^1])
+}
+
+// oversized_body reject refuses what cannot be inspected; the default
+// passes it on, unexamined, as documented.
+func TestOversizedBody(t *testing.T) {
+	up := StartUpstream(t)
+	revoked := Token(t, nil)
+	padded := `{"pad":"` + strings.Repeat("x", 2048) + `","refreshToken":"` + revoked + `"}`
+	for _, mode := range []string{"pass", "reject"} {
+		t.Run(mode, func(t *testing.T) {
+			c := StartCaddy(t, basicConfig("", up, "inspect_body_limit 1KiB\n\t\toversized_body "+mode))
+			if st, b := c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, revoked)); st != http.StatusOK {
+				t.Fatalf("admin revoke: %d %s", st, b)
+			}
+			r := Do(t, "POST", c.URL+"/v1/auth/refresh", padded, "Content-Type", "application/json")
+			want := http.StatusOK
+			if mode == "reject" {
+				want = http.StatusRequestEntityTooLarge
+			}
+			ExpectStatus(t, "body over inspect_body_limit", r, want)
+			ExpectStatus(t, "small body", Do(t, "POST", c.URL+"/v1/auth/refresh", `{"refreshToken":"`+revoked+`"}`, "Content-Type", "application/json"), http.StatusUnauthorized)
+		})
+	}
 }
