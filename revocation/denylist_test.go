@@ -130,3 +130,36 @@ func TestTokenKeyIgnoresSignatureEncoding(t *testing.T) {
 		t.Fatal("a header that is not a JWS header is treated as one")
 	}
 }
+
+// When the store lost an "all" (Redis restarted empty) and later wrote an
+// "others" that knows nothing of it, a replica that applied both keeps
+// blocking what the "all" blocked, whatever the order it saw them in.
+func TestDenylistKeepsEarlierCutWhenStoreForgotIt(t *testing.T) {
+	subj := SubjectKey("alice")
+	laptop := SessionKey("alice", "laptop")
+	all := Entry{Key: subj, Expires: 1 << 31, Cutoff: 1000}
+	others := Entry{Key: subj, Expires: 1 << 31, Cutoff: 2000, Keep: laptop} // KeepFloor 0: the store forgot "all"
+	for _, order := range [][]Entry{{all, others}, {others, all}} {
+		dl := NewDenylist()
+		dl.Apply(order...)
+		old := Identity{Subject: subj, Session: laptop, Issued: 500}
+		if got := dl.Check(&old, 0); got != BlockedSubject {
+			t.Fatalf("laptop token from before the forgotten 'all': %v", got)
+		}
+		between := Identity{Subject: subj, Session: laptop, Issued: 1500}
+		if got := dl.Check(&between, 0); got != NotBlocked {
+			t.Fatalf("kept laptop token issued after 'all': %v", got)
+		}
+	}
+}
+
+func TestParseRecordsKeepsWhatItCanRead(t *testing.T) {
+	good := Entry{Key: TokenKey("t"), Expires: 1800000000}
+	got, err := ParseRecords("garbage " + good.Record() + " " + SubjectKey("s").String() + "=bad")
+	if err == nil {
+		t.Fatal("unreadable records not reported")
+	}
+	if len(got) != 1 || got[0] != good {
+		t.Fatalf("readable record lost: %+v", got)
+	}
+}

@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -95,18 +96,22 @@ func ParseRecord(rec string) (Entry, error) {
 	return ParseEntry(k, v)
 }
 
-// ParseRecords decodes a space-separated list of change-feed records.
+// ParseRecords decodes a space-separated list of change-feed records. It
+// returns every record it can read, and an error naming the others, so
+// that one record a reader cannot parse does not cost the rest.
 func ParseRecords(s string) ([]Entry, error) {
 	fields := strings.Fields(s)
 	out := make([]Entry, 0, len(fields))
+	var errs []error
 	for _, f := range fields {
 		e, err := ParseRecord(f)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // mergeSubject combines two subject entries for the same subject into the
@@ -119,11 +124,9 @@ func ParseRecords(s string) ([]Entry, error) {
 func mergeSubject(a, b Entry) Entry {
 	switch {
 	case a.Cutoff > b.Cutoff:
-		a.Expires = max(a.Expires, b.Expires)
-		return a
+		return absorb(a, b)
 	case b.Cutoff > a.Cutoff:
-		b.Expires = max(a.Expires, b.Expires)
-		return b
+		return absorb(b, a)
 	}
 	out := a
 	out.Expires = max(a.Expires, b.Expires)
@@ -133,4 +136,22 @@ func mergeSubject(a, b Entry) Entry {
 		out.KeepFloor = 0
 	}
 	return out
+}
+
+// absorb merges an earlier subject entry into a later one. The later one
+// normally already contains the earlier (the store merged them in order),
+// but not when the store lost the earlier one (Redis restarted without
+// persistence, or failed over before replicating it): then the kept
+// session's floor must still cover what the earlier entry blocked, as
+// cutSubject would have made it.
+func absorb(later, earlier Entry) Entry {
+	later.Expires = max(later.Expires, earlier.Expires)
+	if !later.Keep.IsZero() {
+		floor := earlier.Cutoff
+		if earlier.Keep == later.Keep {
+			floor = earlier.KeepFloor
+		}
+		later.KeepFloor = max(later.KeepFloor, floor)
+	}
+	return later
 }

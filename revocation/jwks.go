@@ -101,12 +101,20 @@ func (r *RemoteKeySet) fetchIfAllowed(ctx context.Context) bool {
 	if recent {
 		return false
 	}
-	if err := r.fetch(ctx); err != nil {
+	// The fetch spends the rate limit, so it must not end with the request
+	// that triggered it: a client that cancels at once could otherwise keep
+	// a rotated key out for ever. It has its own deadline instead.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	if err := r.fetch(fctx); err != nil {
 		r.log.Warn("fetching JWKS failed; keeping the cached keys", "url", r.url, "error", err)
 		return false
 	}
 	return true
 }
+
+// fetchTimeout bounds one JWKS fetch triggered by a token.
+const fetchTimeout = 10 * time.Second
 
 // Refresh fetches the key set now, whatever the rate limit says.
 func (r *RemoteKeySet) Refresh(ctx context.Context) error {

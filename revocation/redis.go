@@ -496,9 +496,10 @@ func (s *RedisStore) applyMessages(msgs []redis.XMessage) {
 		raw, _ := m.Values["e"].(string)
 		entries, err := ParseRecords(raw)
 		if err != nil {
-			// A record this version cannot read is skipped, loudly; the
-			// entry keys still hold it for the next full load.
-			s.log.Error("skipping unreadable change feed entry", "id", m.ID, "error", err)
+			// A record this version cannot read is skipped, loudly, and
+			// the others of the entry are applied; the entry keys still
+			// hold the skipped one for the next full load.
+			s.log.Error("skipping unreadable change feed records", "id", m.ID, "error", err)
 		}
 		s.dl.Apply(entries...)
 		s.mu.Lock()

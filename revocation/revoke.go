@@ -313,10 +313,7 @@ func (r *Revoker) Logout(ctx context.Context, caller *Credential, refresh *Crede
 	if cl.Session != "" {
 		c.Puts = append(c.Puts, r.sessionPut(cl.Subject, cl.Session))
 	}
-	if refresh != nil {
-		// The caller holds the refresh token, so that token goes (with
-		// its jti when verified), whoever it belongs to; its session only
-		// when it is verifiably one of the caller's own.
+	if refresh != nil && r.holds(cl, refresh) {
 		c.Puts = append(c.Puts, r.accessPuts(refresh)...)
 		rc := refresh.Claims
 		if refresh.Verified && rc.Subject == cl.Subject && rc.Session != "" && rc.Session != cl.Session {
@@ -324,6 +321,17 @@ func (r *Revoker) Logout(ctx context.Context, caller *Credential, refresh *Crede
 		}
 	}
 	return r.Store.Commit(ctx, c)
+}
+
+// holds reports whether a refresh token handed in by a caller may be
+// revoked on the caller's word. An opaque token, or one that verifies, is
+// in the caller's hands: whoever it names, the caller could use it. A JWT
+// that does not verify proves nothing, and since a token's key ignores
+// its signature (every encoding of a signed token is one token), a
+// stranger's header and payload with any signature would otherwise revoke
+// the stranger's token: it is revoked only when it names the caller.
+func (r *Revoker) holds(caller *Claims, refresh *Credential) bool {
+	return refresh.Claims == nil || refresh.Verified || refresh.Claims.Subject == caller.Subject
 }
 
 // The operator's revocations (admin API, CLI) act on names, not on

@@ -587,3 +587,40 @@ func TestOperatorRevocationsRefuseEmptyNames(t *testing.T) {
 		t.Fatal("refused operator revocations wrote entries")
 	}
 }
+
+// A refresh token handed to logout that does not verify is revoked only
+// when it names the caller: a stranger's header and payload with any
+// signature would otherwise revoke the stranger's token, whose key
+// ignores the signature.
+func TestLogoutRevokesOnlyRefreshTokensTheCallerHolds(t *testing.T) {
+	for _, sk := range stores() {
+		t.Run(sk.name, func(t *testing.T) {
+			s := sk.open(t)
+			rv := &Revoker{Store: s, SessionTTL: time.Hour}
+			ctx := context.Background()
+			caller := &Credential{Hash: HashToken("caller"), Claims: &Claims{Subject: "mallory", Session: "m1"}, Verified: true}
+			victim := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.real-signature"
+			forged := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.garbage"
+			if _, err := rv.Logout(ctx, caller, rv.Examine(ctx, forged)); err != nil {
+				t.Fatal(err)
+			}
+			if r := rv.Revoked(rv.Examine(ctx, victim)); r != NotBlocked {
+				t.Fatalf("another subject's token revoked through an unverifiable copy: %v", r)
+			}
+			own := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.sig"
+			if _, err := rv.Logout(ctx, caller, rv.Examine(ctx, own)); err != nil {
+				t.Fatal(err)
+			}
+			if r := rv.Revoked(rv.Examine(ctx, own)); r != BlockedToken {
+				t.Fatalf("the caller's own unverifiable refresh token: %v", r)
+			}
+			opaque := "opaque-refresh-token"
+			if _, err := rv.Logout(ctx, caller, rv.Examine(ctx, opaque)); err != nil {
+				t.Fatal(err)
+			}
+			if r := rv.Revoked(rv.Examine(ctx, opaque)); r != BlockedToken {
+				t.Fatalf("an opaque refresh token in the caller's hands: %v", r)
+			}
+		})
+	}
+}

@@ -336,3 +336,23 @@ func TestDecodeReadsAuthTimeAndCnf(t *testing.T) {
 		t.Fatalf("claims: %+v", cl)
 	}
 }
+
+// A request cancelled at once must not spend the refetch allowance: the
+// fetch it triggers runs to its own deadline.
+func TestJWKSFetchOutlivesACancelledRequest(t *testing.T) {
+	k := newTestKeys(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond) // slower than the caller's patience
+		j, _ := JWKFromPublicKey(&k.ec.PublicKey)
+		j.Kid = "new-kid"
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []JWK{j}})
+	}))
+	defer srv.Close()
+	ks := NewRemoteKeySet(srv.URL, srv.Client(), time.Hour, time.Hour, quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ks.Keys(ctx, "new-kid", "ES256")
+	if got := ks.Keys(context.Background(), "new-kid", "ES256"); len(got) != 1 {
+		t.Fatalf("after a cancelled request, the published key is unknown (%d keys) until the next refetch window", len(got))
+	}
+}
