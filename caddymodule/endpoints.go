@@ -257,15 +257,13 @@ func (h *Handler) authenticate(r *http.Request) (*revocation.Credential, authSta
 // 2.1): exactly one header, the Bearer scheme (any case), spaces, and a
 // b64token of at most 16 KiB.
 func strictBearer(r *http.Request) (string, bool) {
-	vals := r.Header.Values("Authorization")
-	if len(vals) != 1 {
-		return "", false
-	}
-	return parseBearer(vals[0])
+	tok, dpop, ok := strictAuthorization(r)
+	return tok, ok && !dpop
 }
 
-// strictAuthorization is strictBearer that also accepts the DPoP scheme
-// of RFC 9449 (same token grammar), and says which scheme came.
+// strictAuthorization reads exactly one Authorization header with the
+// Bearer scheme or the DPoP scheme of RFC 9449 (same token grammar), and
+// says which scheme came.
 func strictAuthorization(r *http.Request) (tok string, dpop bool, ok bool) {
 	vals := r.Header.Values("Authorization")
 	if len(vals) != 1 {

@@ -59,7 +59,6 @@ type RedisStore struct {
 	confirmed atomic.Int64 // unix nanoseconds; read on every request
 
 	notes    chan note
-	dropped  atomic.Int64
 	stop     context.CancelFunc
 	finished sync.WaitGroup
 }
@@ -257,7 +256,6 @@ func (s *RedisStore) NoteSession(subject, session Key, ttl time.Duration) {
 		// The queue is full only when Redis is down or far behind; a
 		// missed note weakens only the stop of future tokens of a session
 		// nobody revoked yet (the subject cutoff still stops old ones).
-		s.dropped.Add(1)
 	}
 }
 
@@ -342,10 +340,6 @@ func (s *RedisStore) Staleness(now time.Time) time.Duration {
 	}
 	return now.Sub(time.Unix(0, n))
 }
-
-// DroppedNotes returns how many session notes were dropped because the
-// queue was full.
-func (s *RedisStore) DroppedNotes() int64 { return s.dropped.Load() }
 
 // Close implements Store.
 func (s *RedisStore) Close() error {

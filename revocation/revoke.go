@@ -139,16 +139,10 @@ func (r *Revoker) noteSession(c *Credential) {
 // in for revocation): verified claims when it verifies, decoded claims
 // when it is a JWT that does not, none when it is opaque.
 func (r *Revoker) Examine(ctx context.Context, raw string) *Credential {
-	c := &Credential{Hash: HashToken(raw)}
-	if !LooksLikeJWT(raw) {
+	if c, err := r.ExamineRefresh(ctx, raw); err == nil {
 		return c
 	}
-	if r.Verifier != nil {
-		if claims, err := r.Verifier.Verify(ctx, raw); err == nil {
-			c.Claims, c.Verified = claims, true
-			return c
-		}
-	}
+	c := &Credential{Hash: HashToken(raw)}
 	sessionClaim := "sid"
 	if r.Verifier != nil {
 		sessionClaim = r.Verifier.SessionClaim()
