@@ -227,6 +227,9 @@ func (c *Caddy) Reload(caddyfile string) {
 	if err != nil {
 		c.t.Fatalf("caddy reload: %v\n%s\n%s", err, out, c.Logs())
 	}
+	// The old servers close their idle keep-alive connections; a client
+	// reusing one would read EOF, so the tests' client drops them.
+	http.DefaultClient.CloseIdleConnections()
 }
 
 // Logs returns everything the process has written so far.
