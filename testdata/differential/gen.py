@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""Runs the Python parsers over corpus.json and prints their extractions.
+
+Each case's raw request is written to a real Werkzeug development server on
+loopback (so the WSGI environ is what Werkzeug's server builds from those
+bytes), and the WSGI app reads the credential slots the way Flask/Werkzeug
+apps do. Output on stdout: {"<case>": {"<parser>": {"<slot>": [...]}}}.
+
+Parsers (see README.md for each slot):
+  py-werkzeug       werkzeug Request: cookies.getlist, headers.getlist,
+                    args.getlist, form.getlist, get_json(force=True), and
+                    the bearer token as Authorization.split() gives it
+  py-simplecookie   http.cookies.SimpleCookie on the environ's HTTP_COOKIE
+  py-werkzeug-parse-cookie  werkzeug.http.parse_cookie on each Cookie header
+  py-pyjwt          PyJWT jwt.decode(token, key, algorithms=["HS256"])
+  py-pyjwt-unverified  PyJWT decode with verify_signature False
+Run with the Debian python: /usr/bin/python3 gen.py corpus.json
+"""
+
+import base64
+import http.cookies
+import json
+import logging
+import socket
+import sys
+import threading
+
+try:
+    import werkzeug
+    from werkzeug.http import parse_cookie
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+except ImportError:
+    sys.exit("gen.py: werkzeug is missing: apt-get install python3-werkzeug (run with /usr/bin/python3)")
+try:
+    import jwt as pyjwt
+except ImportError:
+    pyjwt = None
+
+COOKIES = ["__Host-refresh_app", "JSESSIONID", "session", "token"]
+HEADERS = ["X-Auth-Token", "X-Session-Id"]
+QUERY = ["access_token", "refresh_token"]
+FORM = ["access_token", "refresh_token", "refreshToken"]
+JSON_KEYS = ["refreshToken", "refresh_token"]
+CLAIMS = ["sub", "sid", "jti", "iss"]
+
+
+def add(out, slot, values):
+    values = [v for v in values if v is not None]
+    if values:
+        out.setdefault(slot, []).extend(values)
+
+
+def scalar(v):
+    """A JSON value as the slot carries it: strings as-is, others as JSON text."""
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def utf8(s):
+    """A header-derived string as its bytes read as UTF-8, when they are.
+
+    WSGI hands apps header values decoded as latin-1; the slot carries the
+    same bytes as the UTF-8 string a Go guard compares against.
+    """
+    if s is None:
+        return None
+    try:
+        return s.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return s
+
+
+def bearer_split(auth):
+    """The usual Flask idiom: scheme, token = header.split() (any Unicode whitespace)."""
+    if auth is None:
+        return None
+    parts = auth.split()
+    if len(parts) >= 2 and parts[0].lower() == "bearer":
+        return parts[1]
+    return None
+
+
+def werkzeug_view(environ):
+    req = Request(environ)
+    out = {}
+    for a in req.headers.getlist("Authorization"):
+        add(out, "bearer", [utf8(bearer_split(a))])
+    for n in COOKIES:
+        add(out, "cookie:" + n, req.cookies.getlist(n))
+    for n in HEADERS:
+        add(out, "header:" + n, [utf8(v) for v in req.headers.getlist(n)])
+    for n in QUERY:
+        add(out, "query:" + n, req.args.getlist(n))
+    for n in FORM:
+        add(out, "form:" + n, req.form.getlist(n))
+    body = req.get_json(force=True, silent=True)
+    if isinstance(body, dict):
+        for k in JSON_KEYS:
+            if k in body:
+                add(out, "json:" + k, [scalar(body[k])])
+    simple = {}
+    raw = environ.get("HTTP_COOKIE")
+    if raw is not None:
+        c = http.cookies.SimpleCookie()
+        c.load(raw)
+        for n in COOKIES:
+            if n in c:
+                add(simple, "cookie:" + n, [utf8(c[n].value)])
+    return {"py-werkzeug": out, "py-simplecookie": simple}
+
+
+class Recorder:
+    """A WSGI app that answers each request with its extraction as JSON."""
+
+    def __call__(self, environ, start_response):
+        try:
+            result = werkzeug_view(environ)
+        except Exception as e:  # a parser crashing is a result too
+            result = {"py-werkzeug": {"_error": [f"{type(e).__name__}: {e}"]}}
+        return Response(json.dumps(result), mimetype="application/json")(environ, start_response)
+
+
+def wire(req):
+    head = f"{req['method']} {req['target']} HTTP/1.1\r\n"
+    for k, v in req["headers"]:
+        head += f"{k}: {v}\r\n"
+    enc = "latin-1" if req.get("header_bytes") == "latin1" else "utf-8"
+    return head.encode(enc) + b"\r\n" + base64.b64decode(req["body_b64"])
+
+
+def send(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        resp = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            resp += chunk
+    head, _, body = resp.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    if " 200 " not in status:
+        return None, status
+    return json.loads(body), status
+
+
+def jwt_claims(tokens, verify):
+    found = []
+    for t in tokens:
+        try:
+            if verify:
+                c = pyjwt.decode(t, KEY, algorithms=["HS256"])
+            else:
+                c = pyjwt.decode(t, options={"verify_signature": False}, algorithms=["HS256"])
+        except Exception:
+            continue
+        if isinstance(c, dict):
+            found.append({k: c[k] for k in CLAIMS if k in c})
+    uniq = {json.dumps(c, sort_keys=True): c for c in found}
+    return [uniq[k] for k in sorted(uniq)]
+
+
+def strings(slots):
+    return [v for k, vs in slots.items() if not k.startswith("_") for v in vs if isinstance(v, str)]
+
+
+KEY = None
+
+
+def main():
+    global KEY
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    corpus = json.load(open(sys.argv[1], encoding="utf-8"))
+    KEY = corpus["hs256_secret"]
+    srv = make_server("127.0.0.1", 0, Recorder())
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    results = {}
+    for c in corpus["cases"]:
+        got, status = send(srv.server_port, wire(c["request"]))
+        per = {}
+        if got is None:
+            per["py-werkzeug"] = {"_rejected": [status]}
+        else:
+            per.update(got)
+        if pyjwt is not None:
+            cands = list(c.get("jwt_tokens", []))
+            for slots in per.values():
+                cands += strings(slots)
+            for name, verify in (("py-pyjwt", True), ("py-pyjwt-unverified", False)):
+                claims = jwt_claims(cands, verify)
+                per[name] = {"jwt": claims} if claims else {}
+        results[c["name"]] = per
+    srv.shutdown()
+    versions = {
+        "python": sys.version.split()[0],
+        "werkzeug": werkzeug.__version__,
+        "pyjwt": pyjwt.__version__ if pyjwt else "missing",
+    }
+    json.dump({"results": results, "versions": versions}, sys.stdout, sort_keys=True, ensure_ascii=True)
+
+
+if __name__ == "__main__":
+    main()
