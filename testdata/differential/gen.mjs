@@ -11,6 +11,8 @@
 //                        express.json(), express.urlencoded({extended:true}),
 //                        multer().any() for multipart, req.headersDistinct,
 //                        bearer as passport-http-bearer splits it
+//   node-bearer-regex    the bearer token as /^Bearer\s+(\S+)\s*$/i matches the
+//                        latin-1 header string (\s includes U+00A0)
 //   node-express5        the same app on express 5 (body-parser 2, simple query)
 //   node-json-lenient    express 4 express.json({strict:false, type:()=>true})
 //   node-json-parse      JSON.parse(body.toString("utf8")), any Content-Type
@@ -81,6 +83,12 @@ function bearer(h) {
   const parts = h.split(" ");
   if (parts.length === 2 && /^Bearer$/i.test(parts[0])) return parts[1];
   return undefined;
+}
+
+// bearerRegex is the other common Express idiom.
+function bearerRegex(h) {
+  const m = typeof h === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+  return m ? m[1] : undefined;
 }
 
 function cookieSlots(out, cookies) {
@@ -161,6 +169,9 @@ function rawApp() {
       }
     }
     out["node-json-parse"] = plain;
+    const rx = {};
+    for (const a of req.headersDistinct.authorization ?? []) add(rx, "bearer", [utf8(bearerRegex(a))]);
+    out["node-bearer-regex"] = rx;
     const c07 = {};
     const c1 = {};
     if (req.headers.cookie !== undefined) {

@@ -8,6 +8,9 @@
 //	go-nethttp         Request.CookiesNamed, Header.Values, URL.Query,
 //	                   ParseMultipartForm/ParseForm then PostForm, and the
 //	                   bearer token as strings.CutPrefix(h, "Bearer ") gives it
+//	go-bearer-fields   the bearer token as strings.Fields(h) splits it (any
+//	                   Unicode space, U+00A0 and U+0085 included), with a
+//	                   case-insensitive "Bearer" first field
 //	go-json-struct     json.NewDecoder(r.Body).Decode into a struct with
 //	                   fields tagged refreshToken and refresh_token (string)
 //	go-json-map        the same decoder into map[string]any
@@ -90,6 +93,12 @@ func extract(r *http.Request) map[string]slots {
 			nh.add("bearer", tok)
 		}
 	}
+	fields := slots{}
+	for _, a := range r.Header.Values("Authorization") {
+		if f := strings.Fields(a); len(f) == 2 && strings.EqualFold(f[0], "Bearer") {
+			fields.add("bearer", f[1])
+		}
+	}
 	for _, n := range cookieNames {
 		for _, c := range r.CookiesNamed(n) {
 			nh.add("cookie:"+n, c.Value)
@@ -127,7 +136,7 @@ func extract(r *http.Request) map[string]slots {
 			}
 		}
 	}
-	return map[string]slots{"go-nethttp": nh, "go-json-struct": st, "go-json-map": mp}
+	return map[string]slots{"go-nethttp": nh, "go-bearer-fields": fields, "go-json-struct": st, "go-json-map": mp}
 }
 
 // scalar is a JSON value as a slot carries it: strings as-is, others as JSON.
