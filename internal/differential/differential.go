@@ -94,9 +94,18 @@ func (c Case) Request() (*http.Request, error) {
 // Strings returns every distinct value any parser extracted in any slot,
 // sorted: the credentials a complete guard must find in this request.
 func (c Case) Strings() []string {
+	return c.Values(func(string) bool { return true })
+}
+
+// Values returns every distinct value any parser extracted in a slot that
+// match accepts (e.g. strings.HasPrefix(slot, PrefixJSON)), sorted.
+func (c Case) Values(match func(slot string) bool) []string {
 	seen := map[string]bool{}
 	for _, e := range c.Expected {
-		for _, vs := range e.Values {
+		for slot, vs := range e.Values {
+			if !match(slot) {
+				continue
+			}
 			for _, v := range vs {
 				seen[v] = true
 			}
@@ -107,6 +116,35 @@ func (c Case) Strings() []string {
 		out = append(out, v)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Claims returns every distinct claim set a JWT parser accepted, those of
+// parsers that decode without verifying included only when unverified is
+// true, in a stable order.
+func (c Case) Claims(unverified bool) []map[string]any {
+	seen := map[string]map[string]any{}
+	for parser, e := range c.Expected {
+		if Unverified(parser) && !unverified {
+			continue
+		}
+		for _, cl := range e.JWT {
+			k, err := json.Marshal(cl)
+			if err != nil {
+				continue
+			}
+			seen[string(k)] = cl
+		}
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]map[string]any, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, seen[k])
+	}
 	return out
 }
 

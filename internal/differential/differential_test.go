@@ -1,6 +1,7 @@
 package differential
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -140,4 +141,37 @@ func contains(vs []string, want string) bool {
 		}
 	}
 	return false
+}
+
+func TestValuesAndClaims(t *testing.T) {
+	cases, err := Load(corpusDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Case{}
+	for _, c := range cases {
+		byName[c.Name] = c
+	}
+	mixed := byName["mixed-everywhere"]
+	if got := mixed.Values(func(s string) bool { return strings.HasPrefix(s, PrefixQuery) }); strings.Join(got, ",") != "at-q,rt-q" {
+		t.Errorf("mixed-everywhere query values = %q, want [at-q rt-q]", got)
+	}
+	for _, want := range []string{"at-f", "at-h", "at-q", "at-x", "rt-c", "rt-f", "rt-q", "s-c"} {
+		if !contains(mixed.Strings(), want) {
+			t.Errorf("mixed-everywhere: Strings() = %q, want it to hold %q", mixed.Strings(), want)
+		}
+	}
+	// A padded header segment verifies only for go-jose v3; decoders that
+	// skip verification read it too.
+	hp := byName["jwt-header-padded"]
+	if got := hp.Claims(false); len(got) != 1 || got[0]["sid"] != "sess-4" {
+		t.Errorf("jwt-header-padded verified claims = %v, want one set with sid sess-4", got)
+	}
+	numeric := byName["jwt-numeric-claims"].Claims(false)
+	if len(numeric) != 1 || numeric[0]["sub"] != json.Number("12345") {
+		t.Errorf("jwt-numeric-claims claims = %v, want sub as the number 12345", numeric)
+	}
+	if got := byName["auth-plain"].Claims(true); len(got) != 0 {
+		t.Errorf("auth-plain: an opaque token has claims %v", got)
+	}
 }

@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PY=/usr/bin/python3
+PY=${PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || { echo "generate.sh: $PY not found (the Debian python with python3-werkzeug is required)" >&2; exit 1; }
 "$PY" -c 'import werkzeug' 2>/dev/null || { echo "generate.sh: python3-werkzeug missing: apt-get install python3-werkzeug" >&2; exit 1; }
 "$PY" -c 'import jwt' 2>/dev/null || { echo "generate.sh: python3-jwt missing: apt-get install python3-jwt" >&2; exit 1; }
