@@ -187,7 +187,6 @@ for label, value, why in [
     ("auth-uppercase", "BEARER " + ACCESS, "uppercase scheme"),
     ("auth-two-words", "Bearer " + ACCESS + " extra", "'Bearer a b'"),
     ("auth-leading-space", "  Bearer " + ACCESS, "leading whitespace (Go trims it)"),
-    ("auth-no-scheme", ACCESS, "a bare token without scheme"),
     ("auth-comma-list", "Bearer " + ACCESS + ", Bearer at-other", "two credentials in one header"),
 ]:
     bearer(label, why, value)
@@ -196,6 +195,7 @@ case("auth-nbsp-byte", "issue 8.3: a lone 0xA0 byte after Bearer (latin-1 NBSP, 
      headers=[("Authorization", "Bearer\u00a0" + ACCESS)], latin1=True)
 case("auth-nel-byte", "a lone 0x85 byte (NEL once latin-1 decoded: whitespace to Python)",
      headers=[("Authorization", "Bearer\u0085" + ACCESS)], latin1=True)
+bearer("auth-obs-fold", "obsolete line folding: the value continues on the next line", "Bearer\r\n " + ACCESS)
 bearer("auth-nbsp-jwt", "issue 8.3 with a JWT", "Bearer\u00a0" + T, jwt=[T])
 
 # ---------------------------------------------------------------- custom headers
@@ -228,7 +228,6 @@ ck("cookie-two-headers-dup", "same name in two Cookie headers", f"{RC}=rt-first"
 ck("cookie-space-before-eq", "space before '='", f"{RC} ={R}; token =t-1")
 ck("cookie-space-around-eq", "spaces around '='", f"{RC} = {R}")
 ck("cookie-percent-encoded", "percent-encoded value", f"{RC}=%72t-revoked-1; session=a%2Fb%3D")
-ck("cookie-percent-name", "percent-encoded name", f"%5F_Host-refresh_app={R}")
 ck("cookie-express-j-json", "Express j: JSON cookie, as res.cookie() writes it", "session=" + "j%3A%7B%22refreshToken%22%3A%22" + R + "%22%7D")
 ck("cookie-express-j-json-raw", "Express j: JSON cookie, unencoded", 'session=j:{"refreshToken":"' + R + '"}')
 ck("cookie-express-j-json-string", "j: JSON string value", "token=j%3A%22" + R + "%22")
@@ -236,7 +235,6 @@ ck("cookie-express-signed", "s: signed-cookie prefix (cookie-parser without secr
 ck("cookie-base64-value", "base64-looking value with '=' padding", "token=cnQtcmV2b2tlZC0x; session=c2Vzcy0x==")
 ck("cookie-semicolon-in-quotes", "';' inside a quoted value", f'session="x;{RC}={R}"')
 ck("cookie-dollar-attrs", "RFC 2109 $Version/$Path attributes", f'$Version=1; JSESSIONID="j-1"; $Path="/"; {RC}={R}')
-ck("cookie-name-case", "name in another case", f"__host-refresh_app={R}; SESSION=s-1")
 ck("cookie-empty-name", "pair with empty name first", f"={R}; token=t-1")
 ck("cookie-no-eq", "a pair without '='", f"{R}; token=t-1")
 ck("cookie-nbsp-value", "U+00A0 around a value", f"{RC}=\u00a0{R}\u00a0")
@@ -261,6 +259,9 @@ for label, q, why in [
     ("query-double-encoded", "access_token=%2561t", "double percent-encoding"),
 ]:
     case(label, why, target="/api?" + q)
+case("query-absolute-form", "absolute-form request target", target=f"http://{HOST}/api?access_token={ACCESS}")
+case("query-hash", "'#' in the target: a fragment to some parsers, query data to others",
+     target=f"/api?x=1#&access_token={ACCESS}")
 
 # ---------------------------------------------------------------- urlencoded forms
 FORM = "application/x-www-form-urlencoded"
@@ -337,6 +338,10 @@ for enc, bom, label in [
     json_body(f"json-{label}-nobom", f"{enc} without BOM (issue 8.4 / 13.4)", J.encode(enc))
 json_body("json-utf16le-charset", "UTF-16LE announced by charset, no BOM", J.encode("utf-16-le"),
           ctype="application/json; charset=utf-16le")
+json_body("json-utf32le-charset", "UTF-32LE announced by charset, no BOM", J.encode("utf-32-le"),
+          ctype="application/json; charset=utf-32le")
+json_body("json-chunked", "chunked transfer coding", f"{len(J):x}\r\n{J}\r\n0\r\n\r\n".encode(),
+          extra=[("Transfer-Encoding", "chunked")])
 json_body("json-duplicate-key", "duplicate keys: parsers keep the last", ('{"refreshToken":"rt-first","refreshToken":"' + R + '"}').encode())
 json_body("json-both-keys", "refreshToken and refresh_token", ('{"refresh_token":"rt-snake","refreshToken":"' + R + '"}').encode())
 json_body("json-nested", "key nested in an object", json.dumps({"data": {"refreshToken": R}}).encode())
@@ -346,11 +351,9 @@ json_body("json-kelvin", "issue 8.4: refresh_to\u212Aen with KELVIN SIGN (Go fol
 json_body("json-long-s-escaped", "U+017F written as a \\u escape in the key", ('{"refre\\u017fhToken":"' + R + '"}').encode())
 json_body("json-key-case", "key in another case (Go's struct binding folds case)", ('{"REFRESHTOKEN":"' + R + '"}').encode())
 json_body("json-escaped-key", "key with \\u escapes", ('{"\\u0072efreshToken":"' + R + '"}').encode())
-json_body("json-escaped-value", "value with \\u escapes", '{"refreshToken":"\\u0072t-revoked-1"}'.encode())
 json_body("json-nan", "NaN elsewhere in the object (Python accepts it)", ('{"refreshToken":"' + R + '","n":NaN}').encode())
 json_body("json-infinity", "Infinity elsewhere (Python accepts it)", ('{"refreshToken":"' + R + '","n":-Infinity}').encode())
 json_body("json-comment", "a comment (JSON5-style parsers only)", ('{"refreshToken":"' + R + '" /* c */}').encode())
-json_body("json-trailing-comma", "trailing comma", ('{"refreshToken":"' + R + '",}').encode())
 json_body("json-trailing-garbage", "garbage after the object (a stream decoder stops before it)", (J + " trailing").encode())
 json_body("json-two-objects", "two concatenated objects", (J + '{"refreshToken":"rt-second"}').encode())
 json_body("json-number-value", "non-string value", b'{"refreshToken":12345}')
