@@ -83,6 +83,14 @@ def bearer_split(auth):
 def werkzeug_view(environ):
     req = Request(environ)
     out = {}
+    # get_json first: it caches the body, which form parsing then reuses;
+    # the other order leaves get_json an empty body, unlike an app that
+    # only reads JSON.
+    body = req.get_json(force=True, silent=True)
+    if isinstance(body, dict):
+        for k in JSON_KEYS:
+            if k in body:
+                add(out, "json:" + k, [scalar(body[k])])
     for a in req.headers.getlist("Authorization"):
         add(out, "bearer", [utf8(bearer_split(a))])
     for n in COOKIES:
@@ -93,11 +101,6 @@ def werkzeug_view(environ):
         add(out, "query:" + n, req.args.getlist(n))
     for n in FORM:
         add(out, "form:" + n, req.form.getlist(n))
-    body = req.get_json(force=True, silent=True)
-    if isinstance(body, dict):
-        for k in JSON_KEYS:
-            if k in body:
-                add(out, "json:" + k, [scalar(body[k])])
     simple = {}
     raw = environ.get("HTTP_COOKIE")
     if raw is not None:
