@@ -107,6 +107,8 @@ func TestExpectedRecordsKnownDisagreements(t *testing.T) {
 		{"json-kelvin", "go-json-struct", "json:refresh_token", "rt-revoked-1"},
 		{"json-gzip", "node-express4", "json:refreshToken", "rt-revoked-1"},
 		{"multipart-json-body", "go-json-struct", "json:refreshToken", "rt-revoked-1"},
+		{"multipart-base64-cte", "py-django", "form:refresh_token", "rt-revoked-1"},
+		{"auth-nbsp", "go-bearer-fields", "bearer", "at-revoked-1"},
 	} {
 		e, ok := byName[tc.name].Expected[tc.parser]
 		if !ok {

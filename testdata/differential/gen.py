@@ -11,7 +11,10 @@ Parsers (see README.md for each slot):
                     args.getlist, form.getlist, get_json(force=True), and
                     the bearer token as Authorization.split() gives it
   py-simplecookie   http.cookies.SimpleCookie on the environ's HTTP_COOKIE
-  py-werkzeug-parse-cookie  werkzeug.http.parse_cookie on each Cookie header
+  py-django         Django WSGIRequest: COOKIES, headers, GET.getlist,
+                    POST.getlist, json.loads(request.body), and the bearer
+                    token as djangorestframework-simplejwt splits it
+                    (bytes.split(), b"Bearer" exactly, two parts)
   py-pyjwt          PyJWT jwt.decode(token, key, algorithms=["HS256"])
   py-pyjwt-unverified  PyJWT decode with verify_signature False
 Run with the Debian python: /usr/bin/python3 gen.py corpus.json
@@ -19,6 +22,7 @@ Run with the Debian python: /usr/bin/python3 gen.py corpus.json
 
 import base64
 import http.cookies
+import io
 import json
 import logging
 import socket
@@ -30,12 +34,18 @@ try:
     from werkzeug.http import parse_cookie
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response
+    from werkzeug.wsgi import get_input_stream
 except ImportError:
     sys.exit("gen.py: werkzeug is missing: apt-get install python3-werkzeug (run with /usr/bin/python3)")
 try:
     import jwt as pyjwt
 except ImportError:
     pyjwt = None
+try:
+    import django
+    from django.conf import settings as django_settings
+except ImportError:
+    django = None
 
 COOKIES = ["__Host-refresh_app", "JSESSIONID", "session", "token"]
 HEADERS = ["X-Auth-Token", "X-Session-Id"]
@@ -112,14 +122,66 @@ def werkzeug_view(environ):
     return {"py-werkzeug": out, "py-simplecookie": simple}
 
 
+def simplejwt_bearer(meta):
+    """djangorestframework-simplejwt's JWTAuthentication.get_raw_token."""
+    auth = meta.get("HTTP_AUTHORIZATION")
+    if auth is None:
+        return None
+    parts = auth.encode("iso-8859-1").split()
+    if len(parts) != 2 or parts[0] != b"Bearer":
+        return None
+    return parts[1].decode("utf-8", "replace")
+
+
+def django_view(environ):
+    from django.core.handlers.wsgi import WSGIRequest
+
+    req = WSGIRequest(environ)
+    out = {}
+    add(out, "bearer", [simplejwt_bearer(req.META)])
+    for n in COOKIES:
+        if n in req.COOKIES:
+            add(out, "cookie:" + n, [utf8(req.COOKIES[n])])
+    for n in HEADERS:
+        add(out, "header:" + n, [utf8(req.headers.get(n))])
+    for n in QUERY:
+        add(out, "query:" + n, req.GET.getlist(n))
+    try:
+        body = req.body
+        for n in FORM:
+            add(out, "form:" + n, req.POST.getlist(n))
+    except Exception:  # unparseable multipart: the view sees no form
+        body = req.body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for k in JSON_KEYS:
+            if k in data:
+                add(out, "json:" + k, [scalar(data[k])])
+    return {"py-django": out}
+
+
 class Recorder:
-    """A WSGI app that answers each request with its extraction as JSON."""
+    """A WSGI app that answers each request with its extraction as JSON.
+
+    The body is read once, then each framework gets its own copy of the
+    environ with that body.
+    """
 
     def __call__(self, environ, start_response):
-        try:
-            result = werkzeug_view(environ)
-        except Exception as e:  # a parser crashing is a result too
-            result = {"py-werkzeug": {"_error": [f"{type(e).__name__}: {e}"]}}
+        body = get_input_stream(environ).read()
+        result = {}
+        views = [("py-werkzeug", werkzeug_view)]
+        if django is not None:
+            views.append(("py-django", django_view))
+        for name, view in views:
+            env = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+            try:
+                result.update(view(env))
+            except Exception as e:  # a parser crashing is a result too
+                result[name] = {"_error": [f"{type(e).__name__}: {e}"]}
         return Response(json.dumps(result), mimetype="application/json")(environ, start_response)
 
 
@@ -174,6 +236,14 @@ KEY = None
 def main():
     global KEY
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if django is not None:
+        django_settings.configure(
+            ALLOWED_HOSTS=["*"],
+            DATA_UPLOAD_MAX_MEMORY_SIZE=None,
+            FILE_UPLOAD_HANDLERS=["django.core.files.uploadhandler.MemoryFileUploadHandler"],
+            SECRET_KEY="differential-corpus",
+        )
+        django.setup()
     corpus = json.load(open(sys.argv[1], encoding="utf-8"))
     KEY = corpus["hs256_secret"]
     srv = make_server("127.0.0.1", 0, Recorder())
@@ -183,7 +253,8 @@ def main():
         got, status = send(srv.server_port, wire(c["request"]))
         per = {}
         if got is None:
-            per["py-werkzeug"] = {"_rejected": [status]}
+            for name in ("py-werkzeug", "py-simplecookie") + (("py-django",) if django else ()):
+                per[name] = {"_rejected": [status]}
         else:
             per.update(got)
         if pyjwt is not None:
@@ -199,6 +270,7 @@ def main():
         "python": sys.version.split()[0],
         "werkzeug": werkzeug.__version__,
         "pyjwt": pyjwt.__version__ if pyjwt else "missing",
+        "django": django.get_version() if django else "missing",
     }
     json.dump({"results": results, "versions": versions}, sys.stdout, sort_keys=True, ensure_ascii=True)
 

@@ -2,8 +2,8 @@
 # Regenerates the differential corpus and what real framework parsers
 # extract from it: corpus.json (make_corpus.py), then expected.json and
 # versions.json from the Python (gen.py), Node (gen.mjs) and Go
-# (goparsers/) generators. Needs the Debian python3 with python3-werkzeug
-# (and python3-jwt), node with npm, and go. Deterministic: running it twice
+# (goparsers/) generators. Needs the Debian python3 with python3-werkzeug,
+# python3-jwt and python3-django, node with npm, and go. Deterministic: running it twice
 # gives the same files.
 set -eu
 cd "$(dirname "$0")"
@@ -12,6 +12,7 @@ PY=${PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || { echo "generate.sh: $PY not found (the Debian python with python3-werkzeug is required)" >&2; exit 1; }
 "$PY" -c 'import werkzeug' 2>/dev/null || { echo "generate.sh: python3-werkzeug missing: apt-get install python3-werkzeug" >&2; exit 1; }
 "$PY" -c 'import jwt' 2>/dev/null || { echo "generate.sh: python3-jwt missing: apt-get install python3-jwt" >&2; exit 1; }
+"$PY" -c 'import django' 2>/dev/null || { echo "generate.sh: python3-django missing: apt-get install python3-django" >&2; exit 1; }
 command -v node >/dev/null || { echo "generate.sh: node not found (Node.js 18+ is required)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "generate.sh: npm not found" >&2; exit 1; }
 command -v go >/dev/null || { echo "generate.sh: go not found" >&2; exit 1; }
