@@ -4,7 +4,8 @@
 Each case's raw request is written to a real Werkzeug development server on
 loopback (so the WSGI environ is what Werkzeug's server builds from those
 bytes), and the WSGI app reads the credential slots the way Flask/Werkzeug
-apps do. Output on stdout: {"<case>": {"<parser>": {"<slot>": [...]}}}.
+and Django apps do. Output on stdout:
+{"results": {"<case>": {"<parser>": {"<slot>": [...]}}}, "versions": {...}}.
 
 Parsers (see README.md for each slot):
   py-werkzeug       werkzeug Request: cookies.getlist, headers.getlist,

@@ -3,8 +3,8 @@
 # extract from it: corpus.json (make_corpus.py), then expected.json and
 # versions.json from the Python (gen.py), Node (gen.mjs) and Go
 # (goparsers/) generators. Needs the Debian python3 with python3-werkzeug,
-# python3-jwt and python3-django, node with npm, and go. Deterministic: running it twice
-# gives the same files.
+# python3-jwt and python3-django, node with npm, and go. Deterministic:
+# running it twice gives the same files. PYTHON overrides /usr/bin/python3.
 set -eu
 cd "$(dirname "$0")"
 
