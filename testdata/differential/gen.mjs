@@ -56,13 +56,20 @@ function add(out, slot, values) {
   if (vs.length) (out[slot] ??= []).push(...vs);
 }
 
-// scalar is a value as a slot carries it: strings as-is, anything else as JSON text.
-function scalar(v) {
-  return typeof v === "string" ? v : JSON.stringify(v);
+// put records a value as a slot carries it: a string as-is, a number or a
+// boolean as JSON text (an app may stringify it); null, objects and arrays
+// are no credential, and go to the informational "_nested:<slot>" as JSON.
+function put(out, slot, v, conv = (x) => x) {
+  if (v === undefined) return;
+  if (typeof v === "string") add(out, slot, [conv(v)]);
+  else if (typeof v === "number" || typeof v === "boolean") add(out, slot, [JSON.stringify(v)]);
+  else add(out, "_nested:" + slot, [JSON.stringify(v)]);
 }
 
-function list(v) {
-  return v === undefined ? [] : Array.isArray(v) ? v.map(scalar) : [scalar(v)];
+// putAll is put for a query or form value, where an array is the
+// parameter's repeated values.
+function putAll(out, slot, v) {
+  for (const x of Array.isArray(v) ? v : [v]) put(out, slot, x);
 }
 
 // utf8 gives a header-derived string (Node decodes header bytes as latin-1)
@@ -95,16 +102,16 @@ function cookieSlots(out, cookies) {
   for (const n of COOKIES) {
     if (!cookies || !Object.prototype.hasOwnProperty.call(cookies, n)) continue;
     const v = cookies[n];
-    add(out, "cookie:" + n, [utf8(scalar(v))]);
+    put(out, "cookie:" + n, v, utf8);
     if (v && typeof v === "object") {
-      for (const k of JSON_KEYS) if (k in v) add(out, `cookie:${n}/json:${k}`, [scalar(v[k])]);
+      for (const k of JSON_KEYS) if (k in v) put(out, `cookie:${n}/json:${k}`, v[k]);
     }
   }
 }
 
 function jsonSlots(out, body) {
   if (!body || typeof body !== "object" || Array.isArray(body)) return;
-  for (const k of JSON_KEYS) if (Object.prototype.hasOwnProperty.call(body, k)) add(out, "json:" + k, [scalar(body[k])]);
+  for (const k of JSON_KEYS) if (Object.prototype.hasOwnProperty.call(body, k)) put(out, "json:" + k, body[k]);
 }
 
 // guard ignores a parser's error (a body it cannot parse), so the next parsers still run.
@@ -124,11 +131,11 @@ function fullApp(express, name) {
     for (const a of req.headersDistinct.authorization ?? []) add(out, "bearer", [utf8(bearer(a))]);
     cookieSlots(out, req.cookies);
     for (const h of HEADERS) add(out, "header:" + h, (req.headersDistinct[h.toLowerCase()] ?? []).map(utf8));
-    for (const q of QUERY) add(out, "query:" + q, list(req.query?.[q]));
+    for (const q of QUERY) putAll(out, "query:" + q, req.query?.[q]);
     const ctype = req.headers["content-type"] ?? "";
     const isForm = /urlencoded|multipart/i.test(ctype);
     if (req.body && typeof req.body === "object" && isForm) {
-      for (const f of FORM) add(out, "form:" + f, list(req.body[f]));
+      for (const f of FORM) putAll(out, "form:" + f, req.body[f]);
     } else {
       jsonSlots(out, req.body);
     }

@@ -62,9 +62,16 @@ def add(out, slot, values):
         out.setdefault(slot, []).extend(values)
 
 
-def scalar(v):
-    """A JSON value as the slot carries it: strings as-is, others as JSON text."""
-    return v if isinstance(v, str) else json.dumps(v)
+def put(out, slot, v):
+    """Records a JSON value as a slot carries it: a string as-is, a number
+    or a boolean as JSON text (an app may stringify it); null, objects and
+    arrays are no credential, and go to the informational "_nested:<slot>"."""
+    if isinstance(v, str):
+        add(out, slot, [v])
+    elif isinstance(v, (bool, int, float)):
+        add(out, slot, [json.dumps(v)])
+    else:
+        add(out, "_nested:" + slot, [json.dumps(v)])
 
 
 def utf8(s):
@@ -101,7 +108,7 @@ def werkzeug_view(environ):
     if isinstance(body, dict):
         for k in JSON_KEYS:
             if k in body:
-                add(out, "json:" + k, [scalar(body[k])])
+                put(out, "json:" + k, body[k])
     for a in req.headers.getlist("Authorization"):
         add(out, "bearer", [utf8(bearer_split(a))])
     for n in COOKIES:
@@ -160,7 +167,7 @@ def django_view(environ):
     if isinstance(data, dict):
         for k in JSON_KEYS:
             if k in data:
-                add(out, "json:" + k, [scalar(data[k])])
+                put(out, "json:" + k, data[k])
     return {"py-django": out}
 
 

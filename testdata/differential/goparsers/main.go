@@ -132,20 +132,27 @@ func extract(r *http.Request) map[string]slots {
 	if json.NewDecoder(bytes.NewReader(body)).Decode(&m) == nil {
 		for _, k := range []string{"refreshToken", "refresh_token"} {
 			if v, ok := m[k]; ok {
-				mp.add("json:"+k, scalar(v))
+				mp.put("json:"+k, v)
 			}
 		}
 	}
 	return map[string]slots{"go-nethttp": nh, "go-bearer-fields": fields, "go-json-struct": st, "go-json-map": mp}
 }
 
-// scalar is a JSON value as a slot carries it: strings as-is, others as JSON.
-func scalar(v any) string {
-	if s, ok := v.(string); ok {
-		return s
+// put records a JSON value as a slot carries it: a string as-is, a number
+// or a boolean as JSON text (an app may stringify it); null, objects and
+// arrays are no credential, and go to the informational "_nested:<slot>".
+func (s slots) put(slot string, v any) {
+	switch v := v.(type) {
+	case string:
+		s.add(slot, v)
+	case float64, bool:
+		b, _ := json.Marshal(v)
+		s.add(slot, string(b))
+	default:
+		b, _ := json.Marshal(v)
+		s.add("_nested:"+slot, string(b))
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 func wire(c *corpus, i int) []byte {
