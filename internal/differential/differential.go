@@ -75,8 +75,9 @@ type Extraction struct {
 	JWT []map[string]any
 	// Rejected is set when the framework's server refused the request.
 	Rejected string
-	// Notes holds informational entries (slots whose name starts with
-	// "_", such as a parser crashing).
+	// Notes holds the informational slots (names starting with "_"):
+	// "_error" when the parser crashed, "_nested:<slot>" for a null, object
+	// or array the app would get in that slot (as JSON; no credential).
 	Notes map[string][]string
 }
 
