@@ -15,9 +15,14 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("revocation", parseCaddyfile)
-	// Revocation must see a request before it is proxied; ordering it here
-	// spares users an `order` line or a `route` block.
-	httpcaddyfile.RegisterDirectiveOrder("revocation", httpcaddyfile.Before, "reverse_proxy")
+	// Revocation must see a request before anything answers it. Ordered
+	// with the authentication directives (just before basic_auth), it runs
+	// ahead of handle, handle_path, route, respond, redir, rewrite,
+	// reverse_proxy, php_fastcgi and file_server, which Caddy sorts after
+	// it; ordering it just before reverse_proxy would put handle blocks and
+	// respond first, and the guard would never run. No `order` line or
+	// `route` block is needed.
+	httpcaddyfile.RegisterDirectiveOrder("revocation", httpcaddyfile.Before, "basic_auth")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

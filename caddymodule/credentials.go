@@ -2,134 +2,322 @@ package caddymodule
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
-	"encoding/json"
+	"encoding/base64"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/url"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
 // Finding every credential a request carries, the way the apps behind the
-// proxy might find them. The guard must see at least what any upstream
-// framework would accept: an upstream that reads a credential the guard
+// proxy might find them. The guard must see at least what any mainstream
+// framework would read: an upstream that reads a credential the guard
 // missed would let a revoked one through. Seeing more (a candidate no
-// upstream reads) only ever blocks more.
+// upstream reads) only ever blocks more, so wherever parsers disagree the
+// guard takes every reading: each field of an Authorization header split
+// on any whitespace, every occurrence of a cookie read quoted, unquoted,
+// unescaped and percent-decoded, every member of a body whose name folds
+// onto a credential's name, in whatever text encoding a framework detects.
+//
+// One step (extract) returns every credential as (source, kind, raw); one
+// loop in the guard inspects and checks each. A new source is one more
+// function called from extract.
 
-// bearerRest returns what follows a Bearer or DPoP scheme (RFC 6750, RFC
-// 9449) in one Authorization header value, the scheme separated by spaces
-// or tabs as frameworks that split on any whitespace accept; "" for any
-// other scheme.
-func bearerRest(v string) string {
-	v = strings.TrimLeft(v, " \t")
-	i := indexSpace(v)
-	if i < 0 {
-		return ""
-	}
-	if scheme := v[:i]; !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "DPoP") {
-		return ""
-	}
-	return strings.Trim(v[i:], " \t")
+// credKind says how a credential found in a request is treated.
+type credKind uint8
+
+const (
+	// credAccess is presented as an access token: verified when first
+	// seen (for require_token and session notes) and checked.
+	credAccess credKind = iota
+	// credRefresh is a refresh token or another credential: decoded (a
+	// JWT's claims count for blocking) and checked, never verified.
+	credRefresh
+)
+
+// credential is one candidate credential of a request.
+type credential struct {
+	source string // where it was found: a fixed word, safe as a log field
+	kind   credKind
+	raw    string
 }
 
-// nextField splits s at its first run of spaces or tabs. Every field after
-// the scheme is a candidate token: upstreams differ on which they take.
-func nextField(s string) (field, rest string) {
-	i := indexSpace(s)
-	if i < 0 {
-		return s, ""
-	}
-	return s[:i], strings.TrimLeft(s[i:], " \t")
+// Where credentials are found, as logs and the block answer name them.
+const (
+	srcAuthorization = "authorization"
+	srcQuery         = "query"
+	srcCookie        = "cookie"
+	srcHeader        = "header"
+	srcBody          = "body"
+)
+
+// errTooManyCredentials refuses a request that carries more candidate
+// credentials than the guard examines: each one may cost a decoding, and
+// a request must not be able to make the guard work without bound.
+var errTooManyCredentials = errors.New("too many credentials in one request")
+
+// extraction is what extract found.
+type extraction struct {
+	creds []credential
+	max   int // the most candidates kept
+	// overflow is true when the request carried more than max.
+	overflow bool
+	// uninspected is true when a body could not be examined in full:
+	// larger than the limit, or in a content encoding the guard cannot
+	// undo.
+	uninspected bool
 }
 
-// indexSpace is strings.IndexAny(s, " \t") with two vectorised byte
-// searches: it scans every token of every request.
-func indexSpace(s string) int {
-	sp, tab := strings.IndexByte(s, ' '), strings.IndexByte(s, '\t')
-	if sp < 0 || (tab >= 0 && tab < sp) {
-		return tab
+// add records a candidate, once: the same string found twice is checked
+// once, as an access token if any source presents it as one.
+func (x *extraction) add(source string, kind credKind, raw string) {
+	if raw == "" || len(raw) > maxCandidateLen {
+		return
 	}
-	return sp
-}
-
-// hasCookieNamed reports whether any Cookie header may hold the cookie,
-// without parsing anything.
-func hasCookieNamed(r *http.Request, name string) bool {
-	for _, line := range r.Header["Cookie"] {
-		if strings.Contains(line, name) {
-			return true
+	for i := range x.creds {
+		if x.creds[i].raw == raw {
+			if kind == credAccess {
+				x.creds[i].kind, x.creds[i].source = credAccess, source
+			}
+			return
 		}
 	}
-	return false
+	if len(x.creds) >= x.max {
+		x.overflow = true
+		return
+	}
+	x.creds = append(x.creds, credential{source: source, kind: kind, raw: raw})
 }
 
-// cookieValues returns every value a cookie of that name may be read as:
-// each occurrence (a client may send several), with spaces or tabs around
-// name and value ignored as parsers ignore them, quoted and unquoted, and
-// percent-decoded as some frameworks decode cookie values.
-func cookieValues(r *http.Request, name string) []string {
-	var out []string
-	add := func(v string) {
-		if v != "" {
-			out = append(out, v)
+// maxCandidateLen bounds one candidate: a credential longer than this is
+// not one any framework accepts (servers cap header lines far below it).
+const maxCandidateLen = 64 << 10
+
+// extractor holds what the guard looks for.
+type extractor struct {
+	cookies      []string // cookie names, normalised (cookieNameKey)
+	headers      []string // header names, normalised (headerNameKey)
+	inspectBody  bool
+	limit        int64 // largest body examined, in bytes
+	maxInflation int64 // largest decoded body, in bytes
+}
+
+// extract returns every candidate credential of a request. It reads the
+// body (up to the limit) and puts it back as it was.
+func (e *extractor) extract(r *http.Request, max int) extraction {
+	x := extraction{max: max}
+	auth := r.Header["Authorization"]
+	for _, v := range auth {
+		authorizationCredentials(&x, v)
+	}
+	if len(auth) > 1 {
+		authorizationCredentials(&x, strings.Join(auth, ","))
+	}
+	if r.URL.RawQuery != "" && containsFold(r.URL.RawQuery, "token") {
+		formCredentials(&x, srcQuery, r.URL.RawQuery)
+	}
+	if len(e.cookies) > 0 {
+		lines := r.Header["Cookie"]
+		for _, line := range lines {
+			cookieCredentials(&x, line, e.cookies)
+		}
+		if len(lines) > 1 {
+			// Some servers (WSGI's) hand apps repeated headers joined
+			// with a comma, so a value may run into the next line.
+			cookieCredentials(&x, strings.Join(lines, ","), e.cookies)
 		}
 	}
-	for _, line := range r.Header["Cookie"] {
-		if !strings.Contains(line, name) {
+	if len(e.headers) > 0 {
+		for name, vals := range r.Header {
+			if slices.Contains(e.headers, headerNameKey(name)) {
+				for _, v := range vals {
+					headerCredentials(&x, v)
+				}
+				if len(vals) > 1 {
+					headerCredentials(&x, strings.Join(vals, ","))
+				}
+			}
+		}
+	}
+	if e.inspectBody && r.Body != nil && r.Body != http.NoBody {
+		if !e.bodyCredentials(&x, r) {
+			x.uninspected = true
+		}
+	}
+	return x
+}
+
+// authorizationCredentials reads one Authorization header value. Apps
+// split it in many ways: on a space (Go, Express), on any Unicode
+// whitespace (Python's str.split, which also splits on NO-BREAK SPACE), by
+// cutting a fixed-length prefix ("Bearer " is 7 characters), or by taking
+// the whole value when no scheme is given. Every field but a scheme name
+// is a candidate, with and without a trailing comma (servers join repeated
+// headers with commas), and so is what follows "Bearer" and any one
+// character. A Basic credential's user and password are candidates too:
+// some APIs take a token as the user name.
+func authorizationCredentials(x *extraction, v string) {
+	authorizationFields(x, strings.FieldsFunc(v, revocation.IsSpaceLike))
+	if strings.ContainsAny(v, "\x1c\x1d\x1e\x1f") {
+		// Python splits on these information separators, Go does not.
+		authorizationFields(x, strings.Fields(v))
+	}
+	t := strings.TrimLeftFunc(v, revocation.IsSpaceLike)
+	if len(t) > 7 && strings.EqualFold(t[:6], "Bearer") {
+		_, size := utf8.DecodeRuneInString(t[6:])
+		x.add(srcAuthorization, credAccess, t[6+size:]) // as strings.CutPrefix leaves it
+		x.add(srcAuthorization, credAccess, strings.TrimFunc(t[6+size:], revocation.IsSpaceLike))
+	}
+}
+
+func authorizationFields(x *extraction, fields []string) {
+	for i, f := range fields {
+		switch {
+		case strings.EqualFold(f, "Bearer"), strings.EqualFold(f, "DPoP"), strings.EqualFold(f, "Token"):
+			continue
+		case strings.EqualFold(f, "Basic"):
+			if i+1 < len(fields) {
+				basicCredentials(x, fields[i+1])
+			}
 			continue
 		}
-		for part := range strings.SplitSeq(line, ";") {
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || strings.Trim(k, " \t") != name {
-				continue
-			}
-			v = strings.Trim(v, " \t")
-			add(v)
-			unq := strings.Trim(v, `"`)
-			if unq != v {
-				add(unq)
-			}
-			if dec, err := url.PathUnescape(unq); err == nil && dec != unq {
-				add(dec)
-			}
+		x.add(srcAuthorization, credAccess, f)
+		if t := strings.Trim(f, ","); t != f {
+			x.add(srcAuthorization, credAccess, t)
 		}
 	}
-	return out
 }
 
-// queryCredentials returns the access_token query parameter (RFC 6750
-// section 2.3) and refresh-token-named ones. Malformed pairs are skipped,
-// the others kept, as frameworks do.
-func queryCredentials(rawQuery string) (access, refresh []string) {
-	if !containsFold(rawQuery, "token") {
-		return nil, nil
+// headerNameKey normalises a header name as CGI, WSGI and Rack servers
+// see it: letters in one case, '-' and '_' alike (both become '_' in
+// HTTP_X_AUTH_TOKEN).
+func headerNameKey(name string) string {
+	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+}
+
+// headerCredentials reads a custom credential header: its whole value
+// trimmed, and the fields of a value written with a scheme.
+func headerCredentials(x *extraction, v string) {
+	x.add(srcHeader, credRefresh, v)
+	x.add(srcHeader, credRefresh, strings.TrimFunc(v, revocation.IsSpaceLike))
+	if strings.IndexFunc(strings.TrimFunc(v, revocation.IsSpaceLike), revocation.IsSpaceLike) >= 0 {
+		authorizationCredentials(x, v)
 	}
-	vals, _ := url.ParseQuery(rawQuery)
-	return formCredentials(vals)
 }
 
-func formCredentials(vals url.Values) (access, refresh []string) {
-	for k, vs := range vals {
+func basicCredentials(x *extraction, b64 string) {
+	dec, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		if dec, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "=")); err != nil {
+			return
+		}
+	}
+	user, pass, _ := strings.Cut(string(dec), ":")
+	x.add(srcAuthorization, credRefresh, user)
+	x.add(srcAuthorization, credRefresh, pass)
+}
+
+// credentialName says what kind of credential a parameter or member name
+// stands for: access_token (RFC 6750), refresh_token or refreshToken. The
+// name is compared folded as Go's encoding/json folds (so "refreſh_token"
+// with a long s matches) and with every character that is not a letter
+// or digit dropped (PHP reads "refresh.token" and "refresh token" as
+// refresh_token; a bracketed "refresh_token[]" is its array form).
+func credentialName(name string) (credKind, bool) {
+	if len(name) > 64 {
+		return 0, false
+	}
+	var buf [64]byte
+	b := buf[:0]
+	for _, r := range name {
+		if r == '[' {
+			break
+		}
+		if r < utf8.RuneSelf && !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			continue
+		}
+		if r >= utf8.RuneSelf && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			continue
+		}
+		b = append(b, revocation.FoldName(string(r))...)
+	}
+	switch string(b) {
+	case "ACCESSTOKEN":
+		return credAccess, true
+	case "REFRESHTOKEN":
+		return credRefresh, true
+	}
+	return 0, false
+}
+
+// formCredentials reads a query string or a url-encoded form: pairs split
+// on '&' or ';', names and values percent-decoded leniently (a malformed
+// escape is kept as it is, as Werkzeug keeps it, and the pair is not
+// dropped; Go reads past a "#" in a request target), values read with '+' as a space and as itself.
+func formCredentials(x *extraction, source, s string) {
+	for len(s) > 0 {
+		var pair string
+		if i := strings.IndexAny(s, "&;#"); i >= 0 {
+			pair, s = s[:i], s[i+1:]
+		} else {
+			pair, s = s, ""
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		kind, ok := credentialName(lenientUnescape(k, true))
+		if !ok {
+			continue
+		}
+		x.add(source, kind, lenientUnescape(v, true))
+		x.add(source, kind, lenientUnescape(v, false))
+	}
+}
+
+// lenientUnescape decodes %XX escapes, keeping malformed ones as they
+// are, and with plus true reads '+' as a space.
+func lenientUnescape(s string, plus bool) string {
+	if strings.IndexByte(s, '%') < 0 && (!plus || strings.IndexByte(s, '+') < 0) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
-		case k == "access_token":
-			access = append(access, vs...)
-		case isRefreshKey(k):
-			refresh = append(refresh, vs...)
+		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		case c == '+' && plus:
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
 		}
 	}
-	return access, refresh
+	return b.String()
 }
 
-// isRefreshKey reports whether a field name names a refresh token:
-// refreshToken or refresh_token, in any letter case.
-func isRefreshKey(k string) bool {
-	return len(k) <= len("refresh_token") && strings.EqualFold(strings.ReplaceAll(k, "_", ""), "refreshtoken")
+func ishex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // containsFold is strings.Contains ignoring ASCII case, without
@@ -143,166 +331,325 @@ func containsFold(s, sub string) bool {
 	return false
 }
 
-// bodyCredentials reads a request body of up to limit bytes for
-// credentials, and puts it back as it was: access_token form fields (RFC
-// 6750 section 2.2), and refresh tokens (JSON members, form fields and
-// multipart fields named refreshToken or refresh_token). It decodes gzip
-// and deflate content encodings, UTF-16 and byte-order marks, and falls
-// back to a pattern scan for JSON that Go's parser refuses but others
-// accept (NaN, for one). inspected is false when the body could not be
-// read in full: larger than limit, or in an encoding it cannot decode.
-func bodyCredentials(r *http.Request, limit int64) (access, refresh []string, inspected bool) {
-	if r.ContentLength > limit {
-		return nil, nil, false
+// cookieNameKey normalises a cookie name as the most lenient framework
+// reads it: percent-decoded, spaces around it dropped, and ' ', '.' and
+// '[' read as '_' (PHP's rule for request variable names).
+func cookieNameKey(name string) string {
+	name = strings.TrimFunc(lenientUnescape(name, false), revocation.IsSpaceLike)
+	name = strings.Trim(name, `"`)
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '.', '[':
+			return '_'
+		}
+		return r
+	}, name)
+}
+
+// mayHoldCookie reports whether line may hold a cookie named like one
+// of names, without parsing: the cheap test of every request.
+func mayHoldCookie(line string, names []string) bool {
+	if strings.IndexByte(line, '%') >= 0 || strings.IndexByte(line, '.') >= 0 || strings.IndexByte(line, '[') >= 0 {
+		return true // a name may be encoded or written PHP's way
+	}
+	for _, n := range names {
+		if strings.Contains(line, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// cookieCredentials reads every value a Cookie header line may give a
+// cookie of one of the names, as any parser may read it: each occurrence;
+// pairs separated by ';', ',' or whitespace (Python's http.cookies splits
+// on whitespace, old parsers on commas); spaces around the name and the
+// value ignored; the value up to the next ';', or up to the next ',' or
+// space; quoted values with and without their quotes, with Python's
+// backslash and octal escapes resolved; percent-decoded; an Express
+// signed value ("s:value.signature") as its value, and an Express JSON
+// cookie ("j:{...}") as every string in it.
+func cookieCredentials(x *extraction, line string, names []string) {
+	if !mayHoldCookie(line, names) {
+		return
+	}
+	for i := 0; i < len(line); i++ {
+		if line[i] != '=' {
+			continue
+		}
+		// The name: back from '=' over spaces, then to a separator.
+		end := i
+		for end > 0 && (line[end-1] == ' ' || line[end-1] == '\t') {
+			end--
+		}
+		start := end
+		for start > 0 && !strings.ContainsRune(";, \t", rune(line[start-1])) {
+			start--
+		}
+		if !matchesCookie(line[start:end], names) {
+			continue
+		}
+		cookieValue(x, line[i+1:])
+	}
+}
+
+func matchesCookie(name string, names []string) bool {
+	if name == "" {
+		return false
+	}
+	k := cookieNameKey(name)
+	for _, n := range names {
+		if k == n {
+			return true
+		}
+	}
+	return false
+}
+
+// cookieValue adds the readings of a cookie value that starts at v.
+func cookieValue(x *extraction, v string) {
+	var readings []string
+	semi := v
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		semi = v[:i]
+	}
+	// Go leaves spaces after '=' in place, and trims those before ';'.
+	readings = append(readings, semi, strings.TrimRight(semi, " \t"))
+	v = strings.TrimLeft(v, " \t")
+	if strings.HasPrefix(v, `"`) {
+		if inner, ok := quotedCookie(v); ok {
+			readings = append(readings, inner, pyUnquote(inner), `"`+inner+`"`)
+		}
+	}
+	for _, trim := range []func(string) string{
+		func(s string) string { return strings.Trim(s, " \t") },
+		func(s string) string { return strings.TrimFunc(s, revocation.IsSpaceLike) }, // Python's str.strip
+	} {
+		t := trim(semi)
+		readings = append(readings, t, strings.Trim(t, `"`))
+	}
+	t := strings.TrimLeft(semi, " \t")
+	// Python's http.cookies ends an unquoted value at whitespace; older
+	// parsers at a comma.
+	for _, stops := range []string{" \t", ", \t"} {
+		if i := strings.IndexAny(t, stops); i >= 0 {
+			readings = append(readings, t[:i], strings.Trim(t[:i], `"`))
+		}
+	}
+	for _, r := range readings {
+		addCookieReading(x, r)
+	}
+}
+
+func addCookieReading(x *extraction, v string) {
+	for _, d := range []string{v, lenientUnescape(v, false), lenientUnescape(v, true)} {
+		x.add(srcCookie, credRefresh, d)
+		if rest, ok := strings.CutPrefix(d, "s:"); ok {
+			if i := strings.LastIndexByte(rest, '.'); i > 0 {
+				x.add(srcCookie, credRefresh, rest[:i])
+			}
+		}
+		if rest, ok := strings.CutPrefix(d, "j:"); ok {
+			for _, s := range jsonStrings([]byte(rest)) {
+				x.add(srcCookie, credRefresh, s)
+			}
+		}
+	}
+}
+
+// quotedCookie returns what is inside a quoted cookie value starting at
+// v[0] == '"', backslash escapes kept, up to the closing quote.
+func quotedCookie(v string) (string, bool) {
+	for i := 1; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '"':
+			return v[1:i], true
+		}
+	}
+	return "", false
+}
+
+// pyUnquote resolves the escapes Python's http.cookies and Werkzeug
+// resolve inside a quoted value: \ooo (three octal digits) as that byte,
+// and a backslash before any other character as that character.
+func pyUnquote(s string) string {
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		if i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i+1])
+		i++
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// bodyCredentials reads a request body of up to the limit for
+// credentials and puts it back as it was. It undoes gzip and deflate
+// content encodings (any chain of them), reads the text as UTF-8, UTF-16
+// or UTF-32 (by byte-order mark, by the zero bytes of its first
+// characters as Python's json and Flask detect them, or by a charset
+// parameter), and then takes every reading whatever the declared type:
+// url-encoded pairs, JSON-like members (see jsonMembers), and multipart
+// fields. It returns false when the body could not be examined in full:
+// larger than the limit, or in an encoding it cannot undo.
+func (e *extractor) bodyCredentials(x *extraction, r *http.Request) bool {
+	if r.ContentLength > e.limit {
+		return false
 	}
 	orig := r.Body
-	raw, err := io.ReadAll(io.LimitReader(orig, limit+1))
-	if err != nil || int64(len(raw)) > limit {
+	raw, err := io.ReadAll(io.LimitReader(orig, e.limit+1))
+	if err != nil || int64(len(raw)) > e.limit {
 		// Too big, or the client broke off: pass on what was read and
 		// the rest as it comes.
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(raw), orig), orig}
-		return nil, nil, false
+		return false
 	}
 	r.Body = readCloser{bytes.NewReader(raw), orig}
 	if len(raw) == 0 {
-		return nil, nil, true
+		return true
 	}
-
-	data := raw
-	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
-	case "", "identity":
-	case "gzip", "x-gzip", "deflate":
-		var zr io.Reader
-		if ce == "deflate" {
-			zr, err = zlib.NewReader(bytes.NewReader(raw))
-		} else {
-			zr, err = gzip.NewReader(bytes.NewReader(raw))
-		}
-		if err != nil {
-			return nil, nil, false
-		}
-		// Bounded, against decompression bombs.
-		data, err = io.ReadAll(io.LimitReader(zr, 4*limit+1))
-		if err != nil || int64(len(data)) > 4*limit {
-			return nil, nil, false
-		}
-	default:
-		return nil, nil, false
+	data, ok := e.decodeContent(raw, r.Header.Values("Content-Encoding"))
+	if !ok {
+		return false
 	}
-
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		return multipartCredentials(data, params["boundary"], limit)
+	text := bodyText(data, params["charset"])
+	textCredentials(x, text)
+	if strings.HasPrefix(mt, "multipart/") {
+		e.multipartCredentials(x, data, params["boundary"])
 	}
-	// Whatever the declared type, try both readings: an upstream may
-	// parse a body as JSON regardless of its Content-Type. A reading that
-	// does not apply finds nothing.
-	if vals, _ := url.ParseQuery(string(data)); len(vals) > 0 {
-		access, refresh = formCredentials(vals)
-	}
-	refresh = append(refresh, jsonRefreshTokens(data)...)
-	return access, refresh, true
+	return true
 }
 
-func multipartCredentials(data []byte, boundary string, limit int64) (access, refresh []string, inspected bool) {
-	if boundary == "" {
-		return nil, nil, false
-	}
-	mr := multipart.NewReader(bytes.NewReader(data), boundary)
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			return access, refresh, true
+// textCredentials takes every reading of a decoded body.
+func textCredentials(x *extraction, text []byte) {
+	formCredentials(x, srcBody, string(bytes.TrimSpace(text)))
+	jsonMembers(text, func(kind credKind, v string) {
+		x.add(srcBody, kind, v)
+		if !utf8.ValidString(v) {
+			// Decoders replace each bad byte (Go) or each maximal bad
+			// sequence (JavaScript) with U+FFFD.
+			x.add(srcBody, kind, replaceEachInvalidByte(v))
+			x.add(srcBody, kind, strings.ToValidUTF8(v, "\uFFFD"))
 		}
-		if err != nil {
-			return access, refresh, false
-		}
-		name := p.FormName()
-		if p.FileName() != "" || (name != "access_token" && !isRefreshKey(name)) {
-			continue
-		}
-		v, err := io.ReadAll(io.LimitReader(p, limit))
-		if err != nil {
-			return access, refresh, false
-		}
-		if name == "access_token" {
-			access = append(access, string(v))
-		} else {
-			refresh = append(refresh, string(v))
-		}
-	}
+	})
 }
 
-// jsonRefreshTokens returns the string values of every member named
-// refreshToken or refresh_token (any case, escapes resolved, any depth,
-// every occurrence: duplicates are all seen, where decoding into a map
-// would keep one and parsers disagree on which). Where Go's parser stops
-// (NaN, comments...), a pattern scan of the rest takes over.
-func jsonRefreshTokens(data []byte) []string {
-	text := jsonText(data)
-	trimmed := bytes.TrimSpace(text)
-	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
-		return nil
+func replaceEachInvalidByte(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r) // ranging yields utf8.RuneError for each bad byte
 	}
-	type frame struct{ obj, expectKey, match bool }
-	var (
-		out   []string
-		stack []frame
-	)
-	valueDone := func() {
-		if n := len(stack); n > 0 && stack[n-1].obj {
-			stack[n-1].expectKey, stack[n-1].match = true, false
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			return append(out, scanRefreshTokens(trimmed)...)
-		}
-		top := len(stack) - 1
-		switch v := tok.(type) {
-		case json.Delim:
-			if v == '{' || v == '[' {
-				stack = append(stack, frame{obj: v == '{', expectKey: true})
-			} else if top >= 0 {
-				stack = stack[:top]
-				valueDone()
-			}
-		case string:
-			if top >= 0 && stack[top].obj && stack[top].expectKey {
-				stack[top].expectKey, stack[top].match = false, isRefreshKey(v)
-				continue
-			}
-			if top >= 0 && stack[top].match && v != "" {
-				out = append(out, v)
-			}
-			valueDone()
-		default:
-			valueDone()
-		}
-	}
+	return b.String()
 }
 
-// jsonText returns a JSON document as UTF-8: a UTF-8 byte-order mark is
-// dropped, and UTF-16 (with a byte-order mark, or recognised by its zero
-// bytes, as RFC 4627 and Python's json do) is decoded.
-func jsonText(b []byte) []byte {
+// decodeContent undoes the content codings of a body, last applied first.
+// Both zlib-wrapped and raw deflate are tried for "deflate", as servers
+// differ. The decoded body is bounded (against decompression bombs).
+func (e *extractor) decodeContent(data []byte, header []string) ([]byte, bool) {
+	var codings []string
+	for _, h := range header {
+		for c := range strings.SplitSeq(h, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
+		}
+	}
+	if len(codings) > 3 {
+		return nil, false
+	}
+	for i := len(codings) - 1; i >= 0; i-- {
+		var out []byte
+		var ok bool
+		switch codings[i] {
+		case "gzip", "x-gzip":
+			out, ok = e.inflate(data, func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) })
+		case "deflate":
+			out, ok = e.inflate(data, func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) })
+			if !ok {
+				out, ok = e.inflate(data, func(r io.Reader) (io.Reader, error) { return flate.NewReader(r), nil })
+			}
+		}
+		if !ok {
+			return nil, false
+		}
+		data = out
+	}
+	return data, true
+}
+
+func (e *extractor) inflate(data []byte, open func(io.Reader) (io.Reader, error)) ([]byte, bool) {
+	zr, err := open(bytes.NewReader(data))
+	if err != nil {
+		return nil, false
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, e.maxInflation+1))
+	if err != nil || int64(len(out)) > e.maxInflation {
+		return nil, false
+	}
+	return out, true
+}
+
+// bodyText returns a body as UTF-8 text. It detects UTF-32 and UTF-16 as
+// Python's json.detect_encoding does (byte-order mark, else the zero
+// bytes among the first four), and honours a charset parameter naming
+// either; anything else is taken as it is.
+func bodyText(b []byte, charset string) []byte {
 	switch {
 	case bytes.HasPrefix(b, []byte{0xEF, 0xBB, 0xBF}):
 		return b[3:]
+	case bytes.HasPrefix(b, []byte{0x00, 0x00, 0xFE, 0xFF}):
+		return utf32ToUTF8(b[4:], true)
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE, 0x00, 0x00}):
+		return utf32ToUTF8(b[4:], false)
 	case bytes.HasPrefix(b, []byte{0xFE, 0xFF}):
 		return utf16ToUTF8(b[2:], true)
 	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}):
 		return utf16ToUTF8(b[2:], false)
-	case len(b) >= 2 && b[0] == 0 && b[1] != 0:
+	}
+	switch cs := strings.ToLower(charset); {
+	case cs == "utf-32be" || cs == "utf-32" && len(b) > 0 && b[0] == 0:
+		return utf32ToUTF8(b, true)
+	case cs == "utf-32le" || cs == "utf-32":
+		return utf32ToUTF8(b, false)
+	case cs == "utf-16be" || cs == "utf-16" && len(b) > 0 && b[0] == 0:
 		return utf16ToUTF8(b, true)
-	case len(b) >= 2 && b[0] != 0 && b[1] == 0:
+	case cs == "utf-16le" || cs == "utf-16":
 		return utf16ToUTF8(b, false)
+	}
+	if len(b) >= 4 {
+		switch {
+		case b[0] == 0 && b[1] == 0:
+			return utf32ToUTF8(b, true)
+		case b[0] == 0:
+			return utf16ToUTF8(b, true)
+		case b[1] == 0 && b[2] == 0 && b[3] == 0:
+			return utf32ToUTF8(b, false)
+		case b[1] == 0:
+			return utf16ToUTF8(b, false)
+		}
+	} else if len(b) >= 2 {
+		switch {
+		case b[0] == 0:
+			return utf16ToUTF8(b, true)
+		case b[1] == 0:
+			return utf16ToUTF8(b, false)
+		}
 	}
 	return b
 }
@@ -319,32 +666,86 @@ func utf16ToUTF8(b []byte, bigEndian bool) []byte {
 	return []byte(string(utf16.Decode(units)))
 }
 
-var (
-	// refreshMember matches a member named like a refresh token and its
-	// string value, in JSON-like text that a strict parser refused.
-	refreshMember = regexp.MustCompile(`(?i)["']?refresh_?token["']?\s*:\s*"((?:[^"\\]|\\.)*)"`)
-	// asciiEscape matches \u00XX escapes, resolved before the scan so an
-	// escaped member name cannot hide from it.
-	asciiEscape = regexp.MustCompile(`\\u00([0-7][0-9a-fA-F])`)
-)
-
-// scanRefreshTokens is the fallback of jsonRefreshTokens.
-func scanRefreshTokens(text []byte) []string {
-	text = asciiEscape.ReplaceAllFunc(text, func(m []byte) []byte {
-		n, err := strconv.ParseUint(string(m[4:]), 16, 8)
-		if err != nil || n == '"' || n == '\\' {
-			return m // keep escaped quotes and backslashes escaped
+func utf32ToUTF8(b []byte, bigEndian bool) []byte {
+	out := make([]byte, 0, len(b)/4)
+	for i := 0; i+4 <= len(b); i += 4 {
+		var r rune
+		if bigEndian {
+			r = rune(b[i])<<24 | rune(b[i+1])<<16 | rune(b[i+2])<<8 | rune(b[i+3])
+		} else {
+			r = rune(b[i+3])<<24 | rune(b[i+2])<<16 | rune(b[i+1])<<8 | rune(b[i])
 		}
-		return []byte{byte(n)}
-	})
-	var out []string
-	for _, m := range refreshMember.FindAllSubmatch(text, -1) {
-		var v string
-		if json.Unmarshal(append(append([]byte{'"'}, m[1]...), '"'), &v) == nil && v != "" {
-			out = append(out, v)
-		}
+		out = utf8.AppendRune(out, r)
 	}
 	return out
+}
+
+// multipartCredentials reads the fields of a multipart body whose names
+// stand for credentials, files included, and reads every part as text
+// too (a part may hold JSON). A part that cannot be parsed ends the
+// parse; what came before it counts, and a textual scan for the parts
+// follows, for a body a framework may split differently.
+func (e *extractor) multipartCredentials(x *extraction, data []byte, boundary string) {
+	if boundary != "" {
+		mr := multipart.NewReader(bytes.NewReader(data), boundary)
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			v, err := io.ReadAll(io.LimitReader(p, e.limit))
+			if err != nil {
+				break
+			}
+			if strings.EqualFold(strings.TrimSpace(p.Header.Get("Content-Transfer-Encoding")), "base64") {
+				// Django decodes such a part; Go's reader does not.
+				if dec, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(v)), "")); err == nil {
+					v = dec
+				}
+			}
+			if kind, ok := credentialName(p.FormName()); ok {
+				x.add(srcBody, kind, string(v))
+				x.add(srcBody, kind, strings.TrimSpace(string(v)))
+			}
+			if len(v) > 0 {
+				textCredentials(x, v)
+			}
+		}
+	}
+	// The textual scan: name="..." in a part's headers, its value from
+	// the blank line to the next line break that starts a boundary.
+	text := string(data)
+	for i := 0; ; {
+		j := strings.Index(text[i:], "name=")
+		if j < 0 {
+			return
+		}
+		i += j + len("name=")
+		rest := text[i:]
+		var name string
+		if strings.HasPrefix(rest, `"`) {
+			name, _, _ = strings.Cut(rest[1:], `"`)
+		} else {
+			name = rest[:strings.IndexFunc(rest+";", func(r rune) bool { return r == ';' || r == '\r' || r == '\n' || r == ' ' })]
+		}
+		kind, ok := credentialName(name)
+		if !ok {
+			continue
+		}
+		hdrEnd := strings.Index(rest, "\n\n")
+		if k := strings.Index(rest, "\r\n\r\n"); k >= 0 && (hdrEnd < 0 || k < hdrEnd) {
+			hdrEnd = k + 2
+		}
+		if hdrEnd < 0 {
+			continue
+		}
+		val := rest[hdrEnd+2:]
+		if k := strings.Index(val, "\n--"); k >= 0 {
+			val = val[:k]
+		}
+		x.add(srcBody, kind, strings.TrimRight(val, "\r"))
+		x.add(srcBody, kind, strings.TrimSpace(val))
+	}
 }
 
 type readCloser struct {

@@ -98,6 +98,13 @@ type Handler struct {
 	// "reject" answers 413, so that no refresh token can hide in padding.
 	OversizedBody string `json:"oversized_body,omitempty"`
 
+	// MaxCredentials bounds the candidate credentials examined in one
+	// proxied request (every reading of every header, cookie, parameter
+	// and body member that may hold one). A request with more is refused
+	// with 400: each may cost a decoding, and no real client sends more
+	// than a few. Default 32.
+	MaxCredentials int `json:"max_credentials,omitempty"`
+
 	// TokenCacheSize bounds how many tokens the handler remembers what it
 	// learned about (keys, verification), so that a token seen before
 	// costs one hash and a few lookups. Default 100000.
@@ -116,21 +123,21 @@ type Handler struct {
 	// request: debug, info (default), warn, error, or off.
 	LogBlocked string `json:"log_blocked,omitempty"`
 
-	ctx          caddy.Context
-	log          *zap.Logger
-	blockLevel   zapcore.Level
-	logBlocks    bool
-	store        *sharedStore
-	storeKey     string
-	verifier     *revocation.Verifier
-	inspector    *revocation.Inspector
-	revoker      *revocation.Revoker
-	cookieName   string
-	failOpen     bool
-	staleAfter   time.Duration
-	inspect      bool
-	inspectLimit int64
-	routes       map[string]map[string]endpoint // path -> method -> endpoint
+	ctx            caddy.Context
+	log            *zap.Logger
+	blockLevel     zapcore.Level
+	logBlocks      bool
+	store          *sharedStore
+	storeKey       string
+	verifier       *revocation.Verifier
+	inspector      *revocation.Inspector
+	revoker        *revocation.Revoker
+	cookieName     string
+	failOpen       bool
+	staleAfter     time.Duration
+	extractor      extractor
+	maxCredentials int
+	routes         map[string]map[string]endpoint // path -> method -> endpoint
 }
 
 // JWTConfig configures token verification.
@@ -171,12 +178,13 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Defaults.
 const (
-	defaultKeyPrefix    = "revocation:"
-	defaultSessionTTL   = 720 * time.Hour
-	defaultStaleAfter   = 30 * time.Second
-	defaultRedisTimeout = 2 * time.Second
-	defaultInspectBody  = 64 << 10
-	maxInspectBodyLimit = 16 << 20
+	defaultKeyPrefix      = "revocation:"
+	defaultSessionTTL     = 720 * time.Hour
+	defaultStaleAfter     = 30 * time.Second
+	defaultRedisTimeout   = 2 * time.Second
+	defaultInspectBody    = 64 << 10
+	maxInspectBodyLimit   = 16 << 20
+	defaultMaxCredentials = 32
 )
 
 // Provision sets the handler up: defaults, keys, the shared store.
@@ -209,13 +217,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
 	}
-	h.inspect = h.InspectBody == nil || *h.InspectBody
-	h.inspectLimit = h.InspectBodyLimit
-	if h.inspectLimit == 0 {
-		h.inspectLimit = defaultInspectBody
+	limit := h.InspectBodyLimit
+	if limit == 0 {
+		limit = defaultInspectBody
 	}
-	if h.inspectLimit < 0 || h.inspectLimit > maxInspectBodyLimit {
+	if limit < 0 || limit > maxInspectBodyLimit {
 		return fmt.Errorf("inspect_body_limit: %d: want 1 byte to %d MiB", h.InspectBodyLimit, maxInspectBodyLimit>>20)
+	}
+	h.extractor = extractor{
+		inspectBody:  h.InspectBody == nil || *h.InspectBody,
+		limit:        limit,
+		maxInflation: 4 * limit,
+	}
+	h.maxCredentials = h.MaxCredentials
+	if h.maxCredentials == 0 {
+		h.maxCredentials = defaultMaxCredentials
+	}
+	if h.maxCredentials < 1 || h.maxCredentials > 1024 {
+		return fmt.Errorf("max_credentials: %d: want 1 to 1024", h.MaxCredentials)
 	}
 	switch h.OversizedBody {
 	case "", "pass", "reject":
@@ -231,6 +250,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("app_id %q: only letters, digits, '-', '_' and '.' may appear in a cookie name", h.AppID)
 		}
 		h.cookieName = "__Host-refresh_" + h.AppID
+		h.extractor.cookies = append(h.extractor.cookies, cookieNameKey(h.cookieName))
 	}
 
 	if err := h.provisionEndpoints(); err != nil {
@@ -382,38 +402,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next)
 }
 
-// guard checks every credential a proxied request carries: each token of
-// each Authorization header (Bearer or DPoP), the RFC 6750 access_token
-// query and form parameters, each refresh cookie, and each refresh token
-// in the query or a small body. An upstream may read any one of them, so
-// every one of them must be clean.
+// guard checks every credential a proxied request carries, as extract
+// finds them (credentials.go): an upstream may read any one of them, so
+// every one of them must be clean. A candidate seen before costs a hash
+// and a few lookups; one never seen costs one decoding, and a verification
+// only when it is presented as an access token.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	auth := r.Header["Authorization"]
-	hasAccess := false
-	for _, v := range auth {
-		if bearerRest(v) != "" {
-			hasAccess = true
-			break
-		}
+	x := h.extractor.extract(r, h.maxCredentials)
+	if x.uninspected && h.OversizedBody == "reject" {
+		metrics.refused.WithLabelValues("body_uninspectable").Inc()
+		return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+			"error":             "invalid_request",
+			"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
+		})
 	}
-	access, refresh := queryCredentials(r.URL.RawQuery)
-	if h.cookieName != "" && hasCookieNamed(r, h.cookieName) {
-		refresh = append(refresh, cookieValues(r, h.cookieName)...)
+	if x.overflow {
+		metrics.refused.WithLabelValues("too_many_credentials").Inc()
+		return writeJSON(w, http.StatusBadRequest, map[string]string{
+			"error":             "invalid_request",
+			"error_description": fmt.Sprintf("the request carries more than %d candidate credentials", h.maxCredentials),
+		})
 	}
-	if h.inspect && r.Body != nil && r.Body != http.NoBody {
-		bodyAccess, bodyRefresh, inspected := bodyCredentials(r, h.inspectLimit)
-		if !inspected && h.OversizedBody == "reject" {
-			metrics.refused.WithLabelValues("body_uninspectable").Inc()
-			return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
-				"error":             "invalid_request",
-				"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
-			})
-		}
-		access = append(access, bodyAccess...)
-		refresh = append(refresh, bodyRefresh...)
-	}
-	hasAccess = hasAccess || len(access) > 0
-	if !hasAccess && len(refresh) == 0 {
+	if len(x.creds) == 0 {
 		if h.RequireToken {
 			return h.refuse(w, false, "a valid access token is required")
 		}
@@ -433,51 +443,42 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 	dl := h.store.Denylist()
 	ctx, unix := r.Context(), now.Unix()
-	verified := false
-	for _, v := range auth {
-		for rest := bearerRest(v); rest != ""; {
-			var raw string
-			raw, rest = nextField(rest)
-			info := h.inspector.InspectAt(ctx, raw, unix)
-			if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
-				return h.block(w, r, "access_token", reason.String(), info)
-			}
+	hasAccess, verified := false, false
+	for i := range x.creds {
+		c := &x.creds[i]
+		info := h.inspector.InspectAt(ctx, c.raw, unix, c.kind == credAccess)
+		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
+			return h.block(w, r, c, reason, info)
+		}
+		if c.kind == credAccess {
+			hasAccess = true
 			verified = verified || info.Verified
 		}
 	}
-	for _, raw := range access {
-		info := h.inspector.InspectAt(ctx, raw, unix)
-		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
-			return h.block(w, r, "access_token", reason.String(), info)
-		}
-		verified = verified || info.Verified
-	}
 	if h.RequireToken && !verified {
 		return h.refuse(w, hasAccess, "the access token is invalid or expired")
-	}
-	for _, raw := range refresh {
-		info := h.inspector.InspectAt(ctx, raw, unix)
-		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
-			label := reason.String()
-			if reason == revocation.BlockedToken {
-				label = "refresh_token"
-			}
-			return h.block(w, r, "refresh_token", label, info)
-		}
 	}
 	return next.ServeHTTP(w, r)
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).
-func (h *Handler) block(w http.ResponseWriter, r *http.Request, credential, reason string, info *revocation.TokenInfo) error {
-	if c, ok := metrics.blockedByWhat[reason]; ok {
-		c.Inc()
+func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, reason revocation.Reason, info *revocation.TokenInfo) error {
+	what, label := "access_token", reason.String()
+	if c.kind != credAccess {
+		what = "refresh_token"
+		if reason == revocation.BlockedToken {
+			label = "refresh_token"
+		}
+	}
+	if m, ok := metrics.blockedByWhat[label]; ok {
+		m.Inc()
 	}
 	if h.logBlocks {
 		if ce := h.log.Check(h.blockLevel, "request blocked: revoked credential"); ce != nil {
 			ce.Write(
-				zap.String("credential", credential),
-				zap.String("reason", reason),
+				zap.String("credential", what),
+				zap.String("source", c.source),
+				zap.String("reason", label),
 				zap.String("token_hash", info.Hash.Short()),
 				zap.String("remote_ip", clientIP(r)),
 				zap.String("method", r.Method),
@@ -487,7 +488,7 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, credential, reas
 		}
 	}
 	desc := "The access token has been revoked"
-	if credential == "refresh_token" {
+	if what == "refresh_token" {
 		desc = "The refresh token has been revoked"
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)

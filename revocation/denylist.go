@@ -46,6 +46,14 @@ type Identity struct {
 	JTI     Key
 	Session Key
 	Subject Key
+	// Raw is the key of the exact string of a JWS (RawHash), under which
+	// a JWS that did not verify is revoked; zero for an opaque token,
+	// whose Token key already is its exact string's.
+	Raw Key
+	// Alt and AltSubjects are the jti, session and subject keys of other
+	// readings of an ambiguous token (see Claims); usually empty.
+	Alt         []Key
+	AltSubjects []Key
 	// Issued is when the credential was issued, in unix milliseconds:
 	// auth_time when present (so a refreshed token of an old login counts
 	// from the login), else iat. Zero means unknown, and a subject
@@ -168,22 +176,50 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 	if !id.Token.IsZero() && d.has(id.Token, now) {
 		return BlockedToken
 	}
+	if !id.Raw.IsZero() && d.has(id.Raw, now) {
+		return BlockedToken
+	}
 	if !id.JTI.IsZero() && d.has(id.JTI, now) {
 		return BlockedJTI
 	}
 	if !id.Session.IsZero() && d.has(id.Session, now) {
 		return BlockedSession
 	}
-	if !id.Subject.IsZero() {
-		s := d.shard(id.Subject)
-		s.mu.RLock()
-		e, ok := s.subjects[id.Subject]
-		s.mu.RUnlock()
-		if ok && e.Expires > now && subjectBlocks(&e, id) {
+	if !id.Subject.IsZero() && d.subjectBlocks(id.Subject, id, now) {
+		return BlockedSubject
+	}
+	if len(id.Alt) > 0 || len(id.AltSubjects) > 0 {
+		return d.checkAlternates(id, now)
+	}
+	return NotBlocked
+}
+
+// checkAlternates checks the other readings of an ambiguous token.
+func (d *Denylist) checkAlternates(id *Identity, now int64) Reason {
+	for _, k := range id.Alt {
+		if d.has(k, now) {
+			if k.Kind() == KindJTI {
+				return BlockedJTI
+			}
+			return BlockedSession
+		}
+	}
+	for _, k := range id.AltSubjects {
+		if d.subjectBlocks(k, id, now) {
 			return BlockedSubject
 		}
 	}
 	return NotBlocked
+}
+
+// subjectBlocks reports whether the live subject entry under k, if any,
+// blocks the credential.
+func (d *Denylist) subjectBlocks(k Key, id *Identity, now int64) bool {
+	s := d.shard(k)
+	s.mu.RLock()
+	e, ok := s.subjects[k]
+	s.mu.RUnlock()
+	return ok && e.Expires > now && subjectBlocks(&e, id)
 }
 
 // subjectBlocks applies a subject entry to a credential of that subject.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -136,8 +137,11 @@ func (d *DPoPChecker) check(ctx context.Context, proof, htm, htu, jkt, ath strin
 	if u, _ := claims["htu"].(string); !sameHTU(u, htu) {
 		return fmt.Errorf("%w: htu %q does not match %q", ErrInvalidDPoP, u, htu)
 	}
-	iatMs, err := numericDate(claims, "iat")
-	if err != nil || iatMs == 0 {
+	var iatMs int64
+	if n, ok := claims["iat"].(float64); ok && n > 0 && n < 1e11 {
+		iatMs = int64(math.Round(n * 1000))
+	}
+	if iatMs == 0 {
 		return fmt.Errorf("%w: iat missing or invalid", ErrInvalidDPoP)
 	}
 	iat := time.UnixMilli(iatMs)

@@ -9,11 +9,9 @@ package revocation
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // Kind says what a denylist entry revokes. Its value is the byte stored in
@@ -97,38 +95,49 @@ func ParseKey(s string) (Key, error) {
 // only form in which a token is kept, compared or logged.
 type TokenHash [32]byte
 
+// Domain tags keep the two ways of hashing a token apart: the signed part
+// of a JWS is never hashed to the same value as an opaque string, so that
+// knowing someone's header.payload (which is not secret-looking and may be
+// logged) gives no way to name their token as an opaque credential.
+const (
+	jwsDomain = "caddy-revocation/jws\x00"
+	rawDomain = "caddy-revocation/raw\x00"
+)
+
 // HashToken hashes a raw token. For a JWS (three dot-separated parts whose
 // header is a JSON object naming an alg) only the signed part is hashed,
-// header and payload exactly as sent: the signature covers those strings,
-// while the signature segment itself can be re-encoded without the key
-// (non-canonical base64 padding bits, ECDSA's (r, n-s)). Every valid
-// encoding of one signed token is thus one token, and revoking it revokes
-// them all. Anything else is hashed whole.
+// in its canonical form (header and payload decoded leniently and encoded
+// again without padding): the signature covers that content, while every
+// segment can be re-encoded without the key (padding, the other base64
+// alphabet, unused bits, ECDSA's (r, n-s)) and lenient libraries still
+// accept the result. Every encoding of one signed token is thus one token,
+// and revoking it revokes them all. Anything else is hashed whole, as
+// RawHash does.
 func HashToken(raw string) TokenHash {
-	if signed, ok := jwsSigningInput(raw); ok {
-		return sha256.Sum256([]byte(signed))
+	if canon, ok := jwsCanonical(raw); ok {
+		return domainHash(jwsDomain, canon)
 	}
-	return sha256.Sum256([]byte(raw))
+	return RawHash(raw)
 }
 
-// jwsSigningInput returns "header.payload" of a compact JWS.
-func jwsSigningInput(raw string) (string, bool) {
-	first := strings.IndexByte(raw, '.')
-	last := strings.LastIndexByte(raw, '.')
-	if first <= 0 || first == last || strings.IndexByte(raw[first+1:last], '.') >= 0 {
-		return "", false
+// RawHash hashes the exact string of a credential: the identity of an
+// opaque token, and of a JWS that did not verify, which may revoke only
+// itself (anybody can write a stranger's header and payload beside a
+// signature of their own).
+func RawHash(raw string) TokenHash { return domainHash(rawDomain, raw) }
+
+// IsJWS reports whether HashToken reads raw as a JWS.
+func IsJWS(raw string) bool {
+	_, ok := jwsCanonical(raw)
+	return ok
+}
+
+func domainHash(domain, s string) TokenHash {
+	var buf [2048]byte
+	if len(domain)+len(s) <= len(buf) {
+		return sha256.Sum256(append(append(buf[:0], domain...), s...))
 	}
-	hdr, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(raw[:first], "="))
-	if err != nil {
-		return "", false
-	}
-	var h struct {
-		Alg *string `json:"alg"`
-	}
-	if json.Unmarshal(hdr, &h) != nil || h.Alg == nil {
-		return "", false
-	}
-	return raw[:last], true
+	return sha256.Sum256([]byte(domain + s))
 }
 
 // Key returns the denylist key of the exact token.
@@ -164,8 +173,8 @@ func derive(kind Kind, a, b string) Key {
 	h := sha256.New()
 	var hdr [1 + 2*8]byte
 	hdr[0] = byte(kind)
-	putUint64(hdr[1:], uint64(len(a)))
-	putUint64(hdr[9:], uint64(len(b)))
+	binary.BigEndian.PutUint64(hdr[1:], uint64(len(a)))
+	binary.BigEndian.PutUint64(hdr[9:], uint64(len(b)))
 	h.Write(hdr[:])
 	h.Write([]byte(a))
 	h.Write([]byte(b))
@@ -175,10 +184,4 @@ func derive(kind Kind, a, b string) Key {
 	copy(k[:15], sum[:15])
 	k[15] = byte(kind)
 	return k
-}
-
-func putUint64(b []byte, v uint64) {
-	for i := 0; i < 8; i++ {
-		b[i] = byte(v >> (56 - 8*i))
-	}
 }

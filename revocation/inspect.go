@@ -21,6 +21,10 @@ type TokenInfo struct {
 	Hash TokenHash
 	// until is when this information stops being valid (unix seconds).
 	until int64
+	// verifyTried says whether verification was attempted: a token first
+	// seen where only blocking matters (a refresh token in a body) is only
+	// decoded, and verified when it is later presented as an access token.
+	verifyTried bool
 }
 
 // InspectorConfig configures an Inspector.
@@ -86,15 +90,18 @@ func NewInspector(cfg InspectorConfig) *Inspector {
 	return in
 }
 
-// Inspect returns what is known of a raw token, from the cache when it
-// can. The result is shared and must not be modified.
+// Inspect returns what is known of a raw token, verified when it can be,
+// from the cache when it can. The result is shared and must not be
+// modified.
 func (in *Inspector) Inspect(ctx context.Context, raw string) *TokenInfo {
-	return in.InspectAt(ctx, raw, in.cfg.Now().Unix())
+	return in.InspectAt(ctx, raw, in.cfg.Now().Unix(), true)
 }
 
 // InspectAt is Inspect at a time the caller already read (unix seconds),
-// to spare the request path a second clock read.
-func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64) *TokenInfo {
+// to spare the request path a second clock read. With verify false, a
+// token not seen before is only decoded: enough to block it, and a token
+// that nobody presents as an access token costs no signature check.
+func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64, verify bool) *TokenInfo {
 	// The cache is keyed by the whole token, signature included: another
 	// encoding of a token must be verified on its own, never inherit a
 	// verdict. (The denylist key, in info.ID, ignores the encoding.)
@@ -103,10 +110,10 @@ func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64) *Toke
 	s.mu.RLock()
 	info, ok := s.m[ck]
 	s.mu.RUnlock()
-	if ok && info.until > now {
+	if ok && info.until > now && (info.verifyTried || !verify) {
 		return info
 	}
-	info = in.learn(ctx, raw, HashToken(raw), now)
+	info = in.learn(ctx, raw, now, verify)
 	s.mu.Lock()
 	if len(s.m) >= in.perCap {
 		s.evict(now)
@@ -116,15 +123,21 @@ func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64) *Toke
 	return info
 }
 
-// learn parses and verifies a token seen for the first time.
-func (in *Inspector) learn(ctx context.Context, raw string, h TokenHash, now int64) *TokenInfo {
-	info := &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + unverifiedFor}
+// learn decodes, and verifies when asked, a token seen for the first
+// time (or first seen where it was not verified).
+func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bool) *TokenInfo {
+	h := HashToken(raw)
+	info := &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + unverifiedFor, verifyTried: verify}
 	if !LooksLikeJWT(raw) {
 		info.until = now + noExpiryFor // opaque: only its hash matters
 		return info
 	}
+	rawKey := RawHash(raw).Key()
+	if rawKey != info.ID.Token {
+		info.ID.Raw = rawKey
+	}
 	var claims *Claims
-	if v := in.cfg.Verifier; v != nil {
+	if v := in.cfg.Verifier; v != nil && verify {
 		if c, err := v.Verify(ctx, raw); err == nil {
 			claims, info.Verified = c, true
 		}
@@ -132,11 +145,13 @@ func (in *Inspector) learn(ctx context.Context, raw string, h TokenHash, now int
 	if claims == nil {
 		c, err := Decode(raw, in.cfg.SessionClaim)
 		if err != nil {
-			return info // not a JWT after all: only its hash matters
+			return info // not a JWT after all: only its hashes matter
 		}
 		claims = c
 	}
+	raw0 := info.ID.Raw
 	info.ID = claims.Identity(h)
+	info.ID.Raw = raw0
 	if info.Verified {
 		info.until = now + noExpiryFor
 		if claims.ExpiresAt != 0 {

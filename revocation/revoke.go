@@ -27,18 +27,31 @@ var ErrBadRequest = errors.New("bad revocation request")
 // Credential is a token a caller presented.
 type Credential struct {
 	Hash TokenHash
+	// Raw is the hash of the exact string presented (RawHash): what a
+	// credential that did not verify may revoke, and nothing more.
+	Raw TokenHash
 	// Claims are nil for an opaque (non-JWT) token.
 	Claims *Claims
 	// Verified is true when the signature and claims checked out.
 	Verified bool
 }
 
+// NewCredential returns the unverified credential of a raw token, with
+// no claims.
+func NewCredential(raw string) *Credential {
+	return &Credential{Hash: HashToken(raw), Raw: RawHash(raw)}
+}
+
 // Identity returns the denylist keys of the credential.
 func (c *Credential) Identity() Identity {
-	if c.Claims == nil {
-		return Identity{Token: c.Hash.Key()}
+	id := Identity{Token: c.Hash.Key()}
+	if c.Claims != nil {
+		id = c.Claims.Identity(c.Hash)
 	}
-	return c.Claims.Identity(c.Hash)
+	if c.Raw != c.Hash {
+		id.Raw = c.Raw.Key()
+	}
+	return id
 }
 
 // Revoker gives each kind of revocation its meaning, as changes to a
@@ -85,7 +98,8 @@ func (r *Revoker) Authenticate(ctx context.Context, raw string) (*Credential, er
 	if claims.Subject == "" {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrNoSubject)
 	}
-	c := &Credential{Hash: HashToken(raw), Claims: claims, Verified: true}
+	c := NewCredential(raw)
+	c.Claims, c.Verified = claims, true
 	if reason := r.blockedCaller(c); reason != NotBlocked {
 		return c, &RevokedError{Reason: reason}
 	}
@@ -114,7 +128,7 @@ func (r *Revoker) blockedCaller(c *Credential) Reason {
 // opaque token stands for itself; a JWT must verify, since an expired or
 // forged one proves nothing. Errors wrap ErrInvalidToken.
 func (r *Revoker) ExamineRefresh(ctx context.Context, raw string) (*Credential, error) {
-	c := &Credential{Hash: HashToken(raw)}
+	c := NewCredential(raw)
 	if !LooksLikeJWT(raw) {
 		return c, nil
 	}
@@ -142,7 +156,7 @@ func (r *Revoker) Examine(ctx context.Context, raw string) *Credential {
 	if c, err := r.ExamineRefresh(ctx, raw); err == nil {
 		return c
 	}
-	c := &Credential{Hash: HashToken(raw)}
+	c := NewCredential(raw)
 	sessionClaim := "sid"
 	if r.Verifier != nil {
 		sessionClaim = r.Verifier.SessionClaim()
@@ -160,11 +174,17 @@ func (r *Revoker) Revoked(c *Credential) Reason {
 }
 
 // tokenPut revokes one exact token until it expires (or for the session
-// TTL when it carries no expiry). The expiry of a token whose claims were
-// not verified is the client's word: it is believed only up to the
-// session TTL, so that nobody can make an entry live for ever.
+// TTL when it carries no expiry). A verified token is revoked in every
+// encoding (its Hash); one that did not verify only as the exact string
+// presented (its Raw hash), since anyone can put a stranger's header and
+// payload beside a signature of their own. The expiry of a token whose
+// claims were not verified is the client's word: it is believed only up
+// to the session TTL, so that nobody can make an entry live for ever.
 func (r *Revoker) tokenPut(c *Credential) Put {
-	p := Put{Key: c.Hash.Key(), TTL: r.SessionTTL}
+	p := Put{Key: c.Raw.Key(), TTL: r.SessionTTL}
+	if c.Verified {
+		p.Key = c.Hash.Key()
+	}
 	if c.Claims != nil && c.Claims.ExpiresAt > 0 {
 		exp := (c.Claims.ExpiresAt + 999) / 1000
 		if c.Verified || exp <= r.now().Add(r.SessionTTL).Unix() {
@@ -307,7 +327,7 @@ func (r *Revoker) Logout(ctx context.Context, caller *Credential, refresh *Crede
 	if cl.Session != "" {
 		c.Puts = append(c.Puts, r.sessionPut(cl.Subject, cl.Session))
 	}
-	if refresh != nil && r.holds(cl, refresh) {
+	if refresh != nil {
 		c.Puts = append(c.Puts, r.accessPuts(refresh)...)
 		rc := refresh.Claims
 		if refresh.Verified && rc.Subject == cl.Subject && rc.Session != "" && rc.Session != cl.Session {
@@ -315,17 +335,6 @@ func (r *Revoker) Logout(ctx context.Context, caller *Credential, refresh *Crede
 		}
 	}
 	return r.Store.Commit(ctx, c)
-}
-
-// holds reports whether a refresh token handed in by a caller may be
-// revoked on the caller's word. An opaque token, or one that verifies, is
-// in the caller's hands: whoever it names, the caller could use it. A JWT
-// that does not verify proves nothing, and since a token's key ignores
-// its signature (every encoding of a signed token is one token), a
-// stranger's header and payload with any signature would otherwise revoke
-// the stranger's token: it is revoked only when it names the caller.
-func (r *Revoker) holds(caller *Claims, refresh *Credential) bool {
-	return refresh.Claims == nil || refresh.Verified || refresh.Claims.Subject == caller.Subject
 }
 
 // The operator's revocations (admin API, CLI) act on names, not on
@@ -357,10 +366,19 @@ func (r *Revoker) RevokeJTI(ctx context.Context, jti string, expires int64) (Res
 	return r.Store.Commit(ctx, Change{Puts: []Put{{Key: JTIKey(jti), Expires: expires, TTL: r.SessionTTL}}})
 }
 
-// RevokeToken revokes one exact raw token until it expires.
+// RevokeToken revokes one exact raw token until it expires: on the
+// operator's word, in every encoding, whether or not it verifies here.
 func (r *Revoker) RevokeToken(ctx context.Context, raw string) (Result, error) {
 	if raw == "" {
 		return Result{}, fmt.Errorf("%w: empty token", ErrBadRequest)
 	}
-	return r.Store.Commit(ctx, Change{Puts: []Put{r.tokenPut(r.Examine(ctx, raw))}})
+	c := r.Examine(ctx, raw)
+	p := r.tokenPut(c)
+	p.Key = c.Hash.Key()
+	puts := []Put{p}
+	if c.Raw != c.Hash {
+		p.Key = c.Raw.Key()
+		puts = append(puts, p)
+	}
+	return r.Store.Commit(ctx, Change{Puts: puts})
 }

@@ -35,6 +35,16 @@ type Claims struct {
 	// Confirmation is cnf.jkt: the thumbprint of the key a DPoP-bound
 	// token is bound to.
 	Confirmation string
+
+	// Alternates are other readings of an ambiguous payload (a claim
+	// given twice, or under a name that Go's encoding/json folds onto it,
+	// such as "SUB"): some library reads each of them, so each blocks.
+	AltSubjects, AltSessions, AltJTIs []string
+	// EarliestIssued is the earliest issue time among all readings,
+	// which a subject cutoff compares (zero: unknown).
+	EarliestIssued int64
+
+	badCnf bool // cnf or cnf.jkt present but not usable
 }
 
 // Issued is the moment a subject revocation compares: auth_time when the
@@ -47,9 +57,16 @@ func (c *Claims) Issued() int64 {
 	return c.IssuedAt
 }
 
-// Identity returns the denylist keys of a token with these claims.
+// maxAlternates bounds the readings of an ambiguous payload that count.
+const maxAlternates = 4
+
+// Identity returns the denylist keys of a token with these claims: its
+// exact token hash, and the jti, session and subject of every reading.
 func (c *Claims) Identity(token TokenHash) Identity {
 	id := Identity{Token: token.Key(), Issued: c.Issued()}
+	if c.EarliestIssued != 0 && (id.Issued == 0 || c.EarliestIssued < id.Issued) {
+		id.Issued = c.EarliestIssued
+	}
 	if c.JTI != "" {
 		id.JTI = JTIKey(c.JTI)
 	}
@@ -58,6 +75,21 @@ func (c *Claims) Identity(token TokenHash) Identity {
 	}
 	if c.Session != "" {
 		id.Session = SessionKey(c.Subject, c.Session)
+	}
+	for _, j := range c.AltJTIs {
+		id.Alt = append(id.Alt, JTIKey(j))
+	}
+	subjects := append([]string{c.Subject}, c.AltSubjects...)
+	sessions := append([]string{c.Session}, c.AltSessions...)
+	for i, sub := range subjects {
+		if i > 0 && sub != "" {
+			id.AltSubjects = append(id.AltSubjects, SubjectKey(sub))
+		}
+		for j, sid := range sessions {
+			if (i > 0 || j > 0) && sid != "" {
+				id.Alt = append(id.Alt, SessionKey(sub, sid))
+			}
+		}
 	}
 	return id
 }
@@ -190,28 +222,105 @@ func (v *Verifier) SessionClaim() string { return v.cfg.SessionClaim }
 // Verify checks a token's signature, algorithm and claims (exp, nbf, iat,
 // iss, aud) and returns its claims. The error wraps ErrInvalidToken.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
-	mc := jwt.MapClaims{}
-	_, err := v.parser.ParseWithClaims(raw, mc, func(t *jwt.Token) (any, error) {
+	_, err := v.parser.ParseWithClaims(raw, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
 		return v.keysFor(ctx, t)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	c, err := readClaims(mc, v.cfg.SessionClaim)
+	c, err := Decode(raw, v.cfg.SessionClaim)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return nil, err
+	}
+	if c.badCnf {
+		return nil, fmt.Errorf(`%w: claim "cnf" must be an object whose jkt is a non-empty string`, ErrInvalidToken)
 	}
 	return c, nil
 }
 
-// Decode reads a JWT's claims without checking anything. The result may
-// be forged: use it only to block more, never to allow.
+// Decode reads a JWT's claims without checking anything, as leniently as
+// the most lenient mainstream library (see jws.go): the result may be
+// forged and may hold several readings, so use it only to block more,
+// never to allow. Claims of an unexpected type are read as apps read them
+// (a numeric sub as its decimal text) or left out; they never make the
+// whole token unreadable. The error wraps ErrInvalidToken when raw has no
+// payload that is a JSON object.
 func Decode(raw, sessionClaim string) (*Claims, error) {
-	mc := jwt.MapClaims{}
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, mc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	_, p, _, ok := segments(raw)
+	if !ok {
+		return nil, fmt.Errorf("%w: not three dot-separated parts", ErrInvalidToken)
 	}
-	return readClaims(mc, sessionClaim)
+	payload, alt, ok := lenientBase64(p)
+	if !ok {
+		return nil, fmt.Errorf("%w: payload is not base64", ErrInvalidToken)
+	}
+	names := []string{"sub", sessionClaim, "jti", "iss", "iat", "auth_time", "exp", "nbf", "cnf"}
+	cr, ok := readPayload(payload, names...)
+	if !ok {
+		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrInvalidToken)
+	}
+	c := &Claims{}
+	readings := func(name string) []string {
+		vals := cr.strings(name)
+		if alt != nil {
+			if acr, ok := readPayload(alt, names...); ok {
+				for _, v := range acr.strings(name) {
+					if !hasString(vals, v) {
+						vals = append(vals, v)
+					}
+				}
+			}
+		}
+		return vals
+	}
+	first := func(vals []string) (string, []string) {
+		if len(vals) == 0 {
+			return "", nil
+		}
+		return vals[0], capped(vals[1:])
+	}
+	c.Subject, c.AltSubjects = first(readings("sub"))
+	c.Session, c.AltSessions = first(readings(sessionClaim))
+	c.JTI, c.AltJTIs = first(readings("jti"))
+	if iss := cr.strings("iss"); len(iss) > 0 { // the primary reading
+		c.Issuer = iss[0]
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{{"iat", &c.IssuedAt}, {"auth_time", &c.AuthTime}, {"exp", &c.ExpiresAt}, {"nbf", &c.NotBefore}} {
+		vals := cr[f.name]
+		if len(vals) > 0 {
+			*f.dst = numericDate(vals[len(vals)-1])
+		}
+	}
+	// The earliest issue time of any reading: a subject cutoff must stop
+	// the token if any library would see it as issued before the cutoff.
+	for _, name := range []string{"iat", "auth_time"} {
+		for _, v := range cr[name] {
+			if t := numericDate(v); t != 0 && (c.EarliestIssued == 0 || t < c.EarliestIssued) {
+				c.EarliestIssued = t
+			}
+		}
+	}
+	if vals := cr["cnf"]; len(vals) > 0 {
+		var cnf map[string]json.RawMessage
+		if json.Unmarshal(vals[len(vals)-1], &cnf) != nil {
+			c.badCnf = true
+		} else if jkt, ok := cnf["jkt"]; ok {
+			if json.Unmarshal(jkt, &c.Confirmation) != nil || c.Confirmation == "" {
+				c.badCnf = true
+			}
+		}
+	}
+	return c, nil
+}
+
+func capped(vals []string) []string {
+	if len(vals) > maxAlternates {
+		vals = vals[:maxAlternates]
+	}
+	return vals
 }
 
 // LooksLikeJWT reports whether raw has the three dot-separated parts of a
@@ -264,72 +373,21 @@ func keyFits(alg string, k crypto.PublicKey) bool {
 	return false
 }
 
-// readClaims extracts Claims; a claim of the wrong JSON type is an error.
-func readClaims(mc jwt.MapClaims, sessionClaim string) (*Claims, error) {
-	c := &Claims{}
-	var err error
-	str := func(name string) string {
-		v, ok := mc[name]
-		if !ok || err != nil {
-			return ""
+// numericDate reads a NumericDate claim as unix milliseconds; zero when
+// it is not a usable number (an unknown issue time is blocked by every
+// subject cutoff, an unknown expiry bounds nothing).
+func numericDate(v json.RawMessage) int64 {
+	var n json.Number
+	if json.Unmarshal(v, &n) != nil {
+		var s string // some issuers write "1700000000"
+		if json.Unmarshal(v, &s) != nil {
+			return 0
 		}
-		s, isStr := v.(string)
-		if !isStr {
-			err = fmt.Errorf("claim %q is not a string", name)
-		}
-		return s
+		n = json.Number(s)
 	}
-	c.Subject = str("sub")
-	c.Session = str(sessionClaim)
-	c.JTI = str("jti")
-	c.Issuer = str("iss")
-	if err != nil {
-		return nil, err
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return 0
 	}
-	for _, f := range []struct {
-		name string
-		dst  *int64
-	}{{"iat", &c.IssuedAt}, {"auth_time", &c.AuthTime}, {"exp", &c.ExpiresAt}, {"nbf", &c.NotBefore}} {
-		if *f.dst, err = numericDate(mc, f.name); err != nil {
-			return nil, err
-		}
-	}
-	if cnf, ok := mc["cnf"]; ok {
-		m, isMap := cnf.(map[string]any)
-		if !isMap {
-			return nil, errors.New(`claim "cnf" is not an object`)
-		}
-		if jkt, ok := m["jkt"]; ok {
-			s, isStr := jkt.(string)
-			if !isStr || s == "" {
-				return nil, errors.New(`claim "cnf.jkt" is not a non-empty string`)
-			}
-			c.Confirmation = s
-		}
-	}
-	return c, nil
-}
-
-// numericDate reads a NumericDate claim as unix milliseconds.
-func numericDate(mc jwt.MapClaims, name string) (int64, error) {
-	v, ok := mc[name]
-	if !ok || v == nil {
-		return 0, nil
-	}
-	var f float64
-	switch n := v.(type) {
-	case float64:
-		f = n
-	case json.Number:
-		var err error
-		if f, err = n.Float64(); err != nil {
-			return 0, fmt.Errorf("claim %q: %w", name, err)
-		}
-	default:
-		return 0, fmt.Errorf("claim %q is not a number", name)
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return 0, fmt.Errorf("claim %q out of range", name)
-	}
-	return int64(math.Round(f * 1000)), nil
+	return int64(math.Round(f * 1000))
 }
