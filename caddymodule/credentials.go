@@ -168,7 +168,7 @@ func (e *extractor) extract(r *http.Request, max int) extraction {
 // character. A Basic credential's user and password are candidates too:
 // some APIs take a token as the user name.
 func authorizationCredentials(x *extraction, v string) {
-	authorizationFields(x, strings.FieldsFunc(v, revocation.IsSpaceLike))
+	authorizationFields(x, latinFields(v))
 	if strings.ContainsAny(v, "\x1c\x1d\x1e\x1f") {
 		// Python splits on these information separators, Go does not.
 		authorizationFields(x, strings.Fields(v))
@@ -179,6 +179,30 @@ func authorizationCredentials(x *extraction, v string) {
 		x.add(srcAuthorization, credAccess, t[6+size:]) // as strings.CutPrefix leaves it
 		x.add(srcAuthorization, credAccess, strings.TrimFunc(t[6+size:], revocation.IsSpaceLike))
 	}
+}
+
+// latinFields splits v on whitespace as Python splits a header value that
+// WSGI decoded as latin-1: any Unicode space of valid UTF-8, and the lone
+// bytes 0x85 and 0xA0 (NEL and NO-BREAK SPACE in latin-1).
+func latinFields(v string) []string {
+	var out []string
+	start := -1
+	for i := 0; i < len(v); {
+		r, size := utf8.DecodeRuneInString(v[i:])
+		sep := revocation.IsSpaceLike(r) || (r == utf8.RuneError && size == 1 && (v[i] == 0x85 || v[i] == 0xA0))
+		switch {
+		case sep && start >= 0:
+			out = append(out, v[start:i])
+			start = -1
+		case !sep && start < 0:
+			start = i
+		}
+		i += size
+	}
+	if start >= 0 {
+		out = append(out, v[start:])
+	}
+	return out
 }
 
 func authorizationFields(x *extraction, fields []string) {

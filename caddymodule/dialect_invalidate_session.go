@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -17,7 +18,9 @@ import (
 //   - 401 unauthorized: missing, invalid or revoked access token;
 //   - 401 invalid_session: the caller's own session is already revoked
 //     (its token is blocked by its session);
-//   - 404 invalid_session: the named session is already revoked;
+//   - 404 invalid_session: the named session is already revoked, or no
+//     replica has seen it in use (so nothing can be revoked, and naming
+//     made-up sessions cannot fill the store);
 //   - 400 invalid_request: a malformed body (the seed names no 400; this
 //     keeps its error shape);
 //   - 500 internal_error: the store could not be reached; nothing was
@@ -58,6 +61,10 @@ func (h *Handler) serveInvalidateSession(w http.ResponseWriter, r *http.Request)
 	}
 
 	sessionID, res, err := h.revoker.InvalidateSession(r.Context(), cred, sessionID)
+	if errors.Is(err, revocation.ErrUnknownSession) {
+		// No replica has seen that session in use: nothing to revoke.
+		return fail(http.StatusNotFound, "invalid_session", msgInvalidSession)
+	}
 	if err != nil {
 		h.commitFailed(r, dialect, err)
 		return fail(http.StatusInternalServerError, "internal_error", msgInternal)

@@ -47,6 +47,15 @@ func (h *Handler) serveRevokeSessions(w http.ResponseWriter, r *http.Request) er
 
 	res, err := h.revoker.RevokeSessions(r.Context(), cred, target, sessionID)
 	switch {
+	case errors.Is(err, revocation.ErrUnknownSession):
+		// No replica has seen that session of the caller in use: there is
+		// nothing of theirs to revoke, and nothing is stored (so a token
+		// naming made-up sessions cannot fill the store). The caller's
+		// intent holds: no such session of theirs is valid.
+		h.audit(r, dialect, cred, revocation.Result{}, zap.String("target", string(target)), zap.Bool("session_known", false))
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	case errors.Is(err, revocation.ErrBadRequest):
 		h.log.Debug("revoke sessions refused", zap.Error(err))
 		return fail(http.StatusBadRequest, "bad_request", "bad_request")

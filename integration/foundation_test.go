@@ -142,7 +142,7 @@ func countSeen(u *Upstream, s string) int {
 	defer u.mu.Unlock()
 	n := 0
 	for _, r := range u.seen {
-		if strings.Contains(r.Authorization, s) {
+		if strings.Contains(r.Header.Get("Authorization"), s) {
 			n++
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,7 +277,8 @@ func (c *Caddy) WaitReady() {
 }
 
 // Upstream is the app behind the proxy: a real HTTP server that records
-// every request it receives.
+// every request it receives, whole (method, path, query, every header,
+// body), so that a test can prove a request never reached it.
 type Upstream struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -284,7 +286,19 @@ type Upstream struct {
 }
 
 type seenRequest struct {
-	Method, Path, Authorization, Cookie, Body string
+	Method, Path, Query string
+	Header              http.Header
+	Body                string
+}
+
+// probeHeader carries the id that send gives every test request, so that
+// the upstreams can tell whether they received a given one.
+const probeHeader = "X-Test-Probe"
+
+// upstreams are every upstream the tests started, for NeverReached.
+var upstreams struct {
+	sync.Mutex
+	all []*Upstream
 }
 
 // StartUpstream starts an upstream on a free loopback port.
@@ -294,12 +308,15 @@ func StartUpstream(t *testing.T) *Upstream {
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
-		u.seen = append(u.seen, seenRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Cookie"), string(body)})
+		u.seen = append(u.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(body)})
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"upstream":"reached","path":%q}`, r.URL.Path)
 	}))
 	t.Cleanup(u.Close)
+	upstreams.Lock()
+	upstreams.all = append(upstreams.all, u)
+	upstreams.Unlock()
 	return u
 }
 
@@ -313,17 +330,66 @@ func (u *Upstream) Hits() int {
 	return len(u.seen)
 }
 
-// Saw reports whether any request that reached the upstream carried s in
-// its Authorization header, cookies or body.
+// Saw reports whether any request that reached the upstream carried s
+// anywhere: in its query, any header, or its body.
 func (u *Upstream) Saw(s string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, r := range u.seen {
-		if strings.Contains(r.Authorization, s) || strings.Contains(r.Cookie, s) || strings.Contains(r.Body, s) {
+		if strings.Contains(r.Query, s) || strings.Contains(r.Body, s) {
+			return true
+		}
+		for _, vs := range r.Header {
+			for _, v := range vs {
+				if strings.Contains(v, s) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// received reports whether the upstream received the request with probe.
+func (u *Upstream) received(probe string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, r := range u.seen {
+		if r.Header.Get(probeHeader) == probe {
 			return true
 		}
 	}
 	return false
+}
+
+// NeverReached fails the test when any upstream received the request
+// that produced r: the assertion of every blocked case.
+func NeverReached(t testing.TB, what string, r Response) {
+	t.Helper()
+	if r.Probe == "" {
+		t.Fatalf("%s: response without a probe id", what)
+	}
+	upstreams.Lock()
+	all := slices.Clone(upstreams.all)
+	upstreams.Unlock()
+	for _, u := range all {
+		if u.received(r.Probe) {
+			t.Fatalf("%s: the upstream received the request (status %d)", what, r.Status)
+		}
+	}
+}
+
+// ExpectBlocked checks that a request was stopped with 401 and the RFC
+// 6750 challenge, and that no upstream ever received it.
+func ExpectBlocked(t testing.TB, what string, r Response) {
+	t.Helper()
+	if r.Status != http.StatusUnauthorized {
+		t.Fatalf("%s: status %d, want 401; body %s", what, r.Status, r.Body)
+	}
+	if got := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer error="invalid_token"`) {
+		t.Fatalf("%s: WWW-Authenticate %q", what, got)
+	}
+	NeverReached(t, what, r)
 }
 
 // Token mints an HS256 token with testSecret. Claims given override the
@@ -365,6 +431,8 @@ type Response struct {
 	Status int
 	Header http.Header
 	Body   string
+	// Probe is the id sent in probeHeader (see NeverReached).
+	Probe string
 }
 
 // JSON decodes the body into a map.
@@ -398,13 +466,18 @@ func send(t testing.TB, req *http.Request, headers ...string) Response {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
+	probe := req.Header.Get(probeHeader)
+	if probe == "" {
+		probe = randomID()
+		req.Header.Set(probeHeader, probe)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(b), Probe: probe}
 }
 
 // Get sends a GET with a bearer token ("" for none).
@@ -416,11 +489,15 @@ func Get(t testing.TB, url, token string) Response {
 	return Do(t, "GET", url, "", "Authorization", "Bearer "+token)
 }
 
-// ExpectStatus fails the test when a response has another status.
+// ExpectStatus fails the test when a response has another status. A
+// refusal (4xx, 503) must also never have reached any upstream.
 func ExpectStatus(t testing.TB, what string, r Response, want int) {
 	t.Helper()
 	if r.Status != want {
 		t.Fatalf("%s: status %d, want %d; body %s", what, r.Status, want, r.Body)
+	}
+	if want >= 400 && want < 500 || want == http.StatusServiceUnavailable {
+		NeverReached(t, what, r)
 	}
 }
 

@@ -72,9 +72,12 @@ func expectAll(t *testing.T, what string, cs []*Caddy, token string, want int) {
 func eventuallyAll(t *testing.T, what string, cs []*Caddy, token string, want int) {
 	t.Helper()
 	for i, c := range cs {
+		var last Response
 		Eventually(t, fmt.Sprintf("%s at replica %d", what, i), func() bool {
-			return Get(t, c.URL+"/orders", token).Status == want
+			last = Get(t, c.URL+"/orders", token)
+			return last.Status == want
 		})
+		ExpectStatus(t, fmt.Sprintf("%s at replica %d", what, i), last, want)
 	}
 }
 

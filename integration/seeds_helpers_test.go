@@ -158,6 +158,7 @@ func expectSeedBlocked(t *testing.T, what string, r Response) {
 	if got := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer error="invalid_token", error_description="`) {
 		t.Fatalf("%s: WWW-Authenticate %q", what, got)
 	}
+	NeverReached(t, what, r)
 }
 
 // waitSeen waits until the proxy has noted, in Redis, that a session of a

@@ -146,6 +146,13 @@ func (m *MemoryStore) NoteSession(subject, session Key, ttl time.Duration) {
 	}
 }
 
+// SessionSeen implements Store.
+func (m *MemoryStore) SessionSeen(_ context.Context, subject, session Key) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[subject][session] > m.now().Unix(), nil
+}
+
 // Remember implements Store.
 func (m *MemoryStore) Remember(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := ctx.Err(); err != nil {

@@ -59,6 +59,7 @@ type RedisStore struct {
 	confirmed atomic.Int64 // unix nanoseconds; read on every request
 
 	notes    chan note
+	recent   map[[2]Key]int64 // notes queued here lately: session -> expiry
 	stop     context.CancelFunc
 	finished sync.WaitGroup
 }
@@ -250,6 +251,15 @@ const maxOwnIDs = 4096
 
 // NoteSession implements Store: queued, written in batches by writeNotes.
 func (s *RedisStore) NoteSession(subject, session Key, ttl time.Duration) {
+	s.mu.Lock()
+	if len(s.recent) >= maxRecentNotes {
+		clear(s.recent) // they are in Redis by now, or will be soon
+	}
+	if s.recent == nil {
+		s.recent = make(map[[2]Key]int64)
+	}
+	s.recent[[2]Key{subject, session}] = s.now().Unix() + ttlSeconds(ttl)
+	s.mu.Unlock()
 	select {
 	case s.notes <- note{subject, session, ttl}:
 	default:
@@ -299,6 +309,32 @@ func (s *RedisStore) writeNotes(ctx context.Context) {
 		}
 		clear(batch)
 	}
+}
+
+// maxRecentNotes bounds the notes remembered locally until Redis has
+// them (they are written in batches, within milliseconds).
+const maxRecentNotes = 1 << 16
+
+// SessionSeen implements Store: noted here lately (a note is written to
+// Redis a few milliseconds after it is taken), or noted in Redis by any
+// replica.
+func (s *RedisStore) SessionSeen(ctx context.Context, subject, session Key) (bool, error) {
+	now := s.now().Unix()
+	s.mu.Lock()
+	exp, ok := s.recent[[2]Key{subject, session}]
+	s.mu.Unlock()
+	if ok && exp > now {
+		return true, nil
+	}
+	score, err := s.client.ZScore(ctx, s.base+"seen:"+subject.String(), session.String()).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		s.opError("session seen", err)
+		return false, fmt.Errorf("session seen: %w: %w", ErrUnavailable, err)
+	}
+	return int64(score) > now, nil
 }
 
 // Remember implements Store.

@@ -234,6 +234,25 @@ func (r *Revoker) RevokeRefresh(ctx context.Context, refresh *Credential) (Resul
 	return r.Store.Commit(ctx, c)
 }
 
+// ErrUnknownSession is returned when a caller names a session of theirs
+// that no replica has seen in use (nor revoked): there is nothing to
+// revoke, and storing an entry for every name a caller makes up would let
+// one token fill the store.
+var ErrUnknownSession = errors.New("session not known")
+
+// knownSession reports whether a caller may name a session of subject: it
+// is the caller's own, already revoked, or seen in use by any replica.
+func (r *Revoker) knownSession(ctx context.Context, cl *Claims, sid string) (bool, error) {
+	if sid == cl.Session {
+		return true, nil
+	}
+	key := SessionKey(cl.Subject, sid)
+	if _, ok := r.Store.Denylist().Lookup(key, r.now().Unix()); ok {
+		return true, nil
+	}
+	return r.Store.SessionSeen(ctx, SubjectKey(cl.Subject), key)
+}
+
 // Target is what a "revoke my sessions" call revokes.
 type Target string
 
@@ -278,6 +297,12 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 		if sessionID == "" {
 			return Result{}, fmt.Errorf("%w: session_id is required", ErrBadRequest)
 		}
+		switch known, err := r.knownSession(ctx, cl, sessionID); {
+		case err != nil:
+			return Result{}, err
+		case !known:
+			return Result{}, ErrUnknownSession
+		}
 		c.Puts = []Put{r.sessionPut(cl.Subject, sessionID)}
 		if sessionID == cl.Session {
 			c.Puts = append(c.Puts, r.accessPuts(caller)...)
@@ -305,6 +330,12 @@ func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, ses
 		// A token without a session claim is its own session.
 		c.Puts = r.accessPuts(caller)
 	} else {
+		switch known, err := r.knownSession(ctx, cl, sessionID); {
+		case err != nil:
+			return sessionID, Result{}, err
+		case !known:
+			return sessionID, Result{}, ErrUnknownSession
+		}
 		c.Puts = []Put{r.sessionPut(cl.Subject, sessionID)}
 		if sessionID == cl.Session {
 			c.Puts = append(c.Puts, r.accessPuts(caller)...)

@@ -306,8 +306,10 @@ func TestRevokeSessionsTargets(t *testing.T) {
 		{TargetMine, "", []bool{B, B, P, P, P, P, P, P, P}},
 		{TargetSession, "seen", []bool{P, P, B, B, P, P, P, P, P}},
 		{TargetSession, "cur", []bool{B, B, P, P, P, P, P, P, P}},
-		// Naming bob's session revokes nothing of bob's.
+		// Naming bob's session revokes nothing of bob's: alice has no
+		// session of that name, so it is unknown and nothing is stored.
 		{TargetSession, "bob-only", []bool{P, P, P, P, P, P, P, P, P}},
+		{TargetSession, "unseen", []bool{P, P, P, P, P, P, P, P, P}},
 	}
 	for _, sk := range stores() {
 		t.Run(sk.name, func(t *testing.T) {
@@ -315,7 +317,14 @@ func TestRevokeSessionsTargets(t *testing.T) {
 				t.Run(string(c.target)+"/"+c.session, func(t *testing.T) {
 					f := newFixture(t, sk)
 					res, err := f.rv.RevokeSessions(context.Background(), f.cur, c.target, c.session)
-					if err != nil {
+					if c.session == "bob-only" || c.session == "unseen" {
+						if !errors.Is(err, ErrUnknownSession) {
+							t.Fatalf("a session nobody has seen: %v", err)
+						}
+						if n := f.s.Denylist().Total(); n != 0 {
+							t.Fatalf("%d entries stored for an unknown session", n)
+						}
+					} else if err != nil {
 						t.Fatal(err)
 					}
 					for i, p := range probes {

@@ -77,6 +77,10 @@ type Store interface {
 	// later SubjectCut revokes it by name and stops its future tokens too.
 	// It is asynchronous and best effort: it never blocks a request.
 	NoteSession(subject, session Key, ttl time.Duration)
+	// SessionSeen reports whether a session of a subject has been noted
+	// (and not expired) by any replica: a caller may name only such a
+	// session, so that naming random ones cannot fill the store.
+	SessionSeen(ctx context.Context, subject, session Key) (bool, error)
 	// Remember stores key for ttl and reports whether it was absent, for
 	// one-time values such as DPoP proof jtis.
 	Remember(ctx context.Context, key string, ttl time.Duration) (bool, error)
