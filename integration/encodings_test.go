@@ -240,8 +240,12 @@ func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
 		{"JSON, KELVIN SIGN key", func(tok string) string { return `{"refresh_to` + "\u212a" + `en":"` + tok + `"}` }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"JSON declared multipart, no boundary", json, func(string) []string { return []string{"Content-Type", "multipart/form-data"} }},
 		{"JSON declared multipart, with boundary", json, func(string) []string { return []string{"Content-Type", "multipart/form-data; boundary=xyz"} }},
-		{"JSON, deflate", func(tok string) string { return zlibbed(json(tok)) }, func(string) []string { return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"} }},
-		{"JSON, raw deflate", func(tok string) string { return flated(json(tok)) }, func(string) []string { return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"} }},
+		{"JSON, deflate", func(tok string) string { return zlibbed(json(tok)) }, func(string) []string {
+			return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"}
+		}},
+		{"JSON, raw deflate", func(tok string) string { return flated(json(tok)) }, func(string) []string {
+			return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"}
+		}},
 		{"JSON, UTF-16BE with BOM", func(tok string) string { return utf16be(json(tok), true) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"JSON, UTF-16BE without BOM", func(tok string) string { return utf16be(json(tok), false) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"JSON, UTF-16LE without BOM", func(tok string) string { return utf16le(json(tok)) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
