@@ -74,6 +74,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    inspect_body     on|off
 //	    inspect_body_limit <size>
 //	    oversized_body   pass|reject
+//	    max_credentials  <n>
 //	    token_cache_size <n>
 //	    feed_max_len     <n>
 //	    redis_timeout    <duration>
@@ -163,6 +164,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.OversizedBody != "pass" && h.OversizedBody != "reject" {
 				return d.Errf("oversized_body: %q: want pass or reject", h.OversizedBody)
 			}
+		case "max_credentials":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("max_credentials: %q: want a positive integer", v)
+			}
+			h.MaxCredentials = n
 		case "token_cache_size":
 			var v string
 			if err := oneArg(d, &v); err != nil {

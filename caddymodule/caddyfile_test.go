@@ -56,6 +56,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		stale_after 1m
 		require_token
 		inspect_body off
+		max_credentials 8
 		token_cache_size 5000
 		feed_max_len 2000
 		redis_timeout 500ms
@@ -65,7 +66,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(h)
-	want := `{"app_id":"web","redis":{"addrs":["10.0.0.1:26379","10.0.0.2:26379"],"username":"app","password":"{env.REDIS_PASSWORD}","db":2,"tls":true,"tls_server_name":"redis.internal","master_name":"mymaster"},"key_prefix":"rv:","jwt":{"hmac_secret":"{env.JWT_SECRET}","public_keys":["/etc/keys/a.pem","/etc/keys/b.pem"],"jwks_url":"https://auth.example.com/jwks.json","jwks_refetch_interval":60000000000,"issuer":"https://auth.example.com","audience":["api","web"],"algorithms":["ES256","RS256"],"leeway":10000000000,"session_claim":"session"},"session_ttl":86400000000000,"endpoints":["logout","revoke_sessions"],"paths":{"logout":"/api/logout"},"on_store_down":"fail_open","stale_after":60000000000,"require_token":true,"inspect_body":false,"token_cache_size":5000,"feed_max_len":2000,"redis_timeout":500000000,"log_blocked":"warn"}`
+	want := `{"app_id":"web","redis":{"addrs":["10.0.0.1:26379","10.0.0.2:26379"],"username":"app","password":"{env.REDIS_PASSWORD}","db":2,"tls":true,"tls_server_name":"redis.internal","master_name":"mymaster"},"key_prefix":"rv:","jwt":{"hmac_secret":"{env.JWT_SECRET}","public_keys":["/etc/keys/a.pem","/etc/keys/b.pem"],"jwks_url":"https://auth.example.com/jwks.json","jwks_refetch_interval":60000000000,"issuer":"https://auth.example.com","audience":["api","web"],"algorithms":["ES256","RS256"],"leeway":10000000000,"session_claim":"session"},"session_ttl":86400000000000,"endpoints":["logout","revoke_sessions"],"paths":{"logout":"/api/logout"},"on_store_down":"fail_open","stale_after":60000000000,"require_token":true,"inspect_body":false,"max_credentials":8,"token_cache_size":5000,"feed_max_len":2000,"redis_timeout":500000000,"log_blocked":"warn"}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -112,6 +113,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"bad on_store_down":       {"revocation {\non_store_down maybe\n}", `want fail_closed or fail_open`},
 		"bad log level":           {"revocation {\nlog_blocked loud\n}", `log_blocked`},
 		"bad cache size":          {"revocation {\ntoken_cache_size -3\n}", `token_cache_size`},
+		"bad credential bound":    {"revocation {\nmax_credentials 0\n}", `max_credentials`},
 		"missing value":           {"revocation {\napp_id\n}", `app_id: missing value`},
 		"two values":              {"revocation {\nkey_prefix a b\n}", `key_prefix: want one value`},
 		"redis two urls":          {"revocation {\nredis a b\n}", `redis: want one URL`},

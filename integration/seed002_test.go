@@ -55,6 +55,11 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 	e := startSeedEnv(t, "")
 	cur, phone, tv := seedSess(t, "alice", "cur"), seedSess(t, "alice", "phone"), seedSess(t, "alice", "tv")
 	bobPhone, bobOnly := seedSess(t, "bob", "phone"), seedSess(t, "bob", "bob-only")
+	// A caller may name a session of theirs that the proxy has seen in use.
+	for sid, tok := range map[string]string{"phone": phone, "tv": tv} {
+		e.passes(t, sid+" in use", tok)
+		e.waitSeen(t, "alice", sid)
+	}
 
 	expectSeedJSON(t, "named session", e.invalidateSession(t, cur, `{"session_id":"phone"}`), http.StatusOK, seed002OK("phone"))
 	e.blocked(t, "the named session", phone)
@@ -64,9 +69,11 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 	waitNextSecond()
 	e.blocked(t, "a later token of the named session", seedSess(t, "alice", "phone"))
 
-	// Another user's session ID names a session of the caller's own: bob
-	// is untouched.
-	expectSeedJSON(t, "bob's session id", e.invalidateSession(t, cur, `{"session_id":"bob-only"}`), http.StatusOK, seed002OK("bob-only"))
+	// Another user's session ID names a session of the caller's own, which
+	// does not exist: not found, and bob is untouched.
+	e.passes(t, "bob's session in use", bobOnly)
+	e.waitSeen(t, "bob", "bob-only")
+	expectSeedJSON(t, "bob's session id", e.invalidateSession(t, cur, `{"session_id":"bob-only"}`), http.StatusNotFound, seed002InvalidSession)
 	e.passes(t, "bob's session named by alice", bobOnly)
 	e.passes(t, "bob's new token", seedSess(t, "bob", "bob-only"))
 
@@ -84,6 +91,10 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 func TestSeed002_404_AlreadyInvalidated(t *testing.T) {
 	e := startSeedEnv(t, "")
 	cur := seedSess(t, "alice", "cur")
+	for _, sid := range []string{"phone", "tv"} {
+		e.passes(t, sid+" in use", seedSess(t, "alice", sid))
+		e.waitSeen(t, "alice", sid)
+	}
 	expectSeedJSON(t, "first", e.invalidateSession(t, cur, `{"session_id":"phone"}`), http.StatusOK, seed002OK("phone"))
 	expectSeedJSON(t, "again", e.invalidateSession(t, cur, `{"session_id":"phone"}`), http.StatusNotFound, seed002InvalidSession)
 	e.passes(t, "the caller", cur)
@@ -91,6 +102,9 @@ func TestSeed002_404_AlreadyInvalidated(t *testing.T) {
 	// Revoked by another endpoint: already invalid all the same.
 	expectSeedNoContent(t, "revoke tv through seed 001", e.revokeSessions(t, cur, "target=session&session_id=tv"))
 	expectSeedJSON(t, "a session revoked by another endpoint", e.invalidateSession(t, cur, `{"session_id":"tv"}`), http.StatusNotFound, seed002InvalidSession)
+
+	// A session nobody has seen in use: not found, and nothing stored.
+	expectSeedJSON(t, "a made-up session", e.invalidateSession(t, cur, `{"session_id":"made-up"}`), http.StatusNotFound, seed002InvalidSession)
 }
 
 func TestSeed002_401_InvalidSession(t *testing.T) {

@@ -405,11 +405,6 @@ func (r *Revoker) RevokeToken(ctx context.Context, raw string) (Result, error) {
 	}
 	c := r.Examine(ctx, raw)
 	p := r.tokenPut(c)
-	p.Key = c.Hash.Key()
-	puts := []Put{p}
-	if c.Raw != c.Hash {
-		p.Key = c.Raw.Key()
-		puts = append(puts, p)
-	}
-	return r.Store.Commit(ctx, Change{Puts: puts})
+	p.Key = c.Hash.Key() // every encoding, the exact string included
+	return r.Store.Commit(ctx, Change{Puts: []Put{p}})
 }
