@@ -405,8 +405,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // guard checks every credential a proxied request carries, as extract
 // finds them (credentials.go): an upstream may read any one of them, so
 // every one of them must be clean. A candidate seen before costs a hash
-// and a few lookups; one never seen costs one decoding, and a verification
-// only when it is presented as an access token.
+// and a few lookups; one never seen costs one decoding, and the request's
+// first access token one verification.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	x := h.extractor.extract(r, h.maxCredentials)
 	if x.uninspected && h.OversizedBody == "reject" {
@@ -444,9 +444,17 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	dl := h.store.Denylist()
 	ctx, unix := r.Context(), now.Unix()
 	hasAccess, verified := false, false
+	// One signature check per request at most: the first JWT presented as
+	// an access token is verified (for require_token and session notes);
+	// every other candidate is only decoded, which is all blocking needs.
+	verifyBudget := 1
 	for i := range x.creds {
 		c := &x.creds[i]
-		info := h.inspector.InspectAt(ctx, c.raw, unix, c.kind == credAccess)
+		verify := c.kind == credAccess && verifyBudget > 0 && revocation.LooksLikeJWT(c.raw)
+		if verify {
+			verifyBudget--
+		}
+		info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
 		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
 			return h.block(w, r, c, reason, info)
 		}

@@ -50,8 +50,8 @@ type Identity struct {
 	// a JWS that did not verify is revoked; zero for an opaque token,
 	// whose Token key already is its exact string's.
 	Raw Key
-	// Alt and AltSubjects are the jti, session and subject keys of other
-	// readings of an ambiguous token (see Claims); usually empty.
+	// Alt and AltSubjects are the token, jti, session and subject keys of
+	// other readings of an ambiguous token (see Claims); usually empty.
 	Alt         []Key
 	AltSubjects []Key
 	// Issued is when the credential was issued, in unix milliseconds:
@@ -198,7 +198,10 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 func (d *Denylist) checkAlternates(id *Identity, now int64) Reason {
 	for _, k := range id.Alt {
 		if d.has(k, now) {
-			if k.Kind() == KindJTI {
+			switch k.Kind() {
+			case KindToken:
+				return BlockedToken
+			case KindJTI:
 				return BlockedJTI
 			}
 			return BlockedSession

@@ -120,6 +120,16 @@ func HashToken(raw string) TokenHash {
 	return RawHash(raw)
 }
 
+// altTokenHash is the hash of the other reading of a JWS whose header or
+// payload holds a '=' before its end (see jwsCanonicals); ok is false when
+// there is none.
+func altTokenHash(raw string) (TokenHash, bool) {
+	if _, alt, ok := jwsCanonicals(raw); ok && alt != "" {
+		return domainHash(jwsDomain, alt), true
+	}
+	return TokenHash{}, false
+}
+
 // RawHash hashes the exact string of a credential: the identity of an
 // opaque token, and of a JWS that did not verify, which may revoke only
 // itself (anybody can write a stranger's header and payload beside a
