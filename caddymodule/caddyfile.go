@@ -165,25 +165,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("oversized_body: %q: want pass or reject", h.OversizedBody)
 			}
 		case "max_credentials":
-			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := intArg(d, 1, &h.MaxCredentials); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.Errf("max_credentials: %q: want a positive integer", v)
-			}
-			h.MaxCredentials = n
 		case "token_cache_size":
-			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := intArg(d, 1, &h.TokenCacheSize); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.Errf("token_cache_size: %q: want a positive integer", v)
-			}
-			h.TokenCacheSize = n
 		case "feed_max_len":
 			var v string
 			if err := oneArg(d, &v); err != nil {
@@ -381,6 +369,24 @@ func noArg(d *caddyfile.Dispenser, opt string) error {
 	if d.NextArg() {
 		return d.Errf("%s takes no value", opt)
 	}
+	return nil
+}
+
+// intArg reads the one integer argument of an option, at least min.
+func intArg(d *caddyfile.Dispenser, min int, dst *int) error {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		if min == 1 {
+			return d.Errf("%s: %q: want a positive integer", opt, v)
+		}
+		return d.Errf("%s: %q: want an integer of at least %d", opt, v, min)
+	}
+	*dst = n
 	return nil
 }
 
