@@ -45,7 +45,10 @@ type Identity struct {
 	Token   Key
 	JTI     Key
 	Session Key
-	Subject Key
+	// IssuerSession is the session as its issuer names it
+	// (IssuerSessionKey), for revocations that know no subject.
+	IssuerSession Key
+	Subject       Key
 	// Issued is when the credential was issued, in unix milliseconds:
 	// auth_time when present (so a refreshed token of an old login counts
 	// from the login), else iat. Zero means unknown, and a subject
@@ -172,6 +175,9 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 		return BlockedJTI
 	}
 	if !id.Session.IsZero() && d.has(id.Session, now) {
+		return BlockedSession
+	}
+	if !id.IssuerSession.IsZero() && d.has(id.IssuerSession, now) {
 		return BlockedSession
 	}
 	if !id.Subject.IsZero() {
