@@ -542,3 +542,33 @@ func TestSeedEndpointsRefuseBodies(t *testing.T) {
 		t.Fatalf("seed 001 with {}: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestReceiverProvisionErrors(t *testing.T) {
+	cases := map[string]struct {
+		h    Handler
+		want string
+	}{
+		"listed without its block": {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, Endpoints: []string{"security_events"}}, "add the block"},
+		"no client_id":             {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret, Issuer: rcvIssuer}, BackchannelLogout: &BackchannelLogoutConfig{}}, "client_id is required"},
+		"no issuer anywhere":       {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, BackchannelLogout: &BackchannelLogoutConfig{ClientID: []string{"a"}}}, "issuer is required"},
+		"no keys anywhere":         {Handler{Endpoints: []string{"none"}, SecurityEvents: &SecurityEventsConfig{Audience: []string{"a"}, Issuer: "i"}}, "no keys"},
+		"no clients":               {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, TokenRevocation: &TokenRevocationConfig{}}, "at least one client"},
+		"client twice":             {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, TokenRevocation: &TokenRevocationConfig{Clients: []RevocationClient{{ID: "a"}, {ID: "a", Secret: "x"}}}}, "given twice"},
+		"token_revocation, no jwt": {Handler{Endpoints: []string{"none"}, TokenRevocation: &TokenRevocationConfig{Clients: []RevocationClient{{ID: "a"}}}}, "no verification key"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			h := c.h
+			h.KeyPrefix = "provision-errors:"
+			err := h.Provision(ctx)
+			if err == nil {
+				_ = h.Cleanup()
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to say %q", err, c.want)
+			}
+		})
+	}
+}
