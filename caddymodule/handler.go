@@ -60,7 +60,9 @@ type Handler struct {
 	// Endpoints lists the dialects served: revoke_refresh (seed 000),
 	// revoke_sessions (001), invalidate_session (002), logout (003), or
 	// the single value "none". Default: all of them (revoke_refresh only
-	// when app_id is set).
+	// when app_id is set). The receivers (backchannel_logout,
+	// token_revocation, security_events) are served when their blocks are
+	// present; listing one here only allows a path for it.
 	Endpoints []string `json:"endpoints,omitempty"`
 
 	// Paths overrides the path of a dialect, by dialect name.
