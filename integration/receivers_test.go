@@ -157,7 +157,8 @@ func with(claims jwt.MapClaims, changes jwt.MapClaims) jwt.MapClaims {
 // receiverEnv is a redis-server, an upstream, a provider and two caddy
 // replicas serving the three receivers with the provider's keys.
 type receiverEnv struct {
-	up *Upstream
+	redis *testredis.Server
+	up    *Upstream
 	p  *provider
 	cs []*Caddy
 }
@@ -165,7 +166,7 @@ type receiverEnv struct {
 func startReceiverEnv(t *testing.T, p *provider) *receiverEnv {
 	t.Helper()
 	srv := testredis.Start(t)
-	e := &receiverEnv{up: StartUpstream(t), p: p}
+	e := &receiverEnv{redis: srv, up: StartUpstream(t), p: p}
 	config := guarded(fmt.Sprintf(`
 		redis %s
 		stale_after 10m
@@ -569,4 +570,45 @@ func TestReceiverSecurityEventsOkta(t *testing.T) {
 		t.Fatalf("public client revocation: %d %s", r.Status, r.Body)
 	}
 	eventuallyAll(t, "token revoked by its public client", e.cs, c1, http.StatusUnauthorized)
+}
+
+// While Redis is down, each receiver answers 503 with Retry-After and
+// revokes nothing; the provider's retry of the same logout token, once
+// Redis is back, is applied (not refused as a replay).
+func TestReceiversStoreDown(t *testing.T) {
+	p := startProvider(t, "https://keycloak.example.com/realms/outage", "web-app")
+	e := startReceiverEnv(t, p)
+	now := time.Now().Add(-time.Second)
+	at := p.sign(t, "JWT", jwt.MapClaims{
+		"iss": p.issuer, "sub": "u-outage", "sid": "s-outage", "azp": "web-app", "jti": randomID(),
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
+	expectAll(t, "before the outage", e.cs, at, http.StatusOK)
+	lt := p.sign(t, "logout+jwt", jwt.MapClaims{
+		"iss": p.issuer, "aud": "web-app", "sub": "u-outage", "sid": "s-outage", "jti": randomID(),
+		"iat": time.Now().Unix(), "exp": time.Now().Add(5 * time.Minute).Unix(),
+		"events": map[string]any{bclEvent: map[string]any{}},
+	})
+	set := p.sign(t, "secevent+jwt", jwt.MapClaims{
+		"iss": p.issuer, "aud": ssfAudience, "jti": randomID(), "iat": time.Now().Unix(),
+		"events": map[string]any{caepSessionEvent: map[string]any{"subject": map[string]any{"format": "iss_sub", "iss": p.issuer, "sub": "u-outage"}}},
+	})
+
+	e.redis.Stop()
+	for name, r := range map[string]Response{
+		"backchannel_logout": e.backchannel(t, 0, lt),
+		"security_events":    e.push(t, 0, set),
+		"token_revocation":   e.revoke(t, 0, url.Values{"token": {at}, "client_id": {"web-app"}, "client_secret": {"s3cret"}}),
+	} {
+		if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s with Redis down: %d (Retry-After %q) %s, want 503 with Retry-After", name, r.Status, r.Header.Get("Retry-After"), r.Body)
+		}
+	}
+	expectAll(t, "after refused revocations", e.cs, at, http.StatusOK)
+
+	e.redis.Restart()
+	Eventually(t, "the provider's retry applied once Redis is back", func() bool {
+		return e.backchannel(t, 1, lt).Status == http.StatusOK
+	})
+	eventuallyAll(t, "the logged-out session", e.cs, at, http.StatusUnauthorized)
 }
