@@ -159,8 +159,8 @@ func with(claims jwt.MapClaims, changes jwt.MapClaims) jwt.MapClaims {
 type receiverEnv struct {
 	redis *testredis.Server
 	up    *Upstream
-	p  *provider
-	cs []*Caddy
+	p     *provider
+	cs    []*Caddy
 }
 
 func startReceiverEnv(t *testing.T, p *provider) *receiverEnv {
