@@ -51,9 +51,10 @@ func (h *Handler) serveSecurityEvents(w http.ResponseWriter, r *http.Request) er
 	if h.secAuthToken != "" {
 		tok, ok := strictBearer(r)
 		if !ok || !secretEqual(tok, h.secAuthToken) {
+			// RFC 8935 section 2.3: the transmitter could not be
+			// authenticated from the request, a 400 like every other error.
 			h.log.Info("security event push refused: bad or missing bearer token", zap.String("remote_ip", clientIP(r)))
-			w.Header().Set("WWW-Authenticate", `Bearer realm="security_events"`)
-			return fail(http.StatusUnauthorized, "authentication_failed", "the push must carry the configured bearer token")
+			return fail(http.StatusBadRequest, "authentication_failed", "the push must carry the configured bearer token")
 		}
 	}
 	raw, err := setBody(r)

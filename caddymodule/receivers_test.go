@@ -429,8 +429,8 @@ func TestSecurityEventsRefusals(t *testing.T) {
 			r := push(p.sign(t, "secevent+jwt", setClaims(nil)))
 			r.Header.Del("Authorization")
 			return r
-		}(), 401, "authentication_failed"},
-		{"wrong bearer token", push(p.sign(t, "secevent+jwt", setClaims(nil)), "Authorization", "Bearer nope"), 401, "authentication_failed"},
+		}(), 400, "authentication_failed"},
+		{"wrong bearer token", push(p.sign(t, "secevent+jwt", setClaims(nil)), "Authorization", "Bearer nope"), 400, "authentication_failed"},
 		{"wrong content type", push(p.sign(t, "secevent+jwt", setClaims(nil)), "Content-Type", "application/jwt"), 400, "invalid_request"},
 		{"bad signature", push(stranger.sign(t, "secevent+jwt", setClaims(nil))), 400, "authentication_failed"},
 		{"unknown key", push(unknownKid.sign(t, "secevent+jwt", setClaims(nil))), 400, "invalid_key"},

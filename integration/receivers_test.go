@@ -491,8 +491,8 @@ func TestReceiverSecurityEventsOkta(t *testing.T) {
 		status  int
 		code    string
 	}{
-		{"no bearer token", p.sign(t, "secevent+jwt", valid), []string{"Authorization", "Basic eDp5"}, 401, "authentication_failed"},
-		{"wrong bearer token", p.sign(t, "secevent+jwt", valid), []string{"Authorization", "Bearer nope"}, 401, "authentication_failed"},
+		{"no bearer token", p.sign(t, "secevent+jwt", valid), []string{"Authorization", "Basic eDp5"}, 400, "authentication_failed"},
+		{"wrong bearer token", p.sign(t, "secevent+jwt", valid), []string{"Authorization", "Bearer nope"}, 400, "authentication_failed"},
 		{"wrong content type", p.sign(t, "secevent+jwt", valid), []string{"Content-Type", "application/json"}, 400, "invalid_request"},
 		{"bad signature", p.forge(t, "secevent+jwt", valid), nil, 400, "authentication_failed"},
 		{"alg none", unsignedJWT(t, "secevent+jwt", valid), nil, 400, "authentication_failed"},
