@@ -447,9 +447,20 @@ func TestReceiverAuth0LogoutAndTokenRevocation(t *testing.T) {
 	d = e.timeToBlock(t, mine, func() Response {
 		return e.revoke(t, 0, url.Values{"token": {mine}, "token_type_hint": {"access_token"}, "client_id": {p.clientID}, "client_secret": {"s3cret"}})
 	}, http.StatusOK)
-	t.Logf("auth0 token_revocation: POST to first 401 at the other replica: %v", d)
+	samples := []time.Duration{d}
 	expectAll(t, "revoked access token", e.cs, mine, http.StatusUnauthorized)
 	expectAll(t, "other client's token", e.cs, theirs, http.StatusOK)
+
+	// client_secret_basic, a refresh token (hint): its session stops too.
+	for i := range 19 {
+		sid := fmt.Sprintf("auth0-timed-%d", i)
+		rt, at := access("auth0|timed", sid, p.clientID), access("auth0|timed", sid, p.clientID)
+		expectAll(t, "timed session", e.cs, at, http.StatusOK)
+		samples = append(samples, e.timeToBlock(t, at, func() Response {
+			return e.revoke(t, 0, url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}, "Authorization", basicAuth(p.clientID, "s3cret"))
+		}, http.StatusOK))
+	}
+	reportPropagation(t, "token_revocation", samples)
 }
 
 // Okta: SETs pushed by its Shared Signals transmitter (typ secevent+jwt,
