@@ -72,3 +72,84 @@ func TestIssuerSessionKey(t *testing.T) {
 		t.Fatal("issuer session keys must be session entries of their own domain")
 	}
 }
+
+func TestLogoutTokenClaims(t *testing.T) {
+	ev := map[string]any{BackchannelLogoutEvent: map[string]any{}}
+	base := func(changes map[string]any) map[string]any {
+		c := map[string]any{"iss": "https://idp", "sub": "alice", "sid": "s1", "jti": "j1", "iat": float64(1700000000), "events": ev}
+		for k, v := range changes {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	got, jti, err := LogoutToken(base(nil))
+	if err != nil || jti != "j1" || got != (ProviderEvent{Issuer: "https://idp", Subject: "alice", Session: "s1", At: 1700000000000}) {
+		t.Fatalf("valid token: %+v %q %v", got, jti, err)
+	}
+	for name, c := range map[string]map[string]any{
+		"no events":           {"events": nil},
+		"events not object":   {"events": "x"},
+		"other event":         {"events": map[string]any{"x": map[string]any{}}},
+		"event not an object": {"events": map[string]any{BackchannelLogoutEvent: true}},
+		"nonce":               {"nonce": "n"},
+		"neither sub nor sid": {"sub": nil, "sid": nil},
+		"empty sid":           {"sub": nil, "sid": ""},
+		"sub not a string":    {"sub": 1.0},
+		"no jti":              {"jti": nil},
+	} {
+		if _, _, err := LogoutToken(base(c)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestSecurityEventSubjects(t *testing.T) {
+	iss := "https://ssf"
+	set := func(typ string, payload map[string]any, extra map[string]any) map[string]any {
+		c := map[string]any{"iss": iss, "jti": "j", "iat": float64(1700000000), "events": map[string]any{typ: payload}}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return c
+	}
+	issSub := map[string]any{"format": "iss_sub", "iss": "https://idp", "sub": "alice"}
+	cases := []struct {
+		name string
+		mc   map[string]any
+		want []ProviderEvent
+	}{
+		{"session-revoked, user", set(CAEPSessionRevoked, map[string]any{"subject": issSub, "event_timestamp": float64(1600000000)}, nil),
+			[]ProviderEvent{{Issuer: "https://idp", Subject: "alice", At: 1600000000000}}},
+		{"session-revoked, complex", set(CAEPSessionRevoked, map[string]any{"subject": map[string]any{"format": "complex", "user": issSub, "session": map[string]any{"format": "opaque", "id": "s9"}}}, nil),
+			[]ProviderEvent{{Issuer: "https://idp", Subject: "alice", Session: "s9"}}},
+		{"session-revoked, session only", set(CAEPSessionRevoked, map[string]any{"subject": map[string]any{"format": "complex", "session": map[string]any{"format": "opaque", "id": "s9"}}}, nil),
+			[]ProviderEvent{{Issuer: iss, Session: "s9"}}},
+		{"credential-change ends every session", set(CAEPCredentialChange, map[string]any{"subject": map[string]any{"format": "complex", "user": issSub, "session": map[string]any{"format": "opaque", "id": "s9"}}}, nil),
+			[]ProviderEvent{{Issuer: "https://idp", Subject: "alice", At: 1700000000000}}},
+		{"sessions-revoked, sub_id opaque", set(RISCSessionsRevoked, map[string]any{}, map[string]any{"sub_id": map[string]any{"format": "opaque", "id": "u7"}}),
+			[]ProviderEvent{{Issuer: iss, Subject: "u7", At: 1700000000000}}},
+		{"unknown event ignored", set("https://example.com/event", map[string]any{}, nil), nil},
+	}
+	for _, c := range cases {
+		got, _, err := SecurityEvent(c.mc)
+		if err != nil || len(got) != len(c.want) || (len(got) == 1 && got[0] != c.want[0]) {
+			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
+		}
+	}
+	for name, mc := range map[string]map[string]any{
+		"no subject":         set(CAEPSessionRevoked, map[string]any{}, nil),
+		"email subject":      set(CAEPSessionRevoked, map[string]any{"subject": map[string]any{"format": "email", "email": "a@b"}}, nil),
+		"bad timestamp":      set(RISCSessionsRevoked, map[string]any{"subject": issSub, "event_timestamp": "yesterday"}, nil),
+		"session not opaque": set(CAEPSessionRevoked, map[string]any{"subject": map[string]any{"format": "complex", "session": map[string]any{"format": "iss_sub", "id": "s"}}}, nil),
+		"event not object":   {"jti": "j", "events": map[string]any{CAEPSessionRevoked: "x"}},
+		"no jti":             {"events": map[string]any{"x": map[string]any{}}},
+	} {
+		if _, _, err := SecurityEvent(mc); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
