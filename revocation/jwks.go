@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -86,8 +87,8 @@ func NewRemoteKeySet(ctx context.Context, cfg RemoteKeySetConfig) (*RemoteKeySet
 
 // Keys returns the keys that may have signed a token with this kid and
 // alg: the key of that kid (fetching the set again for an unknown one),
-// or every key for a token without a kid; a key whose use is not "sig"
-// or whose alg differs is left out. A request that ends does not abort a
+// or every key for a token without a kid; a key whose use is not "sig",
+// whose alg differs, or an RSA key under 2048 bits is left out. A request that ends does not abort a
 // fetch it started: the fetch has its own deadline, so that a client
 // cancelling at once cannot spend the refetch allowance for nothing.
 func (r *RemoteKeySet) Keys(ctx context.Context, kid, alg string) []crypto.PublicKey {
@@ -100,6 +101,9 @@ func (r *RemoteKeySet) Keys(ctx context.Context, kid, alg string) []crypto.Publi
 		}
 		if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
 			key = pk.Public() // a careless issuer published a private key
+		}
+		if rk, ok := key.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
+			return // as for PEM keys: too weak to trust
 		}
 		keys = append(keys, key)
 	}

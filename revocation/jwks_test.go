@@ -3,7 +3,11 @@ package revocation
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -134,5 +138,26 @@ func TestJWKSRefusesHugeDocuments(t *testing.T) {
 	}
 	if got := ks.Keys(context.Background(), "", "ES256"); len(got) != 0 {
 		t.Fatalf("%d keys from an oversized document", len(got))
+	}
+}
+
+func TestJWKSSkipsWeakRSAKeys(t *testing.T) {
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		enc := base64.RawURLEncoding.EncodeToString
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
+			"kty": "RSA", "kid": "weak", "n": enc(weak.N.Bytes()), "e": enc(big.NewInt(int64(weak.E)).Bytes()),
+		}}})
+	}))
+	defer srv.Close()
+	ks, err := NewRemoteKeySet(context.Background(), RemoteKeySetConfig{URL: srv.URL, Client: srv.Client(), Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ks.Keys(context.Background(), "weak", "RS256"); len(got) != 0 {
+		t.Fatal("a 1024-bit RSA key was trusted")
 	}
 }
