@@ -79,9 +79,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    feed_max_len     <n>
 //	    redis_timeout    <duration>
 //	    log_blocked      debug|info|warn|error|off
+//	    backchannel_logout {
+//	        client_id <id...>
+//	        issuer    <iss>
+//	        jwks_url  <url>
+//	    }
+//	    token_revocation {
+//	        client <id> [<secret>]
+//	    }
+//	    security_events {
+//	        audience   <aud...>
+//	        issuer     <iss>
+//	        jwks_url   <url>
+//	        auth_token <token>
+//	    }
 //	}
 //
-// Every option may appear once, except public_key. "redis" with no
+// Every option may appear once, except public_key and client. "redis" with no
 // argument, or an empty one (as {$REDIS_URL} gives when REDIS_URL is
 // unset), means the embedded store.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -193,10 +207,114 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := h.provisionLogLevel(); err != nil {
 				return d.Err(err.Error())
 			}
+		case "backchannel_logout":
+			if err := h.unmarshalBackchannel(d); err != nil {
+				return err
+			}
+		case "token_revocation":
+			if err := h.unmarshalTokenRevocation(d); err != nil {
+				return err
+			}
+		case "security_events":
+			if err := h.unmarshalSecurityEvents(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown option %q", opt)
 		}
 	}
+	return nil
+}
+
+func (h *Handler) unmarshalBackchannel(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("backchannel_logout takes a block, not arguments")
+	}
+	b := &BackchannelLogoutConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("backchannel_logout: duplicate option %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "client_id":
+			if b.ClientID = d.RemainingArgs(); len(b.ClientID) == 0 {
+				return d.Errf("backchannel_logout client_id: want at least one value")
+			}
+		case "issuer":
+			err = oneArg(d, &b.Issuer)
+		case "jwks_url":
+			err = oneArg(d, &b.JWKSURL)
+		default:
+			return d.Errf("backchannel_logout: unknown option %q", opt)
+		}
+		if err != nil {
+			return d.Errf("backchannel_logout %s: %v", opt, err)
+		}
+	}
+	h.BackchannelLogout = b
+	return nil
+}
+
+func (h *Handler) unmarshalTokenRevocation(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("token_revocation takes a block, not arguments")
+	}
+	t := &TokenRevocationConfig{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt != "client" {
+			return d.Errf("token_revocation: unknown option %q", opt)
+		}
+		args := d.RemainingArgs()
+		if len(args) < 1 || len(args) > 2 {
+			return d.Errf("token_revocation client: want <id> [<secret>]")
+		}
+		c := RevocationClient{ID: args[0]}
+		if len(args) == 2 {
+			c.Secret = args[1]
+		}
+		t.Clients = append(t.Clients, c)
+	}
+	h.TokenRevocation = t
+	return nil
+}
+
+func (h *Handler) unmarshalSecurityEvents(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("security_events takes a block, not arguments")
+	}
+	s := &SecurityEventsConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("security_events: duplicate option %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "audience":
+			if s.Audience = d.RemainingArgs(); len(s.Audience) == 0 {
+				return d.Errf("security_events audience: want at least one value")
+			}
+		case "issuer":
+			err = oneArg(d, &s.Issuer)
+		case "jwks_url":
+			err = oneArg(d, &s.JWKSURL)
+		case "auth_token":
+			err = oneArg(d, &s.AuthToken)
+		default:
+			return d.Errf("security_events: unknown option %q", opt)
+		}
+		if err != nil {
+			return d.Errf("security_events %s: %v", opt, err)
+		}
+	}
+	h.SecurityEvents = s
 	return nil
 }
 

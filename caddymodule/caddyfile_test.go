@@ -124,6 +124,13 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"huge inspect_body_limit": {"revocation {\ninspect_body_limit 1GiB\n}", `inspect_body_limit: "1GiB"`},
 		"bad oversized_body":      {"revocation {\noversized_body drop\n}", `want pass or reject`},
 		"endpoints empty block":   {"revocation {\nendpoints {\n}\n}", `endpoints: name at least one dialect`},
+		"backchannel no client":   {"revocation {\nbackchannel_logout {\nclient_id\n}\n}", `client_id: want at least one value`},
+		"backchannel unknown":     {"revocation {\nbackchannel_logout {\naudience x\n}\n}", `backchannel_logout: unknown option "audience"`},
+		"backchannel argument":    {"revocation {\nbackchannel_logout x\n}", `takes a block`},
+		"revocation client args":  {"revocation {\ntoken_revocation {\nclient a b c\n}\n}", `want <id> [<secret>]`},
+		"revocation unknown":      {"revocation {\ntoken_revocation {\nsecret x\n}\n}", `token_revocation: unknown option "secret"`},
+		"ssf duplicate":           {"revocation {\nsecurity_events {\nissuer a\nissuer b\n}\n}", `security_events: duplicate option "issuer"`},
+		"ssf no audience":         {"revocation {\nsecurity_events {\naudience\n}\n}", `audience: want at least one value`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)

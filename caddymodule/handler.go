@@ -5,7 +5,6 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -61,7 +60,9 @@ type Handler struct {
 	// Endpoints lists the dialects served: revoke_refresh (seed 000),
 	// revoke_sessions (001), invalidate_session (002), logout (003), or
 	// the single value "none". Default: all of them (revoke_refresh only
-	// when app_id is set).
+	// when app_id is set). The receivers (backchannel_logout,
+	// token_revocation, security_events) are served when their blocks are
+	// present; listing one here only allows a path for it.
 	Endpoints []string `json:"endpoints,omitempty"`
 
 	// Paths overrides the path of a dialect, by dialect name.
@@ -119,6 +120,18 @@ type Handler struct {
 	// Default 2s.
 	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
 
+	// BackchannelLogout, when present, serves the OpenID Connect
+	// Back-Channel Logout receiver (dialect backchannel_logout).
+	BackchannelLogout *BackchannelLogoutConfig `json:"backchannel_logout,omitempty"`
+
+	// TokenRevocation, when present, serves the RFC 7009 token revocation
+	// endpoint (dialect token_revocation).
+	TokenRevocation *TokenRevocationConfig `json:"token_revocation,omitempty"`
+
+	// SecurityEvents, when present, serves the Shared Signals push
+	// receiver of RFC 8935 (dialect security_events).
+	SecurityEvents *SecurityEventsConfig `json:"security_events,omitempty"`
+
 	// LogBlocked is the level of the log line written for each blocked
 	// request: debug, info (default), warn, error, or off.
 	LogBlocked string `json:"log_blocked,omitempty"`
@@ -138,6 +151,10 @@ type Handler struct {
 	extractor      extractor
 	maxCredentials int
 	routes         map[string]map[string]endpoint // path -> method -> endpoint
+	backchannel    *eventSource
+	secEvents      *eventSource
+	secAuthToken   string
+	clients        map[string]revocationClient
 }
 
 // JWTConfig configures token verification.
@@ -259,8 +276,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionVerifier(ctx, repl); err != nil {
 		return err
 	}
-	if h.verifier == nil && len(h.routes) > 0 {
+	if h.verifier == nil && h.servesSeedOrRevocation() {
 		return errors.New("jwt: endpoints are served but no verification key is configured; set jwt { hmac_secret | public_key | jwks_url }, or endpoints none")
+	}
+	if err := h.provisionReceivers(ctx, repl); err != nil {
+		return err
 	}
 	if h.verifier == nil && h.RequireToken {
 		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
@@ -362,19 +382,11 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 		cfg.PublicKeys = append(cfg.PublicKeys, pub)
 	}
 	if u := repl.ReplaceKnown(j.JWKSURL, ""); u != "" {
-		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-			return fmt.Errorf("jwt jwks_url %q: want an http(s) URL", u)
+		ks, err := h.remoteKeySet(ctx, u)
+		if err != nil {
+			return fmt.Errorf("jwt: %w", err)
 		}
-		cfg.JWKS = revocation.NewRemoteKeySet(u, &http.Client{Timeout: 5 * time.Second},
-			time.Duration(j.JWKSRefetchInterval), time.Hour, ctx.Slogger())
-		go func() {
-			// Warm the key set; a failure is retried on first use.
-			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := cfg.JWKS.Refresh(fctx); err != nil && ctx.Err() == nil {
-				h.log.Warn("could not fetch JWKS at start; will retry on first use", zap.String("url", u), zap.Error(err))
-			}
-		}()
+		cfg.JWKS = ks
 	}
 	v, err := revocation.NewVerifier(cfg)
 	if err != nil {
@@ -382,6 +394,24 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 	}
 	h.verifier = v
 	return nil
+}
+
+// remoteKeySet fetches the JWKS at u (waiting for the first fetch, up to
+// its 5s timeout) and keeps it current until the config is unloaded.
+func (h *Handler) remoteKeySet(ctx caddy.Context, u string) (*revocation.RemoteKeySet, error) {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return nil, fmt.Errorf("jwks_url %q: want an http(s) URL", u)
+	}
+	var refetch time.Duration
+	if h.JWT != nil {
+		refetch = time.Duration(h.JWT.JWKSRefetchInterval)
+	}
+	return revocation.NewRemoteKeySet(ctx, revocation.RemoteKeySetConfig{
+		URL:        u,
+		MinRefetch: refetch,
+		MaxAge:     time.Hour,
+		Log:        ctx.Slogger(),
+	})
 }
 
 // Cleanup releases the shared store (closed when no config uses it).
@@ -397,6 +427,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if byMethod, ok := h.routes[r.URL.Path]; ok {
 		if ep, ok := byMethod[r.Method]; ok {
 			return ep.serve(h, w, r)
+		}
+		if ep, ok := byMethod[http.MethodPost]; ok && ep.receiver {
+			// A receiver's path belongs to the proxy: never proxied.
+			w.Header().Set("Allow", http.MethodPost)
+			if ep.name == "security_events" {
+				return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"err": "invalid_request", "description": "use POST"})
+			}
+			return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "use POST"})
 		}
 	}
 	return h.guard(w, r, next)

@@ -45,7 +45,10 @@ type Identity struct {
 	Token   Key
 	JTI     Key
 	Session Key
-	Subject Key
+	// IssuerSession is the session as its issuer names it
+	// (IssuerSessionKey), for revocations that know no subject.
+	IssuerSession Key
+	Subject       Key
 	// Raw is the key of the exact string of a JWS (RawHash), under which
 	// a JWS that did not verify is revoked; zero for an opaque token,
 	// whose Token key already is its exact string's.
@@ -183,6 +186,9 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 		return BlockedJTI
 	}
 	if !id.Session.IsZero() && d.has(id.Session, now) {
+		return BlockedSession
+	}
+	if !id.IssuerSession.IsZero() && d.has(id.IssuerSession, now) {
 		return BlockedSession
 	}
 	if !id.Subject.IsZero() && d.subjectBlocks(id.Subject, id, now) {

@@ -174,6 +174,21 @@ func JTIKey(jti string) Key { return derive(KindJTI, jti, "") }
 // revoking session "abc" of subject A never touches session "abc" of B.
 func SessionKey(subject, sid string) Key { return derive(KindSession, subject, sid) }
 
+// IssuerSessionKey returns the denylist key of an identity provider's
+// session, scoped to the issuer rather than to a subject: an OpenID
+// Connect sid is unique per issuer, and a back-channel logout token may
+// name only the sid. It is a session entry (KindSession), derived in a
+// domain of its own so that it never meets a SessionKey.
+func IssuerSessionKey(issuer, sid string) Key {
+	k := derive(issuerSessionDomain, issuer, sid)
+	k[15] = byte(KindSession)
+	return k
+}
+
+// issuerSessionDomain separates IssuerSessionKey from the kinds' own
+// derivations; it is never stored as a kind.
+const issuerSessionDomain Kind = 'i'
+
 // SubjectKey returns the denylist key of a subject.
 func SubjectKey(subject string) Key { return derive(KindSubject, subject, "") }
 

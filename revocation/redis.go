@@ -211,7 +211,7 @@ func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
 			keep = sc.Keep.String()
 		}
 		keys = append(keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
-		args = append(args, "1", sc.Subject.String(), keep, ttlSeconds(sc.TTL))
+		args = append(args, "1", sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At)
 	} else {
 		args = append(args, "0")
 	}
