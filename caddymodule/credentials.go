@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"iter"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -168,10 +169,10 @@ func (e *extractor) extract(r *http.Request, max int) extraction {
 // character. A Basic credential's user and password are candidates too:
 // some APIs take a token as the user name.
 func authorizationCredentials(x *extraction, v string) {
-	authorizationFields(x, strings.FieldsFunc(v, revocation.IsSpaceLike))
+	authorizationFields(x, strings.FieldsFuncSeq(v, revocation.IsSpaceLike))
 	if strings.ContainsAny(v, "\x1c\x1d\x1e\x1f") {
 		// Python splits on these information separators, Go does not.
-		authorizationFields(x, strings.Fields(v))
+		authorizationFields(x, strings.FieldsSeq(v))
 	}
 	t := strings.TrimLeftFunc(v, revocation.IsSpaceLike)
 	if len(t) > 7 && strings.EqualFold(t[:6], "Bearer") {
@@ -181,15 +182,18 @@ func authorizationCredentials(x *extraction, v string) {
 	}
 }
 
-func authorizationFields(x *extraction, fields []string) {
-	for i, f := range fields {
+// authorizationFields takes the fields as a sequence rather than a slice:
+// the guard reads every request's Authorization header, and splitting it
+// into a slice would allocate on every one.
+func authorizationFields(x *extraction, fields iter.Seq[string]) {
+	afterBasic := false
+	for f := range fields {
+		if afterBasic {
+			basicCredentials(x, f)
+		}
+		afterBasic = strings.EqualFold(f, "Basic")
 		switch {
-		case strings.EqualFold(f, "Bearer"), strings.EqualFold(f, "DPoP"), strings.EqualFold(f, "Token"):
-			continue
-		case strings.EqualFold(f, "Basic"):
-			if i+1 < len(fields) {
-				basicCredentials(x, fields[i+1])
-			}
+		case afterBasic, strings.EqualFold(f, "Bearer"), strings.EqualFold(f, "DPoP"), strings.EqualFold(f, "Token"):
 			continue
 		}
 		x.add(srcAuthorization, credAccess, f)
@@ -244,10 +248,18 @@ func credentialName(name string) (credKind, bool) {
 		if r == '[' {
 			break
 		}
-		if r < utf8.RuneSelf && !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+		if r < utf8.RuneSelf {
+			// FoldName's ASCII rule, without a string per character:
+			// every query and form pair's name comes through here.
+			switch {
+			case r >= 'a' && r <= 'z':
+				b = append(b, byte(r)-('a'-'A'))
+			case r >= 'A' && r <= 'Z' || r >= '0' && r <= '9':
+				b = append(b, byte(r))
+			}
 			continue
 		}
-		if r >= utf8.RuneSelf && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
 			continue
 		}
 		b = append(b, revocation.FoldName(string(r))...)
@@ -408,7 +420,8 @@ func matchesCookie(name string, names []string) bool {
 
 // cookieValue adds the readings of a cookie value that starts at v.
 func cookieValue(x *extraction, v string) {
-	var readings []string
+	var buf [16]string // at most 13 readings: no allocation
+	readings := buf[:0]
 	semi := v
 	if i := strings.IndexByte(v, ';'); i >= 0 {
 		semi = v[:i]
@@ -436,8 +449,12 @@ func cookieValue(x *extraction, v string) {
 			readings = append(readings, t[:i], strings.Trim(t[:i], `"`))
 		}
 	}
-	for _, r := range readings {
-		addCookieReading(x, r)
+	for i, r := range readings {
+		// Most readings of a plain value are the value itself: decode
+		// each distinct one once.
+		if !slices.Contains(readings[:i], r) {
+			addCookieReading(x, r)
+		}
 	}
 }
 
