@@ -1,0 +1,33 @@
+package caddymodule
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+func TestASCIISpaceLike(t *testing.T) {
+	for c := rune(0); c < utf8.RuneSelf; c++ {
+		if asciiSpaceLike[c] != revocation.IsSpaceLike(c) {
+			t.Errorf("%#x: table says %v, IsSpaceLike %v", c, asciiSpaceLike[c], revocation.IsSpaceLike(c))
+		}
+	}
+}
+
+// FuzzSpaceLikeFields: the guard splits an Authorization header exactly
+// as strings.FieldsFunc with revocation.IsSpaceLike does.
+func FuzzSpaceLikeFields(f *testing.F) {
+	for _, s := range []string{"", " ", "Bearer a", " Bearer\u00a0b  c ", "a\x1cb\x85c\u2003d", "\xff \xc2", "x\u3000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := strings.FieldsFunc(s, revocation.IsSpaceLike)
+		got := slices.Collect(spaceLikeFields(s))
+		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("%q: got %q, want %q", s, got, want)
+		}
+	})
+}
