@@ -122,12 +122,27 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"huge inspect_body_limit": {"revocation {\ninspect_body_limit 1GiB\n}", `inspect_body_limit: "1GiB"`},
 		"bad oversized_body":      {"revocation {\noversized_body drop\n}", `want pass or reject`},
 		"endpoints empty block":   {"revocation {\nendpoints {\n}\n}", `endpoints: name at least one dialect`},
+		"typo, nearest named":     {"revocation {\nsesion_ttl 1h\n}", `unknown option "sesion_ttl"; did you mean session_ttl?`},
+		"redis typo":              {"revocation {\nredis {\npasword x\n}\n}", `redis: unknown option "pasword"; did you mean password?`},
+		"jwt typo":                {"revocation {\njwt {\nhmac_secert x\n}\n}", `jwt: unknown option "hmac_secert"; did you mean hmac_secret?`},
+		"redis url missing value": {"revocation {\nredis {\nurl\n}\n}", `redis url: missing value, at `},
+		"redis flag with a value": {"revocation {\nredis {\ntls yes\n}\n}", `redis tls takes no value`},
+		"jwt bad duration":        {"revocation {\njwt {\nleeway x\n}\n}", `jwt leeway: bad duration "x"`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to say %q", name, err, c.want)
+			continue
 		}
+		// Wrapped once: one position, and no option named twice.
+		if n := strings.Count(err.Error(), ", at "); n != 1 {
+			t.Errorf("%s: error %q gives its position %d times, want once", name, err, n)
+		}
+	}
+	// A word far from every option gets no guess.
+	if _, err := parse(t, "revocation {\nfrobnicate on\n}"); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("frobnicate: error %v, want no guess", err)
 	}
 }
 

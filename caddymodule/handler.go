@@ -271,7 +271,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("revocation store: %w", err)
 	}
 	h.store, h.storeKey = store, settings.poolKey()
-	store.adopt(time.Duration(h.SessionTTL), h.staleAfter)
+	store.adopt(time.Duration(h.SessionTTL), h.staleAfter, h.failOpen)
+	if err := registerStore(ctx, store); err != nil {
+		return err
+	}
 
 	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
 		Verifier:   h.verifier,
@@ -374,6 +377,9 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP serves the endpoints and guards everything else.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if err := h.store.awaitStart(r.Context()); err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("waiting for the revocation store: %w", err))
+	}
 	if byMethod, ok := h.routes[r.URL.Path]; ok {
 		if ep, ok := byMethod[r.Method]; ok {
 			return ep.serve(h, w, r)

@@ -11,10 +11,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,6 +301,9 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 		{"no key with endpoints", "app_id demo", "no verification key is configured", nil},
 		{"malformed redis url", jwtOK + "\nredis redis://127.0.0.1:notaport", "redis: malformed url", nil},
 		{"redis url with wrong scheme", jwtOK + "\nredis http://127.0.0.1:6379", "redis: url http://127.0.0.1:6379: scheme must be", nil},
+		{"redis url without scheme", jwtOK + "\nredis 127.0.0.1:6379", "write redis://127.0.0.1:6379", nil},
+		{"redis port out of range", jwtOK + "\nredis redis://127.0.0.1:63790000", `port "63790000": want a number from 1 to 65535`, nil},
+		{"redis option typo", jwtOK + "\nsesion_ttl 1h", `did you mean session_ttl?`, nil},
 		{"unknown endpoint", jwtOK + "\nendpoints logout seppuku", `endpoints: unknown dialect "seppuku"`, nil},
 		{"bad on_store_down", jwtOK + "\non_store_down shrug", "on_store_down", nil},
 		{"revoke_refresh without app_id", jwtOK + "\nendpoints revoke_refresh", "revoke_refresh needs app_id", nil},
@@ -320,6 +325,46 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 			t.Fatalf("ok=%v, output shows the password:\n%s", ok, out)
 		}
 	})
+}
+
+// caddy validate checks a configuration without opening a connection:
+// a Redis that is down, or a listener that would answer, is never
+// dialed, and the output has no error and no stack trace.
+func TestValidateOpensNoConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var dialed atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dialed.Add(1)
+			c.Close()
+		}
+	}()
+	cfg := func(url string) string {
+		return fmt.Sprintf(":8080 {\n\trevocation {\n\t\tjwt {\n\t\t\thmac_secret %s\n\t\t}\n\t\tredis %s\n\t}\n\trespond ok\n}\n", testSecret, url)
+	}
+	for _, url := range []string{"redis://" + ln.Addr().String(), "redis://127.0.0.1:1"} {
+		ok, out := Validate(t, cfg(url))
+		if !ok || !strings.Contains(out, "Valid configuration") {
+			t.Fatalf("%s: not valid:\n%s", url, out)
+		}
+		for _, bad := range []string{`"level":"error"`, "goroutine ", ".go:"} {
+			if strings.Contains(out, bad) {
+				t.Fatalf("%s: output has %q:\n%s", url, bad, out)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a late dial would land by now
+	if n := dialed.Load(); n != 0 {
+		t.Fatalf("caddy validate opened %d connection(s) to Redis", n)
+	}
 }
 
 func TestExampleValidates(t *testing.T) {
