@@ -30,7 +30,8 @@ func init() {
 //	                          {"jti": "...", "expires": <unix s>}   one jti (expires optional)
 //	                          {"token": "..."}                      one exact token
 //	GET  /revocation/status   the stores in use, their entry counts and health
-//	GET  /revocation/ready    200 when every store is loaded and current, else 503 and why
+//	GET  /revocation/ready    200 when every store is loaded and current (or, under
+//	                          fail_open, loaded), else 503 and why
 //	GET  /revocation/live     200 while the process answers
 //
 // A revocation applies to every store in use in this process (normally
@@ -250,21 +251,26 @@ func statuses() []StoreStatus {
 		stale := s.Staleness(now)
 		staleAfter := time.Duration(s.staleAfter.Load())
 		st.StaleFor, st.StaleAfter = min(stale, 100*365*24*time.Hour).Seconds(), staleAfter.Seconds()
-		st.Ready, st.Reason = readiness(h, stale, staleAfter)
+		st.Ready, st.Reason = readiness(h, stale, staleAfter, s.failClosed.Load())
 		out = append(out, st)
 	})
 	return out
 }
 
-// readiness says whether a store can be trusted to enforce every
-// revocation, and if not, why.
-func readiness(h revocation.Health, stale, staleAfter time.Duration) (bool, string) {
+// readiness says whether an instance should get traffic for a store,
+// and if not, why. It follows on_store_down: a stale store makes the
+// instance unready only when some handler refuses requests for it
+// (failClosed); with fail_open every handler keeps serving what it
+// knows, so pulling every replica out of a Service during a Redis
+// outage would refuse the very traffic fail_open asks to let through.
+// A store that never loaded knows nothing, and is never ready.
+func readiness(h revocation.Health, stale, staleAfter time.Duration, failClosed bool) (bool, string) {
 	switch {
 	case !h.Loaded && h.LastError != "":
 		return false, "denylist not loaded yet: " + h.LastError
 	case !h.Loaded:
 		return false, "denylist not loaded yet"
-	case staleAfter > 0 && stale > staleAfter:
+	case staleAfter > 0 && stale > staleAfter && failClosed:
 		why := fmt.Sprintf("denylist not confirmed current for %s (stale_after %s)", stale.Round(time.Millisecond), staleAfter)
 		if !h.Connected && h.LastError != "" {
 			why += "; store unreachable: " + h.LastError
@@ -281,7 +287,20 @@ func (a *adminAPI) handleStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 	}
-	return writeAdminJSON(w, http.StatusOK, map[string]any{"stores": statuses()})
+	return writeAdminJSON(w, http.StatusOK, StatusResponse{Stores: statuses()})
+}
+
+// ReadyResponse is the answer to GET /revocation/ready.
+type ReadyResponse struct {
+	Ready bool `json:"ready"`
+	// Reasons says, per store, why the instance is not ready; absent
+	// when it is.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// StatusResponse is the answer to GET /revocation/status.
+type StatusResponse struct {
+	Stores []StoreStatus `json:"stores"`
 }
 
 func (a *adminAPI) handleReady(w http.ResponseWriter, r *http.Request) error {
@@ -304,7 +323,7 @@ func (a *adminAPI) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	return writeAdminJSON(w, status, map[string]any{"ready": ready, "reasons": reasons})
+	return writeAdminJSON(w, status, ReadyResponse{Ready: ready, Reasons: reasons})
 }
 
 func (a *adminAPI) handleLive(w http.ResponseWriter, r *http.Request) error {
