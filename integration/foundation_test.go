@@ -374,6 +374,8 @@ func TestExampleValidates(t *testing.T) {
 	}
 	if ok, out := Validate(t, string(data), "REDIS_URL="); !ok {
 		t.Fatalf("Caddyfile.example without REDIS_URL:\n%s", out)
+	} else if strings.Contains(out, "not formatted") {
+		t.Fatalf("Caddyfile.example is not caddy fmt clean:\n%s", out)
 	}
 	srv := testredis.Start(t)
 	if ok, out := Validate(t, string(data), "REDIS_URL="+srv.URL()); !ok {
