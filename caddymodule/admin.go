@@ -227,8 +227,10 @@ type StoreStatus struct {
 	StaleFor   float64          `json:"stale_seconds"`
 	StaleAfter float64          `json:"stale_after_seconds"`
 	Ready      bool             `json:"ready"`
-	Reason     string           `json:"reason,omitempty"`
-	LastError  string           `json:"last_error,omitempty"`
+	// Reason says why the store is not ready, or, when it is ready but
+	// stale under fail_open, why it is degraded.
+	Reason    string `json:"reason,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 func statuses() []StoreStatus {
@@ -263,17 +265,22 @@ func statuses() []StoreStatus {
 // (failClosed); with fail_open every handler keeps serving what it
 // knows, so pulling every replica out of a Service during a Redis
 // outage would refuse the very traffic fail_open asks to let through.
-// A store that never loaded knows nothing, and is never ready.
+// A store that never loaded knows nothing, and is never ready. The
+// reason is also given for a store that is ready but stale (fail_open).
 func readiness(h revocation.Health, stale, staleAfter time.Duration, failClosed bool) (bool, string) {
 	switch {
 	case !h.Loaded && h.LastError != "":
 		return false, "denylist not loaded yet: " + h.LastError
 	case !h.Loaded:
 		return false, "denylist not loaded yet"
-	case staleAfter > 0 && stale > staleAfter && failClosed:
+	case staleAfter > 0 && stale > staleAfter:
 		why := fmt.Sprintf("denylist not confirmed current for %s (stale_after %s)", stale.Round(time.Millisecond), staleAfter)
 		if !h.Connected && h.LastError != "" {
 			why += "; store unreachable: " + h.LastError
+		}
+		if !failClosed {
+			// Ready, but say why it is degraded, for status pages.
+			return true, why + "; serving what is known (on_store_down fail_open)"
 		}
 		return false, why
 	}

@@ -26,7 +26,7 @@ func TestReadiness(t *testing.T) {
 		{"unreachable and stale", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, 31 * time.Second, 30 * time.Second, false, "denylist not confirmed current for 31s (stale_after 30s); store unreachable: follow feed: EOF", false},
 		{"stale", revocation.Health{Store: "redis", Loaded: true, Connected: true}, 31 * time.Second, 30 * time.Second, false, "denylist not confirmed current for 31s (stale_after 30s)", false},
 		{"stale_after off", revocation.Health{Store: "redis", Loaded: true, Connected: true}, time.Hour, 0, true, "", false},
-		{"unreachable and stale, fail_open: still serving", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, time.Hour, 30 * time.Second, true, "", true},
+		{"unreachable and stale, fail_open: still serving", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, time.Hour, 30 * time.Second, true, "denylist not confirmed current for 1h0m0s (stale_after 30s); store unreachable: follow feed: EOF; serving what is known (on_store_down fail_open)", true},
 		{"never loaded, fail_open: knows nothing", revocation.Health{Store: "redis", LastError: "initial load: refused"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet: initial load: refused", true},
 	}
 	for _, c := range cases {

@@ -285,8 +285,11 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	for _, s := range st.Stores {
-		if !s.Ready {
+		switch {
+		case !s.Ready:
 			fmt.Printf("%s: not ready: %s\n", s.Describe, s.Reason)
+		case s.Reason != "":
+			fmt.Printf("%s: ready, degraded: %s\n", s.Describe, s.Reason)
 		}
 	}
 	return 0, nil
