@@ -314,23 +314,27 @@ func (a *adminAPI) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 	}
-	sts := statuses()
-	ready := len(sts) > 0
-	var reasons []string
+	status, answer := readyAnswer(statuses())
+	return writeAdminJSON(w, status, answer)
+}
+
+// readyAnswer is the status and body of GET /revocation/ready for the
+// stores of the instance.
+func readyAnswer(sts []StoreStatus) (int, ReadyResponse) {
+	answer := ReadyResponse{Ready: len(sts) > 0}
 	if len(sts) == 0 {
-		reasons = append(reasons, "no revocation handler is configured")
+		answer.Reasons = append(answer.Reasons, "no revocation handler is configured")
 	}
 	for _, s := range sts {
 		if !s.Ready {
-			ready = false
-			reasons = append(reasons, s.Describe+": "+s.Reason)
+			answer.Ready = false
+			answer.Reasons = append(answer.Reasons, s.Describe+": "+s.Reason)
 		}
 	}
-	status := http.StatusOK
-	if !ready {
-		status = http.StatusServiceUnavailable
+	if !answer.Ready {
+		return http.StatusServiceUnavailable, answer
 	}
-	return writeAdminJSON(w, status, ReadyResponse{Ready: ready, Reasons: reasons})
+	return http.StatusOK, answer
 }
 
 func (a *adminAPI) handleLive(w http.ResponseWriter, r *http.Request) error {
