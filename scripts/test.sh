@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 step_name="" step_start=$SECONDS
 step() {
 	if [ -n "$step_name" ]; then
-		echo "    ($step_name: $((SECONDS - step_start))s)"
+		echo "    (took $((SECONDS - step_start))s)"
 	fi
 	step_name="$1" step_start=$SECONDS
 	[ -z "$1" ] || echo "==> $1"
@@ -86,7 +86,12 @@ if [ -x caddy ] && [ -f .caddy.sha256 ] && [ "$(cat .caddy.sha256)" = "$build_ha
 	echo "    ./caddy is up to date (no source changed since it was built); not rebuilt"
 else
 	rm -f .caddy.sha256
-	./xcaddy.sh >/dev/null
+	if ! ./xcaddy.sh >/tmp/xcaddy.$$.log 2>&1; then
+		cat /tmp/xcaddy.$$.log >&2
+		rm -f /tmp/xcaddy.$$.log
+		exit 1
+	fi
+	rm -f /tmp/xcaddy.$$.log
 	echo "$build_hash" >.caddy.sha256
 fi
 
