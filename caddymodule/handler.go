@@ -272,7 +272,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.store, h.storeKey = store, settings.poolKey()
 	store.adopt(time.Duration(h.SessionTTL), h.staleAfter, h.failOpen)
-	if err := registerStore(ctx, store); err != nil {
+	// A store opens no connection before Caddy starts the configuration;
+	// without one (a bare context), its first request starts it.
+	if _, err := onStart(ctx, store.start); err != nil {
 		return err
 	}
 
@@ -350,14 +352,21 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 		}
 		cfg.JWKS = revocation.NewRemoteKeySet(u, &http.Client{Timeout: 5 * time.Second},
 			time.Duration(j.JWKSRefetchInterval), time.Hour, ctx.Slogger())
-		go func() {
-			// Warm the key set; a failure is retried on first use.
-			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := cfg.JWKS.Refresh(fctx); err != nil && ctx.Err() == nil {
-				h.log.Warn("could not fetch JWKS at start; will retry on first use", zap.String("url", u), zap.Error(err))
-			}
-		}()
+		// Warm the key set once Caddy starts the configuration (never
+		// while it only validates it); a failure is retried on first use.
+		keys := cfg.JWKS
+		warm := func() {
+			go func() {
+				fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if err := keys.Refresh(fctx); err != nil && ctx.Err() == nil {
+					h.log.Warn("could not fetch JWKS at start; will retry on first use", zap.String("url", u), zap.Error(err))
+				}
+			}()
+		}
+		if _, err := onStart(ctx, warm); err != nil {
+			return err
+		}
 	}
 	v, err := revocation.NewVerifier(cfg)
 	if err != nil {

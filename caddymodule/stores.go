@@ -185,58 +185,60 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 }
 
 func init() {
-	caddy.RegisterModule(storesApp{})
+	caddy.RegisterModule(startsApp{})
 }
 
-// storesApp starts the revocation stores of a configuration when Caddy
-// starts it. Caddy provisions a configuration both to run it and to
-// validate it, but starts apps only to run it: so Redis is first
-// contacted here, never by `caddy validate`. Handlers load it through
-// caddy.Context.App; it has no configuration of its own.
-type storesApp struct {
-	stores []*sharedStore
+// startsApp starts what the revocation handlers of a configuration open
+// to the network (their Redis stores, their JWKS) when Caddy starts the
+// configuration. Caddy provisions a configuration both to run it and to
+// validate it, but starts apps only to run it: so `caddy validate` opens
+// no connection. Handlers load it through caddy.Context.App; it has no
+// configuration of its own.
+type startsApp struct {
+	starts []func()
 }
 
 // CaddyModule returns the Caddy module information.
-func (storesApp) CaddyModule() caddy.ModuleInfo {
+func (startsApp) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "revocation",
-		New: func() caddy.Module { return new(storesApp) },
+		New: func() caddy.Module { return new(startsApp) },
 	}
 }
 
-// Start implements caddy.App. Loading happens in the background: a
-// handler's first request waits for it (see awaitStart), so that Caddy's
-// start is not held up by an unreachable Redis.
-func (a *storesApp) Start() error {
-	for _, s := range a.stores {
-		s.start()
+// Start implements caddy.App. Each start returns at once: a store loads
+// in the background, and a handler's first request waits for it (see
+// awaitStart), so that Caddy's start is not held up by an unreachable
+// Redis.
+func (a *startsApp) Start() error {
+	for _, start := range a.starts {
+		start()
 	}
 	return nil
 }
 
 // Stop implements caddy.App. The stores outlive a configuration (see
 // stores); the last handler to release one closes it.
-func (a *storesApp) Stop() error { return nil }
+func (a *startsApp) Stop() error { return nil }
 
-// registerStore hands a handler's store to the configuration's
-// storesApp, to be started with it.
-func registerStore(ctx caddy.Context, store *sharedStore) (err error) {
+// onStart registers f to run when Caddy starts the configuration of ctx.
+// It reports false when ctx belongs to no configuration (a bare
+// caddy.NewContext, as in benchmarks): then nothing will call f.
+func onStart(ctx caddy.Context, f func()) (registered bool, err error) {
 	defer func() {
-		// A bare caddy.NewContext (benchmarks) has no configuration, and
-		// Context.App dereferences it. Such a handler's store is started
-		// by its first request instead.
+		// Context.App dereferences the configuration, which a bare
+		// context lacks.
 		if recover() != nil {
-			err = nil
+			registered, err = false, nil
 		}
 	}()
 	app, err := ctx.App("revocation")
 	if err != nil {
-		return fmt.Errorf("revocation stores: %w", err)
+		return false, fmt.Errorf("revocation start: %w", err)
 	}
-	sa := app.(*storesApp)
-	sa.stores = append(sa.stores, store)
-	return nil
+	sa := app.(*startsApp)
+	sa.starts = append(sa.starts, f)
+	return true, nil
 }
 
 // redisLogOnce guards quietRedisLog.
@@ -319,4 +321,4 @@ func storeLabel(settings storeSettings) (string, string) {
 	return "redis", settings.KeyPrefix
 }
 
-var _ caddy.App = (*storesApp)(nil)
+var _ caddy.App = (*startsApp)(nil)

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -328,8 +329,9 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 }
 
 // caddy validate checks a configuration without opening a connection:
-// a Redis that is down, or a listener that would answer, is never
-// dialed, and the output has no error and no stack trace.
+// a Redis that is down, or a listener that would answer (as Redis or as
+// the JWKS server), is never dialed, and the output has no error and no
+// stack trace.
 func TestValidateOpensNoConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -347,8 +349,10 @@ func TestValidateOpensNoConnection(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// The JWKS URL points at the same listener: a key set is not
+	// fetched by validation either.
 	cfg := func(url string) string {
-		return fmt.Sprintf(":8080 {\n\trevocation {\n\t\tjwt {\n\t\t\thmac_secret %s\n\t\t}\n\t\tredis %s\n\t}\n\trespond ok\n}\n", testSecret, url)
+		return fmt.Sprintf(":8080 {\n\trevocation {\n\t\tjwt {\n\t\t\thmac_secret %s\n\t\t\tjwks_url http://%s/jwks.json\n\t\t}\n\t\tredis %s\n\t}\n\trespond ok\n}\n", testSecret, ln.Addr(), url)
 	}
 	for _, url := range []string{"redis://" + ln.Addr().String(), "redis://127.0.0.1:1"} {
 		ok, out := Validate(t, cfg(url))
@@ -554,4 +558,19 @@ func TestOversizedBody(t *testing.T) {
 			ExpectStatus(t, "small body", Do(t, "POST", c.URL+"/v1/auth/refresh", `{"refreshToken":"`+revoked+`"}`, "Content-Type", "application/json"), http.StatusUnauthorized)
 		})
 	}
+}
+
+// The key set of jwks_url is fetched when the configuration starts (not
+// only on first use), and only then: validation fetched nothing above.
+func TestJWKSFetchedAtStart(t *testing.T) {
+	var fetched atomic.Int32
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"keys":[]}`)
+	}))
+	defer jwks.Close()
+	up := StartUpstream(t)
+	StartCaddy(t, guarded("jwt {\n\thmac_secret "+testSecret+"\n\tjwks_url "+jwks.URL+"/jwks.json\n}\nendpoints none", up.Addr()))
+	Eventually(t, "the key set fetched at start", func() bool { return fetched.Load() >= 1 })
 }
