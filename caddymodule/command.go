@@ -60,7 +60,8 @@ Examples:
   caddy revocation health --live   # liveness: 0 while the process answers
 
 Exit status: 0 on success; 1 when the instance cannot be reached, refuses
-the request, or (health) is not ready.
+the request, or (health) is not ready, with the reason on one line of
+standard error.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(revokeCommand(), statusCommand(), healthCommand())
@@ -164,9 +165,10 @@ so that the admin endpoint never has to leave localhost:
     exec:
       command: ["caddy", "revocation", "health", "--live"]
 
-Ready means every store is loaded and confirmed current (a Redis store
-reachable and followed within stale_after). Live means the process
-answers its admin API.
+Ready means every store is loaded and, unless every handler using it is
+on_store_down fail_open, confirmed current (a Redis store reachable and
+followed within stale_after). Live means the process answers its admin
+API.
 `,
 		Example: `  caddy revocation health
   caddy revocation health --live --timeout 2s`,
