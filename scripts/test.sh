@@ -104,8 +104,9 @@ for f in Caddyfile.example deploy/kubernetes/Caddyfile; do
 	fi
 done
 
-step "promtool check rules deploy/monitoring/alerts.yml"
+step "promtool: deploy/monitoring's alerting rules, and their unit tests"
 promtool check rules deploy/monitoring/alerts.yml
+promtool test rules deploy/monitoring/alerts_test.yml
 
 step "go test -race ./... (integration tests run the ./caddy just built)"
 CADDY_BIN="$PWD/caddy" go test -race -count=1 ./...
