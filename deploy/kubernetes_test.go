@@ -334,6 +334,10 @@ func TestKustomizeBase(t *testing.T) {
 		if !strings.Contains(readFile(t, filepath.Join(base, ".gitignore")), "secrets.env\n") {
 			t.Error("secrets.env is not git-ignored")
 		}
+		// The Dockerfile copies the whole repository into its build stage.
+		if !strings.Contains(readFile(t, filepath.Join("..", ".dockerignore")), "\ndeploy/kubernetes/secrets.env\n") {
+			t.Error("secrets.env is not in .dockerignore: docker build would copy it into a layer")
+		}
 	})
 
 	t.Run("the image is pinned", func(t *testing.T) {
