@@ -311,7 +311,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("revocation store: %w", err)
 	}
 	h.store, h.storeKey = store, settings.poolKey()
-	store.adopt(time.Duration(h.SessionTTL), h.staleAfter)
+	store.adopt(time.Duration(h.SessionTTL), h.staleAfter, h.failOpen)
+	// A store opens no connection before Caddy starts the configuration;
+	// without one (a bare context), its first request starts it.
+	if _, err := onStart(ctx, store.start); err != nil {
+		return err
+	}
 
 	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
 		Verifier:   h.verifier,
@@ -406,12 +411,22 @@ func (h *Handler) remoteKeySet(ctx caddy.Context, u string) (*revocation.RemoteK
 	if h.JWT != nil {
 		refetch = time.Duration(h.JWT.JWKSRefetchInterval)
 	}
-	return revocation.NewRemoteKeySet(ctx, revocation.RemoteKeySetConfig{
+	ks, err := revocation.NewRemoteKeySet(ctx, revocation.RemoteKeySetConfig{
 		URL:        u,
 		MinRefetch: refetch,
 		MaxAge:     time.Hour,
 		Log:        ctx.Slogger(),
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The first fetch waits for Caddy to start the configuration, so that
+	// validating it opens no connection; a token that needs a key before
+	// then fetches it itself.
+	if _, err := onStart(ctx, func() { go func() { _ = ks.Start() }() }); err != nil {
+		return nil, err
+	}
+	return ks, nil
 }
 
 // Cleanup releases the shared store (closed when no config uses it).
@@ -424,6 +439,9 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP serves the endpoints and guards everything else.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if err := h.store.awaitStart(r.Context()); err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("waiting for the revocation store: %w", err))
+	}
 	if byMethod, ok := h.routes[r.URL.Path]; ok {
 		if ep, ok := byMethod[r.Method]; ok {
 			return ep.serve(h, w, r)

@@ -173,7 +173,12 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	if st, _ := closed.AdminDo("GET", "/revocation/ready", ""); st != http.StatusServiceUnavailable {
 		t.Fatalf("a stale replica reports ready: %d", st)
 	}
-	// ...while fail_open passes valid tokens and blocks revoked ones.
+	// ...while fail_open passes valid tokens and blocks revoked ones, and
+	// stays ready: pulling it out of service would refuse the traffic
+	// fail_open asks to let through.
+	if st, body := open.AdminDo("GET", "/revocation/ready", ""); st != http.StatusOK || body != "{\"ready\":true}\n" {
+		t.Fatalf("a stale fail_open replica reports %d %s, want 200 ready", st, body)
+	}
 	for _, tok := range good {
 		ExpectStatus(t, "fail_open, stale, valid token", Get(t, open.URL+"/orders", tok), http.StatusOK)
 	}
@@ -191,6 +196,9 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	for i, c := range cs {
 		if n := logCount(c, msgStoreDown); n != 1 {
 			t.Fatalf("replica %d logged the outage %d times, want once:\n%s", i, n, c.Logs())
+		}
+		if strings.Contains(c.Logs(), `"stacktrace"`) {
+			t.Fatalf("replica %d logged a stack trace for an unreachable Redis:\n%s", i, c.Logs())
 		}
 	}
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -23,12 +25,17 @@ const maxJWKSBytes = 1 << 20
 const maxKidWait = 5 * time.Second
 
 // RemoteKeySet is a JWKS fetched over HTTP(S) and cached, through
-// keyfunc and jwkset: fetched once when it is made, again every MaxAge in
-// the background, and when a token names an unknown kid (at most once per
-// MinRefetch; such a token waits up to 5s for that allowance, else it is
-// refused).
+// keyfunc and jwkset: fetched first when Start is called (when Caddy
+// starts the configuration, never while it only validates it) or when a
+// token first needs a key, again every MaxAge in the background, and when
+// a token names an unknown kid (at most once per MinRefetch; such a token
+// waits up to 5s for that allowance, else it is refused).
 type RemoteKeySet struct {
-	kf keyfunc.Keyfunc
+	ctx  context.Context
+	cfg  RemoteKeySetConfig
+	once sync.Once
+	kf   keyfunc.Keyfunc
+	err  error
 }
 
 // RemoteKeySetConfig configures a RemoteKeySet.
@@ -45,9 +52,11 @@ type RemoteKeySetConfig struct {
 	Log    *slog.Logger
 }
 
-// NewRemoteKeySet fetches the set and keeps it current until ctx ends. A
-// first fetch that fails is logged, not returned: the set is fetched
-// again for the first token that needs a key.
+// NewRemoteKeySet checks the configuration and returns a key set that
+// fetches nothing yet: Start (or the first token that needs a key) makes
+// the first fetch, and the set is kept current until ctx ends. A first
+// fetch that fails is logged, not returned: the set is fetched again for
+// the first token that needs a key.
 func NewRemoteKeySet(ctx context.Context, cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 	if cfg.MinRefetch <= 0 {
 		cfg.MinRefetch = 30 * time.Second
@@ -58,31 +67,43 @@ func NewRemoteKeySet(ctx context.Context, cfg RemoteKeySetConfig) (*RemoteKeySet
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	client := http.Client{Timeout: 5 * time.Second}
-	if cfg.Client != nil {
-		client = *cfg.Client
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("jwks %s: want an http(s) URL", cfg.URL)
 	}
-	base := client.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	client.Transport = limitedTransport{base}
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.URL}, keyfunc.Override{
-		Client:            &client,
-		HTTPTimeout:       client.Timeout,
-		RateLimitWaitMax:  maxKidWait,
-		RefreshInterval:   cfg.MaxAge,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.MinRefetch), 1),
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(_ context.Context, err error) {
-				cfg.Log.Warn("fetching JWKS failed; keeping the cached keys", "url", u, "error", err)
-			}
-		},
+	return &RemoteKeySet{ctx: ctx, cfg: cfg}, nil
+}
+
+// Start makes the first fetch, once; later calls do nothing.
+func (r *RemoteKeySet) Start() error {
+	r.once.Do(func() {
+		cfg := r.cfg
+		client := http.Client{Timeout: 5 * time.Second}
+		if cfg.Client != nil {
+			client = *cfg.Client
+		}
+		base := client.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		client.Transport = limitedTransport{base}
+		r.kf, r.err = keyfunc.NewDefaultOverrideCtx(r.ctx, []string{cfg.URL}, keyfunc.Override{
+			Client:            &client,
+			HTTPTimeout:       client.Timeout,
+			RateLimitWaitMax:  maxKidWait,
+			RefreshInterval:   cfg.MaxAge,
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.MinRefetch), 1),
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(_ context.Context, err error) {
+					cfg.Log.Warn("fetching JWKS failed; keeping the cached keys", "url", u, "error", err)
+				}
+			},
+		})
+		if r.err != nil {
+			r.err = fmt.Errorf("jwks %s: %w", cfg.URL, r.err)
+		}
 	})
-	if err != nil {
-		return nil, fmt.Errorf("jwks %s: %w", cfg.URL, err)
-	}
-	return &RemoteKeySet{kf: kf}, nil
+	return r.err
 }
 
 // Keys returns the keys that may have signed a token with this kid and
@@ -92,6 +113,10 @@ func NewRemoteKeySet(ctx context.Context, cfg RemoteKeySetConfig) (*RemoteKeySet
 // fetch it started: the fetch has its own deadline, so that a client
 // cancelling at once cannot spend the refetch allowance for nothing.
 func (r *RemoteKeySet) Keys(ctx context.Context, kid, alg string) []crypto.PublicKey {
+	if err := r.Start(); err != nil {
+		r.cfg.Log.Warn("JWKS unavailable", "error", err)
+		return nil
+	}
 	st := r.kf.Storage()
 	ctx = context.WithoutCancel(ctx)
 	var keys []crypto.PublicKey
