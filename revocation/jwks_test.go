@@ -55,6 +55,14 @@ func newTestKeySet(t *testing.T, srv *jwksServer, minRefetch time.Duration) *Rem
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Making the set fetches nothing (caddy validate opens no
+	// connection); starting it makes the first fetch.
+	if n := srv.fetches.Load(); n != 0 {
+		t.Fatalf("%d fetches before the set was started, want 0", n)
+	}
+	if err := ks.Start(); err != nil {
+		t.Fatal(err)
+	}
 	return ks
 }
 
