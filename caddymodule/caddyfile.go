@@ -79,9 +79,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    feed_max_len     <n>
 //	    redis_timeout    <duration>
 //	    log_blocked      debug|info|warn|error|off
+//	    credential       cookie|header <name>
+//	    app_logout       <path...>
 //	}
 //
-// Every option may appear once, except public_key. "redis" with no
+// Every option may appear once, except public_key, credential (one line
+// per cookie or header) and app_logout (whose paths add up). "redis" with no
 // argument, or an empty one (as {$REDIS_URL} gives when REDIS_URL is
 // unset), means the embedded store.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -92,11 +95,30 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		opt := d.Val()
-		if seen[opt] {
+		if seen[opt] && opt != "credential" && opt != "app_logout" {
 			return d.Errf("duplicate option %q", opt)
 		}
 		seen[opt] = true
 		switch opt {
+		case "credential":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("credential: want cookie <name> or header <name>")
+			}
+			switch args[0] {
+			case "cookie":
+				h.Credentials = append(h.Credentials, CredentialSource{Cookie: args[1]})
+			case "header":
+				h.Credentials = append(h.Credentials, CredentialSource{Header: args[1]})
+			default:
+				return d.Errf("credential: %q: want cookie or header", args[0])
+			}
+		case "app_logout":
+			paths := d.RemainingArgs()
+			if len(paths) == 0 {
+				return d.Errf("app_logout: want at least one path")
+			}
+			h.AppLogout = append(h.AppLogout, paths...)
 		case "app_id":
 			if err := oneArg(d, &h.AppID); err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,6 +124,22 @@ type Handler struct {
 	// request: debug, info (default), warn, error, or off.
 	LogBlocked string `json:"log_blocked,omitempty"`
 
+	// Credentials are more places a credential is read from: the session
+	// cookie of a legacy app (JSESSIONID, PHPSESSID, connect.sid, ...) or
+	// a custom header (X-Auth-Token, ...). Each value is checked exactly
+	// by hash, and as a JWT (jti, session, subject) when it is one, read
+	// the way any framework would read it. Default: none (the guard
+	// reads Authorization, access_token parameters, the refresh cookie
+	// and refresh tokens in bodies).
+	Credentials []CredentialSource `json:"credentials,omitempty"`
+
+	// AppLogout lists the paths of the app's own logout routes. A
+	// proxied request to one of them (the exact path) that the upstream
+	// answers with a 2xx or 3xx revokes every credential it carried,
+	// committed to the store before the answer is passed back; when the
+	// store cannot take it, the client gets 503 instead. Default: none.
+	AppLogout []string `json:"app_logout,omitempty"`
+
 	ctx            caddy.Context
 	log            *zap.Logger
 	blockLevel     zapcore.Level
@@ -137,7 +154,18 @@ type Handler struct {
 	staleAfter     time.Duration
 	extractor      extractor
 	maxCredentials int
+	appLogout      map[string]bool
 	routes         map[string]map[string]endpoint // path -> method -> endpoint
+}
+
+// CredentialSource is one cookie or one header (exactly one of the two)
+// that may carry a credential.
+type CredentialSource struct {
+	// Cookie is a cookie name, matched as frameworks match it (see
+	// cookieNameKey).
+	Cookie string `json:"cookie,omitempty"`
+	// Header is a header name, matched in any case, '-' and '_' alike.
+	Header string `json:"header,omitempty"`
 }
 
 // JWTConfig configures token verification.
@@ -253,6 +281,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.extractor.cookies = append(h.extractor.cookies, cookieNameKey(h.cookieName))
 	}
 
+	if err := h.provisionCredentials(); err != nil {
+		return err
+	}
 	if err := h.provisionEndpoints(); err != nil {
 		return err
 	}
@@ -301,6 +332,53 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	})
 	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL)}
 	return nil
+}
+
+// provisionCredentials adds the configured cookies and headers to what
+// the extractor reads, and indexes the app's logout paths.
+func (h *Handler) provisionCredentials() error {
+	for i, c := range h.Credentials {
+		switch {
+		case (c.Cookie == "") == (c.Header == ""):
+			return fmt.Errorf("credentials[%d]: give exactly one of cookie or header", i)
+		case c.Cookie != "":
+			if !validToken(c.Cookie) {
+				return fmt.Errorf("credential cookie %q: not a valid cookie name", c.Cookie)
+			}
+			if k := cookieNameKey(c.Cookie); !slices.Contains(h.extractor.cookies, k) {
+				h.extractor.cookies = append(h.extractor.cookies, k)
+			}
+		default:
+			if !validToken(c.Header) {
+				return fmt.Errorf("credential header %q: not a valid header name", c.Header)
+			}
+			if k := headerNameKey(c.Header); !slices.Contains(h.extractor.headers, k) {
+				h.extractor.headers = append(h.extractor.headers, k)
+			}
+		}
+	}
+	for _, p := range h.AppLogout {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("app_logout %q: want a path starting with /", p)
+		}
+		if h.appLogout == nil {
+			h.appLogout = map[string]bool{}
+		}
+		h.appLogout[p] = true
+	}
+	return nil
+}
+
+// validToken reports whether s is an RFC 9110 token: what a header name,
+// and a cookie name, may be made of.
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (h *Handler) provisionLogLevel() error {
