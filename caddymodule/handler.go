@@ -536,6 +536,9 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.RequireToken && !verified {
 		return h.refuse(w, hasAccess, "the access token is invalid or expired")
 	}
+	if h.appLogout[r.URL.Path] {
+		return h.serveAppLogout(w, r, next, x.creds)
+	}
 	return next.ServeHTTP(w, r)
 }
 
