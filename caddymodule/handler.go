@@ -323,6 +323,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.store, h.storeKey = store, settings.poolKey()
 	store.adopt(time.Duration(h.SessionTTL), h.staleAfter)
+	store.guards.Store(h, struct{}{})
 
 	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
 		Verifier:   h.verifier,
@@ -467,6 +468,7 @@ func (h *Handler) Cleanup() error {
 	if h.storeKey == "" {
 		return nil
 	}
+	h.store.guards.Delete(h)
 	return releaseStore(h.storeKey)
 }
 
@@ -524,8 +526,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	hasAccess, verified := false, false
 	for i := range x.creds {
 		c := &x.creds[i]
-		info := h.inspector.InspectAt(ctx, c.raw, unix, c.kind == credAccess)
-		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
+		info, reason := h.inspect(ctx, dl, c, unix)
+		if reason != revocation.NotBlocked {
 			return h.block(w, r, c, reason, info)
 		}
 		if c.kind == credAccess {
@@ -540,6 +542,14 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return h.serveAppLogout(w, r, next, x.creds)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// inspect says whether one candidate is revoked, and what the guard
+// knows of it: the one answer to "is this revoked?", for the guard and
+// for the dry run (explain.go).
+func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64) (*revocation.TokenInfo, revocation.Reason) {
+	info := h.inspector.InspectAt(ctx, c.raw, unix, c.kind == credAccess)
+	return info, dl.Check(&info.ID, unix)
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).

@@ -36,6 +36,9 @@ type sharedStore struct {
 	// staleAfter is the shortest stale_after of the handlers using the
 	// store, in nanoseconds: the readiness bound.
 	staleAfter atomic.Int64
+	// guards holds the provisioned handlers using the store (*Handler
+	// keys), for the admin API's dry run.
+	guards sync.Map
 }
 
 // adopt records a handler's settings that the admin API needs, and makes
