@@ -90,7 +90,7 @@ func (h *Handler) serveAppLogout(w http.ResponseWriter, r *http.Request, next ca
 		clear(hdr)
 		maps.Copy(hdr, before)
 		hdr.Set("Retry-After", "5")
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+		return deny(w, r, http.StatusServiceUnavailable, "logout_not_recorded", "", map[string]string{
 			"error":             "temporarily_unavailable",
 			"error_description": "the logout could not be recorded; try again shortly",
 		})

@@ -491,21 +491,21 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	x := h.extractor.extract(r, h.maxCredentials)
 	if x.uninspected && h.OversizedBody == "reject" {
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
-		return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+		return deny(w, r, http.StatusRequestEntityTooLarge, "body_uninspectable", "", map[string]string{
 			"error":             "invalid_request",
 			"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
 		})
 	}
 	if x.overflow {
 		metrics.refused.WithLabelValues("too_many_credentials").Inc()
-		return writeJSON(w, http.StatusBadRequest, map[string]string{
+		return deny(w, r, http.StatusBadRequest, "too_many_credentials", "", map[string]string{
 			"error":             "invalid_request",
 			"error_description": fmt.Sprintf("the request carries more than %d candidate credentials", h.maxCredentials),
 		})
 	}
 	if len(x.creds) == 0 {
 		if h.RequireToken {
-			return h.refuse(w, false, "a valid access token is required")
+			return h.refuse(w, r, false, "a valid access token is required")
 		}
 		return next.ServeHTTP(w, r)
 	}
@@ -515,7 +515,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter {
 		metrics.refused.WithLabelValues("store_stale").Inc()
 		w.Header().Set("Retry-After", "5")
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+		return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
 			"error":             "temporarily_unavailable",
 			"error_description": "revocation state cannot be confirmed; try again shortly",
 		})
@@ -536,7 +536,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		}
 	}
 	if h.RequireToken && !verified {
-		return h.refuse(w, hasAccess, "the access token is invalid or expired")
+		return h.refuse(w, r, hasAccess, "the access token is invalid or expired")
 	}
 	if h.appLogout[r.URL.Path] {
 		return h.serveAppLogout(w, r, next, x.creds)
@@ -583,19 +583,19 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 		desc = "The refresh token has been revoked"
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
-	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+	return deny(w, r, http.StatusUnauthorized, reason.String(), c.source, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
 // refuse answers 401 when require_token is on and no valid token came.
-func (h *Handler) refuse(w http.ResponseWriter, tokenGiven bool, desc string) error {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, tokenGiven bool, desc string) error {
 	metrics.refused.WithLabelValues("token_required").Inc()
 	if !tokenGiven {
 		// RFC 6750 section 3.1: no error code when no credentials came.
 		w.Header().Set("WWW-Authenticate", `Bearer`)
-		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "error_description": desc})
+		return deny(w, r, http.StatusUnauthorized, "token_required", "", map[string]string{"error": "unauthorized", "error_description": desc})
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
-	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+	return deny(w, r, http.StatusUnauthorized, "token_required", "", map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
