@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/base64"
-	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -62,11 +61,6 @@ const (
 	srcHeader        = "header"
 	srcBody          = "body"
 )
-
-// errTooManyCredentials refuses a request that carries more candidate
-// credentials than the guard examines: each one may cost a decoding, and
-// a request must not be able to make the guard work without bound.
-var errTooManyCredentials = errors.New("too many credentials in one request")
 
 // extraction is what extract found.
 type extraction struct {
