@@ -5,17 +5,25 @@
 #       beside four plain map lookups of the same size;
 #   (b) resident heap bytes per entry at 1e6 entries;
 #       plus the whole per-request path for a token seen before, beside a
-#       SHA-256 of the token alone;
+#       SHA-256 of the token alone, and the handler's own cost per request
+#       for each place a credential comes from (bearer header, query,
+#       cookie, JSON, form, multipart and gzip bodies, none), beside a
+#       SHA-256 of the token measured in the same process;
+#       each Go benchmark runs COUNT times (3), and the median of the runs
+#       is printed at the end of this part (bench/results/go-median.txt);
 #   (c) proxied requests/s and p99 latency: plain reverse_proxy, revocation
 #       with HS256, with ES256, and forward_auth to a service that asks
 #       Redis on every request; the servers share one core, wrk the other;
+#       ROUNDS rounds (5) of DURATION (10s) each after a 2 s warm-up, each
+#       ratio taken against the baseline of its own round, the median over
+#       rounds printed with its range;
 #   (d) propagation of a revocation to other replicas, p50/p99.
 #
 # Results go to bench/results/ (not committed). Needs wrk and redis-server
 # (installed from Debian's packages when run as root).
 #
-#   ./bench/run.sh              # about 5 minutes here
-#   ROUNDS=5 DURATION=20s ./bench/run.sh
+#   ./bench/run.sh              # about 8 minutes here
+#   ROUNDS=7 COUNT=5 DURATION=20s ./bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/results
@@ -36,8 +44,29 @@ done
 echo "==> (a, b) Go benchmarks: denylist check, memory per entry, request path"
 go test -run '^$' -bench 'DenylistCheck|BaselineMapLookup|DenylistMemory|RequestPath' \
 	-benchmem -count "${COUNT:-3}" ./revocation/ | tee "$out/go.txt"
-echo "==> the handler's own cost per proxied request (a token seen before)"
+echo "==> the handler's own cost per proxied request, per credential source (a token seen before)"
 go test -run '^$' -bench 'Guard' -benchmem -count "${COUNT:-3}" ./caddymodule/ | grep -E '^(Benchmark|ok)' | tee -a "$out/go.txt"
+echo "==> (a, b) median of the ${COUNT:-3} runs of each Go benchmark (what the README quotes)"
+# For each benchmark, in the order they ran, the median of every metric
+# (ns/op, B/op, allocs/op, bytes/entry) over its runs.
+awk '/^Benchmark/ {
+	if (!($1 in runs)) order[++n] = $1
+	r = ++runs[$1]
+	for (i = 3; i < NF; i += 2) { unit[$1, (i - 1) / 2] = $(i + 1); val[$1, (i - 1) / 2, r] = $i; m[$1] = (i - 1) / 2 }
+}
+END {
+	for (k = 1; k <= n; k++) {
+		b = order[k]; line = b
+		for (j = 1; j <= m[b]; j++) {
+			c = 0
+			for (r = 1; r <= runs[b]; r++) if ((b, j, r) in val) v[++c] = val[b, j, r] + 0
+			for (x = 2; x <= c; x++) for (y = x; y > 1 && v[y - 1] > v[y]; y--) { t = v[y]; v[y] = v[y - 1]; v[y - 1] = t }
+			med = c % 2 ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
+			line = line sprintf(med >= 1e4 ? "\t%.0f %s" : "\t%.4g %s", med, unit[b, j])
+		}
+		print line
+	}
+}' "$out/go.txt" | tee "$out/go-median.txt"
 
 echo "==> (c) end-to-end load"
 go build -o "$out/caddy" ./cmd/caddy

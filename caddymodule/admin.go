@@ -31,7 +31,8 @@ func init() {
 //	                          {"token": "..."}                      one exact token
 //	POST /revocation/explain  {"method","path","headers","body"}    what the guard sees in a request (explain.go)
 //	GET  /revocation/status   the stores in use, their entry counts and health
-//	GET  /revocation/ready    200 when every store is loaded and current, else 503 and why
+//	GET  /revocation/ready    200 when every store is loaded and current (or, under
+//	                          fail_open, loaded), else 503 and why
 //	GET  /revocation/live     200 while the process answers
 //
 // A revocation applies to every store in use in this process (normally
@@ -228,8 +229,10 @@ type StoreStatus struct {
 	StaleFor   float64          `json:"stale_seconds"`
 	StaleAfter float64          `json:"stale_after_seconds"`
 	Ready      bool             `json:"ready"`
-	Reason     string           `json:"reason,omitempty"`
-	LastError  string           `json:"last_error,omitempty"`
+	// Reason says why the store is not ready, or, when it is ready but
+	// stale under fail_open, why it is degraded.
+	Reason    string `json:"reason,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 func statuses() []StoreStatus {
@@ -252,15 +255,21 @@ func statuses() []StoreStatus {
 		stale := s.Staleness(now)
 		staleAfter := time.Duration(s.staleAfter.Load())
 		st.StaleFor, st.StaleAfter = min(stale, 100*365*24*time.Hour).Seconds(), staleAfter.Seconds()
-		st.Ready, st.Reason = readiness(h, stale, staleAfter)
+		st.Ready, st.Reason = readiness(h, stale, staleAfter, s.failClosed.Load())
 		out = append(out, st)
 	})
 	return out
 }
 
-// readiness says whether a store can be trusted to enforce every
-// revocation, and if not, why.
-func readiness(h revocation.Health, stale, staleAfter time.Duration) (bool, string) {
+// readiness says whether an instance should get traffic for a store,
+// and if not, why. It follows on_store_down: a stale store makes the
+// instance unready only when some handler refuses requests for it
+// (failClosed); with fail_open every handler keeps serving what it
+// knows, so pulling every replica out of a Service during a Redis
+// outage would refuse the very traffic fail_open asks to let through.
+// A store that never loaded knows nothing, and is never ready. The
+// reason is also given for a store that is ready but stale (fail_open).
+func readiness(h revocation.Health, stale, staleAfter time.Duration, failClosed bool) (bool, string) {
 	switch {
 	case !h.Loaded && h.LastError != "":
 		return false, "denylist not loaded yet: " + h.LastError
@@ -270,6 +279,10 @@ func readiness(h revocation.Health, stale, staleAfter time.Duration) (bool, stri
 		why := fmt.Sprintf("denylist not confirmed current for %s (stale_after %s)", stale.Round(time.Millisecond), staleAfter)
 		if !h.Connected && h.LastError != "" {
 			why += "; store unreachable: " + h.LastError
+		}
+		if !failClosed {
+			// Ready, but say why it is degraded, for status pages.
+			return true, why + "; serving what is known (on_store_down fail_open)"
 		}
 		return false, why
 	}
@@ -283,30 +296,47 @@ func (a *adminAPI) handleStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 	}
-	return writeAdminJSON(w, http.StatusOK, map[string]any{"stores": statuses()})
+	return writeAdminJSON(w, http.StatusOK, StatusResponse{Stores: statuses()})
+}
+
+// ReadyResponse is the answer to GET /revocation/ready.
+type ReadyResponse struct {
+	Ready bool `json:"ready"`
+	// Reasons says, per store, why the instance is not ready; absent
+	// when it is.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// StatusResponse is the answer to GET /revocation/status.
+type StatusResponse struct {
+	Stores []StoreStatus `json:"stores"`
 }
 
 func (a *adminAPI) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 	}
-	sts := statuses()
-	ready := len(sts) > 0
-	var reasons []string
+	status, answer := readyAnswer(statuses())
+	return writeAdminJSON(w, status, answer)
+}
+
+// readyAnswer is the status and body of GET /revocation/ready for the
+// stores of the instance.
+func readyAnswer(sts []StoreStatus) (int, ReadyResponse) {
+	answer := ReadyResponse{Ready: len(sts) > 0}
 	if len(sts) == 0 {
-		reasons = append(reasons, "no revocation handler is configured")
+		answer.Reasons = append(answer.Reasons, "no revocation handler is configured")
 	}
 	for _, s := range sts {
 		if !s.Ready {
-			ready = false
-			reasons = append(reasons, s.Describe+": "+s.Reason)
+			answer.Ready = false
+			answer.Reasons = append(answer.Reasons, s.Describe+": "+s.Reason)
 		}
 	}
-	status := http.StatusOK
-	if !ready {
-		status = http.StatusServiceUnavailable
+	if !answer.Ready {
+		return http.StatusServiceUnavailable, answer
 	}
-	return writeAdminJSON(w, status, map[string]any{"ready": ready, "reasons": reasons})
+	return http.StatusOK, answer
 }
 
 func (a *adminAPI) handleLive(w http.ResponseWriter, r *http.Request) error {

@@ -1,9 +1,19 @@
 package caddymodule
 
 import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
@@ -16,19 +26,22 @@ func TestReadiness(t *testing.T) {
 		staleAfter time.Duration
 		ready      bool
 		reason     string
+		failOpen   bool
 	}{
-		{"embedded", revocation.Health{Store: "embedded", Loaded: true, Connected: true}, 0, 30 * time.Second, true, ""},
-		{"redis current", revocation.Health{Store: "redis", Loaded: true, Connected: true}, time.Second, 30 * time.Second, true, ""},
-		{"never loaded", revocation.Health{Store: "redis"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet"},
-		{"never loaded, with the error", revocation.Health{Store: "redis", LastError: "initial load: dial tcp: refused"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet: initial load: dial tcp: refused"},
-		{"unreachable for a moment: still current", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, time.Second, 30 * time.Second, true, ""},
-		{"unreachable and stale", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, 31 * time.Second, 30 * time.Second, false, "denylist not confirmed current for 31s (stale_after 30s); store unreachable: follow feed: EOF"},
-		{"stale", revocation.Health{Store: "redis", Loaded: true, Connected: true}, 31 * time.Second, 30 * time.Second, false, "denylist not confirmed current for 31s (stale_after 30s)"},
-		{"stale_after off", revocation.Health{Store: "redis", Loaded: true, Connected: true}, time.Hour, 0, true, ""},
+		{"embedded", revocation.Health{Store: "embedded", Loaded: true, Connected: true}, 0, 30 * time.Second, true, "", false},
+		{"redis current", revocation.Health{Store: "redis", Loaded: true, Connected: true}, time.Second, 30 * time.Second, true, "", false},
+		{"never loaded", revocation.Health{Store: "redis"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet", false},
+		{"never loaded, with the error", revocation.Health{Store: "redis", LastError: "initial load: dial tcp: refused"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet: initial load: dial tcp: refused", false},
+		{"unreachable for a moment: still current", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, time.Second, 30 * time.Second, true, "", false},
+		{"unreachable and stale", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, 31 * time.Second, 30 * time.Second, false, "denylist not confirmed current for 31s (stale_after 30s); store unreachable: follow feed: EOF", false},
+		{"stale", revocation.Health{Store: "redis", Loaded: true, Connected: true}, 31 * time.Second, 30 * time.Second, false, "denylist not confirmed current for 31s (stale_after 30s)", false},
+		{"stale_after off", revocation.Health{Store: "redis", Loaded: true, Connected: true}, time.Hour, 0, true, "", false},
+		{"unreachable and stale, fail_open: still serving", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, time.Hour, 30 * time.Second, true, "denylist not confirmed current for 1h0m0s (stale_after 30s); store unreachable: follow feed: EOF; serving what is known (on_store_down fail_open)", true},
+		{"never loaded, fail_open: knows nothing", revocation.Health{Store: "redis", LastError: "initial load: refused"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet: initial load: refused", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ready, reason := readiness(c.h, c.stale, c.staleAfter)
+			ready, reason := readiness(c.h, c.stale, c.staleAfter, !c.failOpen)
 			if ready != c.ready || reason != c.reason {
 				t.Fatalf("readiness = %v %q, want %v %q", ready, reason, c.ready, c.reason)
 			}
@@ -37,4 +50,117 @@ func TestReadiness(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readmeExample returns the JSON block that follows a marker comment
+// (<!-- admin: name -->) in the README.
+func readmeExample(t *testing.T, readme, name string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(readme, "<!-- admin: "+name+" -->\n```json\n")
+	if !ok {
+		t.Fatalf("README.md has no example %q", name)
+	}
+	block, _, _ := strings.Cut(rest, "\n```")
+	return block
+}
+
+// The admin API as the README documents it is what the routes answer:
+// the ready bodies byte for byte, the other answers field for field.
+func TestReadmeDocumentsAdminAPI(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	encode := func(v any) string {
+		var b bytes.Buffer
+		if err := json.NewEncoder(&b).Encode(v); err != nil { // as writeAdminJSON does
+			t.Fatal(err)
+		}
+		return strings.TrimSuffix(b.String(), "\n")
+	}
+
+	t.Run("ready", func(t *testing.T) {
+		// A real embedded store, answered by the real route.
+		store, err := acquireStore(storeSettings{KeyPrefix: "readme-ready:"}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer releaseStore(store.key)
+		store.adopt(time.Hour, 30*time.Second, false)
+		w := httptest.NewRecorder()
+		if err := (&adminAPI{}).handleReady(w, httptest.NewRequest(http.MethodGet, "/revocation/ready", nil)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := w.Body.String(), readmeExample(t, readme, "ready-response")+"\n"; w.Code != http.StatusOK || got != want {
+			t.Fatalf("GET /revocation/ready: %d %q; the README documents 200 %q", w.Code, got, want)
+		}
+	})
+
+	t.Run("not ready", func(t *testing.T) {
+		desc := "redis " + revocation.RedisConfig{URL: "redis://10.0.0.5:6379"}.Describe()
+		h := revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: dial tcp 10.0.0.5:6379: connect: connection refused"}
+		ready, reason := readiness(h, 31*time.Second, 30*time.Second, true)
+		code, answer := readyAnswer([]StoreStatus{{Describe: desc, Ready: ready, Reason: reason}})
+		if got, want := encode(answer), readmeExample(t, readme, "not-ready-response"); code != http.StatusServiceUnavailable || got != want {
+			t.Fatalf("not ready: %d\n%s\nthe README documents 503\n%s", code, got, want)
+		}
+	})
+
+	// Every field of an answer is in its example, and nothing else.
+	fields := func(v any) []string {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(encode(v)), &m); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Sorted(maps.Keys(m))
+	}
+	exampleFields := func(name string, into any) []string {
+		dec := json.NewDecoder(strings.NewReader(readmeExample(t, readme, name)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(into); err != nil {
+			t.Fatalf("README example %s: %v", name, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(readmeExample(t, readme, name)), &m); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Sorted(maps.Keys(m))
+	}
+	t.Run("revoke", func(t *testing.T) {
+		var ex AdminRevokeResponse
+		if got, want := exampleFields("revoke-response", &ex), fields(AdminRevokeResponse{}); !slices.Equal(got, want) {
+			t.Fatalf("README revoke example has fields %v, the route answers %v", got, want)
+		}
+	})
+	t.Run("status", func(t *testing.T) {
+		var ex StatusResponse
+		exampleFields("status-response", &ex)
+		if len(ex.Stores) != 1 {
+			t.Fatalf("README status example has %d stores, want 1", len(ex.Stores))
+		}
+		var m struct {
+			Stores []map[string]any `json:"stores"`
+		}
+		_ = json.Unmarshal([]byte(readmeExample(t, readme, "status-response")), &m)
+		got := slices.Sorted(maps.Keys(m.Stores[0]))
+		// What a healthy Redis store shows: everything but the two
+		// fields omitted when empty.
+		now := time.Now()
+		want := fields(StoreStatus{Confirmed: &now})
+		want = slices.DeleteFunc(want, func(f string) bool { return f == "reason" || f == "last_error" })
+		if !slices.Equal(got, want) {
+			t.Fatalf("README status example has fields %v, a healthy store shows %v", got, want)
+		}
+		for _, f := range []string{"reason", "last_error"} {
+			if !strings.Contains(readme, "| `"+f+"` |") {
+				t.Errorf("the README's status table does not describe %s", f)
+			}
+		}
+		for _, f := range want {
+			if !strings.Contains(readme, "| `"+f+"` |") {
+				t.Errorf("the README's status table does not describe %s", f)
+			}
+		}
+	})
 }

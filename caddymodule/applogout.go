@@ -134,12 +134,12 @@ func (h *Handler) revokePresented(r *http.Request, creds []credential) (revocati
 func basicFields(r *http.Request) []string {
 	var out []string
 	for _, v := range r.Header["Authorization"] {
-		fields := latinFields(v)
-		for i := 0; i+1 < len(fields); i++ {
-			if strings.EqualFold(fields[i], "Basic") {
-				f := fields[i+1]
+		afterBasic := false
+		for f := range spaceLikeFields(v) {
+			if afterBasic {
 				out = append(out, f, strings.Trim(f, ","))
 			}
+			afterBasic = strings.EqualFold(f, "Basic")
 		}
 	}
 	return out

@@ -79,12 +79,26 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    feed_max_len     <n>
 //	    redis_timeout    <duration>
 //	    log_blocked      debug|info|warn|error|off
+//	    backchannel_logout {
+//	        client_id <id...>
+//	        issuer    <iss>
+//	        jwks_url  <url>
+//	    }
+//	    token_revocation {
+//	        client <id> [<secret>]
+//	    }
+//	    security_events {
+//	        audience   <aud...>
+//	        issuer     <iss>
+//	        jwks_url   <url>
+//	        auth_token <token>
+//	    }
 //	    credential       cookie|header <name>
 //	    app_logout       <path...>
 //	}
 //
-// Every option may appear once, except public_key, credential (one line
-// per cookie or header) and app_logout (whose paths add up). "redis" with no
+// Every option may appear once, except public_key, client, credential (one
+// line per cookie or header) and app_logout (whose paths add up). "redis" with no
 // argument, or an empty one (as {$REDIS_URL} gives when REDIS_URL is
 // unset), means the embedded store.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -120,7 +134,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.AppLogout = append(h.AppLogout, paths...)
 		case "app_id":
-			if err := oneArg(d, &h.AppID); err != nil {
+			if err := oneArg(d, "", &h.AppID); err != nil {
 				return err
 			}
 		case "redis":
@@ -128,7 +142,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "key_prefix":
-			if err := oneArg(d, &h.KeyPrefix); err != nil {
+			if err := oneArg(d, "", &h.KeyPrefix); err != nil {
 				return err
 			}
 		case "jwt":
@@ -136,7 +150,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "session_ttl":
-			if err := durationArg(d, &h.SessionTTL); err != nil {
+			if err := durationArg(d, "", &h.SessionTTL); err != nil {
 				return err
 			}
 		case "endpoints":
@@ -144,14 +158,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "on_store_down":
-			if err := oneArg(d, &h.OnStoreDown); err != nil {
+			if err := oneArg(d, "", &h.OnStoreDown); err != nil {
 				return err
 			}
 			if h.OnStoreDown != "fail_closed" && h.OnStoreDown != "fail_open" {
 				return d.Errf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
 			}
 		case "stale_after":
-			if err := durationArg(d, &h.StaleAfter); err != nil {
+			if err := durationArg(d, "", &h.StaleAfter); err != nil {
 				return err
 			}
 		case "require_token":
@@ -161,7 +175,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.RequireToken = true
 		case "inspect_body":
 			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := oneArg(d, "", &v); err != nil {
 				return err
 			}
 			on := v == "on"
@@ -171,7 +185,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.InspectBody = &on
 		case "inspect_body_limit":
 			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := oneArg(d, "", &v); err != nil {
 				return err
 			}
 			n, err := humanize.ParseBytes(v)
@@ -180,35 +194,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.InspectBodyLimit = int64(n)
 		case "oversized_body":
-			if err := oneArg(d, &h.OversizedBody); err != nil {
+			if err := oneArg(d, "", &h.OversizedBody); err != nil {
 				return err
 			}
 			if h.OversizedBody != "pass" && h.OversizedBody != "reject" {
 				return d.Errf("oversized_body: %q: want pass or reject", h.OversizedBody)
 			}
 		case "max_credentials":
-			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := intArg(d, 1, &h.MaxCredentials); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.Errf("max_credentials: %q: want a positive integer", v)
-			}
-			h.MaxCredentials = n
 		case "token_cache_size":
-			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := intArg(d, 1, &h.TokenCacheSize); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.Errf("token_cache_size: %q: want a positive integer", v)
-			}
-			h.TokenCacheSize = n
 		case "feed_max_len":
 			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := oneArg(d, "", &v); err != nil {
 				return err
 			}
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -217,20 +219,124 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.FeedMaxLen = n
 		case "redis_timeout":
-			if err := durationArg(d, &h.RedisTimeout); err != nil {
+			if err := durationArg(d, "", &h.RedisTimeout); err != nil {
 				return err
 			}
 		case "log_blocked":
-			if err := oneArg(d, &h.LogBlocked); err != nil {
+			if err := oneArg(d, "", &h.LogBlocked); err != nil {
 				return err
 			}
 			if err := h.provisionLogLevel(); err != nil {
 				return d.Err(err.Error())
 			}
+		case "backchannel_logout":
+			if err := h.unmarshalBackchannel(d); err != nil {
+				return err
+			}
+		case "token_revocation":
+			if err := h.unmarshalTokenRevocation(d); err != nil {
+				return err
+			}
+		case "security_events":
+			if err := h.unmarshalSecurityEvents(d); err != nil {
+				return err
+			}
 		default:
-			return d.Errf("unknown option %q", opt)
+			return unknownOption(d, "", opt, handlerOptions)
 		}
 	}
+	return nil
+}
+
+func (h *Handler) unmarshalBackchannel(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("backchannel_logout takes a block, not arguments")
+	}
+	b := &BackchannelLogoutConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("backchannel_logout: duplicate option %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "client_id":
+			if b.ClientID = d.RemainingArgs(); len(b.ClientID) == 0 {
+				return d.Errf("backchannel_logout client_id: want at least one value")
+			}
+		case "issuer":
+			err = oneArg(d, "backchannel_logout", &b.Issuer)
+		case "jwks_url":
+			err = oneArg(d, "backchannel_logout", &b.JWKSURL)
+		default:
+			return d.Errf("backchannel_logout: unknown option %q", opt)
+		}
+		if err != nil {
+			return d.Errf("backchannel_logout %s: %v", opt, err)
+		}
+	}
+	h.BackchannelLogout = b
+	return nil
+}
+
+func (h *Handler) unmarshalTokenRevocation(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("token_revocation takes a block, not arguments")
+	}
+	t := &TokenRevocationConfig{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt != "client" {
+			return d.Errf("token_revocation: unknown option %q", opt)
+		}
+		args := d.RemainingArgs()
+		if len(args) < 1 || len(args) > 2 {
+			return d.Errf("token_revocation client: want <id> [<secret>]")
+		}
+		c := RevocationClient{ID: args[0]}
+		if len(args) == 2 {
+			c.Secret = args[1]
+		}
+		t.Clients = append(t.Clients, c)
+	}
+	h.TokenRevocation = t
+	return nil
+}
+
+func (h *Handler) unmarshalSecurityEvents(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("security_events takes a block, not arguments")
+	}
+	s := &SecurityEventsConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("security_events: duplicate option %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "audience":
+			if s.Audience = d.RemainingArgs(); len(s.Audience) == 0 {
+				return d.Errf("security_events audience: want at least one value")
+			}
+		case "issuer":
+			err = oneArg(d, "security_events", &s.Issuer)
+		case "jwks_url":
+			err = oneArg(d, "security_events", &s.JWKSURL)
+		case "auth_token":
+			err = oneArg(d, "security_events", &s.AuthToken)
+		default:
+			return d.Errf("security_events: unknown option %q", opt)
+		}
+		if err != nil {
+			return d.Errf("security_events %s: %v", opt, err)
+		}
+	}
+	h.SecurityEvents = s
 	return nil
 }
 
@@ -253,19 +359,19 @@ func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
 		var err error
 		switch opt {
 		case "url":
-			err = oneArg(d, &cfg.URL)
+			err = oneArg(d, "redis", &cfg.URL)
 		case "addrs":
 			cfg.Addrs = d.RemainingArgs()
 			if len(cfg.Addrs) == 0 {
 				return d.Errf("redis addrs: want at least one host:port")
 			}
 		case "username":
-			err = oneArg(d, &cfg.Username)
+			err = oneArg(d, "redis", &cfg.Username)
 		case "password":
-			err = oneArg(d, &cfg.Password)
+			err = oneArg(d, "redis", &cfg.Password)
 		case "db":
 			var v string
-			if err = oneArg(d, &v); err == nil {
+			if err = oneArg(d, "redis", &v); err == nil {
 				n, convErr := strconv.Atoi(v)
 				if convErr != nil || n < 0 {
 					return d.Errf("redis db: %q: want a number of 0 or more", v)
@@ -273,29 +379,29 @@ func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
 				cfg.DB = n
 			}
 		case "tls":
-			err = noArg(d, opt)
+			err = noArg(d, "redis")
 			cfg.TLS = true
 		case "tls_ca_file":
-			err = oneArg(d, &cfg.TLSCAFile)
+			err = oneArg(d, "redis", &cfg.TLSCAFile)
 		case "tls_server_name":
-			err = oneArg(d, &cfg.TLSServerName)
+			err = oneArg(d, "redis", &cfg.TLSServerName)
 		case "tls_insecure_skip_verify":
-			err = noArg(d, opt)
+			err = noArg(d, "redis")
 			cfg.TLSInsecureSkipVerify = true
 		case "master_name":
-			err = oneArg(d, &cfg.MasterName)
+			err = oneArg(d, "redis", &cfg.MasterName)
 		case "sentinel_username":
-			err = oneArg(d, &cfg.SentinelUsername)
+			err = oneArg(d, "redis", &cfg.SentinelUsername)
 		case "sentinel_password":
-			err = oneArg(d, &cfg.SentinelPassword)
+			err = oneArg(d, "redis", &cfg.SentinelPassword)
 		case "cluster":
-			err = noArg(d, opt)
+			err = noArg(d, "redis")
 			cfg.Cluster = true
 		default:
-			return d.Errf("redis: unknown option %q", opt)
+			return unknownOption(d, "redis", opt, redisOptions)
 		}
 		if err != nil {
-			return d.Errf("redis %s: %v", opt, err)
+			return err
 		}
 	}
 	if len(seen) > 0 && len(args) == 1 && seen["url"] {
@@ -320,18 +426,18 @@ func (h *Handler) unmarshalJWT(d *caddyfile.Dispenser) error {
 		var err error
 		switch opt {
 		case "hmac_secret":
-			err = oneArg(d, &j.HMACSecret)
+			err = oneArg(d, "jwt", &j.HMACSecret)
 		case "public_key":
 			var f string
-			if err = oneArg(d, &f); err == nil {
+			if err = oneArg(d, "jwt", &f); err == nil {
 				j.PublicKeys = append(j.PublicKeys, f)
 			}
 		case "jwks_url":
-			err = oneArg(d, &j.JWKSURL)
+			err = oneArg(d, "jwt", &j.JWKSURL)
 		case "jwks_refetch_interval":
-			err = durationArg(d, &j.JWKSRefetchInterval)
+			err = durationArg(d, "jwt", &j.JWKSRefetchInterval)
 		case "issuer":
-			err = oneArg(d, &j.Issuer)
+			err = oneArg(d, "jwt", &j.Issuer)
 		case "audience":
 			j.Audience = d.RemainingArgs()
 			if len(j.Audience) == 0 {
@@ -348,14 +454,14 @@ func (h *Handler) unmarshalJWT(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "leeway":
-			err = durationArg(d, &j.Leeway)
+			err = durationArg(d, "jwt", &j.Leeway)
 		case "session_claim":
-			err = oneArg(d, &j.SessionClaim)
+			err = oneArg(d, "jwt", &j.SessionClaim)
 		default:
-			return d.Errf("jwt: unknown option %q", opt)
+			return unknownOption(d, "jwt", opt, jwtOptions)
 		}
 		if err != nil {
-			return d.Errf("jwt %s: %v", opt, err)
+			return err
 		}
 	}
 	h.JWT = j
@@ -387,8 +493,76 @@ func (h *Handler) unmarshalEndpoints(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	opt := d.Val()
+// The options of each block, for "did you mean" hints.
+var (
+	handlerOptions = []string{"app_id", "redis", "key_prefix", "jwt", "session_ttl", "endpoints",
+		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
+		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "redis_timeout",
+		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout"}
+	redisOptions = []string{"url", "addrs", "username", "password", "db", "tls", "tls_ca_file",
+		"tls_server_name", "tls_insecure_skip_verify", "master_name", "sentinel_username",
+		"sentinel_password", "cluster"}
+	jwtOptions = []string{"hmac_secret", "public_key", "jwks_url", "jwks_refetch_interval",
+		"issuer", "audience", "algorithms", "leeway", "session_claim"}
+)
+
+// optName names the option under the dispenser's cursor for an error
+// message, with its block ("redis url") when it is inside one.
+func optName(d *caddyfile.Dispenser, block string) string {
+	if block == "" {
+		return d.Val()
+	}
+	return block + " " + d.Val()
+}
+
+// unknownOption reports an option that is not one of valid, naming the
+// nearest valid one when the word looks like a typo of it.
+func unknownOption(d *caddyfile.Dispenser, block, opt string, valid []string) error {
+	prefix := ""
+	if block != "" {
+		prefix = block + ": "
+	}
+	if near := nearest(opt, valid); near != "" {
+		return d.Errf("%sunknown option %q; did you mean %s?", prefix, opt, near)
+	}
+	return d.Errf("%sunknown option %q", prefix, opt)
+}
+
+// nearest returns the word of words closest to w in edit distance, when
+// it is close enough to be a typo (at most a third of its letters off).
+func nearest(w string, words []string) string {
+	best, bestDist := "", len(w)/3+1
+	for _, c := range words {
+		if dist := editDistance(w, c); dist < bestDist {
+			best, bestDist = c, dist
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func oneArg(d *caddyfile.Dispenser, block string, dst *string) error {
+	opt := optName(d, block)
 	if !d.NextArg() {
 		return d.Errf("%s: missing value", opt)
 	}
@@ -399,17 +573,35 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-func noArg(d *caddyfile.Dispenser, opt string) error {
-	if d.NextArg() {
+func noArg(d *caddyfile.Dispenser, block string) error {
+	if opt := optName(d, block); d.NextArg() {
 		return d.Errf("%s takes no value", opt)
 	}
 	return nil
 }
 
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	opt := d.Val()
+// intArg reads the one integer argument of an option, at least min.
+func intArg(d *caddyfile.Dispenser, min int, dst *int) error {
+	opt := optName(d, "")
 	var v string
-	if err := oneArg(d, &v); err != nil {
+	if err := oneArg(d, "", &v); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		if min == 1 {
+			return d.Errf("%s: %q: want a positive integer", opt, v)
+		}
+		return d.Errf("%s: %q: want an integer of at least %d", opt, v, min)
+	}
+	*dst = n
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, block string, dst *caddy.Duration) error {
+	opt := optName(d, block)
+	var v string
+	if err := oneArg(d, block, &v); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(v)

@@ -129,12 +129,34 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"credential no name":      {"revocation {\ncredential cookie\n}", `credential: want cookie <name> or header <name>`},
 		"credential bad source":   {"revocation {\ncredential query token\n}", `credential: "query": want cookie or header`},
 		"app_logout no path":      {"revocation {\napp_logout\n}", `app_logout: want at least one path`},
+		"backchannel no client":   {"revocation {\nbackchannel_logout {\nclient_id\n}\n}", `client_id: want at least one value`},
+		"backchannel unknown":     {"revocation {\nbackchannel_logout {\naudience x\n}\n}", `backchannel_logout: unknown option "audience"`},
+		"backchannel argument":    {"revocation {\nbackchannel_logout x\n}", `takes a block`},
+		"revocation client args":  {"revocation {\ntoken_revocation {\nclient a b c\n}\n}", `want <id> [<secret>]`},
+		"revocation unknown":      {"revocation {\ntoken_revocation {\nsecret x\n}\n}", `token_revocation: unknown option "secret"`},
+		"ssf duplicate":           {"revocation {\nsecurity_events {\nissuer a\nissuer b\n}\n}", `security_events: duplicate option "issuer"`},
+		"ssf no audience":         {"revocation {\nsecurity_events {\naudience\n}\n}", `audience: want at least one value`},
+		"typo, nearest named":     {"revocation {\nsesion_ttl 1h\n}", `unknown option "sesion_ttl"; did you mean session_ttl?`},
+		"redis typo":              {"revocation {\nredis {\npasword x\n}\n}", `redis: unknown option "pasword"; did you mean password?`},
+		"jwt typo":                {"revocation {\njwt {\nhmac_secert x\n}\n}", `jwt: unknown option "hmac_secert"; did you mean hmac_secret?`},
+		"redis url missing value": {"revocation {\nredis {\nurl\n}\n}", `redis url: missing value, at `},
+		"redis flag with a value": {"revocation {\nredis {\ntls yes\n}\n}", `redis tls takes no value`},
+		"jwt bad duration":        {"revocation {\njwt {\nleeway x\n}\n}", `jwt leeway: bad duration "x"`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to say %q", name, err, c.want)
+			continue
 		}
+		// Wrapped once: one position, and no option named twice.
+		if n := strings.Count(err.Error(), ", at "); n != 1 {
+			t.Errorf("%s: error %q gives its position %d times, want once", name, err, n)
+		}
+	}
+	// A word far from every option gets no guess.
+	if _, err := parse(t, "revocation {\nfrobnicate on\n}"); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("frobnicate: error %v, want no guess", err)
 	}
 }
 

@@ -61,12 +61,31 @@ Examples:
   caddy revocation health --live   # liveness: 0 while the process answers
 
 Exit status: 0 on success; 1 when the instance cannot be reached, refuses
-the request, or (health) is not ready.
+the request, or (health) is not ready, with the reason on one line of
+standard error.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(revokeCommand(), statusCommand(), healthCommand(), explainCommand())
 		},
 	})
+}
+
+// plainErrors runs a command and prints its error the way command-line
+// tools do: one plain line on stderr, exit status 1. Caddy's own wrapper
+// (caddycmd.WrapCommandFuncForCobra) logs it as a JSON line instead,
+// which suits a server's log but not a person at a terminal or a probe's
+// output.
+func plainErrors(f caddycmd.CommandFunc) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		_, err := f(caddycmd.Flags{FlagSet: cmd.Flags()})
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "caddy revocation %s: %v\n", cmd.Name(), err)
+			// Printed above; cobra must not repeat it. Caddy's main exits
+			// with status 1 for any error.
+			cmd.SilenceErrors = true
+		}
+		return err
+	}
 }
 
 // adminFlags adds the flags that find the admin endpoint, as caddy stop
@@ -102,7 +121,7 @@ logged and printed.
   caddy revocation revoke --jti 5f2b8c --expires 1h
   caddy revocation revoke --token - < token.txt`,
 		Args: cobra.NoArgs,
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdRevoke),
+		RunE: plainErrors(cmdRevoke),
 	}
 	adminFlags(cmd)
 	cmd.Flags().String("subject", "", "Subject (sub claim) to revoke")
@@ -124,7 +143,7 @@ by kind, whether it is loaded, connected and current, and if not, why.
 		Example: `  caddy revocation status
   caddy revocation status --json --address localhost:2019`,
 		Args: cobra.NoArgs,
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdStatus),
+		RunE: plainErrors(cmdStatus),
 	}
 	adminFlags(cmd)
 	cmd.Flags().Bool("json", false, "Print the admin API's JSON answer as is")
@@ -147,14 +166,15 @@ so that the admin endpoint never has to leave localhost:
     exec:
       command: ["caddy", "revocation", "health", "--live"]
 
-Ready means every store is loaded and confirmed current (a Redis store
-reachable and followed within stale_after). Live means the process
-answers its admin API.
+Ready means every store is loaded and, unless every handler using it is
+on_store_down fail_open, confirmed current (a Redis store reachable and
+followed within stale_after). Live means the process answers its admin
+API.
 `,
 		Example: `  caddy revocation health
   caddy revocation health --live --timeout 2s`,
 		Args: cobra.NoArgs,
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdHealth),
+		RunE: plainErrors(cmdHealth),
 	}
 	adminFlags(cmd)
 	cmd.Flags().Bool("live", false, "Check liveness instead of readiness")
@@ -192,6 +212,9 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 			return 1, err
 		}
 		req.Expires = t.Unix()
+	}
+	if req.Session != "" && req.Subject == "" {
+		return 1, errors.New("--session needs --subject: a session is revoked only together with its subject (--subject <sub> --session <sid>)")
 	}
 	switch {
 	case req.Token != "" && req.Subject == "" && req.Session == "" && req.JTI == "":
@@ -242,9 +265,7 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 		_, err := os.Stdout.Write(resp)
 		return 0, err
 	}
-	var st struct {
-		Stores []StoreStatus `json:"stores"`
-	}
+	var st StatusResponse
 	if err := json.Unmarshal(resp, &st); err != nil {
 		return 1, fmt.Errorf("decode answer: %w", err)
 	}
@@ -267,8 +288,11 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	for _, s := range st.Stores {
-		if !s.Ready {
+		switch {
+		case !s.Ready:
 			fmt.Printf("%s: not ready: %s\n", s.Describe, s.Reason)
+		case s.Reason != "":
+			fmt.Printf("%s: ready, degraded: %s\n", s.Describe, s.Reason)
 		}
 	}
 	return 0, nil
@@ -292,10 +316,7 @@ func cmdHealth(fl caddycmd.Flags) (int, error) {
 		}
 		return 0, nil
 	}
-	var ready struct {
-		Ready   bool     `json:"ready"`
-		Reasons []string `json:"reasons"`
-	}
+	var ready ReadyResponse
 	if err := json.Unmarshal(resp, &ready); err != nil {
 		return 1, fmt.Errorf("not ready: HTTP %d: %s", status, adminMessage(resp))
 	}

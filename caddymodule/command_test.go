@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"bytes"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
@@ -95,5 +98,41 @@ func TestAdminRequestID(t *testing.T) {
 		if got := adminRequestID(r); got == bad {
 			t.Errorf("unsafe request id %q kept", bad)
 		}
+	}
+}
+
+// The command's errors read like any command-line tool's: one plain
+// line on stderr naming the command, never a JSON log line.
+func TestCommandErrorsArePlainText(t *testing.T) {
+	cases := []struct {
+		name string
+		cmd  func() *cobra.Command
+		args []string
+		want string
+	}{
+		{"session without subject", revokeCommand, []string{"--session", "s1"},
+			"caddy revocation revoke: --session needs --subject: a session is revoked only together with its subject (--subject <sub> --session <sid>)\n"},
+		{"nothing to revoke", revokeCommand, nil,
+			"caddy revocation revoke: give exactly one of: --subject [--session], --jti, --token\n"},
+		{"expires without jti", revokeCommand, []string{"--subject", "alice", "--expires", "1h"},
+			"caddy revocation revoke: --expires applies to --jti only\n"},
+		{"unreachable instance", healthCommand, []string{"--address", "127.0.0.1:1", "--timeout", "2s"},
+			"caddy revocation health: admin API at 127.0.0.1:1: "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := c.cmd()
+			var out, errOut bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&errOut)
+			cmd.SetArgs(c.args)
+			if err := cmd.Execute(); err == nil {
+				t.Fatal("no error")
+			}
+			got := errOut.String()
+			if !strings.HasPrefix(got, c.want) || strings.Count(got, "\n") != 1 || strings.Contains(got, `"level"`) {
+				t.Fatalf("stderr %q, want one plain line starting %q", got, c.want)
+			}
+		})
 	}
 }

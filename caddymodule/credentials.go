@@ -7,6 +7,7 @@ import (
 	"compress/zlib"
 	"encoding/base64"
 	"io"
+	"iter"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -163,10 +164,10 @@ func (e *extractor) extract(r *http.Request, max int) extraction {
 // character. A Basic credential's user and password are candidates too:
 // some APIs take a token as the user name.
 func authorizationCredentials(x *extraction, v string) {
-	authorizationFields(x, latinFields(v))
+	authorizationFields(x, spaceLikeFields(v))
 	if strings.ContainsAny(v, "\x1c\x1d\x1e\x1f") {
 		// Python splits on these information separators, Go does not.
-		authorizationFields(x, strings.Fields(v))
+		authorizationFields(x, strings.FieldsSeq(v))
 	}
 	t := strings.TrimLeftFunc(v, revocation.IsSpaceLike)
 	if len(t) > 7 && strings.EqualFold(t[:6], "Bearer") {
@@ -176,39 +177,59 @@ func authorizationCredentials(x *extraction, v string) {
 	}
 }
 
-// latinFields splits v on whitespace as Python splits a header value that
-// WSGI decoded as latin-1: any Unicode space of valid UTF-8, and the lone
-// bytes 0x85 and 0xA0 (NEL and NO-BREAK SPACE in latin-1).
-func latinFields(v string) []string {
-	var out []string
-	start := -1
-	for i := 0; i < len(v); {
-		r, size := utf8.DecodeRuneInString(v[i:])
-		sep := revocation.IsSpaceLike(r) || (r == utf8.RuneError && size == 1 && (v[i] == 0x85 || v[i] == 0xA0))
-		switch {
-		case sep && start >= 0:
-			out = append(out, v[start:i])
-			start = -1
-		case !sep && start < 0:
-			start = i
+// spaceLikeFields splits s on whitespace as Python splits a header value
+// that WSGI decoded as latin-1: any Unicode space of valid UTF-8 (see
+// revocation.IsSpaceLike), and the lone bytes 0x85 and 0xA0. The test of
+// an ASCII byte is made by table: it runs over every
+// Authorization header, and deciding rune by rune through unicode.IsSpace
+// was most of the guard's cost for a bearer token.
+func spaceLikeFields(s string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		start := -1
+		for i := 0; i < len(s); {
+			space, size := false, 1
+			if c := s[i]; c < utf8.RuneSelf {
+				space = asciiSpaceLike[c]
+			} else {
+				var r rune
+				r, size = utf8.DecodeRuneInString(s[i:])
+				// A lone 0x85 or 0xA0 byte is NEL or NO-BREAK SPACE to a
+				// framework that decodes headers as latin-1 (WSGI).
+				space = revocation.IsSpaceLike(r) || (r == utf8.RuneError && size == 1 && (c == 0x85 || c == 0xA0))
+			}
+			switch {
+			case space && start >= 0:
+				if !yield(s[start:i]) {
+					return
+				}
+				start = -1
+			case !space && start < 0:
+				start = i
+			}
+			i += size
 		}
-		i += size
+		if start >= 0 {
+			yield(s[start:])
+		}
 	}
-	if start >= 0 {
-		out = append(out, v[start:])
-	}
-	return out
 }
 
-func authorizationFields(x *extraction, fields []string) {
-	for i, f := range fields {
+// asciiSpaceLike is revocation.IsSpaceLike for ASCII (TestASCIISpaceLike).
+var asciiSpaceLike = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true,
+	0x1c: true, 0x1d: true, 0x1e: true, 0x1f: true}
+
+// authorizationFields takes the fields as a sequence rather than a slice:
+// the guard reads every request's Authorization header, and splitting it
+// into a slice would allocate on every one.
+func authorizationFields(x *extraction, fields iter.Seq[string]) {
+	afterBasic := false
+	for f := range fields {
+		if afterBasic {
+			basicCredentials(x, f)
+		}
+		afterBasic = strings.EqualFold(f, "Basic")
 		switch {
-		case strings.EqualFold(f, "Bearer"), strings.EqualFold(f, "DPoP"), strings.EqualFold(f, "Token"):
-			continue
-		case strings.EqualFold(f, "Basic"):
-			if i+1 < len(fields) {
-				basicCredentials(x, fields[i+1])
-			}
+		case afterBasic, strings.EqualFold(f, "Bearer"), strings.EqualFold(f, "DPoP"), strings.EqualFold(f, "Token"):
 			continue
 		}
 		x.add(srcAuthorization, credAccess, f)
@@ -263,10 +284,18 @@ func credentialName(name string) (credKind, bool) {
 		if r == '[' {
 			break
 		}
-		if r < utf8.RuneSelf && !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+		if r < utf8.RuneSelf {
+			// FoldName's ASCII rule, without a string per character:
+			// every query and form pair's name comes through here.
+			switch {
+			case r >= 'a' && r <= 'z':
+				b = append(b, byte(r)-('a'-'A'))
+			case r >= 'A' && r <= 'Z' || r >= '0' && r <= '9':
+				b = append(b, byte(r))
+			}
 			continue
 		}
-		if r >= utf8.RuneSelf && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
 			continue
 		}
 		b = append(b, revocation.FoldName(string(r))...)
@@ -427,7 +456,8 @@ func matchesCookie(name string, names []string) bool {
 
 // cookieValue adds the readings of a cookie value that starts at v.
 func cookieValue(x *extraction, v string) {
-	var readings []string
+	var buf [16]string // at most 13 readings: no allocation
+	readings := buf[:0]
 	semi := v
 	if i := strings.IndexByte(v, ';'); i >= 0 {
 		semi = v[:i]
@@ -455,8 +485,12 @@ func cookieValue(x *extraction, v string) {
 			readings = append(readings, t[:i], strings.Trim(t[:i], `"`))
 		}
 	}
-	for _, r := range readings {
-		addCookieReading(x, r)
+	for i, r := range readings {
+		// Most readings of a plain value are the value itself: decode
+		// each distinct one once.
+		if !slices.Contains(readings[:i], r) {
+			addCookieReading(x, r)
+		}
 	}
 }
 

@@ -25,7 +25,9 @@ import (
 //     token without a valid proof;
 //   - 500 internal: the store could not be reached; nothing was revoked.
 //
-// The seed defines no request body and no query: both are ignored.
+// The seed defines no request body and no query: the query is ignored,
+// and so is a body of up to 1 KiB; a larger body is bad_request and
+// revokes nothing.
 
 func (h *Handler) serveRevokeRefresh(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "revoke_refresh"
@@ -38,6 +40,9 @@ func (h *Handler) serveRevokeRefresh(w http.ResponseWriter, r *http.Request) err
 	case cookieMissing:
 		return fail(http.StatusUnauthorized, "unauthorized", "unauthorized")
 	case cookieConflict, cookieTooLarge:
+		return fail(http.StatusBadRequest, "bad_request", "bad_request")
+	}
+	if unwantedBody(r) {
 		return fail(http.StatusBadRequest, "bad_request", "bad_request")
 	}
 

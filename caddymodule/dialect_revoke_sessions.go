@@ -23,7 +23,8 @@ import (
 //   - session: the caller's session named by session_id (a session ID
 //     always names a session of the caller's own subject).
 //
-// The seed defines no request body: it is ignored.
+// The seed defines no request body: one of up to 1 KiB is ignored, a
+// larger one is bad_request and revokes nothing.
 
 func (h *Handler) serveRevokeSessions(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "revoke_sessions"
@@ -40,6 +41,9 @@ func (h *Handler) serveRevokeSessions(w http.ResponseWriter, r *http.Request) er
 		return fail(http.StatusUnauthorized, "unauthorized", "unauthorized")
 	}
 	target, sessionID, err := parseRevokeQuery(r.URL.RawQuery)
+	if err == nil && unwantedBody(r) {
+		err = errBodyTooLarge
+	}
 	if err != nil {
 		h.log.Debug("revoke sessions refused", zap.Error(err))
 		return fail(http.StatusBadRequest, "bad_request", "bad_request")

@@ -23,14 +23,47 @@ type endpoint struct {
 	method string
 	path   string // default path
 	serve  func(h *Handler, w http.ResponseWriter, r *http.Request) error
+	// receiver: an identity provider's logouts come in here; served when
+	// its block is configured, whatever the endpoints option says.
+	receiver bool
 }
 
-// dialects are the four endpoints, each implemented in its own file.
+// dialects are the four seed endpoints and the three receivers, each
+// implemented in its own file.
 var dialects = []endpoint{
 	{name: "revoke_refresh", seed: "000", method: http.MethodPost, path: "/v1/session/revoke", serve: (*Handler).serveRevokeRefresh},
 	{name: "revoke_sessions", seed: "001", method: http.MethodPost, path: "/v1/session/me/revoke", serve: (*Handler).serveRevokeSessions},
 	{name: "invalidate_session", seed: "002", method: http.MethodDelete, path: "/v1/auth/session", serve: (*Handler).serveInvalidateSession},
 	{name: "logout", seed: "003", method: http.MethodPost, path: "/v1/auth/logout", serve: (*Handler).serveLogout},
+	{name: "backchannel_logout", method: http.MethodPost, path: "/oidc/backchannel-logout", serve: (*Handler).serveBackchannelLogout, receiver: true},
+	{name: "token_revocation", method: http.MethodPost, path: "/oauth2/revoke", serve: (*Handler).serveTokenRevocation, receiver: true},
+	{name: "security_events", method: http.MethodPost, path: "/ssf/events", serve: (*Handler).serveSecurityEvents, receiver: true},
+}
+
+// receiverConfigured reports whether a receiver's block is present.
+func (h *Handler) receiverConfigured(name string) bool {
+	switch name {
+	case "backchannel_logout":
+		return h.BackchannelLogout != nil
+	case "token_revocation":
+		return h.TokenRevocation != nil
+	case "security_events":
+		return h.SecurityEvents != nil
+	}
+	return false
+}
+
+// servesSeedOrRevocation reports whether an endpoint that verifies the
+// jwt block's tokens is served: a seed endpoint or token_revocation.
+func (h *Handler) servesSeedOrRevocation() bool {
+	for _, byMethod := range h.routes {
+		for _, ep := range byMethod {
+			if !ep.receiver || ep.name == "token_revocation" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func dialectNames() []string {
@@ -57,7 +90,7 @@ func (h *Handler) provisionEndpoints() error {
 	case len(h.Endpoints) == 1 && h.Endpoints[0] == "none":
 	case h.Endpoints == nil:
 		for _, d := range dialects {
-			if d.name == "revoke_refresh" && h.AppID == "" {
+			if d.receiver || d.name == "revoke_refresh" && h.AppID == "" {
 				continue // needs app_id to know its cookie
 			}
 			enabled = append(enabled, d)
@@ -79,6 +112,16 @@ func (h *Handler) provisionEndpoints() error {
 			if name == "revoke_refresh" && h.AppID == "" {
 				return errors.New("endpoints: revoke_refresh needs app_id (its cookie is __Host-refresh_<app_id>)")
 			}
+			if d.receiver && !h.receiverConfigured(name) {
+				return fmt.Errorf("endpoints: %s is served when its %s block is present; add the block", name, name)
+			}
+			if !d.receiver {
+				enabled = append(enabled, d)
+			}
+		}
+	}
+	for _, d := range dialects {
+		if d.receiver && h.receiverConfigured(d.name) {
 			enabled = append(enabled, d)
 		}
 	}
@@ -140,6 +183,24 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, nil
 	}
 	return data, nil
+}
+
+// maxIgnoredBody bounds the body of an endpoint whose seed defines none
+// (000 and 001): a client's stray "{}" is ignored, anything larger is
+// malformed input and revokes nothing (shared SPEC section 4).
+const maxIgnoredBody = 1 << 10
+
+// unwantedBody reports whether a body-less endpoint got a body over
+// maxIgnoredBody (or one that could not be read).
+func unwantedBody(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	if r.ContentLength > maxIgnoredBody {
+		return true
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(r.Body, maxIgnoredBody+1))
+	return err != nil || n > maxIgnoredBody
 }
 
 // decodeStringFields decodes a JSON object strictly: valid UTF-8, one

@@ -75,10 +75,10 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	now := time.Now()
 	dl, unix := h.store.Denylist(), now.Unix()
 	var blocked []string
-	verified := false
+	verified, verifyBudget := false, 1
 	for i := range x.creds {
 		c := &x.creds[i]
-		info, reason := h.inspect(r.Context(), dl, c, unix)
+		info, reason := h.inspect(r.Context(), dl, c, unix, &verifyBudget)
 		ec := ExplainedCredential{
 			Source: c.source, Kind: "other", Hash: info.Hash.Short(),
 			JWT: revocation.LooksLikeJWT(c.raw), Verified: info.Verified,

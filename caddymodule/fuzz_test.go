@@ -292,3 +292,85 @@ func FuzzEndpointBodies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReceiverForms reads the form bodies of the back-channel logout and
+// RFC 7009 receivers: never a panic, and an accepted form has each
+// parameter once.
+func FuzzReceiverForms(f *testing.F) {
+	for _, s := range []string{
+		"logout_token=a.b.c", "logout_token=a.b.c&logout_token=d.e.f", "token=x&token_type_hint=refresh_token",
+		"client_id=spa&token=abc", "a=%zz", "=", "&&&", "logout_token=", "token=a%00b", "x=1;y=2",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		form, err := parseForm(data)
+		if err != nil {
+			return
+		}
+		for name, vals := range form {
+			if len(vals) != 1 {
+				t.Fatalf("parameter %q accepted %d times", name, len(vals))
+			}
+		}
+		r := httptest.NewRequest(http.MethodPost, "/oidc/backchannel-logout", bytes.NewReader(data))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if raw, err := logoutTokenParam(r); err == nil && !revocation.LooksLikeJWT(raw) {
+			t.Fatalf("logout_token %q accepted but not a JWS", raw)
+		}
+	})
+}
+
+// FuzzSETBody reads the body of a Shared Signals push: an accepted body
+// is a compact JWS of base64url parts.
+func FuzzSETBody(f *testing.F) {
+	for _, s := range []string{"a.b.c", " a.b.c\n", "a.b.c.d.e", "", "a..c", "a.b.c d", "eyJ.eyJ.sig="} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		raw, err := parseSETBody(data)
+		if err != nil {
+			return
+		}
+		if strings.Count(raw, ".") != 2 || strings.ContainsAny(raw, " =+/\n") {
+			t.Fatalf("body %q accepted as a compact JWS", raw)
+		}
+	})
+}
+
+// FuzzSecurityEventClaims reads the claims of a verified SET, which a
+// trusted transmitter may still get wrong: never a panic, and every
+// event returned names a session or a user.
+func FuzzSecurityEventClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"jti":"1","iss":"i","events":{"https://schemas.openid.net/secevent/caep/event-type/session-revoked":{"subject":{"format":"complex","user":{"format":"iss_sub","iss":"i","sub":"u"},"session":{"format":"opaque","id":"s"}}}}}`,
+		`{"jti":"1","sub_id":{"format":"opaque","id":"u"},"events":{"https://schemas.openid.net/secevent/risc/event-type/sessions-revoked":{"event_timestamp":1e9}}}`,
+		`{"jti":"1","events":{"x":{}}}`, `{"jti":"1","events":{"https://schemas.openid.net/secevent/caep/event-type/credential-change":{"subject":{"format":"complex"}}}}`,
+		`{"jti":1}`, `{}`, `{"events":[]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var mc map[string]any
+		if json.Unmarshal(data, &mc) != nil {
+			return
+		}
+		events, jti, err := revocation.SecurityEvent(mc)
+		if err != nil {
+			return
+		}
+		if jti == "" {
+			t.Fatal("SET without a jti accepted")
+		}
+		for _, ev := range events {
+			if ev.Subject == "" && ev.Session == "" {
+				t.Fatalf("event naming nothing accepted: %+v", ev)
+			}
+		}
+		if _, _, err := revocation.LogoutToken(mc); err == nil {
+			if _, ok := mc["nonce"]; ok {
+				t.Fatal("logout token with a nonce accepted")
+			}
+		}
+	})
+}

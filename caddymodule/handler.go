@@ -62,7 +62,9 @@ type Handler struct {
 	// Endpoints lists the dialects served: revoke_refresh (seed 000),
 	// revoke_sessions (001), invalidate_session (002), logout (003), or
 	// the single value "none". Default: all of them (revoke_refresh only
-	// when app_id is set).
+	// when app_id is set). The receivers (backchannel_logout,
+	// token_revocation, security_events) are served when their blocks are
+	// present; listing one here only allows a path for it.
 	Endpoints []string `json:"endpoints,omitempty"`
 
 	// Paths overrides the path of a dialect, by dialect name.
@@ -120,6 +122,18 @@ type Handler struct {
 	// Default 2s.
 	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
 
+	// BackchannelLogout, when present, serves the OpenID Connect
+	// Back-Channel Logout receiver (dialect backchannel_logout).
+	BackchannelLogout *BackchannelLogoutConfig `json:"backchannel_logout,omitempty"`
+
+	// TokenRevocation, when present, serves the RFC 7009 token revocation
+	// endpoint (dialect token_revocation).
+	TokenRevocation *TokenRevocationConfig `json:"token_revocation,omitempty"`
+
+	// SecurityEvents, when present, serves the Shared Signals push
+	// receiver of RFC 8935 (dialect security_events).
+	SecurityEvents *SecurityEventsConfig `json:"security_events,omitempty"`
+
 	// LogBlocked is the level of the log line written for each blocked
 	// request: debug, info (default), warn, error, or off.
 	LogBlocked string `json:"log_blocked,omitempty"`
@@ -156,6 +170,10 @@ type Handler struct {
 	maxCredentials int
 	appLogout      map[string]bool
 	routes         map[string]map[string]endpoint // path -> method -> endpoint
+	backchannel    *eventSource
+	secEvents      *eventSource
+	secAuthToken   string
+	clients        map[string]revocationClient
 }
 
 // CredentialSource is one cookie or one header (exactly one of the two)
@@ -290,8 +308,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionVerifier(ctx, repl); err != nil {
 		return err
 	}
-	if h.verifier == nil && len(h.routes) > 0 {
+	if h.verifier == nil && h.servesSeedOrRevocation() {
 		return errors.New("jwt: endpoints are served but no verification key is configured; set jwt { hmac_secret | public_key | jwks_url }, or endpoints none")
+	}
+	if err := h.provisionReceivers(ctx, repl); err != nil {
+		return err
 	}
 	if h.verifier == nil && h.RequireToken {
 		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
@@ -322,7 +343,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("revocation store: %w", err)
 	}
 	h.store, h.storeKey = store, settings.poolKey()
-	store.adopt(time.Duration(h.SessionTTL), h.staleAfter)
+	store.adopt(time.Duration(h.SessionTTL), h.staleAfter, h.failOpen)
+	// A store opens no connection before Caddy starts the configuration;
+	// without one (a bare context), its first request starts it.
+	if _, err := onStart(ctx, store.start); err != nil {
+		return err
+	}
 	store.guards.Store(h, struct{}{})
 
 	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
@@ -441,19 +467,11 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 		cfg.PublicKeys = append(cfg.PublicKeys, pub)
 	}
 	if u := repl.ReplaceKnown(j.JWKSURL, ""); u != "" {
-		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-			return fmt.Errorf("jwt jwks_url %q: want an http(s) URL", u)
+		ks, err := h.remoteKeySet(ctx, u)
+		if err != nil {
+			return fmt.Errorf("jwt: %w", err)
 		}
-		cfg.JWKS = revocation.NewRemoteKeySet(u, &http.Client{Timeout: 5 * time.Second},
-			time.Duration(j.JWKSRefetchInterval), time.Hour, ctx.Slogger())
-		go func() {
-			// Warm the key set; a failure is retried on first use.
-			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := cfg.JWKS.Refresh(fctx); err != nil && ctx.Err() == nil {
-				h.log.Warn("could not fetch JWKS at start; will retry on first use", zap.String("url", u), zap.Error(err))
-			}
-		}()
+		cfg.JWKS = ks
 	}
 	v, err := revocation.NewVerifier(cfg)
 	if err != nil {
@@ -461,6 +479,34 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 	}
 	h.verifier = v
 	return nil
+}
+
+// remoteKeySet fetches the JWKS at u (waiting for the first fetch, up to
+// its 5s timeout) and keeps it current until the config is unloaded.
+func (h *Handler) remoteKeySet(ctx caddy.Context, u string) (*revocation.RemoteKeySet, error) {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return nil, fmt.Errorf("jwks_url %q: want an http(s) URL", u)
+	}
+	var refetch time.Duration
+	if h.JWT != nil {
+		refetch = time.Duration(h.JWT.JWKSRefetchInterval)
+	}
+	ks, err := revocation.NewRemoteKeySet(ctx, revocation.RemoteKeySetConfig{
+		URL:        u,
+		MinRefetch: refetch,
+		MaxAge:     time.Hour,
+		Log:        ctx.Slogger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The first fetch waits for Caddy to start the configuration, so that
+	// validating it opens no connection; a token that needs a key before
+	// then fetches it itself.
+	if _, err := onStart(ctx, func() { go func() { _ = ks.Start() }() }); err != nil {
+		return nil, err
+	}
+	return ks, nil
 }
 
 // Cleanup releases the shared store (closed when no config uses it).
@@ -474,9 +520,20 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP serves the endpoints and guards everything else.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if err := h.store.awaitStart(r.Context()); err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("waiting for the revocation store: %w", err))
+	}
 	if byMethod, ok := h.routes[r.URL.Path]; ok {
 		if ep, ok := byMethod[r.Method]; ok {
 			return ep.serve(h, w, r)
+		}
+		if ep, ok := byMethod[http.MethodPost]; ok && ep.receiver {
+			// A receiver's path belongs to the proxy: never proxied.
+			w.Header().Set("Allow", http.MethodPost)
+			if ep.name == "security_events" {
+				return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"err": "invalid_request", "description": "use POST"})
+			}
+			return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "use POST"})
 		}
 	}
 	return h.guard(w, r, next)
@@ -485,8 +542,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // guard checks every credential a proxied request carries, as extract
 // finds them (credentials.go): an upstream may read any one of them, so
 // every one of them must be clean. A candidate seen before costs a hash
-// and a few lookups; one never seen costs one decoding, and a verification
-// only when it is presented as an access token.
+// and a few lookups; one never seen costs one decoding, and the request's
+// first access token one verification.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	x := h.extractor.extract(r, h.maxCredentials)
 	if x.uninspected && h.OversizedBody == "reject" {
@@ -524,9 +581,13 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	dl := h.store.Denylist()
 	ctx, unix := r.Context(), now.Unix()
 	hasAccess, verified := false, false
+	// One signature check per request at most: the first JWT presented as
+	// an access token is verified (for require_token and session notes);
+	// every other candidate is only decoded, which is all blocking needs.
+	verifyBudget := 1
 	for i := range x.creds {
 		c := &x.creds[i]
-		info, reason := h.inspect(ctx, dl, c, unix)
+		info, reason := h.inspect(ctx, dl, c, unix, &verifyBudget)
 		if reason != revocation.NotBlocked {
 			return h.block(w, r, c, reason, info)
 		}
@@ -546,9 +607,14 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 // inspect says whether one candidate is revoked, and what the guard
 // knows of it: the one answer to "is this revoked?", for the guard and
-// for the dry run (explain.go).
-func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64) (*revocation.TokenInfo, revocation.Reason) {
-	info := h.inspector.InspectAt(ctx, c.raw, unix, c.kind == credAccess)
+// for the dry run (explain.go). budget counts the signature checks left
+// for the request; a JWT presented as an access token spends one.
+func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64, budget *int) (*revocation.TokenInfo, revocation.Reason) {
+	verify := c.kind == credAccess && *budget > 0 && revocation.LooksLikeJWT(c.raw)
+	if verify {
+		*budget--
+	}
+	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
 	return info, dl.Check(&info.ID, unix)
 }
 

@@ -83,16 +83,22 @@ func initMetrics() {
 	})
 }
 
+// collectors are every metric this module exports.
+func collectors() []prometheus.Collector {
+	initMetrics()
+	return []prometheus.Collector{
+		metrics.checked, metrics.blocked, metrics.refused, metrics.revocations, metrics.appLogouts,
+		metrics.endpointErrs, metrics.storeErrs, metrics.transitions, metrics.loads,
+		metrics.remoteApply, metrics.storeGauges,
+	}
+}
+
 func registerMetrics(reg *prometheus.Registry) error {
 	initMetrics()
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{
-		metrics.checked, metrics.blocked, metrics.refused, metrics.revocations, metrics.appLogouts,
-		metrics.endpointErrs, metrics.storeErrs, metrics.transitions, metrics.loads,
-		metrics.remoteApply, metrics.storeGauges,
-	} {
+	for _, c := range collectors() {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

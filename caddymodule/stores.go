@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,16 +37,62 @@ type sharedStore struct {
 	// staleAfter is the shortest stale_after of the handlers using the
 	// store, in nanoseconds: the readiness bound.
 	staleAfter atomic.Int64
+	// failClosed is set when any handler using the store refuses
+	// requests once it is stale (on_store_down fail_closed): only then
+	// does staleness make the instance unready.
+	failClosed atomic.Bool
+	// started is closed once the store has tried its first load: at
+	// once for the embedded store; for Redis, after start.
+	started   <-chan struct{}
+	startOnce sync.Once
 	// guards holds the provisioned handlers using the store (*Handler
 	// keys), for the admin API's dry run.
 	guards sync.Map
+}
+
+// starter is a store that opens no connection until it is started (the
+// Redis store, opened Deferred).
+type starter interface {
+	Start()
+	Started() <-chan struct{}
+}
+
+// start begins the store's work in the background: for Redis, the first
+// load and then following the feed. It is called when Caddy starts a
+// configuration (never when it only validates one) and, as a fallback,
+// by the first request. Only the first call does anything.
+func (s *sharedStore) start() {
+	if st, ok := s.Store.(starter); ok {
+		s.startOnce.Do(func() { go st.Start() })
+	}
+}
+
+// awaitStart waits, on a store's first request, until its first load has
+// been tried (at most the store's InitialLoad), so that an instance
+// never answers from an empty denylist that Redis could have filled.
+func (s *sharedStore) awaitStart(ctx context.Context) error {
+	select {
+	case <-s.started:
+		return nil
+	default:
+	}
+	s.start()
+	select {
+	case <-s.started:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // adopt records a handler's settings that the admin API needs, and makes
 // a Redis store confirm its local copy often enough for the handler's
 // stale_after: at least four times within it, so that a healthy store is
 // never taken for a stale one.
-func (s *sharedStore) adopt(sessionTTL, staleAfter time.Duration) {
+func (s *sharedStore) adopt(sessionTTL, staleAfter time.Duration, failOpen bool) {
+	if !failOpen {
+		s.failClosed.Store(true)
+	}
 	if rs, ok := s.Store.(*revocation.RedisStore); ok && staleAfter > 0 {
 		rs.LimitBlock(staleAfter / 4)
 	}
@@ -111,6 +158,9 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 		log.Warn("revocation store is embedded: revocations live in this process only, are lost on restart and are not shared with other instances; set redis for production")
 		shared.Store = revocation.NewMemoryStore(revocation.MemoryOptions{})
 		shared.desc = "embedded"
+		started := make(chan struct{})
+		close(started)
+		shared.started = started
 		return shared, nil
 	}
 	opts, err := settings.Redis.Options(settings.DialTimeout, settings.IOTimeout)
@@ -119,7 +169,11 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 	}
 	shared.desc = "redis " + settings.Redis.Describe()
 	quietRedisLog()
-	shared.Store = revocation.NewRedisStore(revocation.RedisOptions{
+	rs := revocation.NewRedisStore(revocation.RedisOptions{
+		// Opening a client dials nothing; Deferred keeps the store from
+		// loading until Caddy starts the configuration, so `caddy
+		// validate` never connects.
+		Deferred:   true,
 		Client:     redis.NewUniversalClient(opts),
 		KeyPrefix:  settings.KeyPrefix,
 		FeedMaxLen: settings.FeedMaxLen,
@@ -129,7 +183,65 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 		Logger: slog.New(storeLogHandler{name: "http.handlers.revocation.store"}),
 		Hooks:  storeHooks(settings),
 	})
+	shared.Store, shared.started = rs, rs.Started()
 	return shared, nil
+}
+
+func init() {
+	caddy.RegisterModule(startsApp{})
+}
+
+// startsApp starts what the revocation handlers of a configuration open
+// to the network (their Redis stores, their JWKS) when Caddy starts the
+// configuration. Caddy provisions a configuration both to run it and to
+// validate it, but starts apps only to run it: so `caddy validate` opens
+// no connection. Handlers load it through caddy.Context.App; it has no
+// configuration of its own.
+type startsApp struct {
+	starts []func()
+}
+
+// CaddyModule returns the Caddy module information.
+func (startsApp) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "revocation",
+		New: func() caddy.Module { return new(startsApp) },
+	}
+}
+
+// Start implements caddy.App. Each start returns at once: a store loads
+// in the background, and a handler's first request waits for it (see
+// awaitStart), so that Caddy's start is not held up by an unreachable
+// Redis.
+func (a *startsApp) Start() error {
+	for _, start := range a.starts {
+		start()
+	}
+	return nil
+}
+
+// Stop implements caddy.App. The stores outlive a configuration (see
+// stores); the last handler to release one closes it.
+func (a *startsApp) Stop() error { return nil }
+
+// onStart registers f to run when Caddy starts the configuration of ctx.
+// It reports false when ctx belongs to no configuration (a bare
+// caddy.NewContext, as in benchmarks): then nothing will call f.
+func onStart(ctx caddy.Context, f func()) (registered bool, err error) {
+	defer func() {
+		// Context.App dereferences the configuration, which a bare
+		// context lacks.
+		if recover() != nil {
+			registered, err = false, nil
+		}
+	}()
+	app, err := ctx.App("revocation")
+	if err != nil {
+		return false, fmt.Errorf("revocation start: %w", err)
+	}
+	sa := app.(*startsApp)
+	sa.starts = append(sa.starts, f)
+	return true, nil
 }
 
 // redisLogOnce guards quietRedisLog.
@@ -169,7 +281,10 @@ type storeLogHandler struct {
 }
 
 func (h storeLogHandler) handler() slog.Handler {
-	var out slog.Handler = zapslog.NewHandler(caddy.Log().Core(), zapslog.WithName(h.name))
+	// No stack traces: a store's errors are about Redis, not the code,
+	// and one trace would fill a screen for "connection refused".
+	var out slog.Handler = zapslog.NewHandler(caddy.Log().Core(), zapslog.WithName(h.name),
+		zapslog.AddStacktraceAt(slog.Level(math.MaxInt)))
 	if len(h.attrs) > 0 {
 		out = out.WithAttrs(h.attrs)
 	}
@@ -208,3 +323,5 @@ func storeLabel(settings storeSettings) (string, string) {
 	}
 	return "redis", settings.KeyPrefix
 }
+
+var _ caddy.App = (*startsApp)(nil)

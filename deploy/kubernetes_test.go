@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -33,7 +36,37 @@ type rendered struct {
 	deployments map[string]*appsv1.Deployment
 	services    map[string]*corev1.Service
 	configMaps  map[string]*corev1.ConfigMap
+	secrets     map[string]*corev1.Secret
 	order       []string // kind/name, as rendered
+}
+
+// filledSecrets is secrets.env as the README's quick start has the user
+// write it.
+const filledSecrets = "jwt-secret=c2VjcmV0LW9mLXRoZS1hcHA+/=\nredis-password=cmVkaXMtcGFzc3dvcmQ=\n"
+
+// baseFS copies the base into memory, as it is on disk, plus secrets.env
+// when secretsEnv is not empty: the step the user takes before applying.
+func baseFS(t *testing.T, secretsEnv string) filesys.FileSystem {
+	t.Helper()
+	fs := filesys.MakeFsInMemory()
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "secrets.env" {
+			continue // a developer's own secrets.env must not leak into the test
+		}
+		if err := fs.WriteFile(filepath.Join(base, e.Name()), []byte(readFile(t, filepath.Join(base, e.Name())))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if secretsEnv != "" {
+		if err := fs.WriteFile(filepath.Join(base, "secrets.env"), []byte(secretsEnv)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fs
 }
 
 // render builds the base with the kustomize Go API (what `kubectl
@@ -41,7 +74,7 @@ type rendered struct {
 func render(t *testing.T) *rendered {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), base)
+	resMap, err := k.Run(baseFS(t, filledSecrets), base)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", base, err)
 	}
@@ -49,6 +82,7 @@ func render(t *testing.T) *rendered {
 		deployments: map[string]*appsv1.Deployment{},
 		services:    map[string]*corev1.Service{},
 		configMaps:  map[string]*corev1.ConfigMap{},
+		secrets:     map[string]*corev1.Secret{},
 	}
 	for _, res := range resMap.Resources() {
 		data, err := res.MarshalJSON()
@@ -71,6 +105,10 @@ func render(t *testing.T) *rendered {
 			var c corev1.ConfigMap
 			decodeStrict(t, id, data, &c)
 			out.configMaps[c.Name] = &c
+		case "v1 Secret":
+			var s corev1.Secret
+			decodeStrict(t, id, data, &s)
+			out.secrets[s.Name] = &s
 		default:
 			t.Fatalf("%s: %s %s is not a kind this test knows how to check", id, gvk.ApiVersion(), gvk.Kind)
 		}
@@ -122,7 +160,7 @@ func TestKustomizeBase(t *testing.T) {
 	caddyfile := readFile(t, filepath.Join(base, "Caddyfile"))
 
 	// The object list: what the README's quick start says gets applied.
-	want := []string{"ConfigMap/caddy-revocation-caddyfile-*", "Deployment/app", "Deployment/redis-example", "Service/app", "Service/redis-example"}
+	want := []string{"ConfigMap/caddy-revocation-caddyfile-*", "Deployment/app", "Deployment/redis-example", "Secret/caddy-revocation-*", "Service/app", "Service/redis-example"}
 	got := slices.Sorted(slices.Values(r.order))
 	if len(got) != len(want) {
 		t.Fatalf("rendered %v, want %v", got, want)
@@ -259,6 +297,65 @@ func TestKustomizeBase(t *testing.T) {
 		}
 		if strings.Contains(caddyfile, "hmac_secret ") && !strings.Contains(caddyfile, "hmac_secret {env.JWT_SECRET}") {
 			t.Error("hmac_secret is not the {env.JWT_SECRET} placeholder")
+		}
+	})
+
+	t.Run("the Secret is generated from secrets.env", func(t *testing.T) {
+		for name, d := range r.deployments {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				for _, e := range c.Env {
+					if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+						continue
+					}
+					ref := e.ValueFrom.SecretKeyRef
+					sec := r.secrets[ref.Name]
+					if sec == nil {
+						t.Errorf("%s/%s: env %s names Secret %q, which the base does not generate", name, c.Name, e.Name, ref.Name)
+						continue
+					}
+					if _, ok := sec.Data[ref.Key]; !ok {
+						t.Errorf("%s/%s: env %s names key %q, not in secrets.env", name, c.Name, e.Name, ref.Key)
+					}
+				}
+			}
+		}
+		for _, sec := range r.secrets {
+			if got := string(sec.Data["jwt-secret"]); got != "c2VjcmV0LW9mLXRoZS1hcHA+/=" {
+				t.Errorf("jwt-secret %q: a base64 value with '=' must survive as written", got)
+			}
+		}
+		// The example lists exactly the keys the pods read.
+		example := readFile(t, filepath.Join(base, "secrets.env.example"))
+		for _, key := range []string{"jwt-secret=", "redis-password="} {
+			if !strings.Contains(example, "\n"+key+"\n") {
+				t.Errorf("secrets.env.example has no empty %s line", key)
+			}
+		}
+		if !strings.Contains(readFile(t, filepath.Join(base, ".gitignore")), "secrets.env\n") {
+			t.Error("secrets.env is not git-ignored")
+		}
+		// The Dockerfile copies the whole repository into its build stage.
+		if !strings.Contains(readFile(t, filepath.Join("..", ".dockerignore")), "\ndeploy/kubernetes/secrets.env\n") {
+			t.Error("secrets.env is not in .dockerignore: docker build would copy it into a layer")
+		}
+	})
+
+	t.Run("the image is pinned", func(t *testing.T) {
+		img := sidecar.Image
+		name, tag, ok := strings.Cut(img[strings.LastIndex(img, "/")+1:], ":")
+		if !ok || tag == "" || tag == "latest" || name != "caddy-revocation" || !strings.Contains(img, "/") {
+			t.Errorf("sidecar image %q: want <registry>/caddy-revocation:<tag>, with a tag other than latest", img)
+		}
+	})
+
+	t.Run("no password on a command line", func(t *testing.T) {
+		for name, d := range r.deployments {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				line := strings.Join(append(slices.Clone(c.Command), c.Args...), " ")
+				if strings.Contains(line, "$(REDIS_PASSWORD)") || strings.Contains(line, "$(JWT_SECRET)") || strings.Contains(line, "--requirepass") {
+					t.Errorf("%s/%s: a secret on the command line: %s", name, c.Name, line)
+				}
+			}
 		}
 	})
 
@@ -462,4 +559,93 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// Without secrets.env, kustomize refuses to build, naming the file: the
+// Secret the pods need is never silently missing.
+func TestKustomizeBaseNeedsSecretsEnv(t *testing.T) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	_, err := k.Run(baseFS(t, ""), base)
+	if err == nil || !strings.Contains(err.Error(), "secrets.env") {
+		t.Fatalf("build without secrets.env: %v, want an error naming secrets.env", err)
+	}
+}
+
+// The example Redis's command, run as the container runs it (sh and a
+// real redis-server, on a free loopback port): the password from the
+// environment is required, and it is on no process's command line.
+func TestRedisExampleCommand(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server not on PATH (scripts/test.sh installs it)")
+	}
+	r := render(t)
+	c := container(t, r.deployments["redis-example"].Spec.Template.Spec, "redis")
+	if len(c.Args) > 0 || len(c.Command) < 3 || c.Command[0] != "sh" || c.Command[1] != "-c" {
+		t.Fatalf("redis command %q, args %q: want sh -c <script> [$0]", c.Command, c.Args)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	password := "pw-" + strconv.Itoa(os.Getpid()) + "-not-on-a-command-line"
+	dir := t.TempDir()
+	// The script passes its own arguments on to redis-server: here, a
+	// loopback port and a scratch directory instead of the pod's.
+	args := append(slices.Clone(c.Command[1:]), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir)
+	if len(c.Command) == 3 {
+		args = slices.Insert(args, 2, "redis-example")
+	}
+	cmd := exec.Command("sh", args...)
+	cmd.Env = append(os.Environ(), "REDIS_PASSWORD="+password)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// redis-server, exec'd in a subshell, may outlive sh and hold the
+	// output pipe: bound the wait for it.
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(auth string, a ...string) string {
+		c := exec.Command("redis-cli", append([]string{"-p", strconv.Itoa(port)}, a...)...)
+		c.Env = append(os.Environ(), "REDISCLI_AUTH="+auth)
+		out, _ := c.CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	serverPID := 0
+	t.Cleanup(func() {
+		cli(password, "SHUTDOWN", "NOSAVE")
+		if serverPID > 0 {
+			if p, err := os.FindProcess(serverPID); err == nil {
+				_ = p.Kill() // stops only the redis-server this test started
+			}
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for cli(password, "PING") != "PONG" {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis did not answer with the password:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := regexp.MustCompile(`process_id:(\d+)`).FindStringSubmatch(cli(password, "INFO", "server"))
+	if m == nil {
+		t.Fatal("INFO server has no process_id")
+	}
+	serverPID, _ = strconv.Atoi(m[1])
+	if out := cli("", "PING"); !strings.Contains(out, "NOAUTH") {
+		t.Fatalf("PING without the password: %q, want NOAUTH", out)
+	}
+	for _, pid := range []int{cmd.Process.Pid, serverPID} {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(cmdline), password) {
+			t.Fatalf("process %d's command line shows the password: %q", pid, cmdline)
+		}
+	}
 }

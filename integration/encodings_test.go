@@ -240,10 +240,10 @@ func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
 		{"JSON, KELVIN SIGN key", func(tok string) string { return `{"refresh_to` + "\u212a" + `en":"` + tok + `"}` }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"JSON declared multipart, no boundary", json, func(string) []string { return []string{"Content-Type", "multipart/form-data"} }},
 		{"JSON declared multipart, with boundary", json, func(string) []string { return []string{"Content-Type", "multipart/form-data; boundary=xyz"} }},
-		{"JSON, deflate", func(tok string) string { return zlibbed(json(tok)) }, func(string) []string {
+		{"JSON, deflate", func(tok string) string { return compressed("zlib", json(tok)) }, func(string) []string {
 			return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"}
 		}},
-		{"JSON, raw deflate", func(tok string) string { return flated(json(tok)) }, func(string) []string {
+		{"JSON, raw deflate", func(tok string) string { return compressed("flate", json(tok)) }, func(string) []string {
 			return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"}
 		}},
 		{"JSON, UTF-16BE with BOM", func(tok string) string { return utf16be(json(tok), true) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
@@ -422,29 +422,24 @@ func TestAccessLogHasNoTokens(t *testing.T) {
 	}
 }
 
-func gzipped(s string) string {
+// compressed returns s in one of the content codings the guard undoes.
+func compressed(coding, s string) string {
 	var b bytes.Buffer
-	w := gzip.NewWriter(&b)
+	var w io.WriteCloser
+	switch coding {
+	case "gzip":
+		w = gzip.NewWriter(&b)
+	case "zlib":
+		w = zlib.NewWriter(&b)
+	default:
+		w, _ = flate.NewWriter(&b, flate.DefaultCompression)
+	}
 	_, _ = io.WriteString(w, s)
 	_ = w.Close()
 	return b.String()
 }
 
-func zlibbed(s string) string {
-	var b bytes.Buffer
-	w := zlib.NewWriter(&b)
-	_, _ = io.WriteString(w, s)
-	_ = w.Close()
-	return b.String()
-}
-
-func flated(s string) string {
-	var b bytes.Buffer
-	w, _ := flate.NewWriter(&b, flate.DefaultCompression)
-	_, _ = io.WriteString(w, s)
-	_ = w.Close()
-	return b.String()
-}
+func gzipped(s string) string { return compressed("gzip", s) }
 
 func utf16be(s string, bom bool) string {
 	var b []byte

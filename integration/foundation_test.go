@@ -11,10 +11,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,6 +302,9 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 		{"no key with endpoints", "app_id demo", "no verification key is configured", nil},
 		{"malformed redis url", jwtOK + "\nredis redis://127.0.0.1:notaport", "redis: malformed url", nil},
 		{"redis url with wrong scheme", jwtOK + "\nredis http://127.0.0.1:6379", "redis: url http://127.0.0.1:6379: scheme must be", nil},
+		{"redis url without scheme", jwtOK + "\nredis 127.0.0.1:6379", "write redis://127.0.0.1:6379", nil},
+		{"redis port out of range", jwtOK + "\nredis redis://127.0.0.1:63790000", `port "63790000": want a number from 1 to 65535`, nil},
+		{"redis option typo", jwtOK + "\nsesion_ttl 1h", `did you mean session_ttl?`, nil},
 		{"unknown endpoint", jwtOK + "\nendpoints logout seppuku", `endpoints: unknown dialect "seppuku"`, nil},
 		{"bad on_store_down", jwtOK + "\non_store_down shrug", "on_store_down", nil},
 		{"revoke_refresh without app_id", jwtOK + "\nendpoints revoke_refresh", "revoke_refresh needs app_id", nil},
@@ -322,6 +328,49 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 	})
 }
 
+// caddy validate checks a configuration without opening a connection:
+// a Redis that is down, or a listener that would answer (as Redis or as
+// the JWKS server), is never dialed, and the output has no error and no
+// stack trace.
+func TestValidateOpensNoConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var dialed atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dialed.Add(1)
+			c.Close()
+		}
+	}()
+	// The JWKS URL points at the same listener: a key set is not
+	// fetched by validation either.
+	cfg := func(url string) string {
+		return fmt.Sprintf(":8080 {\n\trevocation {\n\t\tjwt {\n\t\t\thmac_secret %s\n\t\t\tjwks_url http://%s/jwks.json\n\t\t}\n\t\tredis %s\n\t}\n\trespond ok\n}\n", testSecret, ln.Addr(), url)
+	}
+	for _, url := range []string{"redis://" + ln.Addr().String(), "redis://127.0.0.1:1"} {
+		ok, out := Validate(t, cfg(url))
+		if !ok || !strings.Contains(out, "Valid configuration") {
+			t.Fatalf("%s: not valid:\n%s", url, out)
+		}
+		for _, bad := range []string{`"level":"error"`, "goroutine ", ".go:"} {
+			if strings.Contains(out, bad) {
+				t.Fatalf("%s: output has %q:\n%s", url, bad, out)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a late dial would land by now
+	if n := dialed.Load(); n != 0 {
+		t.Fatalf("caddy validate opened %d connection(s) to Redis", n)
+	}
+}
+
 func TestExampleValidates(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile.example"))
 	if err != nil {
@@ -329,6 +378,8 @@ func TestExampleValidates(t *testing.T) {
 	}
 	if ok, out := Validate(t, string(data), "REDIS_URL="); !ok {
 		t.Fatalf("Caddyfile.example without REDIS_URL:\n%s", out)
+	} else if strings.Contains(out, "not formatted") {
+		t.Fatalf("Caddyfile.example is not caddy fmt clean:\n%s", out)
 	}
 	srv := testredis.Start(t)
 	if ok, out := Validate(t, string(data), "REDIS_URL="+srv.URL()); !ok {
@@ -507,4 +558,19 @@ func TestOversizedBody(t *testing.T) {
 			ExpectStatus(t, "small body", Do(t, "POST", c.URL+"/v1/auth/refresh", `{"refreshToken":"`+revoked+`"}`, "Content-Type", "application/json"), http.StatusUnauthorized)
 		})
 	}
+}
+
+// The key set of jwks_url is fetched when the configuration starts (not
+// only on first use), and only then: validation fetched nothing above.
+func TestJWKSFetchedAtStart(t *testing.T) {
+	var fetched atomic.Int32
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"keys":[]}`)
+	}))
+	defer jwks.Close()
+	up := StartUpstream(t)
+	StartCaddy(t, guarded("jwt {\n\thmac_secret "+testSecret+"\n\tjwks_url "+jwks.URL+"/jwks.json\n}\nendpoints none", up.Addr()))
+	Eventually(t, "the key set fetched at start", func() bool { return fetched.Load() >= 1 })
 }

@@ -66,6 +66,9 @@ func TestKubernetesCaddyfile(t *testing.T) {
 		}
 	})
 	c.WaitReady()
+	if strings.Contains(c.Logs(), "not formatted") {
+		t.Fatalf("the Kubernetes Caddyfile is not caddy fmt clean:\n%s", c.Logs())
+	}
 
 	// The probes, as the Deployment runs them.
 	if code, out, errOut := runCLI(t, "", nil, "revocation", "health", "--quiet", "--address", c.Admin); code != 0 {

@@ -61,15 +61,17 @@ func filled(n int) *Denylist {
 	return dl
 }
 
-// BenchmarkDenylistCheck is one request's check: token, jti, session and
-// subject looked up, none revoked (the common case, and the most lookups).
+// BenchmarkDenylistCheck is one request's check: token, jti, session (by
+// subject and by issuer) and subject looked up, none revoked (the common
+// case, and the most lookups).
 func BenchmarkDenylistCheck(b *testing.B) {
 	for _, n := range sizes {
 		dl := filled(n)
 		ids := make([]Identity, 1024)
 		for i := range ids {
 			j := n + 1 + i
-			ids[i] = Identity{Token: keyN(j, KindToken), JTI: keyN(j, KindJTI), Session: keyN(j, KindSession), Subject: keyN(j, KindSubject), Issued: 2}
+			ids[i] = Identity{Token: keyN(j, KindToken), JTI: keyN(j, KindJTI), Session: keyN(j, KindSession),
+				IssuerSession: keyN(j+n, KindSession), Subject: keyN(j, KindSubject), Issued: 2}
 		}
 		now := time.Now().Unix()
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {

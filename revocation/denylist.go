@@ -45,13 +45,16 @@ type Identity struct {
 	Token   Key
 	JTI     Key
 	Session Key
-	Subject Key
+	// IssuerSession is the session as its issuer names it
+	// (IssuerSessionKey), for revocations that know no subject.
+	IssuerSession Key
+	Subject       Key
 	// Raw is the key of the exact string of a JWS (RawHash), under which
 	// a JWS that did not verify is revoked; zero for an opaque token,
 	// whose Token key already is its exact string's.
 	Raw Key
-	// Alt and AltSubjects are the jti, session and subject keys of other
-	// readings of an ambiguous token (see Claims); usually empty.
+	// Alt and AltSubjects are the token, jti, session and subject keys of
+	// other readings of an ambiguous token (see Claims); usually empty.
 	Alt         []Key
 	AltSubjects []Key
 	// Issued is when the credential was issued, in unix milliseconds:
@@ -185,6 +188,9 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 	if !id.Session.IsZero() && d.has(id.Session, now) {
 		return BlockedSession
 	}
+	if !id.IssuerSession.IsZero() && d.has(id.IssuerSession, now) {
+		return BlockedSession
+	}
 	if !id.Subject.IsZero() && d.subjectBlocks(id.Subject, id, now) {
 		return BlockedSubject
 	}
@@ -198,7 +204,10 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 func (d *Denylist) checkAlternates(id *Identity, now int64) Reason {
 	for _, k := range id.Alt {
 		if d.has(k, now) {
-			if k.Kind() == KindJTI {
+			switch k.Kind() {
+			case KindToken:
+				return BlockedToken
+			case KindJTI:
 				return BlockedJTI
 			}
 			return BlockedSession

@@ -120,6 +120,16 @@ func HashToken(raw string) TokenHash {
 	return RawHash(raw)
 }
 
+// altTokenHash is the hash of the other reading of a JWS whose header or
+// payload holds a '=' before its end (see jwsCanonicals); ok is false when
+// there is none.
+func altTokenHash(raw string) (TokenHash, bool) {
+	if _, alt, ok := jwsCanonicals(raw); ok && alt != "" {
+		return domainHash(jwsDomain, alt), true
+	}
+	return TokenHash{}, false
+}
+
 // RawHash hashes the exact string of a credential: the identity of an
 // opaque token, and of a JWS that did not verify, which may revoke only
 // itself (anybody can write a stranger's header and payload beside a
@@ -163,6 +173,21 @@ func JTIKey(jti string) Key { return derive(KindJTI, jti, "") }
 // SessionKey returns the denylist key of a session, scoped to its subject:
 // revoking session "abc" of subject A never touches session "abc" of B.
 func SessionKey(subject, sid string) Key { return derive(KindSession, subject, sid) }
+
+// IssuerSessionKey returns the denylist key of an identity provider's
+// session, scoped to the issuer rather than to a subject: an OpenID
+// Connect sid is unique per issuer, and a back-channel logout token may
+// name only the sid. It is a session entry (KindSession), derived in a
+// domain of its own so that it never meets a SessionKey.
+func IssuerSessionKey(issuer, sid string) Key {
+	k := derive(issuerSessionDomain, issuer, sid)
+	k[15] = byte(KindSession)
+	return k
+}
+
+// issuerSessionDomain separates IssuerSessionKey from the kinds' own
+// derivations; it is never stored as a kind.
+const issuerSessionDomain Kind = 'i'
 
 // SubjectKey returns the denylist key of a subject.
 func SubjectKey(subject string) Key { return derive(KindSubject, subject, "") }

@@ -152,6 +152,9 @@ func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bo
 	raw0 := info.ID.Raw
 	info.ID = claims.Identity(h)
 	info.ID.Raw = raw0
+	if alt, ok := altTokenHash(raw); ok {
+		info.ID.Alt = append(info.ID.Alt, alt.Key())
+	}
 	if info.Verified {
 		info.until = now + noExpiryFor
 		if claims.ExpiresAt != 0 {

@@ -18,6 +18,10 @@ import (
 
 // JWK is a public JSON Web Key (RFC 7517): RSA, EC or OKP (Ed25519).
 // Private members, if a careless issuer publishes them, are ignored.
+//
+// Key sets are fetched with keyfunc and jwkset (jwks.go); this type stays
+// for the one key of a DPoP proof, whose RFC 7638 thumbprint must match a
+// token's cnf.jkt, and jwkset computes no such thumbprint.
 type JWK struct {
 	Kty string `json:"kty"`
 	Kid string `json:"kid,omitempty"`

@@ -3,180 +3,189 @@ package revocation
 import (
 	"context"
 	"crypto"
-	"encoding/json"
+	"crypto/rsa"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"golang.org/x/time/rate"
 )
 
 // maxJWKSBytes bounds a key set document.
 const maxJWKSBytes = 1 << 20
 
-// RemoteKeySet is a JWKS fetched over HTTP and cached. It is fetched again
-// when a token names a kid it does not hold, at most once per MinRefetch,
-// and when the cached copy is older than MaxAge.
+// maxKidWait bounds how long a token with an unknown kid waits for the
+// refetch allowance, and so the refetch itself.
+const maxKidWait = 5 * time.Second
+
+// RemoteKeySet is a JWKS fetched over HTTP(S) and cached, through
+// keyfunc and jwkset: fetched first when Start is called (when Caddy
+// starts the configuration, never while it only validates it) or when a
+// token first needs a key, again every MaxAge in the background, and when
+// a token names an unknown kid (at most once per MinRefetch; such a token
+// waits up to 5s for that allowance, else it is refused).
 type RemoteKeySet struct {
-	url        string
-	client     *http.Client
-	minRefetch time.Duration
-	maxAge     time.Duration
-	log        *slog.Logger
-	now        func() time.Time
-
-	fetchMu sync.Mutex // one fetch at a time
-	mu      sync.RWMutex
-	byKid   map[string][]jwksKey
-	all     []jwksKey
-	fetched time.Time // last successful fetch
-	tried   time.Time // last attempt
+	ctx  context.Context
+	cfg  RemoteKeySetConfig
+	once sync.Once
+	kf   keyfunc.Keyfunc
+	err  error
 }
 
-type jwksKey struct {
-	alg string // the JWK's own alg, "" when unrestricted
-	key crypto.PublicKey
+// RemoteKeySetConfig configures a RemoteKeySet.
+type RemoteKeySetConfig struct {
+	URL string
+	// Client fetches the set; a 5s-timeout client when nil. Documents over
+	// 1 MiB are refused whatever the client.
+	Client *http.Client
+	// MinRefetch is the least time between fetches for unknown kids;
+	// default 30s.
+	MinRefetch time.Duration
+	// MaxAge is how often the set is fetched again; default 1h.
+	MaxAge time.Duration
+	Log    *slog.Logger
 }
 
-// NewRemoteKeySet prepares a key set; nothing is fetched until first use
-// or Refresh.
-func NewRemoteKeySet(url string, client *http.Client, minRefetch, maxAge time.Duration, log *slog.Logger) *RemoteKeySet {
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Second}
+// NewRemoteKeySet checks the configuration and returns a key set that
+// fetches nothing yet: Start (or the first token that needs a key) makes
+// the first fetch, and the set is kept current until ctx ends. A first
+// fetch that fails is logged, not returned: the set is fetched again for
+// the first token that needs a key.
+func NewRemoteKeySet(ctx context.Context, cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
+	if cfg.MinRefetch <= 0 {
+		cfg.MinRefetch = 30 * time.Second
 	}
-	if minRefetch <= 0 {
-		minRefetch = 30 * time.Second
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = time.Hour
 	}
-	if maxAge <= 0 {
-		maxAge = time.Hour
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
 	}
-	if log == nil {
-		log = slog.Default()
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("jwks %s: want an http(s) URL", cfg.URL)
 	}
-	return &RemoteKeySet{url: url, client: client, minRefetch: minRefetch, maxAge: maxAge, log: log, now: time.Now}
+	return &RemoteKeySet{ctx: ctx, cfg: cfg}, nil
+}
+
+// Start makes the first fetch, once; later calls do nothing.
+func (r *RemoteKeySet) Start() error {
+	r.once.Do(func() {
+		cfg := r.cfg
+		client := http.Client{Timeout: 5 * time.Second}
+		if cfg.Client != nil {
+			client = *cfg.Client
+		}
+		base := client.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		client.Transport = limitedTransport{base}
+		r.kf, r.err = keyfunc.NewDefaultOverrideCtx(r.ctx, []string{cfg.URL}, keyfunc.Override{
+			Client:            &client,
+			HTTPTimeout:       client.Timeout,
+			RateLimitWaitMax:  maxKidWait,
+			RefreshInterval:   cfg.MaxAge,
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.MinRefetch), 1),
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(_ context.Context, err error) {
+					cfg.Log.Warn("fetching JWKS failed; keeping the cached keys", "url", u, "error", err)
+				}
+			},
+		})
+		if r.err != nil {
+			r.err = fmt.Errorf("jwks %s: %w", cfg.URL, r.err)
+		}
+	})
+	return r.err
 }
 
 // Keys returns the keys that may have signed a token with this kid and
-// alg. An unknown kid (or a stale cache) triggers a fetch, rate-limited.
+// alg: the key of that kid (fetching the set again for an unknown one),
+// or every key for a token without a kid; a key whose use is not "sig",
+// whose alg differs, or an RSA key under 2048 bits is left out. A request that ends does not abort a
+// fetch it started: the fetch has its own deadline, so that a client
+// cancelling at once cannot spend the refetch allowance for nothing.
 func (r *RemoteKeySet) Keys(ctx context.Context, kid, alg string) []crypto.PublicKey {
-	keys, known, age := r.lookup(kid, alg)
-	if (kid != "" && !known) || age > r.maxAge {
-		if r.fetchIfAllowed(ctx) {
-			keys, _, _ = r.lookup(kid, alg)
+	if err := r.Start(); err != nil {
+		r.cfg.Log.Warn("JWKS unavailable", "error", err)
+		return nil
+	}
+	st := r.kf.Storage()
+	ctx = context.WithoutCancel(ctx)
+	var keys []crypto.PublicKey
+	add := func(use, keyAlg string, key any) {
+		if (use != "" && use != "sig") || (keyAlg != "" && keyAlg != alg) {
+			return
 		}
+		if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+			key = pk.Public() // a careless issuer published a private key
+		}
+		if rk, ok := key.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
+			return // as for PEM keys: too weak to trust
+		}
+		keys = append(keys, key)
+	}
+	if kid != "" {
+		jwk, err := st.KeyRead(ctx, kid)
+		if err != nil {
+			return nil
+		}
+		m := jwk.Marshal()
+		add(string(m.USE), m.ALG.String(), jwk.Key())
+		return keys
+	}
+	all, err := st.KeyReadAll(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, jwk := range all {
+		m := jwk.Marshal()
+		add(string(m.USE), m.ALG.String(), jwk.Key())
 	}
 	return keys
 }
 
-func (r *RemoteKeySet) lookup(kid, alg string) ([]crypto.PublicKey, bool, time.Duration) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	age := r.now().Sub(r.fetched)
-	if r.fetched.IsZero() {
-		age = 1<<63 - 1
-	}
-	cands := r.all
-	known := true
-	if kid != "" {
-		cands, known = r.byKid[kid]
-	}
-	var out []crypto.PublicKey
-	for _, k := range cands {
-		if k.alg == "" || k.alg == alg {
-			out = append(out, k.key)
-		}
-	}
-	return out, known, age
-}
+// limitedTransport refuses key set documents larger than maxJWKSBytes:
+// jwkset decodes whatever the server sends.
+type limitedTransport struct{ base http.RoundTripper }
 
-// fetchIfAllowed fetches unless a fetch was attempted less than
-// MinRefetch ago; it reports whether the cache was replaced.
-func (r *RemoteKeySet) fetchIfAllowed(ctx context.Context) bool {
-	r.fetchMu.Lock()
-	defer r.fetchMu.Unlock()
-	r.mu.RLock()
-	recent := !r.tried.IsZero() && r.now().Sub(r.tried) < r.minRefetch
-	r.mu.RUnlock()
-	if recent {
-		return false
-	}
-	// The fetch spends the rate limit, so it must not end with the request
-	// that triggered it: a client that cancels at once could otherwise keep
-	// a rotated key out for ever. It has its own deadline instead.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-	defer cancel()
-	if err := r.fetch(fctx); err != nil {
-		r.log.Warn("fetching JWKS failed; keeping the cached keys", "url", r.url, "error", err)
-		return false
-	}
-	return true
-}
-
-// fetchTimeout bounds one JWKS fetch triggered by a token.
-const fetchTimeout = 10 * time.Second
-
-// Refresh fetches the key set now, whatever the rate limit says.
-func (r *RemoteKeySet) Refresh(ctx context.Context) error {
-	r.fetchMu.Lock()
-	defer r.fetchMu.Unlock()
-	return r.fetch(ctx)
-}
-
-func (r *RemoteKeySet) fetch(ctx context.Context) error {
-	r.mu.Lock()
-	r.tried = r.now()
-	r.mu.Unlock()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+func (t limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
 	if err != nil {
-		return fmt.Errorf("jwks request: %w", err)
+		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("jwks fetch: %w", err)
+	if resp.ContentLength > maxJWKSBytes {
+		resp.Body.Close()
+		return nil, fmt.Errorf("jwks document of %d bytes; at most %d", resp.ContentLength, maxJWKSBytes)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("jwks fetch: status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-	if err != nil {
-		return fmt.Errorf("jwks read: %w", err)
-	}
-	if len(body) > maxJWKSBytes {
-		return fmt.Errorf("jwks document larger than %d bytes", maxJWKSBytes)
-	}
-	var doc struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return fmt.Errorf("jwks decode: %w", err)
-	}
-	byKid := make(map[string][]jwksKey)
-	var all []jwksKey
-	for i, raw := range doc.Keys {
-		var j JWK
-		if err := json.Unmarshal(raw, &j); err != nil {
-			r.log.Warn("skipping unreadable JWKS key", "index", i, "error", err)
-			continue
-		}
-		if j.Use != "" && j.Use != "sig" {
-			continue
-		}
-		pub, err := j.PublicKey()
-		if err != nil {
-			r.log.Warn("skipping unusable JWKS key", "kid", j.Kid, "error", err)
-			continue
-		}
-		k := jwksKey{alg: j.Alg, key: pub}
-		all = append(all, k)
-		if j.Kid != "" {
-			byKid[j.Kid] = append(byKid[j.Kid], k)
-		}
-	}
-	r.mu.Lock()
-	r.byKid, r.all, r.fetched = byKid, all, r.now()
-	r.mu.Unlock()
-	return nil
+	resp.Body = &limitedBody{rc: resp.Body, left: maxJWKSBytes}
+	return resp, nil
 }
+
+var errJWKSTooLarge = errors.New("jwks document too large")
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errJWKSTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -85,19 +85,40 @@ func lenientBase64(seg string) (b, alt []byte, ok bool) {
 // go-jose signs and verifies. ok is false when raw is not a JWS (three
 // parts whose header is a JSON object naming an alg).
 func jwsCanonical(raw string) (string, bool) {
+	canon, _, ok := jwsCanonicals(raw)
+	return canon, ok
+}
+
+// jwsCanonicals is jwsCanonical, with the canonical form of the other
+// reading of a segment that holds a '=' before its end (alt; "" when
+// there is none): a decoder that skips every '=' reads on past it.
+func jwsCanonicals(raw string) (canon, alt string, ok bool) {
 	h, p, _, ok := segments(raw)
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	hdr, _, ok := lenientBase64(h)
+	hdr, hdrAlt, ok := lenientBase64(h)
 	if !ok || !namesAlg(hdr) {
-		return "", false
+		return "", "", false
 	}
-	payload, _, ok := lenientBase64(p)
+	payload, payloadAlt, ok := lenientBase64(p)
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	return base64.RawURLEncoding.EncodeToString(hdr) + "." + base64.RawURLEncoding.EncodeToString(payload), true
+	enc := base64.RawURLEncoding.EncodeToString
+	canon = enc(hdr) + "." + enc(payload)
+	if hdrAlt != nil || payloadAlt != nil {
+		if hdrAlt == nil {
+			hdrAlt = hdr
+		}
+		if payloadAlt == nil {
+			payloadAlt = payload
+		}
+		if namesAlg(hdrAlt) {
+			alt = enc(hdrAlt) + "." + enc(payloadAlt)
+		}
+	}
+	return canon, alt, true
 }
 
 // namesAlg reports whether a decoded JWS header is a JSON object with an

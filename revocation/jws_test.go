@@ -176,3 +176,22 @@ func FuzzDecodeNeverPanics(f *testing.F) {
 		_ = HashToken(s)
 	})
 }
+
+// A '=' inside a segment is read both ways: up to it (as Python's base64
+// stops) and past it (as a decoder that skips padding reads on), so that a
+// revoked token written with one inside still counts as itself.
+func TestPaddingInsideASegmentReadsBothWays(t *testing.T) {
+	k := newTestKeys(t)
+	tok := sign(t, jwt.SigningMethodHS256, k.hmac, jwt.MapClaims{"sub": "alice", "jti": "j-pad"}, nil)
+	seg := strings.Split(tok, ".")
+	odd := seg[0] + "." + seg[1][:8] + "=" + seg[1][8:] + "." + seg[2]
+	store := NewMemoryStore(MemoryOptions{})
+	t.Cleanup(func() { _ = store.Close() })
+	in := NewInspector(InspectorConfig{Store: store})
+	info := in.InspectAt(t.Context(), odd, 10, false)
+	dl := NewDenylist()
+	dl.Apply(Entry{Key: TokenKey(tok), Expires: 100})
+	if got := dl.Check(&info.ID, 10); got != BlockedToken {
+		t.Fatalf("the token read past its inner '=' is not the revoked one: %v", got)
+	}
+}

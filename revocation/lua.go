@@ -21,7 +21,8 @@ import "github.com/redis/go-redis/v9"
 //
 // ARGV: base, feed max length, number of puts N, then per put: kind,
 // key hex, absolute expiry (unix s, 0 = use TTL), TTL (s); then the
-// subject cut: "1", subject hex, kept session hex or "-", TTL (s); or "0".
+// subject cut: "1", subject hex, kept session hex or "-", TTL (s), cutoff
+// (unix ms, 0 = now; a later one is now too); or "0".
 //
 // Returns { feed id, server time (unix ms), existed flags ("0"/"1" per
 // put), records (space separated "<key>=<value>") }.
@@ -51,13 +52,13 @@ for p = 1, n do
 end
 local cut = nil
 if ARGV[i] == '1' then
-  local subj, keep, ttl = ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
-  if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl then
+  local subj, keep, ttl, at = ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
+  if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl or not at then
     return redis.error_reply('revocation: bad subject cut')
   end
   -- read (and so type-check) the live sessions before the first write
   local seen = redis.call('ZRANGEBYSCORE', base .. 'seen:' .. subj, '(' .. num(nowSec), '+inf')
-  cut = { subj, keep, ttl, seen }
+  cut = { subj, keep, ttl, seen, at }
 end
 
 local existed, recs = {}, {}
@@ -83,6 +84,7 @@ if cut then
   local exp = nowSec + ttl
   local sessExp = exp
   local cutoff, floor = nowMs, 0
+  if cut[5] > 0 and cut[5] < nowMs then cutoff = cut[5] end
   local cur = redis.call('GET', sk)
   if cur then
     local oexp, ocut, okeep, ofloor = string.match(cur, '^(%d+):(%d+):([%-0-9a-f]+):(%d+)$')

@@ -100,7 +100,11 @@ func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, no
 	}
 	if s := c.Subject; s != nil {
 		exp := nowSec + ttlSeconds(s.TTL)
-		e := Entry{Key: s.Subject, Expires: exp, Cutoff: nowMs, Keep: s.Keep}
+		cutoff := nowMs
+		if s.At > 0 && s.At < nowMs {
+			cutoff = s.At
+		}
+		e := Entry{Key: s.Subject, Expires: exp, Cutoff: cutoff, Keep: s.Keep}
 		if old, ok := dl.Lookup(s.Subject, nowSec); ok {
 			e = cutSubject(old, e)
 		}

@@ -62,6 +62,14 @@ type RedisStore struct {
 	recent   map[[2]Key]int64 // notes queued here lately: session -> expiry
 	stop     context.CancelFunc
 	finished sync.WaitGroup
+
+	// Start's state: the context the loops run in, the first load's
+	// bound, and a channel closed once the first load has been tried.
+	ctx         context.Context
+	initialLoad time.Duration
+	sweepEvery  time.Duration
+	startOnce   sync.Once
+	started     chan struct{}
 }
 
 const (
@@ -113,6 +121,10 @@ type RedisOptions struct {
 	// SweepEvery is how often expired local entries are dropped. Default
 	// one minute.
 	SweepEvery time.Duration
+	// Deferred leaves the store idle, with no connection opened and no
+	// goroutine started, until Start is called: a configuration that is
+	// only validated never touches Redis.
+	Deferred bool
 	// Logger receives transitions and reloads; slog.Default when nil.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -128,9 +140,8 @@ func KeyBase(prefix string) string {
 	return prefix + "{dl}:"
 }
 
-// NewRedisStore opens a store on a Redis client, loads the denylist (or
-// gives up waiting after InitialLoad, and goes on trying in the
-// background), and starts following the change feed.
+// NewRedisStore opens a store on a Redis client and, unless
+// opts.Deferred, starts it (see Start).
 func NewRedisStore(opts RedisOptions) *RedisStore {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "revocation:"
@@ -156,35 +167,58 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 	base := KeyBase(opts.KeyPrefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &RedisStore{
-		client: opts.Client,
-		base:   base,
-		feed:   base + "feed",
-		maxLen: opts.FeedMaxLen,
-		dl:     NewDenylist(),
-		log:    opts.Logger,
-		now:    opts.Now,
-		hooks:  opts.Hooks,
-		notes:  make(chan note, 4096),
-		own:    make(map[string]struct{}),
-		stop:   cancel,
+		client:      opts.Client,
+		base:        base,
+		feed:        base + "feed",
+		maxLen:      opts.FeedMaxLen,
+		dl:          NewDenylist(),
+		log:         opts.Logger,
+		now:         opts.Now,
+		hooks:       opts.Hooks,
+		notes:       make(chan note, 4096),
+		own:         make(map[string]struct{}),
+		stop:        cancel,
+		ctx:         ctx,
+		initialLoad: opts.InitialLoad,
+		sweepEvery:  opts.SweepEvery,
+		started:     make(chan struct{}),
 	}
 	s.block.Store(int64(max(opts.Block, minBlock)))
-
-	// The first load is synchronous so that a replica starts with the
-	// whole denylist when Redis is there; when it is not, the replica
-	// starts empty and not ready, and follow loads it once Redis answers.
-	loadCtx, cancelLoad := context.WithTimeout(ctx, opts.InitialLoad)
-	if err := s.fullLoad(loadCtx); err != nil {
-		s.setDown("initial load", err)
+	if !opts.Deferred {
+		s.Start()
 	}
-	cancelLoad()
-
-	s.finished.Add(3)
-	go s.follow(ctx)
-	go s.writeNotes(ctx)
-	go s.sweep(ctx, opts.SweepEvery)
 	return s
 }
+
+// Start loads the denylist (or gives up waiting after InitialLoad, and
+// goes on trying in the background) and starts following the change
+// feed. Only the first call does anything; later calls return at once.
+func (s *RedisStore) Start() {
+	s.startOnce.Do(func() {
+		defer close(s.started)
+		if s.ctx.Err() != nil {
+			return // closed before it was started
+		}
+		// The first load is synchronous so that a replica starts with the
+		// whole denylist when Redis is there; when it is not, the replica
+		// starts empty and not ready, and follow loads it once Redis
+		// answers.
+		loadCtx, cancelLoad := context.WithTimeout(s.ctx, s.initialLoad)
+		if err := s.fullLoad(loadCtx); err != nil {
+			s.setDown("initial load", err)
+		}
+		cancelLoad()
+
+		s.finished.Add(3)
+		go s.follow(s.ctx)
+		go s.writeNotes(s.ctx)
+		go s.sweep(s.ctx, s.sweepEvery)
+	})
+}
+
+// Started is closed once Start has tried the first load (whether or not
+// Redis answered).
+func (s *RedisStore) Started() <-chan struct{} { return s.started }
 
 // Denylist implements Store.
 func (s *RedisStore) Denylist() *Denylist { return s.dl }
@@ -211,7 +245,7 @@ func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
 			keep = sc.Keep.String()
 		}
 		keys = append(keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
-		args = append(args, "1", sc.Subject.String(), keep, ttlSeconds(sc.TTL))
+		args = append(args, "1", sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At)
 	} else {
 		args = append(args, "0")
 	}
@@ -380,6 +414,8 @@ func (s *RedisStore) Staleness(now time.Time) time.Duration {
 // Close implements Store.
 func (s *RedisStore) Close() error {
 	s.stop()
+	// A deferred store that was never started must not start now.
+	s.startOnce.Do(func() { close(s.started) })
 	// Closing the client ends a blocked XREAD at once, instead of when its
 	// block times out; the loops then see their context is done.
 	err := s.client.Close()

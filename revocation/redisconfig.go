@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +101,15 @@ func (c RedisConfig) Options(dialTimeout, ioTimeout time.Duration) (*redis.Unive
 		if c.MasterName != "" || c.Cluster {
 			return nil, errors.New("redis: Sentinel and Cluster take addrs, not url")
 		}
+		if !strings.Contains(c.URL, "://") {
+			// "127.0.0.1:6379" is a common slip; url.Parse would call it
+			// a path segment with a colon, or take "localhost" for a
+			// scheme. Echo the value only when it holds no credentials.
+			if strings.Contains(c.URL, "@") {
+				return nil, errors.New("redis: url has no scheme: write it as redis://... (or rediss://... for TLS)")
+			}
+			return nil, fmt.Errorf("redis: url %q has no scheme: write redis://%s (or rediss://%s for TLS)", c.URL, c.URL, c.URL)
+		}
 		u, err := url.Parse(c.URL)
 		if err != nil {
 			var ue *url.Error
@@ -118,6 +128,9 @@ func (c RedisConfig) Options(dialTimeout, ioTimeout time.Duration) (*redis.Unive
 		if err != nil {
 			return nil, fmt.Errorf("redis: url %s: %s", u.Redacted(), strings.ReplaceAll(err.Error(), c.URL, u.Redacted()))
 		}
+		if err := checkAddr(parsed.Addr); err != nil {
+			return nil, fmt.Errorf("redis: url %s: %w", u.Redacted(), err)
+		}
 		opts.Addrs = []string{parsed.Addr}
 		if opts.Username == "" {
 			opts.Username = parsed.Username
@@ -131,8 +144,8 @@ func (c RedisConfig) Options(dialTimeout, ioTimeout time.Duration) (*redis.Unive
 		tlsOn = tlsOn || parsed.TLSConfig != nil
 	} else {
 		for _, a := range c.Addrs {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				return nil, fmt.Errorf("redis: address %q: %v", a, err)
+			if err := checkAddr(a); err != nil {
+				return nil, fmt.Errorf("redis: address %q: %w", a, err)
 			}
 		}
 		opts.Addrs = append([]string(nil), c.Addrs...)
@@ -172,6 +185,27 @@ func (c RedisConfig) Options(dialTimeout, ioTimeout time.Duration) (*redis.Unive
 		return nil, errors.New("redis: tls_* options need tls (or a rediss:// url)")
 	}
 	return opts, nil
+}
+
+// checkAddr rejects a host:port that cannot be dialed: no host, or a
+// port outside 1-65535.
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("want host:port (%s)", ae.Err)
+		}
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want a number from 1 to 65535", port)
+	}
+	return nil
 }
 
 // Describe renders the config for logs and status pages: mode and

@@ -26,6 +26,10 @@ type SubjectCut struct {
 	// TTL is how long the subject entry and the session entries it writes
 	// are kept.
 	TTL time.Duration
+	// At, in unix milliseconds, is the cutoff when it is set and earlier
+	// than the store's clock: an identity provider's event says when the
+	// subject's sessions ended, and a replayed event then cuts nothing new.
+	At int64
 }
 
 // Change is one revocation: every entry it writes, applied all at once or

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,7 +208,10 @@ func TestStoreSubjectOthersTwiceKeepsEarlierCut(t *testing.T) {
 			subj := SubjectKey("alice")
 			a, b := SessionKey("alice", "A"), SessionKey("alice", "B")
 			first := commit(t, s, Change{Subject: &SubjectCut{Subject: subj, Keep: a, TTL: time.Hour}})
-			time.Sleep(5 * time.Millisecond) // two distinct store milliseconds
+			// Both stores stamp a cut with this host's clock (Redis TIME
+			// or time.Now), in milliseconds: the second cut must fall in
+			// a later one.
+			waitFor(t, "the clock to leave the first cut's millisecond", func() bool { return time.Now().UnixMilli() > first.Time })
 			second := commit(t, s, Change{Subject: &SubjectCut{Subject: subj, Keep: b, TTL: time.Hour}})
 			if second.Time <= first.Time {
 				t.Fatalf("cutoff did not advance: %d then %d", first.Time, second.Time)
@@ -478,16 +482,25 @@ func TestRedisRestartedEmptyKeepsLocalCopy(t *testing.T) {
 
 func TestRedisHealthTracksConfirmation(t *testing.T) {
 	srv := testredis.Start(t)
-	s := openRedis(t, srv.Addr(), RedisOptions{Block: 50 * time.Millisecond})
+	var failed atomic.Int64 // reads of the feed that failed
+	s := openRedis(t, srv.Addr(), RedisOptions{Block: 50 * time.Millisecond, Hooks: Hooks{Error: func(op string, _ error) {
+		if op == "follow feed" {
+			failed.Add(1)
+		}
+	}}})
 	waitFor(t, "a confirmation", func() bool { return time.Since(s.Health().Confirmed) < time.Second })
 	h := s.Health()
 	if !h.Loaded || !h.Connected {
 		t.Fatalf("healthy store reports %+v", h)
 	}
 	srv.Stop()
-	waitFor(t, "the store to notice", func() bool { return !s.Health().Connected })
+	waitFor(t, "the store to notice", func() bool { return !s.Health().Connected && failed.Load() > 0 })
 	stale := s.Health().Confirmed
-	time.Sleep(200 * time.Millisecond)
+	// However slow the run, the store tries the feed again while redis is
+	// down (each try spends over a second in the client's dial retries), and
+	// that try confirms nothing.
+	retried := failed.Load() + 1
+	waitFor(t, "another try of the feed", func() bool { return failed.Load() >= retried })
 	if !s.Health().Confirmed.Equal(stale) {
 		t.Fatal("confirmation advanced while redis was down")
 	}

@@ -75,6 +75,9 @@ func (c *Claims) Identity(token TokenHash) Identity {
 	}
 	if c.Session != "" {
 		id.Session = SessionKey(c.Subject, c.Session)
+		if c.Issuer != "" {
+			id.IssuerSession = IssuerSessionKey(c.Issuer, c.Session)
+		}
 	}
 	for _, j := range c.AltJTIs {
 		id.Alt = append(id.Alt, JTIKey(j))

@@ -13,10 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -260,67 +257,6 @@ func TestJWKThumbprintRFC7638(t *testing.T) {
 	}
 }
 
-func TestJWKSRefetchOnUnknownKid(t *testing.T) {
-	k := newTestKeys(t)
-	rotated := newTestKeys(t)
-	var current atomic.Pointer[ecdsa.PrivateKey]
-	current.Store(k.ec)
-	var fetches atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		key := current.Load()
-		j, _ := JWKFromPublicKey(&key.PublicKey)
-		j.Kid, j.Use, j.Alg = kidOf(key, k), "sig", "ES256"
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []JWK{j}})
-	}))
-	defer srv.Close()
-
-	ks := NewRemoteKeySet(srv.URL, srv.Client(), 200*time.Millisecond, time.Hour, quiet)
-	v, err := NewVerifier(VerifierConfig{JWKS: ks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := sign(t, jwt.SigningMethodES256, k.ec, baseClaims(), map[string]any{"kid": "first"})
-	if _, err := v.Verify(context.Background(), tok); err != nil {
-		t.Fatalf("token with the published kid: %v", err)
-	}
-	if _, err := v.Verify(context.Background(), tok); err != nil || fetches.Load() != 1 {
-		t.Fatalf("second verification: err %v, %d fetches (want 1: cached)", err, fetches.Load())
-	}
-
-	// The issuer rotates; a token with the new kid triggers one refetch.
-	current.Store(rotated.ec)
-	time.Sleep(250 * time.Millisecond)
-	newTok := sign(t, jwt.SigningMethodES256, rotated.ec, baseClaims(), map[string]any{"kid": "second"})
-	if _, err := v.Verify(context.Background(), newTok); err != nil {
-		t.Fatalf("token with the rotated kid: %v", err)
-	}
-	if n := fetches.Load(); n != 2 {
-		t.Fatalf("%d fetches after rotation, want 2", n)
-	}
-	// A flood of unknown kids costs at most one fetch per interval.
-	for i := 0; i < 20; i++ {
-		bogus := sign(t, jwt.SigningMethodES256, rotated.ec, baseClaims(), map[string]any{"kid": "bogus"})
-		if _, err := v.Verify(context.Background(), bogus); err == nil {
-			t.Fatal("unknown kid accepted")
-		}
-	}
-	if n := fetches.Load(); n > 3 {
-		t.Fatalf("%d fetches for 20 unknown kids within one interval, want at most 3", n)
-	}
-	// An HS256 token is never checked against JWKS keys.
-	if _, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodHS256, []byte("x"), baseClaims(), nil)); err == nil {
-		t.Fatal("HS256 token accepted with only a JWKS configured")
-	}
-}
-
-func kidOf(key *ecdsa.PrivateKey, first *testKeys) string {
-	if key == first.ec {
-		return "first"
-	}
-	return "second"
-}
-
 func TestDecodeReadsAuthTimeAndCnf(t *testing.T) {
 	k := newTestKeys(t)
 	c := baseClaims()
@@ -333,25 +269,5 @@ func TestDecodeReadsAuthTimeAndCnf(t *testing.T) {
 	}
 	if cl.Session != "custom" || cl.Confirmation != "thumb" || cl.Issued() != cl.AuthTime || cl.AuthTime >= cl.IssuedAt {
 		t.Fatalf("claims: %+v", cl)
-	}
-}
-
-// A request cancelled at once must not spend the refetch allowance: the
-// fetch it triggers runs to its own deadline.
-func TestJWKSFetchOutlivesACancelledRequest(t *testing.T) {
-	k := newTestKeys(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(50 * time.Millisecond) // slower than the caller's patience
-		j, _ := JWKFromPublicKey(&k.ec.PublicKey)
-		j.Kid = "new-kid"
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []JWK{j}})
-	}))
-	defer srv.Close()
-	ks := NewRemoteKeySet(srv.URL, srv.Client(), time.Hour, time.Hour, quiet)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	ks.Keys(ctx, "new-kid", "ES256")
-	if got := ks.Keys(context.Background(), "new-kid", "ES256"); len(got) != 1 {
-		t.Fatalf("after a cancelled request, the published key is unknown (%d keys) until the next refetch window", len(got))
 	}
 }

@@ -1,9 +1,12 @@
 // Command demo-token mints an HS256 access or refresh token for trying
-// caddy-revocation by hand. It signs with the demo secret of
-// Caddyfile.example unless told otherwise. It is a demo tool, not an
-// identity provider.
+// caddy-revocation by hand, or what an identity provider would send to
+// its receivers: a back-channel logout token (-kind logout) or a Shared
+// Signals SET (-kind set, a CAEP session-revoked event). It signs with the
+// demo secret of Caddyfile.example unless told otherwise. It is a demo
+// tool, not an identity provider.
 //
 //	go run ./cmd/demo-token -sub alice -sid laptop
+//	go run ./cmd/demo-token -kind logout -iss https://idp.example -aud web-app -sid laptop
 package main
 
 import (
@@ -29,6 +32,8 @@ func main() {
 	iss := flag.String("iss", "", "issuer (iss); none when empty")
 	aud := flag.String("aud", "", "audience (aud); none when empty")
 	authAge := flag.Duration("auth-age", -1, "when set, add auth_time this long before now")
+	azp := flag.String("azp", "", "authorized party (azp), the client the token was issued to; none when empty")
+	kind := flag.String("kind", "access", "access (an access or refresh token), logout (a back-channel logout token) or set (a CAEP session-revoked SET)")
 	flag.Parse()
 
 	if *jti == "" {
@@ -53,7 +58,38 @@ func main() {
 	if *authAge >= 0 {
 		claims["auth_time"] = now.Add(-*authAge).Unix()
 	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(*secret))
+	if *azp != "" {
+		claims["azp"] = *azp
+	}
+	typ := "JWT"
+	switch *kind {
+	case "access":
+	case "logout":
+		typ = "logout+jwt"
+		claims["exp"] = now.Add(2 * time.Minute).Unix()
+		claims["events"] = map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}
+		if *sub == "" {
+			delete(claims, "sub")
+		}
+	case "set":
+		typ = "secevent+jwt"
+		delete(claims, "exp")
+		delete(claims, "sub")
+		delete(claims, "sid")
+		subject := map[string]any{"format": "iss_sub", "iss": *iss, "sub": *sub}
+		if *sid != "" {
+			subject = map[string]any{"format": "complex", "user": subject, "session": map[string]any{"format": "opaque", "id": *sid}}
+		}
+		claims["events"] = map[string]any{"https://schemas.openid.net/secevent/caep/event-type/session-revoked": map[string]any{
+			"subject": subject, "event_timestamp": now.Unix(),
+		}}
+	default:
+		fmt.Fprintf(os.Stderr, "demo-token: -kind %q: want access, logout or set\n", *kind)
+		os.Exit(2)
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	t.Header["typ"] = typ
+	tok, err := t.SignedString([]byte(*secret))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo-token:", err)
 		os.Exit(1)
