@@ -29,6 +29,7 @@ func init() {
 //	                          {"subject": "...", "session": "..."}  one session of a subject
 //	                          {"jti": "...", "expires": <unix s>}   one jti (expires optional)
 //	                          {"token": "..."}                      one exact token
+//	POST /revocation/explain  {"method","path","headers","body"}    what the guard sees in a request (explain.go)
 //	GET  /revocation/status   the stores in use, their entry counts and health
 //	GET  /revocation/ready    200 when every store is loaded and current (or, under
 //	                          fail_open, loaded), else 503 and why
@@ -61,6 +62,7 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/revocation/revoke", Handler: caddy.AdminHandlerFunc(a.handleRevoke)},
 		{Pattern: "/revocation/status", Handler: caddy.AdminHandlerFunc(a.handleStatus)},
+		{Pattern: "/revocation/explain", Handler: caddy.AdminHandlerFunc(a.handleExplain)},
 		{Pattern: "/revocation/ready", Handler: caddy.AdminHandlerFunc(a.handleReady)},
 		{Pattern: "/revocation/live", Handler: caddy.AdminHandlerFunc(a.handleLive)},
 	}

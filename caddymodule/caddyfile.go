@@ -93,9 +93,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        jwks_url   <url>
 //	        auth_token <token>
 //	    }
+//	    credential       cookie|header <name>
+//	    app_logout       <path...>
 //	}
 //
-// Every option may appear once, except public_key and client. "redis" with no
+// Every option may appear once, except public_key, client, credential (one
+// line per cookie or header) and app_logout (whose paths add up). "redis" with no
 // argument, or an empty one (as {$REDIS_URL} gives when REDIS_URL is
 // unset), means the embedded store.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -106,11 +109,30 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		opt := d.Val()
-		if seen[opt] {
+		if seen[opt] && opt != "credential" && opt != "app_logout" {
 			return d.Errf("duplicate option %q", opt)
 		}
 		seen[opt] = true
 		switch opt {
+		case "credential":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("credential: want cookie <name> or header <name>")
+			}
+			switch args[0] {
+			case "cookie":
+				h.Credentials = append(h.Credentials, CredentialSource{Cookie: args[1]})
+			case "header":
+				h.Credentials = append(h.Credentials, CredentialSource{Header: args[1]})
+			default:
+				return d.Errf("credential: %q: want cookie or header", args[0])
+			}
+		case "app_logout":
+			paths := d.RemainingArgs()
+			if len(paths) == 0 {
+				return d.Errf("app_logout: want at least one path")
+			}
+			h.AppLogout = append(h.AppLogout, paths...)
 		case "app_id":
 			if err := oneArg(d, "", &h.AppID); err != nil {
 				return err
@@ -476,7 +498,7 @@ var (
 	handlerOptions = []string{"app_id", "redis", "key_prefix", "jwt", "session_ttl", "endpoints",
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
 		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "redis_timeout",
-		"log_blocked", "backchannel_logout", "token_revocation", "security_events"}
+		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout"}
 	redisOptions = []string{"url", "addrs", "username", "password", "db", "tls", "tls_ca_file",
 		"tls_server_name", "tls_insecure_skip_verify", "master_name", "sentinel_username",
 		"sentinel_password", "cluster"}

@@ -79,6 +79,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints none":          "revocation {\nendpoints none\n}",
 		"endpoints list":          "revocation {\nendpoints logout invalidate_session\n}",
 		"body inspection":         "revocation {\ninspect_body_limit 1MiB\noversized_body reject\n}",
+		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
 		"redis url":               `{"redis":{"url":"redis://127.0.0.1:6379/1"}}`,
@@ -86,6 +87,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints none":          `{"endpoints":["none"]}`,
 		"endpoints list":          `{"endpoints":["logout","invalidate_session"]}`,
 		"body inspection":         `{"inspect_body_limit":1048576,"oversized_body":"reject"}`,
+		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
 		h, err := parse(t, in)
@@ -124,6 +126,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"huge inspect_body_limit": {"revocation {\ninspect_body_limit 1GiB\n}", `inspect_body_limit: "1GiB"`},
 		"bad oversized_body":      {"revocation {\noversized_body drop\n}", `want pass or reject`},
 		"endpoints empty block":   {"revocation {\nendpoints {\n}\n}", `endpoints: name at least one dialect`},
+		"credential no name":      {"revocation {\ncredential cookie\n}", `credential: want cookie <name> or header <name>`},
+		"credential bad source":   {"revocation {\ncredential query token\n}", `credential: "query": want cookie or header`},
+		"app_logout no path":      {"revocation {\napp_logout\n}", `app_logout: want at least one path`},
 		"backchannel no client":   {"revocation {\nbackchannel_logout {\nclient_id\n}\n}", `client_id: want at least one value`},
 		"backchannel unknown":     {"revocation {\nbackchannel_logout {\naudience x\n}\n}", `backchannel_logout: unknown option "audience"`},
 		"backchannel argument":    {"revocation {\nbackchannel_logout x\n}", `takes a block`},

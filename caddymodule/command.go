@@ -24,7 +24,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "revocation",
-		Usage: "revoke|status|health [flags]",
+		Usage: "revoke|status|health|explain [flags]",
 		Short: "Revokes credentials and checks revocation health on a running instance",
 		Long: `
 Acts on a running Caddy with caddy-revocation through its admin API
@@ -34,6 +34,7 @@ admin address of --config, else $CADDY_ADMIN, else localhost:2019).
   caddy revocation revoke    revoke a subject, a session, a jti or a token
   caddy revocation status    show the stores, their entries and health
   caddy revocation health    exit 0 when ready (or, with --live, alive)
+  caddy revocation explain   what the guard sees in a request (stdin), and why
 
 Examples:
 
@@ -64,7 +65,7 @@ the request, or (health) is not ready, with the reason on one line of
 standard error.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(revokeCommand(), statusCommand(), healthCommand())
+			cmd.AddCommand(revokeCommand(), statusCommand(), healthCommand(), explainCommand())
 		},
 	})
 }

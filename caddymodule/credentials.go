@@ -56,6 +56,7 @@ type credential struct {
 // Where credentials are found, as logs and the block answer name them.
 const (
 	srcAuthorization = "authorization"
+	srcBasic         = "basic" // the user and password of Basic authorization
 	srcQuery         = "query"
 	srcCookie        = "cookie"
 	srcHeader        = "header"
@@ -263,8 +264,8 @@ func basicCredentials(x *extraction, b64 string) {
 		}
 	}
 	user, pass, _ := strings.Cut(string(dec), ":")
-	x.add(srcAuthorization, credRefresh, user)
-	x.add(srcAuthorization, credRefresh, pass)
+	x.add(srcBasic, credRefresh, user)
+	x.add(srcBasic, credRefresh, pass)
 }
 
 // credentialName says what kind of credential a parameter or member name

@@ -5,12 +5,14 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,6 +138,22 @@ type Handler struct {
 	// request: debug, info (default), warn, error, or off.
 	LogBlocked string `json:"log_blocked,omitempty"`
 
+	// Credentials are more places a credential is read from: the session
+	// cookie of a legacy app (JSESSIONID, PHPSESSID, connect.sid, ...) or
+	// a custom header (X-Auth-Token, ...). Each value is checked exactly
+	// by hash, and as a JWT (jti, session, subject) when it is one, read
+	// the way any framework would read it. Default: none (the guard
+	// reads Authorization, access_token parameters, the refresh cookie
+	// and refresh tokens in bodies).
+	Credentials []CredentialSource `json:"credentials,omitempty"`
+
+	// AppLogout lists the paths of the app's own logout routes. A
+	// proxied request to one of them (the exact path) that the upstream
+	// answers with a 2xx or 3xx revokes every credential it carried,
+	// committed to the store before the answer is passed back; when the
+	// store cannot take it, the client gets 503 instead. Default: none.
+	AppLogout []string `json:"app_logout,omitempty"`
+
 	ctx            caddy.Context
 	log            *zap.Logger
 	blockLevel     zapcore.Level
@@ -150,11 +168,22 @@ type Handler struct {
 	staleAfter     time.Duration
 	extractor      extractor
 	maxCredentials int
+	appLogout      map[string]bool
 	routes         map[string]map[string]endpoint // path -> method -> endpoint
 	backchannel    *eventSource
 	secEvents      *eventSource
 	secAuthToken   string
 	clients        map[string]revocationClient
+}
+
+// CredentialSource is one cookie or one header (exactly one of the two)
+// that may carry a credential.
+type CredentialSource struct {
+	// Cookie is a cookie name, matched as frameworks match it (see
+	// cookieNameKey).
+	Cookie string `json:"cookie,omitempty"`
+	// Header is a header name, matched in any case, '-' and '_' alike.
+	Header string `json:"header,omitempty"`
 }
 
 // JWTConfig configures token verification.
@@ -270,6 +299,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.extractor.cookies = append(h.extractor.cookies, cookieNameKey(h.cookieName))
 	}
 
+	if err := h.provisionCredentials(); err != nil {
+		return err
+	}
 	if err := h.provisionEndpoints(); err != nil {
 		return err
 	}
@@ -317,6 +349,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if _, err := onStart(ctx, store.start); err != nil {
 		return err
 	}
+	store.guards.Store(h, struct{}{})
 
 	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
 		Verifier:   h.verifier,
@@ -326,6 +359,53 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	})
 	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL)}
 	return nil
+}
+
+// provisionCredentials adds the configured cookies and headers to what
+// the extractor reads, and indexes the app's logout paths.
+func (h *Handler) provisionCredentials() error {
+	for i, c := range h.Credentials {
+		switch {
+		case (c.Cookie == "") == (c.Header == ""):
+			return fmt.Errorf("credentials[%d]: give exactly one of cookie or header", i)
+		case c.Cookie != "":
+			if !validToken(c.Cookie) {
+				return fmt.Errorf("credential cookie %q: not a valid cookie name", c.Cookie)
+			}
+			if k := cookieNameKey(c.Cookie); !slices.Contains(h.extractor.cookies, k) {
+				h.extractor.cookies = append(h.extractor.cookies, k)
+			}
+		default:
+			if !validToken(c.Header) {
+				return fmt.Errorf("credential header %q: not a valid header name", c.Header)
+			}
+			if k := headerNameKey(c.Header); !slices.Contains(h.extractor.headers, k) {
+				h.extractor.headers = append(h.extractor.headers, k)
+			}
+		}
+	}
+	for _, p := range h.AppLogout {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("app_logout %q: want a path starting with /", p)
+		}
+		if h.appLogout == nil {
+			h.appLogout = map[string]bool{}
+		}
+		h.appLogout[p] = true
+	}
+	return nil
+}
+
+// validToken reports whether s is an RFC 9110 token: what a header name,
+// and a cookie name, may be made of.
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (h *Handler) provisionLogLevel() error {
@@ -434,6 +514,7 @@ func (h *Handler) Cleanup() error {
 	if h.storeKey == "" {
 		return nil
 	}
+	h.store.guards.Delete(h)
 	return releaseStore(h.storeKey)
 }
 
@@ -467,21 +548,21 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	x := h.extractor.extract(r, h.maxCredentials)
 	if x.uninspected && h.OversizedBody == "reject" {
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
-		return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+		return deny(w, r, http.StatusRequestEntityTooLarge, "body_uninspectable", "", map[string]string{
 			"error":             "invalid_request",
 			"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
 		})
 	}
 	if x.overflow {
 		metrics.refused.WithLabelValues("too_many_credentials").Inc()
-		return writeJSON(w, http.StatusBadRequest, map[string]string{
+		return deny(w, r, http.StatusBadRequest, "too_many_credentials", "", map[string]string{
 			"error":             "invalid_request",
 			"error_description": fmt.Sprintf("the request carries more than %d candidate credentials", h.maxCredentials),
 		})
 	}
 	if len(x.creds) == 0 {
 		if h.RequireToken {
-			return h.refuse(w, false, "a valid access token is required")
+			return h.refuse(w, r, false, "a valid access token is required")
 		}
 		return next.ServeHTTP(w, r)
 	}
@@ -491,7 +572,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter {
 		metrics.refused.WithLabelValues("store_stale").Inc()
 		w.Header().Set("Retry-After", "5")
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+		return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
 			"error":             "temporarily_unavailable",
 			"error_description": "revocation state cannot be confirmed; try again shortly",
 		})
@@ -506,12 +587,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	verifyBudget := 1
 	for i := range x.creds {
 		c := &x.creds[i]
-		verify := c.kind == credAccess && verifyBudget > 0 && revocation.LooksLikeJWT(c.raw)
-		if verify {
-			verifyBudget--
-		}
-		info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
-		if reason := dl.Check(&info.ID, unix); reason != revocation.NotBlocked {
+		info, reason := h.inspect(ctx, dl, c, unix, &verifyBudget)
+		if reason != revocation.NotBlocked {
 			return h.block(w, r, c, reason, info)
 		}
 		if c.kind == credAccess {
@@ -520,9 +597,25 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		}
 	}
 	if h.RequireToken && !verified {
-		return h.refuse(w, hasAccess, "the access token is invalid or expired")
+		return h.refuse(w, r, hasAccess, "the access token is invalid or expired")
+	}
+	if h.appLogout[r.URL.Path] {
+		return h.serveAppLogout(w, r, next, x.creds)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// inspect says whether one candidate is revoked, and what the guard
+// knows of it: the one answer to "is this revoked?", for the guard and
+// for the dry run (explain.go). budget counts the signature checks left
+// for the request; a JWT presented as an access token spends one.
+func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64, budget *int) (*revocation.TokenInfo, revocation.Reason) {
+	verify := c.kind == credAccess && *budget > 0 && revocation.LooksLikeJWT(c.raw)
+	if verify {
+		*budget--
+	}
+	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
+	return info, dl.Check(&info.ID, unix)
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).
@@ -556,19 +649,19 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 		desc = "The refresh token has been revoked"
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
-	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+	return deny(w, r, http.StatusUnauthorized, reason.String(), c.source, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
 // refuse answers 401 when require_token is on and no valid token came.
-func (h *Handler) refuse(w http.ResponseWriter, tokenGiven bool, desc string) error {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, tokenGiven bool, desc string) error {
 	metrics.refused.WithLabelValues("token_required").Inc()
 	if !tokenGiven {
 		// RFC 6750 section 3.1: no error code when no credentials came.
 		w.Header().Set("WWW-Authenticate", `Bearer`)
-		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "error_description": desc})
+		return deny(w, r, http.StatusUnauthorized, "token_required", "", map[string]string{"error": "unauthorized", "error_description": desc})
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
-	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+	return deny(w, r, http.StatusUnauthorized, "token_required", "", map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

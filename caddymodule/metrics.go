@@ -22,6 +22,7 @@ var metrics struct {
 	blocked       *prometheus.CounterVec // reason
 	refused       *prometheus.CounterVec // why
 	revocations   *prometheus.CounterVec // endpoint, kind
+	appLogouts    *prometheus.CounterVec // result
 	endpointErrs  *prometheus.CounterVec // dialect, code
 	storeErrs     *prometheus.CounterVec // store, op
 	transitions   *prometheus.CounterVec // store, to
@@ -52,6 +53,8 @@ func initMetrics() {
 			"Proxied requests refused for another reason: store_stale (on_store_down fail_closed) or token_required.")), []string{"why"})
 		metrics.revocations = prometheus.NewCounterVec(prometheus.CounterOpts(opts("revocations_total",
 			"Denylist entries written, by the endpoint or admin route that wrote them and their kind.")), []string{"endpoint", "kind"})
+		metrics.appLogouts = prometheus.NewCounterVec(prometheus.CounterOpts(opts("app_logout_total",
+			"Proxied requests to an app_logout path, by result: revoked (the upstream answered 2xx or 3xx and every credential was revoked), failed (the store could not take the revocation; the client got 503) or not_success (the upstream answered otherwise; nothing revoked).")), []string{"result"})
 		metrics.endpointErrs = prometheus.NewCounterVec(prometheus.CounterOpts(opts("endpoint_errors_total",
 			"Error responses of the revocation endpoints, by dialect and error code.")), []string{"dialect", "code"})
 		metrics.storeErrs = prometheus.NewCounterVec(prometheus.CounterOpts(opts("store_errors_total",
@@ -84,7 +87,7 @@ func initMetrics() {
 func collectors() []prometheus.Collector {
 	initMetrics()
 	return []prometheus.Collector{
-		metrics.checked, metrics.blocked, metrics.refused, metrics.revocations,
+		metrics.checked, metrics.blocked, metrics.refused, metrics.revocations, metrics.appLogouts,
 		metrics.endpointErrs, metrics.storeErrs, metrics.transitions, metrics.loads,
 		metrics.remoteApply, metrics.storeGauges,
 	}

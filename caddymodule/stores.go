@@ -45,6 +45,9 @@ type sharedStore struct {
 	// once for the embedded store; for Redis, after start.
 	started   <-chan struct{}
 	startOnce sync.Once
+	// guards holds the provisioned handlers using the store (*Handler
+	// keys), for the admin API's dry run.
+	guards sync.Map
 }
 
 // starter is a store that opens no connection until it is started (the

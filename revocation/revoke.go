@@ -368,6 +368,34 @@ func (r *Revoker) Logout(ctx context.Context, caller *Credential, refresh *Crede
 	return r.Store.Commit(ctx, c)
 }
 
+// RevokePresented revokes, at once, every credential a client presented
+// (an app's own logout, seen at the proxy): a verified one in every
+// encoding with its jti and its session, any other one as the exact
+// string presented and nothing more (tokenPut), since anyone can present
+// a string. Nothing is written when creds is empty.
+func (r *Revoker) RevokePresented(ctx context.Context, creds []*Credential) (Result, error) {
+	var c Change
+	seen := map[Key]bool{}
+	add := func(p Put) {
+		if !seen[p.Key] {
+			seen[p.Key] = true
+			c.Puts = append(c.Puts, p)
+		}
+	}
+	for _, cr := range creds {
+		for _, p := range r.accessPuts(cr) {
+			add(p)
+		}
+		if cl := cr.Claims; cr.Verified && cl.Subject != "" && cl.Session != "" {
+			add(r.sessionPut(cl.Subject, cl.Session))
+		}
+	}
+	if len(c.Puts) == 0 {
+		return Result{}, nil
+	}
+	return r.Store.Commit(ctx, c)
+}
+
 // The operator's revocations (admin API, CLI) act on names, not on
 // presented credentials.
 

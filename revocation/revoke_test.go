@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -629,6 +630,49 @@ func TestLogoutRevokesOnlyRefreshTokensTheCallerHolds(t *testing.T) {
 			}
 			if r := rv.Revoked(rv.Examine(ctx, opaque)); r != BlockedToken {
 				t.Fatalf("an opaque refresh token in the caller's hands: %v", r)
+			}
+		})
+	}
+}
+
+// An app's logout seen at the proxy: each presented credential in one
+// change; a verified one with its jti and session, an unverified or
+// opaque one as its exact string only; duplicates written once.
+func TestRevokePresented(t *testing.T) {
+	for _, sk := range stores() {
+		t.Run(sk.name, func(t *testing.T) {
+			s := sk.open(t)
+			rv := newRevoker(t, s)
+			ctx := context.Background()
+
+			if res, err := rv.RevokePresented(ctx, nil); err != nil || len(res.Entries) != 0 {
+				t.Fatalf("nothing presented: %v, %v", res, err)
+			}
+			raw := mint(t, jwt.MapClaims{"sid": "p1", "jti": "presented-jti"})
+			bearer := rv.Examine(ctx, raw)
+			victim := mint(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+			forged := rv.Examine(ctx, victim[:strings.LastIndexByte(victim, '.')]+".Zm9yZ2Vk")
+			opaque := rv.Examine(ctx, "JSESSIONID-value")
+			sibling := caller(t, rv, jwt.MapClaims{"sid": "p1"})
+			victimCred := caller(t, rv, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+
+			res, err := rv.RevokePresented(ctx, []*Credential{bearer, forged, opaque, bearer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := entryKinds(res); got != "token jti session token token" {
+				t.Fatalf("wrote %q", got)
+			}
+			for name, c := range map[string]*Credential{"bearer": bearer, "forged": forged, "opaque": opaque} {
+				if r := rv.Revoked(c); r == NotBlocked {
+					t.Errorf("%s not revoked", name)
+				}
+			}
+			if r := rv.Revoked(sibling); r != BlockedSession {
+				t.Errorf("another token of the bearer's session: %v", r)
+			}
+			if r := rv.Revoked(victimCred); r != NotBlocked {
+				t.Errorf("a forgery revoked the victim's token: %v", r)
 			}
 		})
 	}
