@@ -257,10 +257,18 @@ func TestLegacyAppLogout(t *testing.T) {
 			expectAll(t, c.target+": bearer not revoked", cs, sibling, http.StatusOK)
 			continue
 		}
-		seen := countCookie(app, sid)
-		expectSessionBlocked(t, c.target+": the session cookie", cs, at, cookie)
+		// Blocked at once where the logout was served, and at the other
+		// replica once the change feed brings it (a poll there may reach
+		// the app before that: milliseconds).
+		ExpectBlocked(t, c.target+": the session cookie, at once", call(t, "GET", cs[at].URL+"/orders", "Cookie", cookie))
 		ExpectBlocked(t, c.target+": the bearer token", Get(t, cs[at].URL+"/orders", bearer))
+		expectSessionBlocked(t, c.target+": the session cookie", cs, at, cookie)
 		eventuallyAll(t, c.target+": another token of the bearer's session", cs, sibling, http.StatusUnauthorized)
+		// From then on, no copy of the cookie reaches the app anywhere.
+		seen := countCookie(app, sid)
+		for _, r := range cs {
+			ExpectBlocked(t, c.target+": the session cookie, later", call(t, "GET", r.URL+"/orders", "Cookie", cookie))
+		}
 		if n := countCookie(app, sid); n != seen {
 			t.Fatalf("%s: the revoked cookie reached the app %d more times", c.target, n-seen)
 		}
