@@ -37,7 +37,7 @@ const (
 )
 
 // blockReasons are the values of the reason label: what was revoked.
-var blockReasons = []string{"token", "jti", "session", "subject", "refresh_token"}
+var blockReasons = []string{"token", "jti", "session", "subject", "global", "refresh_token"}
 
 func initMetrics() {
 	metrics.once.Do(func() {
@@ -104,6 +104,13 @@ func registerMetrics(reg *prometheus.Registry) error {
 func countRevocation(endpoint string, entries []revocation.Entry) {
 	for _, e := range entries {
 		metrics.revocations.WithLabelValues(endpoint, e.Kind().String()).Inc()
+	}
+}
+
+// countRevocationKinds records entries a revocation wrote, counted by kind.
+func countRevocationKinds(endpoint string, kinds map[revocation.Kind]int) {
+	for k, n := range kinds {
+		metrics.revocations.WithLabelValues(endpoint, k.String()).Add(float64(n))
 	}
 }
 

@@ -20,6 +20,10 @@ const (
 	// BlockedSubject: its subject was revoked for tokens issued at or
 	// before a moment this token was issued at or before.
 	BlockedSubject
+	// BlockedGlobal: every subject was revoked (the global cutoff) for
+	// tokens issued at or before a moment this token was issued at or
+	// before.
+	BlockedGlobal
 )
 
 // String names the reason as logs and metrics spell it.
@@ -35,6 +39,8 @@ func (r Reason) String() string {
 		return "session"
 	case BlockedSubject:
 		return "subject"
+	case BlockedGlobal:
+		return "global"
 	}
 	return "unknown"
 }
@@ -69,6 +75,11 @@ const numShards = 256
 type Denylist struct {
 	shards [numShards]shard
 	counts [256]atomic.Int64 // by Kind byte
+
+	// global is the global cutoff entry, nil when there is none: one
+	// atomic load per check. globalMu serializes its writers.
+	global   atomic.Pointer[Entry]
+	globalMu sync.Mutex
 }
 
 type shard struct {
@@ -109,6 +120,10 @@ func clampExpiry(exp int64) uint32 {
 // feed brings it back.
 func (d *Denylist) Apply(entries ...Entry) {
 	for _, e := range entries {
+		if e.Kind() == KindGlobal {
+			d.applyGlobal(e)
+			continue
+		}
 		s := d.shard(e.Key)
 		s.mu.Lock()
 		if e.Kind() == KindSubject {
@@ -133,8 +148,28 @@ func (d *Denylist) Apply(entries ...Entry) {
 	}
 }
 
+// applyGlobal merges the global cutoff entry, as a subject entry merges.
+func (d *Denylist) applyGlobal(e Entry) {
+	d.globalMu.Lock()
+	defer d.globalMu.Unlock()
+	e.Keep, e.KeepFloor = Key{}, 0
+	if old := d.global.Load(); old != nil {
+		e = mergeSubject(*old, e)
+	} else {
+		d.counts[KindGlobal].Add(1)
+	}
+	d.global.Store(&e)
+}
+
 // Lookup returns the live entry stored under k, if any.
 func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
+	if k.Kind() == KindGlobal {
+		g := d.global.Load()
+		if g == nil || g.Expires <= now || k != g.Key {
+			return Entry{}, false
+		}
+		return *g, true
+	}
 	s := d.shard(k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -181,6 +216,11 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 		s.mu.RUnlock()
 		if ok && e.Expires > now && subjectBlocks(&e, id) {
 			return BlockedSubject
+		}
+		// The global cutoff applies to every token of a subject; a token
+		// naming none (an opaque credential) has no issue time to compare.
+		if g := d.global.Load(); g != nil && g.Expires > now && id.Issued <= g.Cutoff {
+			return BlockedGlobal
 		}
 	}
 	return NotBlocked
@@ -231,12 +271,22 @@ func (d *Denylist) Sweep(now int64) int {
 		}
 		s.mu.Unlock()
 	}
+	d.globalMu.Lock()
+	if g := d.global.Load(); g != nil && g.Expires <= now {
+		d.global.Store(nil)
+		d.counts[KindGlobal].Add(-1)
+		removed++
+	}
+	d.globalMu.Unlock()
 	return removed
 }
 
 // Entries calls f for every live entry until f returns false. It is meant
 // for tests and diagnostics, not for the request path.
 func (d *Denylist) Entries(now int64, f func(Entry) bool) {
+	if g := d.global.Load(); g != nil && g.Expires > now && !f(*g) {
+		return
+	}
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.RLock()

@@ -20,8 +20,10 @@ import "github.com/redis/go-redis/v9"
 // (unix s): only live sessions are revoked by name, as planChange does.
 //
 // ARGV: base, feed max length, number of puts N, then per put: kind,
-// key hex, absolute expiry (unix s, 0 = use TTL), TTL (s); then the
-// subject cut: "1", subject hex, kept session hex or "-", TTL (s); or "0".
+// key hex, absolute expiry (unix s, 0 = use TTL), TTL (s); then the number
+// of subject cuts M, then per cut: subject hex, kept session hex or "-",
+// TTL (s); then the global cut: "1", global key hex, cutoff (unix ms, 0 =
+// now), TTL (s); or "0".
 //
 // Returns { feed id, server time (unix ms), existed flags ("0"/"1" per
 // put), records (space separated "<key>=<value>") }.
@@ -49,15 +51,28 @@ for p = 1, n do
   puts[p] = { kind, hex, exp }
   i = i + 4
 end
-local cut = nil
-if ARGV[i] == '1' then
-  local subj, keep, ttl = ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
+local m = tonumber(ARGV[i])
+if not m then return redis.error_reply('revocation: bad cut count') end
+i = i + 1
+local cuts = {}
+for c = 1, m do
+  local subj, keep, ttl = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2])
   if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl then
-    return redis.error_reply('revocation: bad subject cut')
+    return redis.error_reply('revocation: bad subject cut ' .. c)
   end
   -- read (and so type-check) the live sessions before the first write
   local seen = redis.call('ZRANGEBYSCORE', base .. 'seen:' .. subj, '(' .. num(nowSec), '+inf')
-  cut = { subj, keep, ttl, seen }
+  cuts[c] = { subj, keep, ttl, seen }
+  i = i + 3
+end
+local global = nil
+if ARGV[i] == '1' then
+  local gk, before, ttl = ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
+  if not ishex(gk) or not before or not ttl then
+    return redis.error_reply('revocation: bad global cut')
+  end
+  if before == 0 then before = nowMs end
+  global = { gk, before, ttl }
 end
 
 local existed, recs = {}, {}
@@ -77,7 +92,7 @@ for p = 1, n do
   if exp > nowSec then put(kind, hex, exp) end
 end
 
-if cut then
+for _, cut in ipairs(cuts) do
   local subj, keep, ttl = cut[1], cut[2], cut[3]
   local sk = base .. 'u:' .. subj
   local exp = nowSec + ttl
@@ -102,6 +117,23 @@ if cut then
     if m ~= keep and ishex(m) then put('s', m, sessExp) end
   end
   redis.call('ZREMRANGEBYSCORE', base .. 'seen:' .. subj, '-inf', num(nowSec))
+end
+
+if global then
+  local gk, cutoff, ttl = global[1], global[2], global[3]
+  local key = base .. 'g:' .. gk
+  local exp = nowSec + ttl
+  local cur = redis.call('GET', key)
+  if cur then
+    local oexp, ocut = string.match(cur, '^(%d+):(%d+):%-:0$')
+    if oexp then
+      if tonumber(ocut) > cutoff then cutoff = tonumber(ocut) end
+      if tonumber(oexp) > exp then exp = tonumber(oexp) end
+    end
+  end
+  local v = num(exp) .. ':' .. num(cutoff) .. ':-:0'
+  redis.call('SET', key, v, 'EXAT', num(exp))
+  recs[#recs + 1] = gk .. '=' .. v
 end
 
 local id = ''

@@ -21,7 +21,7 @@ import (
 // one Cluster slot (the denylist is small; Cluster gives it failover, not
 // sharding):
 //
-//	<prefix>{dl}:<t|j|s|u>:<key>   one entry, value as Entry.Value, EXAT its expiry
+//	<prefix>{dl}:<t|j|s|u|g>:<key> one entry, value as Entry.Value, EXAT its expiry
 //	<prefix>{dl}:feed               the change feed, a stream trimmed to FeedMaxLen
 //	<prefix>{dl}:seen:<subject>     sessions in use, for subject revocations:
 //	                                a sorted set scored by expiry (unix s)
@@ -198,19 +198,29 @@ func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
 	args := make([]any, 0, 4+4*len(c.Puts)+4)
 	args = append(args, s.base, s.maxLen, len(c.Puts))
 	for _, p := range c.Puts {
-		if p.Key.Kind() == KindSubject {
-			return Result{}, fmt.Errorf("commit: put of a subject key; use SubjectCut")
+		if !p.Key.Kind().Valid() || p.Key.Kind().hasCutoff() {
+			return Result{}, fmt.Errorf("commit: put of a %s key; use SubjectCut or GlobalCut", p.Key.Kind())
 		}
 		keys = append(keys, s.entryKey(p.Key))
 		args = append(args, string(rune(p.Key.Kind())), p.Key.String(), p.Expires, ttlSeconds(p.TTL))
 	}
-	if sc := c.Subject; sc != nil {
+	cuts := c.cuts()
+	args = append(args, len(cuts))
+	for _, sc := range cuts {
+		if sc.Subject.Kind() != KindSubject || (!sc.Keep.IsZero() && sc.Keep.Kind() != KindSession) {
+			return Result{}, fmt.Errorf("commit: subject cut of a %s key keeping a %s key", sc.Subject.Kind(), sc.Keep.Kind())
+		}
 		keep := "-"
 		if !sc.Keep.IsZero() {
 			keep = sc.Keep.String()
 		}
 		keys = append(keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
-		args = append(args, "1", sc.Subject.String(), keep, ttlSeconds(sc.TTL))
+		args = append(args, sc.Subject.String(), keep, ttlSeconds(sc.TTL))
+	}
+	if g := c.Global; g != nil {
+		gk := GlobalKey()
+		keys = append(keys, s.entryKey(gk))
+		args = append(args, "1", gk.String(), max(g.Before, 0), ttlSeconds(g.TTL))
 	} else {
 		args = append(args, "0")
 	}
@@ -597,7 +607,7 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 }
 
 func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int, error) {
-	pattern := globEscape(s.base) + "[tjsu]:*"
+	pattern := globEscape(s.base) + "[tjsug]:*"
 	n := 0
 	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
 	batch := make([]string, 0, 1000)

@@ -28,11 +28,34 @@ type SubjectCut struct {
 	TTL time.Duration
 }
 
+// GlobalCut asks a store to revoke every token of every subject issued
+// at or before a moment: the global cutoff, one entry however many
+// subjects there are.
+type GlobalCut struct {
+	// Before is the cutoff in unix milliseconds; zero means the store's
+	// clock, as a SubjectCut uses.
+	Before int64
+	// TTL is how long the entry is kept, from the store's clock.
+	TTL time.Duration
+}
+
 // Change is one revocation: every entry it writes, applied all at once or
 // not at all.
 type Change struct {
 	Puts    []Put
 	Subject *SubjectCut
+	// Subjects are further subject cuts, applied after Subject in order
+	// (bulk revocations).
+	Subjects []SubjectCut
+	Global   *GlobalCut
+}
+
+// cuts returns every subject cut of the change, in order.
+func (c *Change) cuts() []SubjectCut {
+	if c.Subject == nil {
+		return c.Subjects
+	}
+	return append([]SubjectCut{*c.Subject}, c.Subjects...)
 }
 
 // Result says what a committed change did.
