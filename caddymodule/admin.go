@@ -33,13 +33,12 @@ func init() {
 //	                          {"token": "..."}                      one exact token
 //	                          [ ...any of the above... ]            bulk, applied in batches
 //	                          {"all": true, "before": <time>}       the global cutoff
-//
-// A <time> is unix seconds, an RFC 3339 time, a duration from now or
-// "now" (see When).
-//
 //	GET  /revocation/status   the stores in use, their entry counts and health
 //	GET  /revocation/ready    200 when every store is loaded and current, else 503 and why
 //	GET  /revocation/live     200 while the process answers
+//
+// A <time> is unix seconds, an RFC 3339 time, a duration from now or
+// "now" (see When).
 //
 // A revocation applies to every store in use in this process (normally
 // one), the same way an endpoint's does: atomically, shared through Redis.
