@@ -79,7 +79,7 @@ func adminFlags(cmd *cobra.Command) {
 
 func revokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "revoke --subject <sub> [--session <sid>] | --jti <jti> [--expires <when>] | --token <token>|- | --all --before <when> | --bulk [-|<file>]",
+		Use:   "revoke --subject <sub> [--session <sid>] | --jti <jti> [--expires <when>] | --token <token>|- | --all --before <when> | --bulk < <ndjson>",
 		Short: "Revokes a subject, one of its sessions, a jti, one exact token, many of them, or everything",
 		Long: `
 Revokes, on every replica sharing the instance's store:
@@ -95,8 +95,8 @@ Revokes, on every replica sharing the instance's store:
                                     every token of every subject issued at or
                                     before <when>: now, a unix time, an RFC
                                     3339 time or a duration from now (-10m)
-  --bulk [-|<file>]                 many revocations, one JSON object a line
-                                    (NDJSON) from stdin or a file, each as the
+  --bulk                            many revocations, one JSON object a line
+                                    (NDJSON) read from stdin, each as the
                                     admin API takes it: {"subject":"..."},
                                     {"subject":"...","session":"..."},
                                     {"jti":"...","expires":"1h"}, {"token":"..."}
@@ -126,8 +126,7 @@ logged and printed.
 	cmd.Flags().String("expires", "", "With --jti: when the entry may be dropped (unix time, RFC 3339, or duration from now)")
 	cmd.Flags().Bool("all", false, "Revoke every token of every subject issued at or before --before (the global cutoff)")
 	cmd.Flags().String("before", "", "With --all: the cutoff (now, unix time, RFC 3339, or duration from now such as -10m)")
-	cmd.Flags().String("bulk", "", `Read many revocations, one JSON object a line, from stdin ("-", the default) or a file`)
-	cmd.Flags().Lookup("bulk").NoOptDefVal = "-"
+	cmd.Flags().Bool("bulk", false, "Read many revocations from stdin, one JSON object a line (NDJSON)")
 	cmd.Flags().String("token", "", `Exact token to revoke; "-" reads it from stdin`)
 	return cmd
 }
@@ -194,12 +193,11 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 		All:     fl.Bool("all"),
 		Before:  When(fl.String("before")),
 	}
-	bulk := fl.String("bulk")
-	if bulk != "" {
+	if fl.Bool("bulk") {
 		if req != (AdminRevokeRequest{}) {
-			return 1, errors.New("--bulk takes its revocations from its input only; give no other revocation flag")
+			return 1, errors.New("--bulk takes its revocations from stdin only; give no other revocation flag")
 		}
-		return cmdRevokeBulk(fl, bulk)
+		return cmdRevokeBulk(fl)
 	}
 	if req.All || req.Before != "" {
 		if !req.All || req.Before == "" || req.Subject != "" || req.Session != "" || req.JTI != "" || req.Token != "" || req.Expires != "" {
@@ -277,17 +275,8 @@ func sendRevoke(fl caddycmd.Flags, req *AdminRevokeRequest) (int, error) {
 }
 
 // cmdRevokeBulk sends the revocations of an NDJSON input in parts.
-func cmdRevokeBulk(fl caddycmd.Flags, from string) (int, error) {
-	in := stdin
-	if from != "-" {
-		f, err := os.Open(from)
-		if err != nil {
-			return 1, fmt.Errorf("--bulk: %w", err)
-		}
-		defer f.Close()
-		in = f
-	}
-	reqs, err := readBulk(in, time.Now())
+func cmdRevokeBulk(fl caddycmd.Flags) (int, error) {
+	reqs, err := readBulk(stdin, time.Now())
 	if err != nil {
 		return 1, err
 	}
