@@ -449,6 +449,17 @@ type StoreStatus struct {
 	Ready      bool             `json:"ready"`
 	Reason     string           `json:"reason,omitempty"`
 	LastError  string           `json:"last_error,omitempty"`
+	// Load is the progress of a full load under way, absent when none is.
+	Load *LoadStatus `json:"load,omitempty"`
+}
+
+// LoadStatus is the progress of a full load of the local copy.
+type LoadStatus struct {
+	Entries int64 `json:"entries"`
+	// Expected is an upper estimate (the keys in Redis when the load
+	// began), zero when unknown.
+	Expected int64   `json:"expected_entries"`
+	Seconds  float64 `json:"seconds"`
 }
 
 func statuses() []StoreStatus {
@@ -460,6 +471,9 @@ func statuses() []StoreStatus {
 			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
 			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
 			LastError: h.LastError,
+		}
+		if p := h.Load; p != nil {
+			st.Load = &LoadStatus{Entries: p.Entries, Expected: p.Expected, Seconds: now.Sub(p.Started).Seconds()}
 		}
 		for _, k := range revocation.Kinds {
 			st.Entries[k.String()] = s.Denylist().Len(k)
@@ -481,6 +495,12 @@ func statuses() []StoreStatus {
 // revocation, and if not, why.
 func readiness(h revocation.Health, stale, staleAfter time.Duration) (bool, string) {
 	switch {
+	case !h.Loaded && h.Load != nil:
+		why := fmt.Sprintf("denylist loading: %d entries read", h.Load.Entries)
+		if h.Load.Expected > 0 {
+			why += fmt.Sprintf(" of at most %d", h.Load.Expected)
+		}
+		return false, why
 	case !h.Loaded && h.LastError != "":
 		return false, "denylist not loaded yet: " + h.LastError
 	case !h.Loaded:

@@ -49,14 +49,21 @@ type RedisStore struct {
 	now    func() time.Time
 	hooks  Hooks
 
-	mu        sync.Mutex
-	own       map[string]struct{} // feed ids this replica wrote, not yet read back
-	lastID    string              // last feed entry applied ("" before the first load)
-	applied   int64               // feed entries added up to lastID (XINFO entries-added)
-	loaded    bool
-	state     int // linkUnknown, linkUp or linkDown
-	lastErr   string
-	confirmed atomic.Int64 // unix nanoseconds; read on every request
+	mu      sync.Mutex
+	own     map[string]struct{} // feed ids this replica wrote, not yet read back
+	lastID  string              // last feed entry applied ("" before the first load)
+	applied int64               // feed entries added up to lastID (XINFO entries-added)
+	loaded  bool
+	state   int // linkUnknown, linkUp or linkDown
+
+	// Progress of the full load under way, if any.
+	loading    atomic.Bool
+	loadRead   atomic.Int64  // entries read so far
+	loadExpect atomic.Int64  // keys in the database when it began: an upper estimate
+	loadStart  atomic.Int64  // unix nanoseconds
+	firstLoad  chan struct{} // closed when the first full load completes
+	lastErr    string
+	confirmed  atomic.Int64 // unix nanoseconds; read on every request
 
 	notes    chan note
 	stop     context.CancelFunc
@@ -105,9 +112,11 @@ type RedisOptions struct {
 	// current. It must be shorter than the client's read timeout, since
 	// the read is pipelined. Default one second; LimitBlock lowers it.
 	Block time.Duration
-	// InitialLoad bounds the synchronous first load; if Redis does not
-	// answer in time the store starts anyway, not yet loaded, and keeps
-	// trying in the background. Default five seconds.
+	// InitialLoad is how long NewRedisStore waits for the first full load
+	// before it returns. The load never stops for it: a store that returns
+	// before its first load completes goes on loading in the background
+	// (Health reports the progress), and retries while Redis is
+	// unreachable. Default one second; negative: do not wait.
 	InitialLoad time.Duration
 	// SweepEvery is how often expired local entries are dropped. Default
 	// one minute.
@@ -140,8 +149,8 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 	if opts.Block <= 0 {
 		opts.Block = time.Second
 	}
-	if opts.InitialLoad <= 0 {
-		opts.InitialLoad = 5 * time.Second
+	if opts.InitialLoad == 0 {
+		opts.InitialLoad = time.Second
 	}
 	if opts.SweepEvery <= 0 {
 		opts.SweepEvery = time.Minute
@@ -155,33 +164,41 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 	base := KeyBase(opts.KeyPrefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &RedisStore{
-		client: opts.Client,
-		base:   base,
-		feed:   base + "feed",
-		maxLen: opts.FeedMaxLen,
-		dl:     NewDenylist(),
-		log:    opts.Logger,
-		now:    opts.Now,
-		hooks:  opts.Hooks,
-		notes:  make(chan note, 4096),
-		own:    make(map[string]struct{}),
-		stop:   cancel,
+		client:    opts.Client,
+		base:      base,
+		feed:      base + "feed",
+		maxLen:    opts.FeedMaxLen,
+		dl:        NewDenylist(),
+		log:       opts.Logger,
+		now:       opts.Now,
+		hooks:     opts.Hooks,
+		notes:     make(chan note, 4096),
+		own:       make(map[string]struct{}),
+		stop:      cancel,
+		firstLoad: make(chan struct{}),
 	}
 	s.block.Store(int64(max(opts.Block, minBlock)))
 
-	// The first load is synchronous so that a replica starts with the
-	// whole denylist when Redis is there; when it is not, the replica
-	// starts empty and not ready, and follow loads it once Redis answers.
-	loadCtx, cancelLoad := context.WithTimeout(ctx, opts.InitialLoad)
-	if err := s.fullLoad(loadCtx); err != nil {
-		s.setDown("initial load", err)
-	}
-	cancelLoad()
-
+	// follow loads the denylist, then follows the feed. Waiting a moment
+	// for the first load lets a replica with a small denylist start with
+	// all of it; a long load goes on in the background meanwhile, with
+	// no deadline that would abort it and start it again from zero.
 	s.finished.Add(3)
 	go s.follow(ctx)
 	go s.writeNotes(ctx)
 	go s.sweep(ctx, opts.SweepEvery)
+	if opts.InitialLoad > 0 {
+		t := time.NewTimer(opts.InitialLoad)
+		select {
+		case <-s.firstLoad:
+		case <-t.C:
+			if s.loading.Load() {
+				s.log.Info("denylist still loading from redis; serving meanwhile as on_store_down says",
+					"entries_so_far", s.loadRead.Load(), "keys_in_db", s.loadExpect.Load())
+			}
+		}
+		t.Stop()
+	}
 	return s
 }
 
@@ -325,13 +342,21 @@ func (s *RedisStore) Remember(ctx context.Context, key string, ttl time.Duration
 func (s *RedisStore) Health() Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Health{
+	h := Health{
 		Store:     "redis",
 		Loaded:    s.loaded,
 		Connected: s.state == linkUp,
 		Confirmed: s.confirmedAt(),
 		LastError: s.lastErr,
 	}
+	if s.loading.Load() {
+		h.Load = &LoadProgress{
+			Entries:  s.loadRead.Load(),
+			Expected: s.loadExpect.Load(),
+			Started:  time.Unix(0, s.loadStart.Load()),
+		}
+	}
+	return h
 }
 
 func (s *RedisStore) confirmedAt() time.Time {
@@ -395,16 +420,18 @@ func (s *RedisStore) follow(ctx context.Context) {
 		loaded := s.loaded
 		s.mu.Unlock()
 		var err error
+		op := "load denylist"
 		if !loaded {
 			err = s.fullLoad(ctx)
 		}
 		if err == nil {
+			op = "follow feed"
 			err = s.read(ctx, func() { pause = minPause })
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		s.setDown("follow feed", err)
+		s.setDown(op, err)
 		select {
 		case <-ctx.Done():
 			return
@@ -564,10 +591,16 @@ func feedInfoResult(cmd *redis.XInfoStreamCmd) (*redis.XInfoStream, bool, error)
 // anything written during the scan is applied again from the feed.
 func (s *RedisStore) fullLoad(ctx context.Context) error {
 	start := s.now()
+	s.loadRead.Store(0)
+	s.loadExpect.Store(0)
+	s.loadStart.Store(start.UnixNano())
+	s.loading.Store(true)
+	defer s.loading.Store(false)
 	info, exists, err := s.feedInfo(ctx)
 	if err != nil {
 		return err
 	}
+	s.loadExpect.Store(s.dbSize(ctx))
 	from, added := "0-0", int64(0)
 	if exists {
 		from, added = info.LastGeneratedID, info.EntriesAdded
@@ -592,8 +625,12 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.lastID, s.applied = from, added
+	first := !s.loaded
 	s.loaded = true
 	s.mu.Unlock()
+	if first {
+		close(s.firstLoad)
+	}
 	// SCAN returns every key that exists throughout the scan, so whatever
 	// was committed before the load began is in the local copy now.
 	s.confirm(start)
@@ -639,6 +676,7 @@ func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int
 		}
 		s.dl.Apply(entries...)
 		n += len(entries)
+		s.loadRead.Add(int64(len(entries)))
 		batch = batch[:0]
 		return nil
 	}
@@ -654,6 +692,23 @@ func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int
 		return n, fmt.Errorf("scan entries: %w", err)
 	}
 	return n, flush()
+}
+
+// dbSize counts the keys of the database (of every master in Cluster
+// mode), an upper estimate of the entries a full load reads; zero when
+// Redis will not say.
+func (s *RedisStore) dbSize(ctx context.Context) int64 {
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		var total atomic.Int64
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			n, err := node.DBSize(ctx).Result()
+			total.Add(n)
+			return err
+		})
+		return total.Load()
+	}
+	n, _ := s.client.DBSize(ctx).Result()
+	return n
 }
 
 func (s *RedisStore) sweep(ctx context.Context, d time.Duration) {

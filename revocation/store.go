@@ -82,6 +82,19 @@ type Health struct {
 	Confirmed time.Time
 	// LastError is the most recent store error, empty when healthy.
 	LastError string
+	// Load is the progress of a full load under way, nil when none is.
+	Load *LoadProgress
+}
+
+// LoadProgress describes a full load of the local copy under way.
+type LoadProgress struct {
+	// Entries is how many entries it has read so far.
+	Entries int64
+	// Expected is an upper estimate of how many it will read (the keys
+	// in the database when it began); zero when unknown.
+	Expected int64
+	// Started is when it began.
+	Started time.Time
 }
 
 // ErrUnavailable is returned (wrapped) when the store cannot be reached.
