@@ -133,7 +133,7 @@ func BenchmarkDenylistMemory(b *testing.B) {
 				rss1 := residentBytes(b)
 				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "heap-B/entry")
 				b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/entry")
-				runtime.KeepAlive(dl)
+				dl.release()
 			}
 		})
 	}
