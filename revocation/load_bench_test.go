@@ -1,0 +1,76 @@
+package revocation
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+)
+
+// fillLua writes ARGV[2] token entries numbered from ARGV[4] under the
+// key base ARGV[1], expiring at ARGV[3], inside Redis in one call: what many replicas'
+// revocations would have left there.
+const fillLua = `
+local base, n, exp, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+for i = from, from + n - 1 do
+  redis.call('SET', base .. 't:' .. string.format('%030x', i) .. '74', exp, 'EXAT', exp)
+end
+return n`
+
+// usedMemory reads Redis's used_memory.
+func usedMemory(b *testing.B, srv *testredis.Server) int64 {
+	out, err := srv.Do("INFO", "memory")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	b.Fatal("no used_memory in INFO")
+	return 0
+}
+
+// BenchmarkRedisLoad is a replica's start at one million entries: from
+// NewRedisStore to a local copy loaded in full, on a real redis-server,
+// and the Redis memory the entries take.
+//
+//	go test -run '^$' -bench RedisLoad -benchtime 3x ./revocation/
+func BenchmarkRedisLoad(b *testing.B) {
+	for _, n := range []int{1e6} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			srv := testredis.Start(b)
+			mem0 := usedMemory(b, srv)
+			exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+			for from := 1; from <= n; from += 100_000 {
+				if out, err := srv.Do("EVAL", fillLua, "0", KeyBase("revocation:"), strconv.Itoa(min(100_000, n-from+1)), exp, strconv.Itoa(from)); err != nil {
+					b.Fatalf("fill: %v %s", err, out)
+				}
+			}
+			perEntry := float64(usedMemory(b, srv)-mem0) / float64(n)
+			for b.Loop() {
+				start := time.Now()
+				s := NewRedisStore(RedisOptions{
+					Client:      redis.NewClient(&redis.Options{Addr: srv.Addr()}),
+					InitialLoad: time.Minute,
+					Logger:      quiet,
+				})
+				took := time.Since(start)
+				if !s.Health().Loaded || s.Denylist().Len(KindToken) != int64(n) {
+					b.Fatalf("not loaded in full: %+v, %d entries", s.Health(), s.Denylist().Len(KindToken))
+				}
+				b.ReportMetric(took.Seconds(), "load-s")
+				b.ReportMetric(perEntry, "redis-B/entry")
+				s.Close()
+				s.dl.release()
+			}
+		})
+	}
+}
