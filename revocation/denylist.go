@@ -1,6 +1,8 @@
 package revocation
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -323,4 +325,89 @@ func (d *Denylist) Entries(now int64, f func(Entry) bool) {
 			}
 		}
 	}
+}
+
+// plainRecordSize is the size of one plain entry in a snapshot: the key,
+// then the expiry as a little-endian uint32.
+const plainRecordSize = 20
+
+// exportPlain writes every live plain entry as a fixed-size record into
+// chunks of at most chunkBytes, handing each chunk to flush (which may
+// keep it: every chunk is a new slice). It locks one shard at a time.
+func (d *Denylist) exportPlain(now int64, chunkBytes int, flush func([]byte) error) error {
+	chunkBytes = max(chunkBytes/plainRecordSize, 1) * plainRecordSize
+	buf := make([]byte, 0, chunkBytes)
+	var err error
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.RLock()
+		s.plain.each(func(lo, hi uint64, exp uint32) {
+			if int64(exp) <= now || err != nil {
+				return
+			}
+			buf = binary.LittleEndian.AppendUint64(buf, lo)
+			buf = binary.LittleEndian.AppendUint64(buf, hi)
+			buf = binary.LittleEndian.AppendUint32(buf, exp)
+			if len(buf) == chunkBytes {
+				err = flush(buf)
+				buf = make([]byte, 0, chunkBytes)
+			}
+		})
+		s.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+	}
+	if len(buf) > 0 {
+		return flush(buf)
+	}
+	return nil
+}
+
+// importPlain applies the records of one snapshot chunk, skipping those
+// expired at now, and returns how many it applied.
+func (d *Denylist) importPlain(chunk []byte, now int64) (int, error) {
+	if len(chunk)%plainRecordSize != 0 {
+		return 0, fmt.Errorf("snapshot chunk of %d bytes: not a whole number of %d-byte records", len(chunk), plainRecordSize)
+	}
+	batch := make([]Entry, 0, 1024)
+	n := 0
+	for off := 0; off < len(chunk); off += plainRecordSize {
+		var k Key
+		copy(k[:], chunk[off:off+16])
+		exp := int64(binary.LittleEndian.Uint32(chunk[off+16:]))
+		if exp <= now {
+			continue
+		}
+		if kind := k.Kind(); !kind.Valid() || kind.hasCutoff() {
+			return n, fmt.Errorf("snapshot record %d: key %s is not a plain entry", off/plainRecordSize, k)
+		}
+		batch = append(batch, Entry{Key: k, Expires: exp})
+		if len(batch) == cap(batch) {
+			d.Apply(batch...)
+			n += len(batch)
+			batch = batch[:0]
+		}
+	}
+	d.Apply(batch...)
+	return n + len(batch), nil
+}
+
+// cutoffEntries returns the live subject entries and the global entry.
+func (d *Denylist) cutoffEntries(now int64) []Entry {
+	var out []Entry
+	if g := d.global.Load(); g != nil && g.Expires > now {
+		out = append(out, *g)
+	}
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.RLock()
+		for _, e := range s.subjects {
+			if e.Expires > now {
+				out = append(out, e)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -39,38 +40,57 @@ func usedMemory(b *testing.B, srv *testredis.Server) int64 {
 }
 
 // BenchmarkRedisLoad is a replica's start at one million entries: from
-// NewRedisStore to a local copy loaded in full, on a real redis-server,
-// and the Redis memory the entries take.
+// NewRedisStore to a local copy loaded in full and confirmed current, on
+// a real redis-server, entry by entry (source=keys) and from a snapshot
+// (source=snapshot); and the Redis memory the entries take.
 //
 //	go test -run '^$' -bench RedisLoad -benchtime 3x ./revocation/
 func BenchmarkRedisLoad(b *testing.B) {
 	for _, n := range []int{1e6} {
-		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			srv := testredis.Start(b)
-			mem0 := usedMemory(b, srv)
-			exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
-			for from := 1; from <= n; from += 100_000 {
-				if out, err := srv.Do("EVAL", fillLua, "0", KeyBase("revocation:"), strconv.Itoa(min(100_000, n-from+1)), exp, strconv.Itoa(from)); err != nil {
-					b.Fatalf("fill: %v %s", err, out)
+		for _, source := range []string{"keys", "snapshot"} {
+			b.Run(fmt.Sprintf("entries=%d/source=%s", n, source), func(b *testing.B) {
+				srv := testredis.Start(b)
+				mem0 := usedMemory(b, srv)
+				exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+				for from := 1; from <= n; from += 100_000 {
+					if out, err := srv.Do("EVAL", fillLua, "0", KeyBase("revocation:"), strconv.Itoa(min(100_000, n-from+1)), exp, strconv.Itoa(from)); err != nil {
+						b.Fatalf("fill: %v %s", err, out)
+					}
 				}
-			}
-			perEntry := float64(usedMemory(b, srv)-mem0) / float64(n)
-			for b.Loop() {
-				start := time.Now()
-				s := NewRedisStore(RedisOptions{
-					Client:      redis.NewClient(&redis.Options{Addr: srv.Addr()}),
-					InitialLoad: time.Minute,
-					Logger:      quiet,
-				})
-				took := time.Since(start)
-				if !s.Health().Loaded || s.Denylist().Len(KindToken) != int64(n) {
-					b.Fatalf("not loaded in full: %+v, %d entries", s.Health(), s.Denylist().Len(KindToken))
+				perEntry := float64(usedMemory(b, srv)-mem0) / float64(n)
+				open := func() *RedisStore {
+					return NewRedisStore(RedisOptions{
+						Client:        redis.NewClient(&redis.Options{Addr: srv.Addr()}),
+						InitialLoad:   time.Minute,
+						SnapshotEvery: -1,
+						Logger:        quiet,
+					})
 				}
-				b.ReportMetric(took.Seconds(), "load-s")
-				b.ReportMetric(perEntry, "redis-B/entry")
-				s.Close()
-				s.dl.release()
-			}
-		})
+				if source == "snapshot" {
+					w := open()
+					if err := w.writeSnapshot(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					w.Close()
+					w.dl.release()
+					perEntry = float64(usedMemory(b, srv)-mem0) / float64(n)
+				}
+				for b.Loop() {
+					start := time.Now()
+					s := open()
+					took := time.Since(start)
+					s.mu.Lock()
+					got := s.loadSource
+					s.mu.Unlock()
+					if got != source || s.Staleness(time.Now()) > time.Minute || s.Denylist().Len(KindToken) != int64(n) {
+						b.Fatalf("not loaded in full from %s: %+v, from %s, %d entries", source, s.Health(), got, s.Denylist().Len(KindToken))
+					}
+					b.ReportMetric(took.Seconds(), "load-s")
+					b.ReportMetric(perEntry, "redis-B/entry")
+					s.Close()
+					s.dl.release()
+				}
+			})
+		}
 	}
 }

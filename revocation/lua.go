@@ -19,7 +19,7 @@ import "github.com/redis/go-redis/v9"
 // The seen-session set is a sorted set scored by each session's expiry
 // (unix s): only live sessions are revoked by name, as planChange does.
 //
-// ARGV: base, feed max length, number of puts N, then per put: kind,
+// ARGV: base, feed max length, feed retention (ms), number of puts N, then per put: kind,
 // key hex, absolute expiry (unix s, 0 = use TTL), TTL (s); then the number
 // of subject cuts M, then per cut: subject hex, kept session hex or "-",
 // TTL (s); then the global cut: "1", global key hex, cutoff (unix ms, 0 =
@@ -29,8 +29,9 @@ import "github.com/redis/go-redis/v9"
 // put), records (space separated "<key>=<value>") }.
 var commitScript = redis.NewScript(`#!lua
 local base = ARGV[1]
-local maxlen = ARGV[2]
-local n = tonumber(ARGV[3])
+local maxlen = tonumber(ARGV[2])
+local retain = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local nowSec = tonumber(t[1])
 local nowMs = nowSec * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -40,7 +41,7 @@ local function ishex(h) return type(h) == 'string' and #h == 32 and not h:find('
 
 -- validate everything before the first write
 local puts = {}
-local i = 4
+local i = 5
 for p = 1, n do
   local kind, hex, abs, ttl = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
   if (kind ~= 't' and kind ~= 'j' and kind ~= 's') or not ishex(hex) or not abs or not ttl then
@@ -138,7 +139,12 @@ end
 
 local id = ''
 if #recs > 0 then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'e', table.concat(recs, ' '))
+  -- Retention by time: a storm cannot outrun a replica's load the way
+  -- a count can. The count is a hard cap on memory all the same.
+  id = redis.call('XADD', KEYS[1], 'MINID', '~', num(nowMs - retain), '*', 'e', table.concat(recs, ' '))
+  if redis.call('XLEN', KEYS[1]) > maxlen then
+    redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen)
+  end
 end
 return { id, num(nowMs), table.concat(existed), table.concat(recs, ' ') }
 `)

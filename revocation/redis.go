@@ -22,15 +22,19 @@ import (
 // sharding):
 //
 //	<prefix>{dl}:<t|j|s|u|g>:<key> one entry, value as Entry.Value, EXAT its expiry
-//	<prefix>{dl}:feed               the change feed, a stream trimmed to FeedMaxLen
+//	<prefix>{dl}:feed               the change feed, a stream trimmed by age (FeedRetention), capped at FeedMaxLen
+//	<prefix>{dl}:snap               the header of the latest snapshot of the denylist
+//	<prefix>{dl}:snap:<id>:<n|x>    its chunks: fixed-size plain records, and cutoff records
 //	<prefix>{dl}:seen:<subject>     sessions in use, for subject revocations:
 //	                                a sorted set scored by expiry (unix s)
 //	<prefix>{dl}:once:<name>        one-time values (DPoP proof jtis)
 //
 // Every key expires, and the feed is capped (XADD MAXLEN ~), so Redis
-// memory is bounded by the live revocations plus FeedMaxLen feed entries.
+// memory is bounded by the live revocations, one snapshot of them (20 bytes
+// a plain entry), and the feed's retention.
 //
-// A replica loads every entry at start (SCAN and MGET, on every master in
+// A replica loads the latest snapshot, when the feed still holds its
+// position, else every entry key (SCAN and MGET, on every master in
 // Cluster mode), then follows the feed with a blocking XREAD. Each read
 // is pipelined behind a check, on the same connection, that the feed
 // still holds the last entry applied: so a read that lands on another
@@ -43,11 +47,16 @@ type RedisStore struct {
 	base   string
 	feed   string
 	maxLen int64
-	block  atomic.Int64 // XREAD BLOCK, nanoseconds; see LimitBlock
-	dl     *Denylist
-	log    *slog.Logger
-	now    func() time.Time
-	hooks  Hooks
+	retain time.Duration
+	// snapEvery is how often a snapshot is written (negative: never).
+	snapEvery time.Duration
+	// loadSource says where the last full load read: "snapshot" or "keys".
+	loadSource string
+	block      atomic.Int64 // XREAD BLOCK, nanoseconds; see LimitBlock
+	dl         *Denylist
+	log        *slog.Logger
+	now        func() time.Time
+	hooks      Hooks
 
 	mu      sync.Mutex
 	own     map[string]struct{} // feed ids this replica wrote, not yet read back
@@ -61,7 +70,8 @@ type RedisStore struct {
 	loadRead   atomic.Int64  // entries read so far
 	loadExpect atomic.Int64  // keys in the database when it began: an upper estimate
 	loadStart  atomic.Int64  // unix nanoseconds
-	firstLoad  chan struct{} // closed when the first full load completes
+	firstLoad  chan struct{} // closed at the first confirmation
+	firstDone  atomic.Bool
 	lastErr    string
 	confirmed  atomic.Int64 // unix nanoseconds; read on every request
 
@@ -104,7 +114,16 @@ type RedisOptions struct {
 	// KeyPrefix starts every key. Default "revocation:". A hash tag ("{x}")
 	// in it replaces the default one.
 	KeyPrefix string
-	// FeedMaxLen bounds the change feed (approximate, XADD MAXLEN ~).
+	// FeedRetention is how long the change feed keeps an entry: long
+	// enough for a replica to load (from the snapshot or key by key) and
+	// resume from where its load began. Default five minutes.
+	FeedRetention time.Duration
+	// SnapshotEvery is how often one of the replicas writes a snapshot
+	// of the denylist into Redis, from which another loads with a few
+	// large reads. Default one minute; negative: never.
+	SnapshotEvery time.Duration
+	// FeedMaxLen caps the change feed (approximate, XTRIM MAXLEN ~) when
+	// a storm outgrows FeedRetention.
 	// Default 100000. A replica that falls further behind reloads in full.
 	FeedMaxLen int64
 	// Block is how long one XREAD waits for news; it is also the longest
@@ -144,7 +163,13 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		opts.KeyPrefix = "revocation:"
 	}
 	if opts.FeedMaxLen <= 0 {
-		opts.FeedMaxLen = 100000
+		opts.FeedMaxLen = 1_000_000
+	}
+	if opts.FeedRetention <= 0 {
+		opts.FeedRetention = 5 * time.Minute
+	}
+	if opts.SnapshotEvery == 0 {
+		opts.SnapshotEvery = time.Minute
 	}
 	if opts.Block <= 0 {
 		opts.Block = time.Second
@@ -168,6 +193,8 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		base:      base,
 		feed:      base + "feed",
 		maxLen:    opts.FeedMaxLen,
+		retain:    opts.FeedRetention,
+		snapEvery: opts.SnapshotEvery,
 		dl:        NewDenylist(),
 		log:       opts.Logger,
 		now:       opts.Now,
@@ -187,6 +214,10 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 	go s.follow(ctx)
 	go s.writeNotes(ctx)
 	go s.sweep(ctx, opts.SweepEvery)
+	if s.snapEvery > 0 {
+		s.finished.Add(1)
+		go s.snapshotLoop(ctx)
+	}
 	if opts.InitialLoad > 0 {
 		t := time.NewTimer(opts.InitialLoad)
 		select {
@@ -213,7 +244,7 @@ func (s *RedisStore) entryKey(k Key) string {
 func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
 	keys := []string{s.feed}
 	args := make([]any, 0, 4+4*len(c.Puts)+4)
-	args = append(args, s.base, s.maxLen, len(c.Puts))
+	args = append(args, s.base, s.maxLen, s.retain.Milliseconds(), len(c.Puts))
 	for _, p := range c.Puts {
 		if !p.Key.Kind().Valid() || p.Key.Kind().hasCutoff() {
 			return Result{}, fmt.Errorf("commit: put of a %s key; use SubjectCut or GlobalCut", p.Key.Kind())
@@ -596,6 +627,14 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	s.loadStart.Store(start.UnixNano())
 	s.loading.Store(true)
 	defer s.loading.Store(false)
+	if ok, err := s.loadSnapshot(ctx, start); ok {
+		return nil
+	} else if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("denylist snapshot unusable; loading entry by entry", "error", err)
+	}
 	info, exists, err := s.feedInfo(ctx)
 	if err != nil {
 		return err
@@ -625,17 +664,14 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.lastID, s.applied = from, added
-	first := !s.loaded
 	s.loaded = true
+	s.loadSource = "keys"
 	s.mu.Unlock()
-	if first {
-		close(s.firstLoad)
-	}
 	// SCAN returns every key that exists throughout the scan, so whatever
 	// was committed before the load began is in the local copy now.
 	s.confirm(start)
 	took := s.now().Sub(start)
-	s.log.Info("denylist loaded from redis", "entries", total.Load(), "took", took.String())
+	s.log.Info("denylist loaded from redis", "source", "keys", "entries", total.Load(), "took", took.String())
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(int(total.Load()), took)
 	}
@@ -716,13 +752,18 @@ func (s *RedisStore) sweep(ctx context.Context, d time.Duration) {
 	every(ctx, d, func() { s.dl.Sweep(s.now().Unix()) })
 }
 
+// confirm records that the local copy held every revocation committed
+// before at. The first confirmation ends NewRedisStore's wait.
 func (s *RedisStore) confirm(at time.Time) {
 	n := at.UnixNano()
 	for {
 		old := s.confirmed.Load()
 		if n <= old || s.confirmed.CompareAndSwap(old, n) {
-			return
+			break
 		}
+	}
+	if s.firstDone.CompareAndSwap(false, true) {
+		close(s.firstLoad)
 	}
 }
 
