@@ -20,7 +20,7 @@ import (
 const fillScript = `
 local base, n, exp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 for i = 1, n do
-  redis.call('SET', base .. 't:' .. string.format('%030x', i) .. '74', exp, 'EXAT', exp)
+  redis.call('SET', base .. 't:' .. string.sub(redis.sha1hex(tostring(i)), 1, 30) .. '74', exp, 'EXAT', exp)
 end
 return n`
 

@@ -19,7 +19,7 @@ import (
 const fillLua = `
 local base, n, exp, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 for i = from, from + n - 1 do
-  redis.call('SET', base .. 't:' .. string.format('%030x', i) .. '74', exp, 'EXAT', exp)
+  redis.call('SET', base .. 't:' .. string.sub(redis.sha1hex(tostring(i)), 1, 30) .. '74', exp, 'EXAT', exp)
 end
 return n`
 

@@ -75,8 +75,15 @@ func keyWords(k *Key) (uint64, uint64) {
 	return binary.LittleEndian.Uint64(k[:8]), binary.LittleEndian.Uint64(k[8:])
 }
 
+// hash mixes a key with the seed as wyhash mixes 16 bytes: two folded
+// 128-bit multiplications, so that keys differing in a few bits (or in
+// one word only) spread over every group.
 func (t *plainTable) hash(lo, hi uint64) uint64 {
-	h, l := bits.Mul64(lo^t.seed[0], hi^t.seed[1])
+	return mum(mum(lo^t.seed[0]^0xa0761d6478bd642f, hi^t.seed[1]^0xe7037ed1a0b428db)^0x8ebc6af09c88c6e3, t.seed[0]^0x589965cc75374cc3)
+}
+
+func mum(a, b uint64) uint64 {
+	h, l := bits.Mul64(a, b)
 	return h ^ l
 }
 

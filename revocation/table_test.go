@@ -1,9 +1,12 @@
 package revocation
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
+
+func bitsMulHi(a, b uint64) (uint64, uint64) { return bits.Mul64(a, b) }
 
 // The table agrees with a Go map through inserts, updates, lookups of
 // absent keys, sweeps that leave tombstones, growth into mapped memory
@@ -112,5 +115,44 @@ func TestPlainTableFill(t *testing.T) {
 	}
 	if per := float64(tab.bytes()) / float64(tab.live); per > 31 {
 		t.Fatalf("%.1f bytes per entry", per)
+	}
+}
+
+// Keys that share most of their bytes (as made-up ones could) still
+// spread: a lookup stays within a few groups.
+func TestPlainTableSpreadsSimilarKeys(t *testing.T) {
+	tab := newPlainTable(1, [2]uint64{5, 6})
+	defer tab.free()
+	const n = 200_000
+	for i := 0; i < n; i++ {
+		var k Key
+		k[14] = byte(i)
+		k[13] = byte(i >> 8)
+		k[12] = byte(i >> 16)
+		k[15] = byte(KindToken)
+		tab.put(&k, 1)
+	}
+	// Count the groups a lookup of an absent key visits.
+	probes := 0
+	for i := 0; i < 10000; i++ {
+		var k Key
+		k[11] = 1
+		k[14] = byte(i)
+		k[13] = byte(i >> 8)
+		lo, hi := keyWords(&k)
+		h := tab.hash(lo, hi)
+		g, _ := bitsMulHi(h, tab.groups)
+		for {
+			probes++
+			if matchEmpty(tab.w[g*groupWords]) != 0 {
+				break
+			}
+			if g++; g == tab.groups {
+				g = 0
+			}
+		}
+	}
+	if avg := float64(probes) / 10000; avg > 4 {
+		t.Fatalf("an absent key visits %.1f groups on average", avg)
 	}
 }
