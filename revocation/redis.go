@@ -76,6 +76,8 @@ type RedisStore struct {
 	confirmed  atomic.Int64 // unix nanoseconds; read on every request
 
 	notes    chan note
+	commits  chan *pendingCommit
+	done     context.Context // ends when the store closes
 	stop     context.CancelFunc
 	finished sync.WaitGroup
 }
@@ -203,6 +205,8 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		own:       make(map[string]struct{}),
 		stop:      cancel,
 		firstLoad: make(chan struct{}),
+		commits:   make(chan *pendingCommit),
+		done:      ctx,
 	}
 	s.block.Store(int64(max(opts.Block, minBlock)))
 
@@ -210,7 +214,10 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 	// for the first load lets a replica with a small denylist start with
 	// all of it; a long load goes on in the background meanwhile, with
 	// no deadline that would abort it and start it again from zero.
-	s.finished.Add(3)
+	s.finished.Add(3 + commitWorkers)
+	for range commitWorkers {
+		go s.commitLoop(ctx)
+	}
 	go s.follow(ctx)
 	go s.writeNotes(ctx)
 	go s.sweep(ctx, opts.SweepEvery)
@@ -240,58 +247,180 @@ func (s *RedisStore) entryKey(k Key) string {
 	return s.base + string(rune(k.Kind())) + ":" + k.String()
 }
 
-// Commit implements Store: one script call, then the local copy.
+// Commit implements Store: the change joins the next script call (alone
+// when Redis keeps up, with others committed meanwhile under load), then
+// the local copy.
 func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
-	keys := []string{s.feed}
-	args := make([]any, 0, 4+4*len(c.Puts)+4)
-	args = append(args, s.base, s.maxLen, s.retain.Milliseconds(), len(c.Puts))
-	for _, p := range c.Puts {
-		if !p.Key.Kind().Valid() || p.Key.Kind().hasCutoff() {
-			return Result{}, fmt.Errorf("commit: put of a %s key; use SubjectCut or GlobalCut", p.Key.Kind())
+	p := &pendingCommit{ctx: ctx, puts: len(c.Puts), reply: make(chan commitReply, 1)}
+	if err := s.encodeChange(&c, p); err != nil {
+		return Result{}, err
+	}
+	select {
+	case s.commits <- p:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, ctx.Err())
+	case <-s.done.Done():
+		return Result{}, fmt.Errorf("commit revocation: %w: store closed", ErrUnavailable)
+	}
+	select {
+	case r := <-p.reply:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The batch may still be applied: as with any request that timed
+		// out, the caller cannot tell.
+		return Result{}, fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// pendingCommit is one change waiting for its batch.
+type pendingCommit struct {
+	ctx   context.Context
+	keys  []string
+	args  []any
+	puts  int
+	cost  int
+	reply chan commitReply
+}
+
+type commitReply struct {
+	res Result
+	err error
+}
+
+// The bounds of one commit batch: enough to carry a storm in few script
+// calls, small enough that one call does not hold Redis up for long.
+const (
+	commitWorkers  = 4
+	maxBatchCost   = 2000 // puts and cuts
+	maxBatchChange = 512
+)
+
+// encodeChange writes a change's part of the script's keys and arguments.
+func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
+	p.args = append(p.args, len(c.Puts))
+	for _, put := range c.Puts {
+		if !put.Key.Kind().Valid() || put.Key.Kind().hasCutoff() {
+			return fmt.Errorf("commit: put of a %s key; use SubjectCut or GlobalCut", put.Key.Kind())
 		}
-		keys = append(keys, s.entryKey(p.Key))
-		args = append(args, string(rune(p.Key.Kind())), p.Key.String(), p.Expires, ttlSeconds(p.TTL))
+		p.keys = append(p.keys, s.entryKey(put.Key))
+		p.args = append(p.args, string(rune(put.Key.Kind())), put.Key.String(), put.Expires, ttlSeconds(put.TTL))
 	}
 	cuts := c.cuts()
-	args = append(args, len(cuts))
+	p.args = append(p.args, len(cuts))
 	for _, sc := range cuts {
 		if sc.Subject.Kind() != KindSubject || (!sc.Keep.IsZero() && sc.Keep.Kind() != KindSession) {
-			return Result{}, fmt.Errorf("commit: subject cut of a %s key keeping a %s key", sc.Subject.Kind(), sc.Keep.Kind())
+			return fmt.Errorf("commit: subject cut of a %s key keeping a %s key", sc.Subject.Kind(), sc.Keep.Kind())
 		}
 		keep := "-"
 		if !sc.Keep.IsZero() {
 			keep = sc.Keep.String()
 		}
-		keys = append(keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
-		args = append(args, sc.Subject.String(), keep, ttlSeconds(sc.TTL))
+		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
+		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL))
 	}
 	if g := c.Global; g != nil {
 		gk := GlobalKey()
-		keys = append(keys, s.entryKey(gk))
-		args = append(args, "1", gk.String(), max(g.Before, 0), ttlSeconds(g.TTL))
+		p.keys = append(p.keys, s.entryKey(gk))
+		p.args = append(p.args, "1", gk.String(), max(g.Before, 0), ttlSeconds(g.TTL))
 	} else {
-		args = append(args, "0")
+		p.args = append(p.args, "0")
 	}
+	p.cost = 1 + len(c.Puts) + len(cuts)
+	return nil
+}
 
+// commitLoop sends waiting changes to Redis: the first that comes, with
+// whatever else is waiting by then, as one script call.
+func (s *RedisStore) commitLoop(ctx context.Context) {
+	defer s.finished.Done()
+	for {
+		var first *pendingCommit
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-s.commits:
+		}
+		batch, cost := []*pendingCommit{first}, first.cost
+	drain:
+		for cost < maxBatchCost && len(batch) < maxBatchChange {
+			select {
+			case p := <-s.commits:
+				batch = append(batch, p)
+				cost += p.cost
+			default:
+				break drain
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch runs one script call for a batch and answers each change.
+func (s *RedisStore) commitBatch(batch []*pendingCommit) {
+	live := batch[:0]
+	var deadline time.Time
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.reply <- commitReply{err: fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, err)}
+			continue
+		}
+		live = append(live, p)
+		if d, ok := p.ctx.Deadline(); !ok {
+			deadline = time.Now().Add(time.Minute)
+		} else if d.After(deadline) {
+			deadline = d
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The batch lives as long as the most patient of its callers.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(live[0].ctx), deadline)
+	defer cancel()
+	keys := []string{s.feed}
+	args := []any{s.base, s.maxLen, s.retain.Milliseconds(), len(live)}
+	for _, p := range live {
+		keys = append(keys, p.keys...)
+		args = append(args, p.args...)
+	}
+	fail := func(err error) {
+		for _, p := range live {
+			p.reply <- commitReply{err: err}
+		}
+	}
 	reply, err := commitScript.Run(ctx, s.client, keys, args...).StringSlice()
 	if err != nil {
 		s.opError("commit", err)
-		return Result{}, fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, err)
+		fail(fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, err))
+		return
 	}
-	if len(reply) != 4 || len(reply[2]) != len(c.Puts) {
-		return Result{}, fmt.Errorf("commit revocation: unexpected reply of %d parts", len(reply))
+	if len(reply) != 2+2*len(live) {
+		fail(fmt.Errorf("commit revocation: unexpected reply of %d parts for %d changes", len(reply), len(live)))
+		return
 	}
-	res := Result{Existed: make([]bool, len(c.Puts))}
-	if res.Time, err = strconv.ParseInt(reply[1], 10, 64); err != nil {
-		return Result{}, fmt.Errorf("commit revocation: server time %q: %w", reply[1], err)
+	at, err := strconv.ParseInt(reply[1], 10, 64)
+	if err != nil {
+		fail(fmt.Errorf("commit revocation: server time %q: %w", reply[1], err))
+		return
 	}
-	for i := range c.Puts {
-		res.Existed[i] = reply[2][i] == '1'
+	results := make([]commitReply, len(live))
+	for i, p := range live {
+		existed, recs := reply[2+2*i], reply[3+2*i]
+		if len(existed) != p.puts {
+			results[i].err = fmt.Errorf("commit revocation: %d existed flags for %d puts", len(existed), p.puts)
+			continue
+		}
+		res := Result{Existed: make([]bool, p.puts), Time: at}
+		for j := range res.Existed {
+			res.Existed[j] = existed[j] == '1'
+		}
+		if res.Entries, err = ParseRecords(recs); err != nil {
+			results[i].err = fmt.Errorf("commit revocation: %w", err)
+			continue
+		}
+		s.dl.Apply(res.Entries...)
+		results[i].res = res
 	}
-	if res.Entries, err = ParseRecords(reply[3]); err != nil {
-		return Result{}, fmt.Errorf("commit revocation: %w", err)
-	}
-	s.dl.Apply(res.Entries...)
 	if reply[0] != "" {
 		s.mu.Lock()
 		if len(s.own) >= maxOwnIDs {
@@ -300,7 +429,9 @@ func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
 		s.own[reply[0]] = struct{}{}
 		s.mu.Unlock()
 	}
-	return res, nil
+	for i, p := range live {
+		p.reply <- results[i]
+	}
 }
 
 // maxOwnIDs bounds the feed ids remembered as this replica's own writes.
@@ -667,15 +798,17 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	s.loaded = true
 	s.loadSource = "keys"
 	s.mu.Unlock()
-	// SCAN returns every key that exists throughout the scan, so whatever
-	// was committed before the load began is in the local copy now.
-	s.confirm(start)
 	took := s.now().Sub(start)
 	s.log.Info("denylist loaded from redis", "source", "keys", "entries", total.Load(), "took", took.String())
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(int(total.Load()), took)
 	}
 	s.setUp()
+	s.loading.Store(false)
+	// SCAN returns every key that exists throughout the scan, so whatever
+	// was committed before the load began is in the local copy now. The
+	// first confirmation ends NewRedisStore's wait: report healthy first.
+	s.confirm(start)
 	return nil
 }
 

@@ -3,6 +3,8 @@ package revocation
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,4 +144,65 @@ func TestRedisFeedRetentionByTime(t *testing.T) {
 	if n >= 100 {
 		t.Fatalf("the feed holds %d entries, want the ones older than its retention gone", n)
 	}
+}
+
+// Concurrent commits share script calls, and each still gets its own
+// answer: of many revocations of one session at once, exactly one finds
+// it not yet revoked.
+func TestRedisConcurrentCommitsAreBatched(t *testing.T) {
+	srv := testredis.Start(t)
+	s := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	const distinct, same = 200, 50
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		fresh atomic.Int32
+		errs  = make(chan error, distinct+same)
+	)
+	sess := SessionKey("alice", "contested")
+	for i := range distinct + same {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			k := sess
+			if i < distinct {
+				k = JTIKey(fmt.Sprintf("batched-%d", i))
+			}
+			res, err := s.Commit(context.Background(), Change{Puts: []Put{{Key: k, TTL: time.Hour}}})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if len(res.Existed) != 1 || len(res.Entries) != 1 || res.Entries[0].Key != k {
+				errs <- fmt.Errorf("commit %d: result %+v", i, res)
+				return
+			}
+			if k == sess && !res.Existed[0] {
+				fresh.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if fresh.Load() != 1 {
+		t.Fatalf("%d of %d concurrent revocations of one session found it new, want exactly one", fresh.Load(), same)
+	}
+	for i := range distinct {
+		if got := s.Denylist().Check(&Identity{JTI: JTIKey(fmt.Sprintf("batched-%d", i))}, nowSec()); got != BlockedJTI {
+			t.Fatalf("revocation %d: %v", i, got)
+		}
+	}
+	n, err := s.client.XLen(context.Background(), s.feed).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n >= distinct+same {
+		t.Fatalf("%d feed entries for %d concurrent commits: none were batched", n, distinct+same)
+	}
+	t.Logf("%d commits in %d script calls", distinct+same, n)
 }
