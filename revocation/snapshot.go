@@ -183,6 +183,13 @@ func (s *RedisStore) maybeSnapshot(ctx context.Context) error {
 	if h != nil && s.now().Sub(h.written) < s.snapEvery*9/10 {
 		return nil
 	}
+	s.mu.Lock()
+	from, applied := s.lastID, s.applied
+	s.mu.Unlock()
+	if h != nil && h.from == from && h.applied == applied {
+		// Nothing was revoked since: keep the snapshot there is.
+		return s.expireSnapshot(ctx, h, s.snapshotKeep(), true)
+	}
 	lock := s.base + "snap:lock"
 	ok, err := s.client.SetNX(ctx, lock, "1", max(s.snapEvery/2, 10*time.Second)).Result()
 	if err != nil || !ok {
@@ -221,10 +228,35 @@ func (s *RedisStore) writeSnapshot(ctx context.Context) error {
 	if err := s.client.Set(ctx, prefix+"x", strings.Join(recs, " "), keep).Err(); err != nil {
 		return fmt.Errorf("write snapshot cutoffs: %w", err)
 	}
+	old, _ := s.readSnapshotHeader(ctx) // best effort: it only frees memory sooner
 	hdr := fmt.Sprintf("1 %s %s %d %d %d", id, from, applied, chunks, now.UnixMilli())
 	if err := s.client.Set(ctx, s.base+"snap", hdr, keep).Err(); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}
+	if old != nil && old.id != id {
+		// A replica may be reading the old one: give it a minute.
+		if err := s.expireSnapshot(ctx, old, time.Minute, false); err != nil {
+			s.log.Warn("old denylist snapshot left to expire on its own", "error", err)
+		}
+	}
 	s.log.Info("denylist snapshot written", "chunks", chunks, "position", from, "took", s.now().Sub(now).String())
+	return nil
+}
+
+// expireSnapshot sets the expiry of a snapshot's keys (and of the header,
+// when header is true).
+func (s *RedisStore) expireSnapshot(ctx context.Context, h *snapshotHeader, ttl time.Duration, header bool) error {
+	prefix := s.base + "snap:" + h.id + ":"
+	pipe := s.client.Pipeline()
+	for i := range h.chunks {
+		pipe.PExpire(ctx, prefix+strconv.Itoa(i), ttl)
+	}
+	pipe.PExpire(ctx, prefix+"x", ttl)
+	if header {
+		pipe.PExpire(ctx, s.base+"snap", ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("expire snapshot %s: %w", h.id, err)
+	}
 	return nil
 }

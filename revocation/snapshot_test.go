@@ -206,3 +206,46 @@ func TestRedisConcurrentCommitsAreBatched(t *testing.T) {
 	}
 	t.Logf("%d commits in %d script calls", distinct+same, n)
 }
+
+// A new snapshot sends the one before it away within a minute; with
+// nothing revoked since the last one, none is written, and the last one
+// is kept alive.
+func TestRedisSnapshotReplacesTheOldOne(t *testing.T) {
+	srv := testredis.Start(t)
+	s := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: time.Hour})
+	ctx := context.Background()
+	commit(t, s, Change{Puts: []Put{{Key: TokenKey("one"), TTL: time.Hour}}})
+	if err := s.writeSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.readSnapshotHeader(ctx)
+	commit(t, s, Change{Puts: []Put{{Key: TokenKey("two"), TTL: time.Hour}}})
+	waitFor(t, "the feed read back", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.applied == 2
+	})
+	if err := s.writeSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := s.readSnapshotHeader(ctx)
+	if second.id == first.id {
+		t.Fatal("no new snapshot")
+	}
+	ttl, err := s.client.PTTL(ctx, s.base+"snap:"+first.id+":0").Result()
+	if err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("the old snapshot's chunk expires in %v (%v), want within a minute", ttl, err)
+	}
+	// Nothing new: a replica taking its turns every few milliseconds
+	// keeps the snapshot there is, alive.
+	b := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: 5 * time.Millisecond})
+	time.Sleep(200 * time.Millisecond)
+	if third, _ := b.readSnapshotHeader(ctx); third == nil || third.id != second.id {
+		t.Fatalf("a snapshot was rewritten with nothing new: %+v then %+v", second, third)
+	}
+	// Kept alive by b's turns: its expiry is b's (about a minute), no
+	// longer the writer's (three hours).
+	if ttl, err := b.client.PTTL(ctx, b.base+"snap").Result(); err != nil || ttl < 30*time.Second || ttl > 2*time.Minute {
+		t.Fatalf("the kept snapshot expires in %v (%v), want b's keep of about a minute", ttl, err)
+	}
+}
