@@ -362,15 +362,15 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 		return 0, nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STORE\tPREFIX\tREADY\tLOADED\tCONNECTED\tSTALE\tTOKEN\tJTI\tSESSION\tSUBJECT")
+	fmt.Fprintln(tw, "STORE\tPREFIX\tREADY\tLOADED\tCONNECTED\tSTALE\tTOKEN\tJTI\tSESSION\tSUBJECT\tGLOBAL")
 	for _, s := range st.Stores {
 		stale := "-"
 		if s.Store != "embedded" {
 			stale = (time.Duration(s.StaleFor * float64(time.Second))).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Describe, s.KeyPrefix,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Describe, s.KeyPrefix,
 			yesNo(s.Ready), yesNo(s.Loaded), yesNo(s.Connected), stale,
-			s.Entries["token"], s.Entries["jti"], s.Entries["session"], s.Entries["subject"])
+			s.Entries["token"], s.Entries["jti"], s.Entries["session"], s.Entries["subject"], s.Entries["global"])
 	}
 	if err := tw.Flush(); err != nil {
 		return 1, err

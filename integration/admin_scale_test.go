@@ -140,6 +140,9 @@ func TestGlobalCutoffAcrossReplicas(t *testing.T) {
 	if st != http.StatusOK || !strings.Contains(body, `"global":1`) {
 		t.Fatalf("status after the cutoff: %d %s", st, body)
 	}
+	if code, out, errOut := runCLI(t, "", nil, "revocation", "status", "--address", a.Admin); code != 0 || !strings.Contains(out, "GLOBAL") {
+		t.Fatalf("caddy revocation status: exit %d\n%s%s", code, out, errOut)
+	}
 
 	// Surviving a crash and restart (loaded from Redis) and a reload.
 	a.Kill()
