@@ -7,12 +7,14 @@
 #
 #   ./bench/startup.sh            # N=1000000
 #   N=5000000 ./bench/startup.sh
+#   CADDY=/path/to/caddy FIRST_ONLY=1 ./bench/startup.sh   # another build, first replica only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${N:-1000000}"
 out=bench/results
 mkdir -p "$out"
-go build -o "$out/caddy" ./cmd/caddy
+caddy="${CADDY:-$out/caddy}"
+[ -n "${CADDY:-}" ] || go build -o "$caddy" ./cmd/caddy
 dir=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rport=$(port)
@@ -56,13 +58,14 @@ start_replica() { # name -> seconds to ready
 EOC
 	local t0 t1
 	t0=$(date +%s.%N)
-	"$out/caddy" run --config "$dir/$name.Caddyfile" --adapter caddyfile >"$dir/$name.log" 2>&1 &
+	"$caddy" run --config "$dir/$name.Caddyfile" --adapter caddyfile >"$dir/$name.log" 2>&1 &
 	pids+=("$!")
 	until curl -sf "http://127.0.0.1:$admin/revocation/ready" >/dev/null 2>&1; do sleep 0.02; done
 	t1=$(date +%s.%N)
 	echo "$name: ready $(python3 -c "print(f'{$t1 - $t0:.2f}')") s after start; $(grep -o '"source":"[a-z]*"' "$dir/$name.log" | head -1)"
 }
 start_replica first
+[ -z "${FIRST_ONLY:-}" ] || exit 0
 echo "waiting for a snapshot (written every minute)..."
 until [ -n "$(redis-cli -p "$rport" GET 'revocation:{dl}:snap')" ]; do sleep 1; done
 start_replica second
