@@ -812,55 +812,87 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	return nil
 }
 
+// scanInto reads every entry key of one server: SCAN pages go to a few
+// readers that fetch their values (MGET) while the scan goes on, so the
+// round trips overlap.
 func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int, error) {
-	pattern := globEscape(s.base) + "[tjsug]:*"
-	n := 0
-	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		vals, err := c.MGet(ctx, batch...).Result()
-		if err != nil {
-			return fmt.Errorf("read entries: %w", err)
-		}
-		entries := make([]Entry, 0, len(batch))
-		for i, v := range vals {
-			str, ok := v.(string)
-			if !ok {
-				continue // expired between SCAN and MGET
-			}
-			k, err := ParseKey(batch[i][len(s.base)+2:])
-			if err != nil {
-				s.log.Warn("skipping unreadable denylist key", "key", batch[i], "error", err)
-				continue
-			}
-			e, err := ParseEntry(k, str)
-			if err != nil {
-				s.log.Warn("skipping unreadable denylist entry", "key", batch[i], "error", err)
-				continue
-			}
-			entries = append(entries, e)
-		}
-		s.dl.Apply(entries...)
-		n += len(entries)
-		s.loadRead.Add(int64(len(entries)))
-		batch = batch[:0]
-		return nil
+	const readers, page = 3, 1000
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		n     atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+		pages = make(chan []string, readers)
+	)
+	fail := func(err error) {
+		once.Do(func() { first = err; cancel() })
 	}
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range pages {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				got, err := s.readEntries(ctx, c, batch)
+				n.Add(int64(got))
+				if err != nil {
+					fail(err)
+				}
+			}
+		}()
+	}
+	pattern := globEscape(s.base) + "[tjsug]:*"
+	iter := c.Scan(ctx, 0, pattern, page).Iterator()
+	batch := make([]string, 0, page)
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return n, err
-			}
+		if len(batch) == page {
+			pages <- batch
+			batch = make([]string, 0, page)
 		}
 	}
-	if err := iter.Err(); err != nil {
-		return n, fmt.Errorf("scan entries: %w", err)
+	if len(batch) > 0 {
+		pages <- batch
 	}
-	return n, flush()
+	close(pages)
+	wg.Wait()
+	if err := iter.Err(); err != nil && first == nil {
+		return int(n.Load()), fmt.Errorf("scan entries: %w", err)
+	}
+	return int(n.Load()), first
+}
+
+// readEntries reads the values of entry keys and applies them.
+func (s *RedisStore) readEntries(ctx context.Context, c redis.UniversalClient, keys []string) (int, error) {
+	vals, err := c.MGet(ctx, keys...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("read entries: %w", err)
+	}
+	entries := make([]Entry, 0, len(keys))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // expired between SCAN and MGET
+		}
+		k, err := ParseKey(keys[i][len(s.base)+2:])
+		if err != nil {
+			s.log.Warn("skipping unreadable denylist key", "key", keys[i], "error", err)
+			continue
+		}
+		e, err := ParseEntry(k, str)
+		if err != nil {
+			s.log.Warn("skipping unreadable denylist entry", "key", keys[i], "error", err)
+			continue
+		}
+		entries = append(entries, e)
+	}
+	s.dl.Apply(entries...)
+	s.loadRead.Add(int64(len(entries)))
+	return len(entries), nil
 }
 
 // dbSize counts the keys of the database (of every master in Cluster
