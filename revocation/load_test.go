@@ -68,7 +68,7 @@ func TestRedisLongLoadGoesOnInTheBackground(t *testing.T) {
 			}
 			sawProgress = sawProgress || p.Entries > 0
 		}
-		return h.Loaded
+		return h.Loaded && s.Staleness(time.Now()) < time.Minute
 	})
 	t.Logf("loaded %d entries in %v", n, time.Since(started))
 	if !sawProgress {

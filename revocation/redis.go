@@ -793,6 +793,10 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load denylist: %w", err)
 	}
+	// Healthy and no longer loading before loaded, so that Health never
+	// shows a loaded copy on a link still reported down.
+	s.setUp()
+	s.loading.Store(false)
 	s.mu.Lock()
 	s.lastID, s.applied = from, added
 	s.loaded = true
@@ -803,11 +807,9 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(int(total.Load()), took)
 	}
-	s.setUp()
-	s.loading.Store(false)
 	// SCAN returns every key that exists throughout the scan, so whatever
 	// was committed before the load began is in the local copy now. The
-	// first confirmation ends NewRedisStore's wait: report healthy first.
+	// first confirmation ends NewRedisStore's wait.
 	s.confirm(start)
 	return nil
 }

@@ -134,6 +134,8 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 	s.dl.Apply(cuts...)
 	total += len(cuts)
 
+	s.setUp()
+	s.loading.Store(false)
 	s.mu.Lock()
 	s.lastID, s.applied = h.from, h.applied
 	s.loaded = true
@@ -147,7 +149,6 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(total, took)
 	}
-	s.setUp()
 	return true, nil
 }
 
