@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,13 +29,18 @@ func init() {
 //
 //	POST /revocation/revoke   {"subject": "..."}                    every token of a subject, now
 //	                          {"subject": "...", "session": "..."}  one session of a subject
-//	                          {"jti": "...", "expires": <unix s>}   one jti (expires optional)
+//	                          {"jti": "...", "expires": <time>}     one jti (expires optional)
 //	                          {"token": "..."}                      one exact token
+//	                          [ ...any of the above... ]            bulk, applied in batches
+//	                          {"all": true, "before": <time>}       the global cutoff
 //	POST /revocation/explain  {"method","path","headers","body"}    what the guard sees in a request (explain.go)
 //	GET  /revocation/status   the stores in use, their entry counts and health
 //	GET  /revocation/ready    200 when every store is loaded and current (or, under
 //	                          fail_open, loaded), else 503 and why
 //	GET  /revocation/live     200 while the process answers
+//
+// A <time> is unix seconds, an RFC 3339 time, a duration from now or
+// "now" (see When).
 //
 // A revocation applies to every store in use in this process (normally
 // one), the same way an endpoint's does: atomically, shared through Redis.
@@ -68,22 +75,33 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 	}
 }
 
-// AdminRevokeRequest is the body of POST /revocation/revoke.
+// AdminRevokeRequest is one revocation in the body of POST
+// /revocation/revoke, which takes one of them or a JSON array of them.
 type AdminRevokeRequest struct {
 	Subject string `json:"subject,omitempty"`
 	Session string `json:"session,omitempty"`
 	JTI     string `json:"jti,omitempty"`
 	Token   string `json:"token,omitempty"`
-	// Expires bounds a jti revocation (unix seconds); default: the
-	// session TTL.
-	Expires int64 `json:"expires,omitempty"`
+	// Expires bounds a jti revocation; default: the session TTL.
+	Expires When `json:"expires,omitempty"`
+	// All with Before is the global cutoff: every token of every subject
+	// issued at or before Before.
+	All    bool `json:"all,omitempty"`
+	Before When `json:"before,omitempty"`
 }
 
 // AdminRevokeResponse is the answer to POST /revocation/revoke.
 type AdminRevokeResponse struct {
+	// Revoked is the kind of revocation: subject, session, jti, token,
+	// all (the global cutoff) or bulk (an array).
 	Revoked string `json:"revoked"`
 	Stores  int    `json:"stores"`
 	Entries int    `json:"entries"`
+	// Applied counts the revocations applied: 1, or for an array how
+	// many of its elements, from the first.
+	Applied int `json:"applied"`
+	// Cutoff is the global cutoff now in force, for "all".
+	Cutoff *time.Time `json:"cutoff,omitempty"`
 	// RequestID is the request_id of the audit log line.
 	RequestID string `json:"request_id"`
 }
@@ -93,63 +111,197 @@ func apiErr(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
 }
 
+// When is a moment as the admin API and the CLI take it: unix seconds (a
+// JSON number, or a string of digits), an RFC 3339 time, a duration from
+// now ("15m", "-1h"), or "now".
+type When string
+
+// UnmarshalJSON takes a JSON string or a JSON integer.
+func (w *When) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*w = When(s)
+		return nil
+	}
+	if _, err := strconv.ParseInt(string(b), 10, 64); err != nil {
+		return fmt.Errorf("time %s: want unix seconds or a string (RFC 3339, a duration from now, or \"now\")", b)
+	}
+	*w = When(b)
+	return nil
+}
+
+// resolve reads the moment; "now" gives now.
+func (w When) resolve(now time.Time) (time.Time, error) {
+	s := strings.TrimSpace(string(w))
+	if s == "now" {
+		return now, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q: want unix seconds, an RFC 3339 time, a duration from now such as 1h or -10m, or now", s)
+}
+
+// parseExpires reads when a jti revocation may be dropped: a unix time,
+// an RFC 3339 time or a positive duration from now.
+func parseExpires(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d <= 0 {
+		return time.Time{}, fmt.Errorf("expires %q: want a positive duration", s)
+	}
+	if strings.TrimSpace(s) == "now" {
+		return time.Time{}, fmt.Errorf("expires %q: an entry that expires now revokes nothing", s)
+	}
+	t, err := When(s).resolve(now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("expires %w", err)
+	}
+	return t, nil
+}
+
+// maxCutoffAhead is how far in the future a global cutoff may lie: room
+// for clocks that disagree a little, not a way to refuse logins for hours.
+const maxCutoffAhead = time.Minute
+
+// parseBefore reads the moment of a global cutoff: "now" (the zero time,
+// which the store reads as its own clock), unix seconds, an RFC 3339 time
+// or a duration from now (negative: in the past).
+func parseBefore(s string, now time.Time) (time.Time, error) {
+	if strings.TrimSpace(s) == "now" {
+		return time.Time{}, nil
+	}
+	t, err := When(s).resolve(now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("before %w", err)
+	}
+	if t.After(now.Add(maxCutoffAhead)) {
+		return time.Time{}, fmt.Errorf("before %q is %s in the future: a cutoff revokes tokens issued until then, new logins included; give now or a past time", s, t.Sub(now).Round(time.Second))
+	}
+	if t.UnixMilli() <= 0 {
+		return time.Time{}, fmt.Errorf("before %q: not after 1970", s)
+	}
+	return t, nil
+}
+
+// order turns one revocation object into an order, its expiry resolved.
+func (req *AdminRevokeRequest) order(now time.Time) (revocation.Order, error) {
+	if req.All || req.Before != "" {
+		return revocation.Order{}, errors.New(`"all" and "before" make a global cutoff, which stands alone: {"all": true, "before": <time>}`)
+	}
+	o := revocation.Order{Subject: req.Subject, Session: req.Session, JTI: req.JTI, Token: req.Token}
+	if req.Expires != "" {
+		t, err := parseExpires(string(req.Expires), now)
+		if err != nil {
+			return o, err
+		}
+		o.Expires = t.Unix()
+	}
+	if _, err := o.OrderKind(); err != nil {
+		return o, errors.New(strings.TrimPrefix(err.Error(), revocation.ErrBadRequest.Error()+": "))
+	}
+	return o, nil
+}
+
+// The limits of one POST /revocation/revoke. The CLI sends larger bulk
+// revocations in parts well under them.
+const (
+	maxAdminBody   = 32 << 20
+	maxBulkOrders  = 100_000
+	cliBulkPart    = 10_000
+	adminBulkBatch = revocation.BulkBatch
+)
+
 func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use POST", r.Method)
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
+	if err != nil {
+		return apiErr(http.StatusBadRequest, "read request: %v", err)
+	}
+	if len(body) > maxAdminBody {
+		return apiErr(http.StatusRequestEntityTooLarge, "request larger than %d MiB; send a bulk revocation in parts", maxAdminBody>>20)
+	}
+	now := time.Now()
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var reqs []AdminRevokeRequest
+		if err := decodeStrict(trimmed, &reqs); err != nil {
+			return apiErr(http.StatusBadRequest, "decode request: %v", err)
+		}
+		if len(reqs) == 0 {
+			return apiErr(http.StatusBadRequest, "empty array: no revocation given")
+		}
+		if len(reqs) > maxBulkOrders {
+			return apiErr(http.StatusRequestEntityTooLarge, "%d revocations in one request; at most %d, send the rest in another", len(reqs), maxBulkOrders)
+		}
+		orders := make([]revocation.Order, len(reqs))
+		for i := range reqs {
+			if orders[i], err = reqs[i].order(now); err != nil {
+				return apiErr(http.StatusBadRequest, "element %d: %v", i+1, err)
+			}
+		}
+		return a.revokeOrders(w, r, "bulk", orders)
+	}
 	var req AdminRevokeRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeStrict(trimmed, &req); err != nil {
 		return apiErr(http.StatusBadRequest, "decode request: %v", err)
 	}
-	if dec.More() {
-		return apiErr(http.StatusBadRequest, "decode request: data after the JSON object")
+	if req.All || req.Before != "" {
+		return a.revokeAll(w, r, &req, now)
 	}
-	kind := ""
-	switch {
-	case req.Token != "" && req.Subject == "" && req.Session == "" && req.JTI == "":
-		kind = "token"
-	case req.JTI != "" && req.Subject == "" && req.Session == "" && req.Token == "":
-		kind = "jti"
-	case req.Subject != "" && req.Session != "" && req.JTI == "" && req.Token == "":
-		kind = "session"
-	case req.Subject != "" && req.Session == "" && req.JTI == "" && req.Token == "":
-		kind = "subject"
-	default:
-		return apiErr(http.StatusBadRequest, `give exactly one of: {"subject"}, {"subject","session"}, {"jti"[,"expires"]}, {"token"}`)
+	o, err := req.order(now)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, "%v", err)
 	}
-	if req.Expires != 0 && kind != "jti" {
-		return apiErr(http.StatusBadRequest, "expires applies to jti revocations only")
-	}
+	kind, _ := o.OrderKind() // checked by order
+	return a.revokeOrders(w, r, kind, []revocation.Order{o})
+}
 
+// decodeStrict decodes exactly one JSON value with no unknown fields.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// revokeOrders applies one order (kind names it) or many (kind "bulk") to
+// every store in use, and answers with what it applied.
+func (a *adminAPI) revokeOrders(w http.ResponseWriter, r *http.Request, kind string, orders []revocation.Order) error {
 	var (
 		n, entries int
-		written    []revocation.Entry
+		applied    = len(orders)
+		kinds      = map[revocation.Kind]int{}
 		errs       []error
 	)
 	eachStore(func(s *sharedStore) {
-		rv := s.revoker()
-		var res revocation.Result
-		var err error
-		switch kind {
-		case "token":
-			res, err = rv.RevokeToken(r.Context(), req.Token)
-		case "jti":
-			res, err = rv.RevokeJTI(r.Context(), req.JTI, req.Expires)
-		case "session":
-			res, err = rv.RevokeSession(r.Context(), req.Subject, req.Session)
-		case "subject":
-			res, err = rv.RevokeSubject(r.Context(), req.Subject)
+		res, err := s.revoker().RevokeBulk(r.Context(), orders, adminBulkBatch)
+		applied = min(applied, res.Applied)
+		entries += res.Entries
+		for k, c := range res.Kinds {
+			kinds[k] += c
 		}
+		countRevocationKinds("admin", res.Kinds)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.desc, err))
 			return
 		}
 		n++
-		entries += len(res.Entries)
-		written = append(written, res.Entries...)
-		countRevocation("admin", res.Entries)
 	})
 	reqID := adminRequestID(r)
 	logFields := []zap.Field{
@@ -159,25 +311,94 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 		zap.String("request_id", reqID),
 		zap.Int("stores", n),
 		zap.Int("entries", entries),
-		zap.Strings("kinds", entryKinds(written)),
+		zap.Strings("kinds", kindNames(kinds)),
 	}
-	switch kind {
-	case "token":
-		logFields = append(logFields, zap.String("token_hash", revocation.HashToken(req.Token).Short()))
-	case "jti":
-		logFields = append(logFields, zap.String("jti", req.JTI))
-	default:
-		logFields = append(logFields, zap.String("subject", req.Subject), zap.String("session_id", req.Session))
+	if kind == "bulk" {
+		logFields = append(logFields, zap.Int("orders", len(orders)), zap.Int("applied", applied))
+	} else {
+		o := orders[0]
+		switch kind {
+		case revocation.OrderToken:
+			logFields = append(logFields, zap.String("token_hash", revocation.HashToken(o.Token).Short()))
+		case revocation.OrderJTI:
+			logFields = append(logFields, zap.String("jti", o.JTI))
+		default:
+			logFields = append(logFields, zap.String("subject", o.Subject), zap.String("session_id", o.Session))
+		}
 	}
 	if len(errs) > 0 {
 		a.log.Error("revocation not applied everywhere", append(logFields, zap.Error(errors.Join(errs...)))...)
-		return apiErr(http.StatusServiceUnavailable, "revocation store unavailable: %v", errors.Join(errs...))
+		return writeAdminJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error":      fmt.Sprintf("revocation store unavailable: %v", errors.Join(errs...)),
+			"applied":    applied,
+			"request_id": reqID,
+		})
 	}
 	if n == 0 {
 		return apiErr(http.StatusConflict, "no revocation handler is configured in this instance")
 	}
 	a.log.Info("revocation", logFields...)
-	return writeAdminJSON(w, http.StatusOK, AdminRevokeResponse{Revoked: kind, Stores: n, Entries: entries, RequestID: reqID})
+	return writeAdminJSON(w, http.StatusOK, AdminRevokeResponse{Revoked: kind, Stores: n, Entries: entries, Applied: applied, RequestID: reqID})
+}
+
+// revokeAll sets the global cutoff in every store in use.
+func (a *adminAPI) revokeAll(w http.ResponseWriter, r *http.Request, req *AdminRevokeRequest, now time.Time) error {
+	if !req.All || req.Before == "" || req.Subject != "" || req.Session != "" || req.JTI != "" || req.Token != "" || req.Expires != "" {
+		return apiErr(http.StatusBadRequest, `a global cutoff is {"all": true, "before": <time>} and nothing else; before is now, unix seconds, an RFC 3339 time or a duration from now such as -10m`)
+	}
+	before, err := parseBefore(string(req.Before), now)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, "%v", err)
+	}
+	var (
+		n, entries int
+		cutoff     int64
+		errs       []error
+	)
+	eachStore(func(s *sharedStore) {
+		res, err := s.revoker().RevokeAll(r.Context(), before)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.desc, err))
+			return
+		}
+		n++
+		entries += len(res.Entries)
+		for _, e := range res.Entries {
+			cutoff = max(cutoff, e.Cutoff)
+		}
+		countRevocation("admin", res.Entries)
+	})
+	reqID := adminRequestID(r)
+	logFields := []zap.Field{
+		zap.String("endpoint", "admin"),
+		zap.String("kind", "all"),
+		zap.String("remote_ip", hostOnly(r.RemoteAddr)),
+		zap.String("request_id", reqID),
+		zap.Int("stores", n),
+		zap.String("before", string(req.Before)),
+		zap.Time("cutoff", time.UnixMilli(cutoff)),
+	}
+	if len(errs) > 0 {
+		a.log.Error("global cutoff not applied everywhere", append(logFields, zap.Error(errors.Join(errs...)))...)
+		return apiErr(http.StatusServiceUnavailable, "revocation store unavailable: %v", errors.Join(errs...))
+	}
+	if n == 0 {
+		return apiErr(http.StatusConflict, "no revocation handler is configured in this instance")
+	}
+	a.log.Warn("global cutoff: every token of every subject issued at or before the cutoff is revoked", logFields...)
+	c := time.UnixMilli(cutoff).UTC()
+	return writeAdminJSON(w, http.StatusOK, AdminRevokeResponse{Revoked: "all", Stores: n, Entries: entries, Applied: 1, Cutoff: &c, RequestID: reqID})
+}
+
+// kindNames lists the kinds of entries written, in report order.
+func kindNames(kinds map[revocation.Kind]int) []string {
+	var out []string
+	for _, k := range revocation.Kinds {
+		if kinds[k] > 0 {
+			out = append(out, k.String())
+		}
+	}
+	return out
 }
 
 // revokedTokenHashes returns the short hash (revocation.TokenHash.Short)
@@ -233,6 +454,17 @@ type StoreStatus struct {
 	// stale under fail_open, why it is degraded.
 	Reason    string `json:"reason,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// Load is the progress of a full load under way, absent when none is.
+	Load *LoadStatus `json:"load,omitempty"`
+}
+
+// LoadStatus is the progress of a full load of the local copy.
+type LoadStatus struct {
+	Entries int64 `json:"entries"`
+	// Expected is an upper estimate (the keys in Redis when the load
+	// began), zero when unknown.
+	Expected int64   `json:"expected_entries"`
+	Seconds  float64 `json:"seconds"`
 }
 
 func statuses() []StoreStatus {
@@ -244,6 +476,9 @@ func statuses() []StoreStatus {
 			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
 			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
 			LastError: h.LastError,
+		}
+		if p := h.Load; p != nil {
+			st.Load = &LoadStatus{Entries: p.Entries, Expected: p.Expected, Seconds: now.Sub(p.Started).Seconds()}
 		}
 		for _, k := range revocation.Kinds {
 			st.Entries[k.String()] = s.Denylist().Len(k)
@@ -271,6 +506,12 @@ func statuses() []StoreStatus {
 // reason is also given for a store that is ready but stale (fail_open).
 func readiness(h revocation.Health, stale, staleAfter time.Duration, failClosed bool) (bool, string) {
 	switch {
+	case !h.Loaded && h.Load != nil:
+		why := fmt.Sprintf("denylist loading: %d entries read", h.Load.Entries)
+		if h.Load.Expected > 0 {
+			why += fmt.Sprintf(" of at most %d", h.Load.Expected)
+		}
+		return false, why
 	case !h.Loaded && h.LastError != "":
 		return false, "denylist not loaded yet: " + h.LastError
 	case !h.Loaded:

@@ -38,6 +38,9 @@ func TestReadiness(t *testing.T) {
 		{"stale_after off", revocation.Health{Store: "redis", Loaded: true, Connected: true}, time.Hour, 0, true, "", false},
 		{"unreachable and stale, fail_open: still serving", revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: EOF"}, time.Hour, 30 * time.Second, true, "denylist not confirmed current for 1h0m0s (stale_after 30s); store unreachable: follow feed: EOF; serving what is known (on_store_down fail_open)", true},
 		{"never loaded, fail_open: knows nothing", revocation.Health{Store: "redis", LastError: "initial load: refused"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet: initial load: refused", true},
+		{"loading", revocation.Health{Store: "redis", Connected: true, Load: &revocation.LoadProgress{Entries: 420, Expected: 1000}}, 1 << 62, 30 * time.Second, false, "denylist loading: 420 entries read of at most 1000", false},
+		{"loading, size unknown", revocation.Health{Store: "redis", Connected: true, Load: &revocation.LoadProgress{}}, 1 << 62, 30 * time.Second, false, "denylist loading: 0 entries read", false},
+		{"reloading: the local copy still serves", revocation.Health{Store: "redis", Loaded: true, Connected: true, Load: &revocation.LoadProgress{Entries: 5}}, time.Second, 30 * time.Second, true, "", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -99,8 +99,8 @@ func adminFlags(cmd *cobra.Command) {
 
 func revokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "revoke --subject <sub> [--session <sid>] | --jti <jti> [--expires <when>] | --token <token>|-",
-		Short: "Revokes a subject, one of its sessions, a jti or one exact token",
+		Use:   "revoke --subject <sub> [--session <sid>] | --jti <jti> [--expires <when>] | --token <token>|- | --all --before <when> | --bulk < <ndjson>",
+		Short: "Revokes a subject, one of its sessions, a jti, one exact token, many of them, or everything",
 		Long: `
 Revokes, on every replica sharing the instance's store:
 
@@ -111,6 +111,20 @@ Revokes, on every replica sharing the instance's store:
                                     now (e.g. 15m); default: the session TTL
   --token <token>|-                 one exact access or refresh token; "-"
                                     reads it from the first line of stdin
+  --all --before <when>             the global cutoff, for incident response:
+                                    every token of every subject issued at or
+                                    before <when>: now, a unix time, an RFC
+                                    3339 time or a duration from now (-10m)
+  --bulk                            many revocations, one JSON object a line
+                                    (NDJSON) read from stdin, each as the
+                                    admin API takes it: {"subject":"..."},
+                                    {"subject":"...","session":"..."},
+                                    {"jti":"...","expires":"1h"}, {"token":"..."}
+
+Every line of a bulk revocation is checked before the first is sent; they
+are then sent in parts of 10000 and applied in batches. When a part fails,
+the command says how many were applied (the first ones, in order); sending
+the same input again is harmless.
 
 A token given as an argument ends up in shell history and is visible in
 process listings: prefer --token - . Only a short hash of the token is
@@ -119,7 +133,9 @@ logged and printed.
 		Example: `  caddy revocation revoke --subject alice
   caddy revocation revoke --subject alice --session s1
   caddy revocation revoke --jti 5f2b8c --expires 1h
-  caddy revocation revoke --token - < token.txt`,
+  caddy revocation revoke --token - < token.txt
+  caddy revocation revoke --all --before now
+  caddy revocation revoke --bulk < revocations.ndjson`,
 		Args: cobra.NoArgs,
 		RunE: plainErrors(cmdRevoke),
 	}
@@ -128,6 +144,9 @@ logged and printed.
 	cmd.Flags().String("session", "", "Session (sid claim) of --subject to revoke")
 	cmd.Flags().String("jti", "", "Token id (jti claim) to revoke")
 	cmd.Flags().String("expires", "", "With --jti: when the entry may be dropped (unix time, RFC 3339, or duration from now)")
+	cmd.Flags().Bool("all", false, "Revoke every token of every subject issued at or before --before (the global cutoff)")
+	cmd.Flags().String("before", "", "With --all: the cutoff (now, unix time, RFC 3339, or duration from now such as -10m)")
+	cmd.Flags().Bool("bulk", false, "Read many revocations from stdin, one JSON object a line (NDJSON)")
 	cmd.Flags().String("token", "", `Exact token to revoke; "-" reads it from stdin`)
 	return cmd
 }
@@ -191,6 +210,24 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 		Session: fl.String("session"),
 		JTI:     fl.String("jti"),
 		Token:   fl.String("token"),
+		Expires: When(fl.String("expires")),
+		All:     fl.Bool("all"),
+		Before:  When(fl.String("before")),
+	}
+	if fl.Bool("bulk") {
+		if req != (AdminRevokeRequest{}) {
+			return 1, errors.New("--bulk takes its revocations from stdin only; give no other revocation flag")
+		}
+		return cmdRevokeBulk(fl)
+	}
+	if req.All || req.Before != "" {
+		if !req.All || req.Before == "" || req.Subject != "" || req.Session != "" || req.JTI != "" || req.Token != "" || req.Expires != "" {
+			return 1, errors.New("the global cutoff is --all --before <when> (e.g. --before now), and nothing else")
+		}
+		if _, err := parseBefore(string(req.Before), time.Now()); err != nil {
+			return 1, fmt.Errorf("--%w", err)
+		}
+		return sendRevoke(fl, &req)
 	}
 	switch req.Token {
 	case "":
@@ -203,15 +240,13 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 	default:
 		fmt.Fprintln(os.Stderr, "warning: a token given as an argument stays in shell history and shows in process listings; prefer --token - (stdin)")
 	}
-	if exp := fl.String("expires"); exp != "" {
+	if req.Expires != "" {
 		if req.JTI == "" {
 			return 1, errors.New("--expires applies to --jti only")
 		}
-		t, err := parseExpires(exp, time.Now())
-		if err != nil {
-			return 1, err
+		if _, err := parseExpires(string(req.Expires), time.Now()); err != nil {
+			return 1, fmt.Errorf("--%w", err)
 		}
-		req.Expires = t.Unix()
 	}
 	if req.Session != "" && req.Subject == "" {
 		return 1, errors.New("--session needs --subject: a session is revoked only together with its subject (--subject <sub> --session <sid>)")
@@ -221,8 +256,13 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 	case req.JTI != "" && req.Subject == "" && req.Session == "" && req.Token == "":
 	case req.Subject != "" && req.JTI == "" && req.Token == "":
 	default:
-		return 1, errors.New("give exactly one of: --subject [--session], --jti, --token")
+		return 1, errors.New("give exactly one of: --subject [--session], --jti, --token, --all --before, --bulk")
 	}
+	return sendRevoke(fl, &req)
+}
+
+// sendRevoke sends one revocation and prints what it did.
+func sendRevoke(fl caddycmd.Flags, req *AdminRevokeRequest) (int, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return 1, err
@@ -248,9 +288,79 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 		what = "jti " + strconv.Quote(req.JTI)
 	case "token":
 		what = "token"
+	case "all":
+		what = "every token of every subject issued at or before"
+		if out.Cutoff != nil {
+			what += " " + out.Cutoff.Format(time.RFC3339Nano)
+		}
 	}
 	fmt.Printf("revoked %s: %d entries in %d store(s) (request_id %s)\n", what, out.Entries, out.Stores, out.RequestID)
 	return 0, nil
+}
+
+// cmdRevokeBulk sends the revocations of an NDJSON input in parts.
+func cmdRevokeBulk(fl caddycmd.Flags) (int, error) {
+	reqs, err := readBulk(stdin, time.Now())
+	if err != nil {
+		return 1, err
+	}
+	applied, entries := 0, 0
+	var ids []string
+	for start := 0; start < len(reqs); start += cliBulkPart {
+		part := reqs[start:min(start+cliBulkPart, len(reqs))]
+		body, err := json.Marshal(part)
+		if err != nil {
+			return 1, err
+		}
+		status, resp, err := adminCall(fl, http.MethodPost, "/revocation/revoke", body)
+		var out AdminRevokeResponse
+		if err == nil {
+			_ = json.Unmarshal(resp, &out) // a refusal's body has "applied" too
+		}
+		if err != nil || status != http.StatusOK {
+			if err == nil {
+				err = fmt.Errorf("HTTP %d: %s", status, adminMessage(resp))
+			}
+			return 1, fmt.Errorf("bulk revocation stopped: the first %d of %d revocations are applied, the rest not (sending the same input again is harmless): %w", applied+out.Applied, len(reqs), err)
+		}
+		applied += out.Applied
+		entries += out.Entries
+		ids = append(ids, out.RequestID)
+	}
+	fmt.Printf("revoked %d revocations: %d entries (request_id %s)\n", applied, entries, strings.Join(ids, ", "))
+	return 0, nil
+}
+
+// readBulk reads and checks an NDJSON bulk revocation: one revocation
+// object a line, blank lines skipped. Any bad line fails the whole input,
+// so that nothing is sent.
+func readBulk(r io.Reader, now time.Time) ([]AdminRevokeRequest, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var out []AdminRevokeRequest
+	line := 0
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		var req AdminRevokeRequest
+		if err := decodeStrict(text, &req); err != nil {
+			return nil, fmt.Errorf("--bulk line %d: %w", line, err)
+		}
+		if _, err := req.order(now); err != nil {
+			return nil, fmt.Errorf("--bulk line %d: %w", line, err)
+		}
+		out = append(out, req)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--bulk: read line %d: %w", line+1, err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--bulk: no revocation in the input")
+	}
+	return out, nil
 }
 
 func cmdStatus(fl caddycmd.Flags) (int, error) {
@@ -274,15 +384,15 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 		return 0, nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STORE\tPREFIX\tREADY\tLOADED\tCONNECTED\tSTALE\tTOKEN\tJTI\tSESSION\tSUBJECT")
+	fmt.Fprintln(tw, "STORE\tPREFIX\tREADY\tLOADED\tCONNECTED\tSTALE\tTOKEN\tJTI\tSESSION\tSUBJECT\tGLOBAL")
 	for _, s := range st.Stores {
 		stale := "-"
 		if s.Store != "embedded" {
 			stale = (time.Duration(s.StaleFor * float64(time.Second))).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Describe, s.KeyPrefix,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Describe, s.KeyPrefix,
 			yesNo(s.Ready), yesNo(s.Loaded), yesNo(s.Connected), stale,
-			s.Entries["token"], s.Entries["jti"], s.Entries["session"], s.Entries["subject"])
+			s.Entries["token"], s.Entries["jti"], s.Entries["session"], s.Entries["subject"], s.Entries["global"])
 	}
 	if err := tw.Flush(); err != nil {
 		return 1, err
@@ -424,23 +534,6 @@ func readTokenLine(r io.Reader) (string, error) {
 		return "", errors.New("read token from stdin: empty line")
 	}
 	return tok, nil
-}
-
-// parseExpires reads a unix time, an RFC 3339 time or a duration from now.
-func parseExpires(s string, now time.Time) (time.Time, error) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0), nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		if d <= 0 {
-			return time.Time{}, fmt.Errorf("--expires %q: want a positive duration", s)
-		}
-		return now.Add(d), nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("--expires %q: want a unix time, an RFC 3339 time or a duration such as 1h", s)
 }
 
 func yesNo(b bool) string {

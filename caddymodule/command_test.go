@@ -113,7 +113,7 @@ func TestCommandErrorsArePlainText(t *testing.T) {
 		{"session without subject", revokeCommand, []string{"--session", "s1"},
 			"caddy revocation revoke: --session needs --subject: a session is revoked only together with its subject (--subject <sub> --session <sid>)\n"},
 		{"nothing to revoke", revokeCommand, nil,
-			"caddy revocation revoke: give exactly one of: --subject [--session], --jti, --token\n"},
+			"caddy revocation revoke: give exactly one of: --subject [--session], --jti, --token, --all --before, --bulk\n"},
 		{"expires without jti", revokeCommand, []string{"--subject", "alice", "--expires", "1h"},
 			"caddy revocation revoke: --expires applies to --jti only\n"},
 		{"unreachable instance", healthCommand, []string{"--address", "127.0.0.1:1", "--timeout", "2s"},

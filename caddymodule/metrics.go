@@ -38,7 +38,7 @@ const (
 )
 
 // blockReasons are the values of the reason label: what was revoked.
-var blockReasons = []string{"token", "jti", "session", "subject", "refresh_token"}
+var blockReasons = []string{"token", "jti", "session", "subject", "global", "refresh_token"}
 
 func initMetrics() {
 	metrics.once.Do(func() {
@@ -75,6 +75,12 @@ func initMetrics() {
 				"Seconds since the local denylist was last confirmed current (0 for the embedded store).", []string{"store", "prefix"}, nil),
 			up: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "store_up"),
 				"1 when the store is reachable and its local copy loaded.", []string{"store", "prefix"}, nil),
+			loading: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_loading"),
+				"1 while a full load of the local denylist runs (at start, or after falling behind the change feed).", []string{"store", "prefix"}, nil),
+			loadRead: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_load_entries"),
+				"Entries read so far by the full load under way (0 when none runs).", []string{"store", "prefix"}, nil),
+			loadExpect: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_load_expected_entries"),
+				"Upper estimate of the entries the full load under way reads (keys in the store when it began; 0 when unknown or none runs).", []string{"store", "prefix"}, nil),
 		}
 		metrics.blockedByWhat = make(map[string]prometheus.Counter, len(blockReasons))
 		for _, r := range blockReasons {
@@ -116,6 +122,13 @@ func countRevocation(endpoint string, entries []revocation.Entry) {
 	}
 }
 
+// countRevocationKinds records entries a revocation wrote, counted by kind.
+func countRevocationKinds(endpoint string, kinds map[revocation.Kind]int) {
+	for k, n := range kinds {
+		metrics.revocations.WithLabelValues(endpoint, k.String()).Add(float64(n))
+	}
+}
+
 func countEndpointError(dialect, code string) {
 	metrics.endpointErrs.WithLabelValues(dialect, code).Inc()
 }
@@ -146,13 +159,17 @@ func storeHooks(settings storeSettings) revocation.Hooks {
 // storeCollector reports per-store gauges at scrape time, for every store
 // in use in this process.
 type storeCollector struct {
-	entries, staleness, up *prometheus.Desc
+	entries, staleness, up        *prometheus.Desc
+	loading, loadRead, loadExpect *prometheus.Desc
 }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.entries
 	ch <- c.staleness
 	ch <- c.up
+	ch <- c.loading
+	ch <- c.loadRead
+	ch <- c.loadExpect
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -177,5 +194,12 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, h.Store, s.prefix)
+		loading, read, expect := 0.0, 0.0, 0.0
+		if p := h.Load; p != nil {
+			loading, read, expect = 1, float64(p.Entries), float64(p.Expected)
+		}
+		ch <- prometheus.MustNewConstMetric(c.loading, prometheus.GaugeValue, loading, h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.loadRead, prometheus.GaugeValue, read, h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.loadExpect, prometheus.GaugeValue, expect, h.Store, s.prefix)
 	})
 }

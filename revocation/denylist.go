@@ -1,6 +1,9 @@
 package revocation
 
 import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -20,6 +23,10 @@ const (
 	// BlockedSubject: its subject was revoked for tokens issued at or
 	// before a moment this token was issued at or before.
 	BlockedSubject
+	// BlockedGlobal: every subject was revoked (the global cutoff) for
+	// tokens issued at or before a moment this token was issued at or
+	// before.
+	BlockedGlobal
 )
 
 // String names the reason as logs and metrics spell it.
@@ -35,6 +42,8 @@ func (r Reason) String() string {
 		return "session"
 	case BlockedSubject:
 		return "subject"
+	case BlockedGlobal:
+		return "global"
 	}
 	return "unknown"
 }
@@ -71,20 +80,26 @@ type Identity struct {
 const numShards = 256
 
 // Denylist is the in-memory copy of the revocations that matter now. A
-// check is a handful of map lookups under read locks: no I/O, no
+// check is a handful of hash table lookups under read locks: no I/O, no
 // allocation, flat in cost from zero to tens of millions of entries.
 //
-// Plain entries (token, jti, session) cost one map slot of 16 bytes of key
-// and 4 bytes of expiry. Subject entries are rare and live in a map of
-// their own.
+// Plain entries (token, jti, session) cost one fixed-size record of 16
+// bytes of key and 4 bytes of expiry in a pointer-free table (see
+// plainTable), 24 to 30 bytes each with the table's free room. Subject
+// entries are rare and live in a map of their own.
 type Denylist struct {
 	shards [numShards]shard
 	counts [256]atomic.Int64 // by Kind byte
+
+	// global is the global cutoff entry, nil when there is none: one
+	// atomic load per check. globalMu serializes its writers.
+	global   atomic.Pointer[Entry]
+	globalMu sync.Mutex
 }
 
 type shard struct {
 	mu       sync.RWMutex
-	plain    map[Key]uint32 // expiry, unix seconds
+	plain    plainTable // expiry, unix seconds
 	subjects map[Key]Entry
 	_        [64]byte // keep neighbouring locks off one cache line
 }
@@ -92,8 +107,9 @@ type shard struct {
 // NewDenylist returns an empty denylist.
 func NewDenylist() *Denylist {
 	d := &Denylist{}
+	seed := [2]uint64{rand.Uint64(), rand.Uint64()}
 	for i := range d.shards {
-		d.shards[i].plain = make(map[Key]uint32)
+		d.shards[i].plain = newPlainTable(1, seed)
 		d.shards[i].subjects = make(map[Key]Entry)
 	}
 	return d
@@ -120,6 +136,10 @@ func clampExpiry(exp int64) uint32 {
 // feed brings it back.
 func (d *Denylist) Apply(entries ...Entry) {
 	for _, e := range entries {
+		if e.Kind() == KindGlobal {
+			d.applyGlobal(e)
+			continue
+		}
 		s := d.shard(e.Key)
 		s.mu.Lock()
 		if e.Kind() == KindSubject {
@@ -131,21 +151,36 @@ func (d *Denylist) Apply(entries ...Entry) {
 			}
 			s.subjects[e.Key] = e
 		} else {
-			exp := clampExpiry(e.Expires)
-			old, ok := s.plain[e.Key]
-			if !ok {
+			if s.plain.put(&e.Key, clampExpiry(e.Expires)) {
 				d.counts[e.Kind()].Add(1)
-			}
-			if !ok || exp > old {
-				s.plain[e.Key] = exp
 			}
 		}
 		s.mu.Unlock()
 	}
 }
 
+// applyGlobal merges the global cutoff entry, as a subject entry merges.
+func (d *Denylist) applyGlobal(e Entry) {
+	d.globalMu.Lock()
+	defer d.globalMu.Unlock()
+	e.Keep, e.KeepFloor = Key{}, 0
+	if old := d.global.Load(); old != nil {
+		e = mergeSubject(*old, e)
+	} else {
+		d.counts[KindGlobal].Add(1)
+	}
+	d.global.Store(&e)
+}
+
 // Lookup returns the live entry stored under k, if any.
 func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
+	if k.Kind() == KindGlobal {
+		g := d.global.Load()
+		if g == nil || g.Expires <= now || k != g.Key {
+			return Entry{}, false
+		}
+		return *g, true
+	}
 	s := d.shard(k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -156,7 +191,7 @@ func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
 		}
 		return e, true
 	}
-	exp, ok := s.plain[k]
+	exp, ok := s.plain.get(&k)
 	if !ok || int64(exp) <= now {
 		return Entry{}, false
 	}
@@ -167,7 +202,7 @@ func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
 func (d *Denylist) has(k Key, now int64) bool {
 	s := d.shard(k)
 	s.mu.RLock()
-	exp, ok := s.plain[k]
+	exp, ok := s.plain.get(&k)
 	s.mu.RUnlock()
 	return ok && int64(exp) > now
 }
@@ -193,6 +228,13 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 	}
 	if !id.Subject.IsZero() && d.subjectBlocks(id.Subject, id, now) {
 		return BlockedSubject
+	}
+	// The global cutoff applies to every token of a subject; a token
+	// naming none (an opaque credential) has no issue time to compare.
+	if !id.Subject.IsZero() || len(id.AltSubjects) > 0 {
+		if g := d.global.Load(); g != nil && g.Expires > now && id.Issued <= g.Cutoff {
+			return BlockedGlobal
+		}
 	}
 	if len(id.Alt) > 0 || len(id.AltSubjects) > 0 {
 		return d.checkAlternates(id, now)
@@ -240,6 +282,26 @@ func subjectBlocks(e *Entry, id *Identity) bool {
 	return !kept
 }
 
+// release frees the tables' memory at once (benchmarks); the denylist
+// must not be used after.
+func (d *Denylist) release() {
+	for i := range d.shards {
+		d.shards[i].plain.free()
+	}
+}
+
+// Bytes returns the memory the plain entries' tables hold.
+func (d *Denylist) Bytes() int64 {
+	var n int64
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.RLock()
+		n += s.plain.bytes()
+		s.mu.RUnlock()
+	}
+	return n
+}
+
 // Len returns the number of entries of one kind, including expired ones
 // not yet swept.
 func (d *Denylist) Len(k Kind) int64 { return d.counts[k].Load() }
@@ -260,13 +322,10 @@ func (d *Denylist) Sweep(now int64) int {
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.Lock()
-		for k, exp := range s.plain {
-			if int64(exp) <= now {
-				delete(s.plain, k)
-				d.counts[k.Kind()].Add(-1)
-				removed++
-			}
-		}
+		s.plain.sweep(now, func(k Key) {
+			d.counts[k.Kind()].Add(-1)
+			removed++
+		})
 		for k, e := range s.subjects {
 			if e.Expires <= now {
 				delete(s.subjects, k)
@@ -276,21 +335,31 @@ func (d *Denylist) Sweep(now int64) int {
 		}
 		s.mu.Unlock()
 	}
+	d.globalMu.Lock()
+	if g := d.global.Load(); g != nil && g.Expires <= now {
+		d.global.Store(nil)
+		d.counts[KindGlobal].Add(-1)
+		removed++
+	}
+	d.globalMu.Unlock()
 	return removed
 }
 
 // Entries calls f for every live entry until f returns false. It is meant
 // for tests and diagnostics, not for the request path.
 func (d *Denylist) Entries(now int64, f func(Entry) bool) {
+	if g := d.global.Load(); g != nil && g.Expires > now && !f(*g) {
+		return
+	}
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.RLock()
 		var batch []Entry
-		for k, exp := range s.plain {
+		s.plain.each(func(lo, hi uint64, exp uint32) {
 			if int64(exp) > now {
-				batch = append(batch, Entry{Key: k, Expires: int64(exp)})
+				batch = append(batch, Entry{Key: wordsKey(lo, hi), Expires: int64(exp)})
 			}
-		}
+		})
 		for _, e := range s.subjects {
 			if e.Expires > now {
 				batch = append(batch, e)
@@ -303,4 +372,89 @@ func (d *Denylist) Entries(now int64, f func(Entry) bool) {
 			}
 		}
 	}
+}
+
+// plainRecordSize is the size of one plain entry in a snapshot: the key,
+// then the expiry as a little-endian uint32.
+const plainRecordSize = 20
+
+// exportPlain writes every live plain entry as a fixed-size record into
+// chunks of at most chunkBytes, handing each chunk to flush (which may
+// keep it: every chunk is a new slice). It locks one shard at a time.
+func (d *Denylist) exportPlain(now int64, chunkBytes int, flush func([]byte) error) error {
+	chunkBytes = max(chunkBytes/plainRecordSize, 1) * plainRecordSize
+	buf := make([]byte, 0, chunkBytes)
+	var err error
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.RLock()
+		s.plain.each(func(lo, hi uint64, exp uint32) {
+			if int64(exp) <= now || err != nil {
+				return
+			}
+			buf = binary.LittleEndian.AppendUint64(buf, lo)
+			buf = binary.LittleEndian.AppendUint64(buf, hi)
+			buf = binary.LittleEndian.AppendUint32(buf, exp)
+			if len(buf) == chunkBytes {
+				err = flush(buf)
+				buf = make([]byte, 0, chunkBytes)
+			}
+		})
+		s.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+	}
+	if len(buf) > 0 {
+		return flush(buf)
+	}
+	return nil
+}
+
+// importPlain applies the records of one snapshot chunk, skipping those
+// expired at now, and returns how many it applied.
+func (d *Denylist) importPlain(chunk []byte, now int64) (int, error) {
+	if len(chunk)%plainRecordSize != 0 {
+		return 0, fmt.Errorf("snapshot chunk of %d bytes: not a whole number of %d-byte records", len(chunk), plainRecordSize)
+	}
+	batch := make([]Entry, 0, 1024)
+	n := 0
+	for off := 0; off < len(chunk); off += plainRecordSize {
+		var k Key
+		copy(k[:], chunk[off:off+16])
+		exp := int64(binary.LittleEndian.Uint32(chunk[off+16:]))
+		if exp <= now {
+			continue
+		}
+		if kind := k.Kind(); !kind.Valid() || kind.hasCutoff() {
+			return n, fmt.Errorf("snapshot record %d: key %s is not a plain entry", off/plainRecordSize, k)
+		}
+		batch = append(batch, Entry{Key: k, Expires: exp})
+		if len(batch) == cap(batch) {
+			d.Apply(batch...)
+			n += len(batch)
+			batch = batch[:0]
+		}
+	}
+	d.Apply(batch...)
+	return n + len(batch), nil
+}
+
+// cutoffEntries returns the live subject entries and the global entry.
+func (d *Denylist) cutoffEntries(now int64) []Entry {
+	var out []Entry
+	if g := d.global.Load(); g != nil && g.Expires > now {
+		out = append(out, *g)
+	}
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.RLock()
+		for _, e := range s.subjects {
+			if e.Expires > now {
+				out = append(out, e)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return out
 }

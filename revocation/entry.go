@@ -16,7 +16,8 @@ type Entry struct {
 	// the session TTL.
 	Expires int64
 
-	// The fields below are meaningful for subject entries only.
+	// The fields below are meaningful for subject entries, and Cutoff for
+	// the global entry too (which keeps no session).
 
 	// Cutoff, in unix milliseconds: the subject's tokens issued at or
 	// before it are revoked.
@@ -34,7 +35,7 @@ func (e Entry) Kind() Kind { return e.Key.Kind() }
 
 // Value encodes everything but the key, as stored in Redis.
 func (e Entry) Value() string {
-	if e.Kind() != KindSubject {
+	if !e.Kind().hasCutoff() {
 		return strconv.FormatInt(e.Expires, 10)
 	}
 	keep := "-"
@@ -44,13 +45,17 @@ func (e Entry) Value() string {
 	return fmt.Sprintf("%d:%d:%s:%d", e.Expires, e.Cutoff, keep, e.KeepFloor)
 }
 
+// hasCutoff reports whether entries of the kind carry a cutoff (and the
+// subject entry's other fields) in their value.
+func (k Kind) hasCutoff() bool { return k == KindSubject || k == KindGlobal }
+
 // Record encodes the entry as one change-feed record, "<key>=<value>".
 func (e Entry) Record() string { return e.Key.String() + "=" + e.Value() }
 
 // ParseEntry decodes an entry from its key and Value form.
 func ParseEntry(k Key, value string) (Entry, error) {
 	e := Entry{Key: k}
-	if k.Kind() != KindSubject {
+	if !k.Kind().hasCutoff() {
 		exp, err := strconv.ParseInt(value, 10, 64)
 		if err != nil {
 			return e, fmt.Errorf("entry %s: expiry %q: %w", k, value, err)
@@ -70,6 +75,9 @@ func ParseEntry(k Key, value string) (Entry, error) {
 		return e, fmt.Errorf("entry %s: cutoff: %w", k, err)
 	}
 	if parts[2] != "-" {
+		if k.Kind() != KindSubject {
+			return e, fmt.Errorf("entry %s: a %s entry keeps no session", k, k.Kind())
+		}
 		if e.Keep, err = ParseKey(parts[2]); err != nil {
 			return e, fmt.Errorf("entry %s: kept session: %w", k, err)
 		}

@@ -29,10 +29,14 @@ const (
 	// KindSubject revokes every token of one subject issued at or before a
 	// moment, except (optionally) the tokens of one kept session.
 	KindSubject Kind = 'u'
+	// KindGlobal revokes every token of every subject issued at or before
+	// a moment (the global cutoff, for incident response). There is one
+	// such entry at most, under GlobalKey().
+	KindGlobal Kind = 'g'
 )
 
 // Kinds lists every kind, in the order reports use.
-var Kinds = []Kind{KindToken, KindJTI, KindSession, KindSubject}
+var Kinds = []Kind{KindToken, KindJTI, KindSession, KindSubject, KindGlobal}
 
 // String names the kind as logs, metrics and the admin API spell it.
 func (k Kind) String() string {
@@ -45,6 +49,8 @@ func (k Kind) String() string {
 		return "session"
 	case KindSubject:
 		return "subject"
+	case KindGlobal:
+		return "global"
 	}
 	return "unknown"
 }
@@ -52,7 +58,7 @@ func (k Kind) String() string {
 // Valid reports whether k is one of the defined kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindToken, KindJTI, KindSession, KindSubject:
+	case KindToken, KindJTI, KindSession, KindSubject, KindGlobal:
 		return true
 	}
 	return false
@@ -191,6 +197,9 @@ const issuerSessionDomain Kind = 'i'
 
 // SubjectKey returns the denylist key of a subject.
 func SubjectKey(subject string) Key { return derive(KindSubject, subject, "") }
+
+// GlobalKey returns the key of the one global cutoff entry.
+func GlobalKey() Key { return derive(KindGlobal, "", "") }
 
 // derive hashes kind, a and b with unambiguous separators. The lengths are
 // written out so that ("ab","c") and ("a","bc") can never meet.

@@ -98,22 +98,39 @@ func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, no
 		}
 		res.Entries = append(res.Entries, Entry{Key: p.Key, Expires: exp})
 	}
-	if s := c.Subject; s != nil {
+	// A subject cut merges with the one before it, in store order: an
+	// earlier cut of the same change counts as before it.
+	planned := make(map[Key]Entry)
+	for _, s := range c.cuts() {
 		exp := nowSec + ttlSeconds(s.TTL)
 		cutoff := nowMs
 		if s.At > 0 && s.At < nowMs {
 			cutoff = s.At
 		}
 		e := Entry{Key: s.Subject, Expires: exp, Cutoff: cutoff, Keep: s.Keep}
-		if old, ok := dl.Lookup(s.Subject, nowSec); ok {
+		if old, ok := planned[s.Subject]; ok {
+			e = cutSubject(old, e)
+		} else if old, ok := dl.Lookup(s.Subject, nowSec); ok {
 			e = cutSubject(old, e)
 		}
+		planned[s.Subject] = e
 		res.Entries = append(res.Entries, e)
 		for _, sess := range seen(s.Subject, nowSec) {
 			if sess != s.Keep {
 				res.Entries = append(res.Entries, Entry{Key: sess, Expires: exp})
 			}
 		}
+	}
+	if g := c.Global; g != nil {
+		e := Entry{Key: GlobalKey(), Expires: nowSec + ttlSeconds(g.TTL), Cutoff: g.Before}
+		if e.Cutoff == 0 {
+			e.Cutoff = nowMs
+		}
+		if old, ok := dl.Lookup(e.Key, nowSec); ok {
+			e.Cutoff = max(e.Cutoff, old.Cutoff)
+			e.Expires = max(e.Expires, old.Expires)
+		}
+		res.Entries = append(res.Entries, e)
 	}
 	return res
 }

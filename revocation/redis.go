@@ -21,16 +21,20 @@ import (
 // one Cluster slot (the denylist is small; Cluster gives it failover, not
 // sharding):
 //
-//	<prefix>{dl}:<t|j|s|u>:<key>   one entry, value as Entry.Value, EXAT its expiry
-//	<prefix>{dl}:feed               the change feed, a stream trimmed to FeedMaxLen
+//	<prefix>{dl}:<t|j|s|u|g>:<key> one entry, value as Entry.Value, EXAT its expiry
+//	<prefix>{dl}:feed               the change feed, a stream trimmed by age (FeedRetention), capped at FeedMaxLen
+//	<prefix>{dl}:snap               the header of the latest snapshot of the denylist
+//	<prefix>{dl}:snap:<id>:<n|x>    its chunks: fixed-size plain records, and cutoff records
 //	<prefix>{dl}:seen:<subject>     sessions in use, for subject revocations:
 //	                                a sorted set scored by expiry (unix s)
 //	<prefix>{dl}:once:<name>        one-time values (DPoP proof jtis)
 //
 // Every key expires, and the feed is capped (XADD MAXLEN ~), so Redis
-// memory is bounded by the live revocations plus FeedMaxLen feed entries.
+// memory is bounded by the live revocations, one snapshot of them (20 bytes
+// a plain entry), and the feed's retention.
 //
-// A replica loads every entry at start (SCAN and MGET, on every master in
+// A replica loads the latest snapshot, when the feed still holds its
+// position, else every entry key (SCAN and MGET, on every master in
 // Cluster mode), then follows the feed with a blocking XREAD. Each read
 // is pipelined behind a check, on the same connection, that the feed
 // still holds the last entry applied: so a read that lands on another
@@ -43,23 +47,38 @@ type RedisStore struct {
 	base   string
 	feed   string
 	maxLen int64
-	block  atomic.Int64 // XREAD BLOCK, nanoseconds; see LimitBlock
-	dl     *Denylist
-	log    *slog.Logger
-	now    func() time.Time
-	hooks  Hooks
+	retain time.Duration
+	// snapEvery is how often a snapshot is written (negative: never).
+	snapEvery time.Duration
+	// loadSource says where the last full load read: "snapshot" or "keys".
+	loadSource string
+	block      atomic.Int64 // XREAD BLOCK, nanoseconds; see LimitBlock
+	dl         *Denylist
+	log        *slog.Logger
+	now        func() time.Time
+	hooks      Hooks
 
-	mu        sync.Mutex
-	own       map[string]struct{} // feed ids this replica wrote, not yet read back
-	lastID    string              // last feed entry applied ("" before the first load)
-	applied   int64               // feed entries added up to lastID (XINFO entries-added)
-	loaded    bool
-	state     int // linkUnknown, linkUp or linkDown
-	lastErr   string
-	confirmed atomic.Int64 // unix nanoseconds; read on every request
+	mu      sync.Mutex
+	own     map[string]struct{} // feed ids this replica wrote, not yet read back
+	lastID  string              // last feed entry applied ("" before the first load)
+	applied int64               // feed entries added up to lastID (XINFO entries-added)
+	loaded  bool
+	state   int // linkUnknown, linkUp or linkDown
+
+	// Progress of the full load under way, if any.
+	loading    atomic.Bool
+	loadRead   atomic.Int64  // entries read so far
+	loadExpect atomic.Int64  // keys in the database when it began: an upper estimate
+	loadStart  atomic.Int64  // unix nanoseconds
+	firstLoad  chan struct{} // closed at the first confirmation
+	firstDone  atomic.Bool
+	lastErr    string
+	confirmed  atomic.Int64 // unix nanoseconds; read on every request
 
 	notes    chan note
 	recent   map[[2]Key]int64 // notes queued here lately: session -> expiry
+	commits  chan *pendingCommit
+	done     context.Context // ends when the store closes
 	stop     context.CancelFunc
 	finished sync.WaitGroup
 
@@ -106,7 +125,16 @@ type RedisOptions struct {
 	// KeyPrefix starts every key. Default "revocation:". A hash tag ("{x}")
 	// in it replaces the default one.
 	KeyPrefix string
-	// FeedMaxLen bounds the change feed (approximate, XADD MAXLEN ~).
+	// FeedRetention is how long the change feed keeps an entry: long
+	// enough for a replica to load (from the snapshot or key by key) and
+	// resume from where its load began. Default five minutes.
+	FeedRetention time.Duration
+	// SnapshotEvery is how often one of the replicas writes a snapshot
+	// of the denylist into Redis, from which another loads with a few
+	// large reads. Default one minute; negative: never.
+	SnapshotEvery time.Duration
+	// FeedMaxLen caps the change feed (approximate, XTRIM MAXLEN ~) when
+	// a storm outgrows FeedRetention.
 	// Default 100000. A replica that falls further behind reloads in full.
 	FeedMaxLen int64
 	// Block is how long one XREAD waits for news; it is also the longest
@@ -114,9 +142,11 @@ type RedisOptions struct {
 	// current. It must be shorter than the client's read timeout, since
 	// the read is pipelined. Default one second; LimitBlock lowers it.
 	Block time.Duration
-	// InitialLoad bounds the synchronous first load; if Redis does not
-	// answer in time the store starts anyway, not yet loaded, and keeps
-	// trying in the background. Default five seconds.
+	// InitialLoad is how long NewRedisStore waits for the first full load
+	// before it returns. The load never stops for it: a store that returns
+	// before its first load completes goes on loading in the background
+	// (Health reports the progress), and retries while Redis is
+	// unreachable. Default one second; negative: do not wait.
 	InitialLoad time.Duration
 	// SweepEvery is how often expired local entries are dropped. Default
 	// one minute.
@@ -147,13 +177,19 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		opts.KeyPrefix = "revocation:"
 	}
 	if opts.FeedMaxLen <= 0 {
-		opts.FeedMaxLen = 100000
+		opts.FeedMaxLen = 1_000_000
+	}
+	if opts.FeedRetention <= 0 {
+		opts.FeedRetention = 5 * time.Minute
+	}
+	if opts.SnapshotEvery == 0 {
+		opts.SnapshotEvery = time.Minute
 	}
 	if opts.Block <= 0 {
 		opts.Block = time.Second
 	}
-	if opts.InitialLoad <= 0 {
-		opts.InitialLoad = 5 * time.Second
+	if opts.InitialLoad == 0 {
+		opts.InitialLoad = time.Second
 	}
 	if opts.SweepEvery <= 0 {
 		opts.SweepEvery = time.Minute
@@ -171,6 +207,8 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		base:        base,
 		feed:        base + "feed",
 		maxLen:      opts.FeedMaxLen,
+		retain:      opts.FeedRetention,
+		snapEvery:   opts.SnapshotEvery,
 		dl:          NewDenylist(),
 		log:         opts.Logger,
 		now:         opts.Now,
@@ -178,41 +216,59 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		notes:       make(chan note, 4096),
 		own:         make(map[string]struct{}),
 		stop:        cancel,
+		firstLoad:   make(chan struct{}),
+		commits:     make(chan *pendingCommit),
+		done:        ctx,
 		ctx:         ctx,
 		initialLoad: opts.InitialLoad,
 		sweepEvery:  opts.SweepEvery,
 		started:     make(chan struct{}),
 	}
 	s.block.Store(int64(max(opts.Block, minBlock)))
+	// The commit workers open no connection until a revocation comes.
+	s.finished.Add(commitWorkers)
+	for range commitWorkers {
+		go s.commitLoop(ctx)
+	}
 	if !opts.Deferred {
 		s.Start()
 	}
 	return s
 }
 
-// Start loads the denylist (or gives up waiting after InitialLoad, and
-// goes on trying in the background) and starts following the change
-// feed. Only the first call does anything; later calls return at once.
+// Start starts loading the denylist and following the change feed, and
+// waits up to InitialLoad for the first load: a replica with a small
+// denylist starts with all of it, while a long load goes on in the
+// background, with no deadline that would abort it and start it again
+// from zero. Only the first call does anything; later calls return at
+// once. A deferred store (RedisOptions.Deferred) opens no connection
+// before it.
 func (s *RedisStore) Start() {
 	s.startOnce.Do(func() {
 		defer close(s.started)
 		if s.ctx.Err() != nil {
 			return // closed before it was started
 		}
-		// The first load is synchronous so that a replica starts with the
-		// whole denylist when Redis is there; when it is not, the replica
-		// starts empty and not ready, and follow loads it once Redis
-		// answers.
-		loadCtx, cancelLoad := context.WithTimeout(s.ctx, s.initialLoad)
-		if err := s.fullLoad(loadCtx); err != nil {
-			s.setDown("initial load", err)
-		}
-		cancelLoad()
-
 		s.finished.Add(3)
 		go s.follow(s.ctx)
 		go s.writeNotes(s.ctx)
 		go s.sweep(s.ctx, s.sweepEvery)
+		if s.snapEvery > 0 {
+			s.finished.Add(1)
+			go s.snapshotLoop(s.ctx)
+		}
+		if s.initialLoad > 0 {
+			t := time.NewTimer(s.initialLoad)
+			select {
+			case <-s.firstLoad:
+			case <-t.C:
+				if s.loading.Load() {
+					s.log.Info("denylist still loading from redis; serving meanwhile as on_store_down says",
+						"entries_so_far", s.loadRead.Load(), "keys_in_db", s.loadExpect.Load())
+				}
+			}
+			t.Stop()
+		}
 	})
 }
 
@@ -227,48 +283,180 @@ func (s *RedisStore) entryKey(k Key) string {
 	return s.base + string(rune(k.Kind())) + ":" + k.String()
 }
 
-// Commit implements Store: one script call, then the local copy.
+// Commit implements Store: the change joins the next script call (alone
+// when Redis keeps up, with others committed meanwhile under load), then
+// the local copy.
 func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
-	keys := []string{s.feed}
-	args := make([]any, 0, 4+4*len(c.Puts)+4)
-	args = append(args, s.base, s.maxLen, len(c.Puts))
-	for _, p := range c.Puts {
-		if p.Key.Kind() == KindSubject {
-			return Result{}, fmt.Errorf("commit: put of a subject key; use SubjectCut")
-		}
-		keys = append(keys, s.entryKey(p.Key))
-		args = append(args, string(rune(p.Key.Kind())), p.Key.String(), p.Expires, ttlSeconds(p.TTL))
+	p := &pendingCommit{ctx: ctx, puts: len(c.Puts), reply: make(chan commitReply, 1)}
+	if err := s.encodeChange(&c, p); err != nil {
+		return Result{}, err
 	}
-	if sc := c.Subject; sc != nil {
+	select {
+	case s.commits <- p:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, ctx.Err())
+	case <-s.done.Done():
+		return Result{}, fmt.Errorf("commit revocation: %w: store closed", ErrUnavailable)
+	}
+	select {
+	case r := <-p.reply:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The batch may still be applied: as with any request that timed
+		// out, the caller cannot tell.
+		return Result{}, fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// pendingCommit is one change waiting for its batch.
+type pendingCommit struct {
+	ctx   context.Context
+	keys  []string
+	args  []any
+	puts  int
+	cost  int
+	reply chan commitReply
+}
+
+type commitReply struct {
+	res Result
+	err error
+}
+
+// The bounds of one commit batch: enough to carry a storm in few script
+// calls, small enough that one call does not hold Redis up for long.
+const (
+	commitWorkers  = 4
+	maxBatchCost   = 2000 // puts and cuts
+	maxBatchChange = 512
+)
+
+// encodeChange writes a change's part of the script's keys and arguments.
+func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
+	p.args = append(p.args, len(c.Puts))
+	for _, put := range c.Puts {
+		if !put.Key.Kind().Valid() || put.Key.Kind().hasCutoff() {
+			return fmt.Errorf("commit: put of a %s key; use SubjectCut or GlobalCut", put.Key.Kind())
+		}
+		p.keys = append(p.keys, s.entryKey(put.Key))
+		p.args = append(p.args, string(rune(put.Key.Kind())), put.Key.String(), put.Expires, ttlSeconds(put.TTL))
+	}
+	cuts := c.cuts()
+	p.args = append(p.args, len(cuts))
+	for _, sc := range cuts {
+		if sc.Subject.Kind() != KindSubject || (!sc.Keep.IsZero() && sc.Keep.Kind() != KindSession) {
+			return fmt.Errorf("commit: subject cut of a %s key keeping a %s key", sc.Subject.Kind(), sc.Keep.Kind())
+		}
 		keep := "-"
 		if !sc.Keep.IsZero() {
 			keep = sc.Keep.String()
 		}
-		keys = append(keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
-		args = append(args, "1", sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At)
-	} else {
-		args = append(args, "0")
+		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
+		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At)
 	}
+	if g := c.Global; g != nil {
+		gk := GlobalKey()
+		p.keys = append(p.keys, s.entryKey(gk))
+		p.args = append(p.args, "1", gk.String(), max(g.Before, 0), ttlSeconds(g.TTL))
+	} else {
+		p.args = append(p.args, "0")
+	}
+	p.cost = 1 + len(c.Puts) + len(cuts)
+	return nil
+}
 
+// commitLoop sends waiting changes to Redis: the first that comes, with
+// whatever else is waiting by then, as one script call.
+func (s *RedisStore) commitLoop(ctx context.Context) {
+	defer s.finished.Done()
+	for {
+		var first *pendingCommit
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-s.commits:
+		}
+		batch, cost := []*pendingCommit{first}, first.cost
+	drain:
+		for cost < maxBatchCost && len(batch) < maxBatchChange {
+			select {
+			case p := <-s.commits:
+				batch = append(batch, p)
+				cost += p.cost
+			default:
+				break drain
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch runs one script call for a batch and answers each change.
+func (s *RedisStore) commitBatch(batch []*pendingCommit) {
+	live := batch[:0]
+	var deadline time.Time
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.reply <- commitReply{err: fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, err)}
+			continue
+		}
+		live = append(live, p)
+		if d, ok := p.ctx.Deadline(); !ok {
+			deadline = time.Now().Add(time.Minute)
+		} else if d.After(deadline) {
+			deadline = d
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The batch lives as long as the most patient of its callers.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(live[0].ctx), deadline)
+	defer cancel()
+	keys := []string{s.feed}
+	args := []any{s.base, s.maxLen, s.retain.Milliseconds(), len(live)}
+	for _, p := range live {
+		keys = append(keys, p.keys...)
+		args = append(args, p.args...)
+	}
+	fail := func(err error) {
+		for _, p := range live {
+			p.reply <- commitReply{err: err}
+		}
+	}
 	reply, err := commitScript.Run(ctx, s.client, keys, args...).StringSlice()
 	if err != nil {
 		s.opError("commit", err)
-		return Result{}, fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, err)
+		fail(fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, err))
+		return
 	}
-	if len(reply) != 4 || len(reply[2]) != len(c.Puts) {
-		return Result{}, fmt.Errorf("commit revocation: unexpected reply of %d parts", len(reply))
+	if len(reply) != 2+2*len(live) {
+		fail(fmt.Errorf("commit revocation: unexpected reply of %d parts for %d changes", len(reply), len(live)))
+		return
 	}
-	res := Result{Existed: make([]bool, len(c.Puts))}
-	if res.Time, err = strconv.ParseInt(reply[1], 10, 64); err != nil {
-		return Result{}, fmt.Errorf("commit revocation: server time %q: %w", reply[1], err)
+	at, err := strconv.ParseInt(reply[1], 10, 64)
+	if err != nil {
+		fail(fmt.Errorf("commit revocation: server time %q: %w", reply[1], err))
+		return
 	}
-	for i := range c.Puts {
-		res.Existed[i] = reply[2][i] == '1'
+	results := make([]commitReply, len(live))
+	for i, p := range live {
+		existed, recs := reply[2+2*i], reply[3+2*i]
+		if len(existed) != p.puts {
+			results[i].err = fmt.Errorf("commit revocation: %d existed flags for %d puts", len(existed), p.puts)
+			continue
+		}
+		res := Result{Existed: make([]bool, p.puts), Time: at}
+		for j := range res.Existed {
+			res.Existed[j] = existed[j] == '1'
+		}
+		if res.Entries, err = ParseRecords(recs); err != nil {
+			results[i].err = fmt.Errorf("commit revocation: %w", err)
+			continue
+		}
+		s.dl.Apply(res.Entries...)
+		results[i].res = res
 	}
-	if res.Entries, err = ParseRecords(reply[3]); err != nil {
-		return Result{}, fmt.Errorf("commit revocation: %w", err)
-	}
-	s.dl.Apply(res.Entries...)
 	if reply[0] != "" {
 		s.mu.Lock()
 		if len(s.own) >= maxOwnIDs {
@@ -277,7 +465,9 @@ func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
 		s.own[reply[0]] = struct{}{}
 		s.mu.Unlock()
 	}
-	return res, nil
+	for i, p := range live {
+		p.reply <- results[i]
+	}
 }
 
 // maxOwnIDs bounds the feed ids remembered as this replica's own writes.
@@ -385,13 +575,21 @@ func (s *RedisStore) Remember(ctx context.Context, key string, ttl time.Duration
 func (s *RedisStore) Health() Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Health{
+	h := Health{
 		Store:     "redis",
 		Loaded:    s.loaded,
 		Connected: s.state == linkUp,
 		Confirmed: s.confirmedAt(),
 		LastError: s.lastErr,
 	}
+	if s.loading.Load() {
+		h.Load = &LoadProgress{
+			Entries:  s.loadRead.Load(),
+			Expected: s.loadExpect.Load(),
+			Started:  time.Unix(0, s.loadStart.Load()),
+		}
+	}
+	return h
 }
 
 func (s *RedisStore) confirmedAt() time.Time {
@@ -457,16 +655,18 @@ func (s *RedisStore) follow(ctx context.Context) {
 		loaded := s.loaded
 		s.mu.Unlock()
 		var err error
+		op := "load denylist"
 		if !loaded {
 			err = s.fullLoad(ctx)
 		}
 		if err == nil {
+			op = "follow feed"
 			err = s.read(ctx, func() { pause = minPause })
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		s.setDown("follow feed", err)
+		s.setDown(op, err)
 		select {
 		case <-ctx.Done():
 			return
@@ -626,10 +826,24 @@ func feedInfoResult(cmd *redis.XInfoStreamCmd) (*redis.XInfoStream, bool, error)
 // anything written during the scan is applied again from the feed.
 func (s *RedisStore) fullLoad(ctx context.Context) error {
 	start := s.now()
+	s.loadRead.Store(0)
+	s.loadExpect.Store(0)
+	s.loadStart.Store(start.UnixNano())
+	s.loading.Store(true)
+	defer s.loading.Store(false)
+	if ok, err := s.loadSnapshot(ctx, start); ok {
+		return nil
+	} else if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("denylist snapshot unusable; loading entry by entry", "error", err)
+	}
 	info, exists, err := s.feedInfo(ctx)
 	if err != nil {
 		return err
 	}
+	s.loadExpect.Store(s.dbSize(ctx))
 	from, added := "0-0", int64(0)
 	if exists {
 		from, added = info.LastGeneratedID, info.EntriesAdded
@@ -652,70 +866,125 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load denylist: %w", err)
 	}
+	// Healthy and no longer loading before loaded, so that Health never
+	// shows a loaded copy on a link still reported down.
+	s.setUp()
+	s.loading.Store(false)
 	s.mu.Lock()
 	s.lastID, s.applied = from, added
 	s.loaded = true
+	s.loadSource = "keys"
 	s.mu.Unlock()
-	// SCAN returns every key that exists throughout the scan, so whatever
-	// was committed before the load began is in the local copy now.
-	s.confirm(start)
 	took := s.now().Sub(start)
-	s.log.Info("denylist loaded from redis", "entries", total.Load(), "took", took.String())
+	s.log.Info("denylist loaded from redis", "source", "keys", "entries", total.Load(), "took", took.String())
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(int(total.Load()), took)
 	}
-	s.setUp()
+	// SCAN returns every key that exists throughout the scan, so whatever
+	// was committed before the load began is in the local copy now. The
+	// first confirmation ends NewRedisStore's wait.
+	s.confirm(start)
 	return nil
 }
 
+// scanInto reads every entry key of one server: SCAN pages go to a few
+// readers that fetch their values (MGET) while the scan goes on, so the
+// round trips overlap.
 func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int, error) {
-	pattern := globEscape(s.base) + "[tjsu]:*"
-	n := 0
-	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		vals, err := c.MGet(ctx, batch...).Result()
-		if err != nil {
-			return fmt.Errorf("read entries: %w", err)
-		}
-		entries := make([]Entry, 0, len(batch))
-		for i, v := range vals {
-			str, ok := v.(string)
-			if !ok {
-				continue // expired between SCAN and MGET
-			}
-			k, err := ParseKey(batch[i][len(s.base)+2:])
-			if err != nil {
-				s.log.Warn("skipping unreadable denylist key", "key", batch[i], "error", err)
-				continue
-			}
-			e, err := ParseEntry(k, str)
-			if err != nil {
-				s.log.Warn("skipping unreadable denylist entry", "key", batch[i], "error", err)
-				continue
-			}
-			entries = append(entries, e)
-		}
-		s.dl.Apply(entries...)
-		n += len(entries)
-		batch = batch[:0]
-		return nil
+	const readers, page = 3, 1000
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		n     atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+		pages = make(chan []string, readers)
+	)
+	fail := func(err error) {
+		once.Do(func() { first = err; cancel() })
 	}
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range pages {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				got, err := s.readEntries(ctx, c, batch)
+				n.Add(int64(got))
+				if err != nil {
+					fail(err)
+				}
+			}
+		}()
+	}
+	pattern := globEscape(s.base) + "[tjsug]:*"
+	iter := c.Scan(ctx, 0, pattern, page).Iterator()
+	batch := make([]string, 0, page)
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return n, err
-			}
+		if len(batch) == page {
+			pages <- batch
+			batch = make([]string, 0, page)
 		}
 	}
-	if err := iter.Err(); err != nil {
-		return n, fmt.Errorf("scan entries: %w", err)
+	if len(batch) > 0 {
+		pages <- batch
 	}
-	return n, flush()
+	close(pages)
+	wg.Wait()
+	if err := iter.Err(); err != nil && first == nil {
+		return int(n.Load()), fmt.Errorf("scan entries: %w", err)
+	}
+	return int(n.Load()), first
+}
+
+// readEntries reads the values of entry keys and applies them.
+func (s *RedisStore) readEntries(ctx context.Context, c redis.UniversalClient, keys []string) (int, error) {
+	vals, err := c.MGet(ctx, keys...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("read entries: %w", err)
+	}
+	entries := make([]Entry, 0, len(keys))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // expired between SCAN and MGET
+		}
+		k, err := ParseKey(keys[i][len(s.base)+2:])
+		if err != nil {
+			s.log.Warn("skipping unreadable denylist key", "key", keys[i], "error", err)
+			continue
+		}
+		e, err := ParseEntry(k, str)
+		if err != nil {
+			s.log.Warn("skipping unreadable denylist entry", "key", keys[i], "error", err)
+			continue
+		}
+		entries = append(entries, e)
+	}
+	s.dl.Apply(entries...)
+	s.loadRead.Add(int64(len(entries)))
+	return len(entries), nil
+}
+
+// dbSize counts the keys of the database (of every master in Cluster
+// mode), an upper estimate of the entries a full load reads; zero when
+// Redis will not say.
+func (s *RedisStore) dbSize(ctx context.Context) int64 {
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		var total atomic.Int64
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			n, err := node.DBSize(ctx).Result()
+			total.Add(n)
+			return err
+		})
+		return total.Load()
+	}
+	n, _ := s.client.DBSize(ctx).Result()
+	return n
 }
 
 func (s *RedisStore) sweep(ctx context.Context, d time.Duration) {
@@ -723,13 +992,18 @@ func (s *RedisStore) sweep(ctx context.Context, d time.Duration) {
 	every(ctx, d, func() { s.dl.Sweep(s.now().Unix()) })
 }
 
+// confirm records that the local copy held every revocation committed
+// before at. The first confirmation ends NewRedisStore's wait.
 func (s *RedisStore) confirm(at time.Time) {
 	n := at.UnixNano()
 	for {
 		old := s.confirmed.Load()
 		if n <= old || s.confirmed.CompareAndSwap(old, n) {
-			return
+			break
 		}
+	}
+	if s.firstDone.CompareAndSwap(false, true) {
+		close(s.firstLoad)
 	}
 }
 

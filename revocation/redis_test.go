@@ -203,4 +203,24 @@ func TestRedisClusterStore(t *testing.T) {
 	if r := c.Denylist().Check(&Identity{Token: tok}, nowSec()); r != BlockedToken {
 		t.Fatalf("late replica: %v", r)
 	}
+
+	// A snapshot, on the same slot, loaded by the next replica.
+	if err := c.writeSnapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d := open()
+	d.mu.Lock()
+	source := d.loadSource
+	d.mu.Unlock()
+	if source != "snapshot" || d.Denylist().Total() != 3 {
+		t.Fatalf("replica started after the snapshot: loaded %d entries from %q", d.Denylist().Total(), source)
+	}
+	for _, n := range cl.Nodes {
+		if n == owner {
+			continue
+		}
+		if out, err := n.Do("DBSIZE"); err != nil || out != "0\n" {
+			t.Fatalf("node %s holds %q keys after the snapshot (%v)", n.Addr(), out, err)
+		}
+	}
 }

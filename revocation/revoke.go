@@ -436,3 +436,123 @@ func (r *Revoker) RevokeToken(ctx context.Context, raw string) (Result, error) {
 	p.Key = c.Hash.Key() // every encoding, the exact string included
 	return r.Store.Commit(ctx, Change{Puts: []Put{p}})
 }
+
+// RevokeAll sets the global cutoff, for incident response: every token of
+// every subject issued at or before before (the store's clock when zero)
+// is revoked, on every replica, by one entry kept for the session TTL.
+// A later cutoff extends an earlier one; a cutoff never moves back.
+func (r *Revoker) RevokeAll(ctx context.Context, before time.Time) (Result, error) {
+	g := &GlobalCut{TTL: r.SessionTTL}
+	if !before.IsZero() {
+		if g.Before = before.UnixMilli(); g.Before <= 0 {
+			return Result{}, fmt.Errorf("%w: cutoff %s is not after 1970", ErrBadRequest, before)
+		}
+	}
+	return r.Store.Commit(ctx, Change{Global: g})
+}
+
+// Order is one operator revocation by name, as the admin API and the CLI
+// take it: exactly one of {Subject}, {Subject, Session}, {JTI[, Expires]}
+// or {Token}.
+type Order struct {
+	Subject string
+	Session string
+	JTI     string
+	Token   string
+	// Expires bounds a jti revocation (unix seconds); zero: the session
+	// TTL.
+	Expires int64
+}
+
+// The kinds of Order, as OrderKind names them.
+const (
+	OrderSubject = "subject"
+	OrderSession = "session"
+	OrderJTI     = "jti"
+	OrderToken   = "token"
+)
+
+// OrderKind says which form an order has, or why it has none.
+func (o *Order) OrderKind() (string, error) {
+	kind := ""
+	switch {
+	case o.Token != "" && o.Subject == "" && o.Session == "" && o.JTI == "":
+		kind = OrderToken
+	case o.JTI != "" && o.Subject == "" && o.Session == "" && o.Token == "":
+		kind = OrderJTI
+	case o.Subject != "" && o.Session != "" && o.JTI == "" && o.Token == "":
+		kind = OrderSession
+	case o.Subject != "" && o.Session == "" && o.JTI == "" && o.Token == "":
+		kind = OrderSubject
+	default:
+		return "", fmt.Errorf(`%w: give exactly one of: {"subject"}, {"subject","session"}, {"jti"[,"expires"]}, {"token"}`, ErrBadRequest)
+	}
+	if o.Expires != 0 && kind != OrderJTI {
+		return "", fmt.Errorf("%w: expires applies to jti revocations only", ErrBadRequest)
+	}
+	if o.Expires < 0 {
+		return "", fmt.Errorf("%w: expires %d is before 1970", ErrBadRequest, o.Expires)
+	}
+	return kind, nil
+}
+
+// BulkBatch is how many orders RevokeBulk commits at once by default: one
+// script call in Redis, short enough not to hold up other clients.
+const BulkBatch = 500
+
+// BulkResult says what RevokeBulk applied.
+type BulkResult struct {
+	// Applied is how many orders, from the first, are committed.
+	Applied int
+	// Entries is how many entries they wrote.
+	Entries int
+	// Kinds counts the entries written by kind.
+	Kinds map[Kind]int
+}
+
+// RevokeBulk applies many orders, batch at a time (BulkBatch when batch
+// is not positive), each batch one atomic change. Every order is checked
+// before the first is applied, so a bad one applies nothing. A store
+// failure stops at a batch boundary: the result then says how many
+// orders, from the first, were applied; applying them again is harmless.
+func (r *Revoker) RevokeBulk(ctx context.Context, orders []Order, batch int) (BulkResult, error) {
+	if batch <= 0 {
+		batch = BulkBatch
+	}
+	kinds := make([]string, len(orders))
+	for i := range orders {
+		k, err := orders[i].OrderKind()
+		if err != nil {
+			return BulkResult{}, fmt.Errorf("order %d: %w", i+1, err)
+		}
+		kinds[i] = k
+	}
+	res := BulkResult{Kinds: make(map[Kind]int)}
+	for start := 0; start < len(orders); start += batch {
+		end := min(start+batch, len(orders))
+		var c Change
+		for i := start; i < end; i++ {
+			o := &orders[i]
+			switch kinds[i] {
+			case OrderToken:
+				c.Puts = append(c.Puts, r.tokenPut(r.Examine(ctx, o.Token)))
+			case OrderJTI:
+				c.Puts = append(c.Puts, Put{Key: JTIKey(o.JTI), Expires: o.Expires, TTL: r.SessionTTL})
+			case OrderSession:
+				c.Puts = append(c.Puts, r.sessionPut(o.Subject, o.Session))
+			case OrderSubject:
+				c.Subjects = append(c.Subjects, SubjectCut{Subject: SubjectKey(o.Subject), TTL: r.SessionTTL})
+			}
+		}
+		out, err := r.Store.Commit(ctx, c)
+		if err != nil {
+			return res, fmt.Errorf("orders %d to %d: %w", start+1, end, err)
+		}
+		res.Applied = end
+		res.Entries += len(out.Entries)
+		for _, e := range out.Entries {
+			res.Kinds[e.Kind()]++
+		}
+	}
+	return res, nil
+}

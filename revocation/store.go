@@ -32,11 +32,34 @@ type SubjectCut struct {
 	At int64
 }
 
+// GlobalCut asks a store to revoke every token of every subject issued
+// at or before a moment: the global cutoff, one entry however many
+// subjects there are.
+type GlobalCut struct {
+	// Before is the cutoff in unix milliseconds; zero means the store's
+	// clock, as a SubjectCut uses.
+	Before int64
+	// TTL is how long the entry is kept, from the store's clock.
+	TTL time.Duration
+}
+
 // Change is one revocation: every entry it writes, applied all at once or
 // not at all.
 type Change struct {
 	Puts    []Put
 	Subject *SubjectCut
+	// Subjects are further subject cuts, applied after Subject in order
+	// (bulk revocations).
+	Subjects []SubjectCut
+	Global   *GlobalCut
+}
+
+// cuts returns every subject cut of the change, in order.
+func (c *Change) cuts() []SubjectCut {
+	if c.Subject == nil {
+		return c.Subjects
+	}
+	return append([]SubjectCut{*c.Subject}, c.Subjects...)
 }
 
 // Result says what a committed change did.
@@ -63,6 +86,19 @@ type Health struct {
 	Confirmed time.Time
 	// LastError is the most recent store error, empty when healthy.
 	LastError string
+	// Load is the progress of a full load under way, nil when none is.
+	Load *LoadProgress
+}
+
+// LoadProgress describes a full load of the local copy under way.
+type LoadProgress struct {
+	// Entries is how many entries it has read so far.
+	Entries int64
+	// Expected is an upper estimate of how many it will read (the keys
+	// in the database when it began); zero when unknown.
+	Expected int64
+	// Started is when it began.
+	Started time.Time
 }
 
 // ErrUnavailable is returned (wrapped) when the store cannot be reached.

@@ -1,0 +1,263 @@
+package revocation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A snapshot is the denylist as one replica held it at a feed position,
+// kept in Redis so that a starting replica loads it with a few large
+// reads and then follows the feed from that position, instead of reading
+// millions of keys one by one:
+//
+//	<base>snap            "1 <id> <feed id> <entries added> <chunks> <written unix ms>"
+//	<base>snap:<id>:<n>   chunk n: plain entries, 20-byte records (key, expiry)
+//	<base>snap:<id>:x     subject and global entries, as change-feed records
+//
+// Replicas take turns writing it (whoever finds it older than
+// SnapshotEvery, under a short lock). Its keys expire a while after the
+// next one is due, so a replica reading an older one is not cut short.
+// A snapshot whose position the feed no longer holds is never used: the
+// replica then loads entry by entry.
+
+// snapshotChunk is the size of one snapshot chunk: 52428 records.
+const snapshotChunk = 1 << 20
+
+type snapshotHeader struct {
+	id, from string
+	applied  int64
+	chunks   int
+	written  time.Time
+}
+
+func (s *RedisStore) snapshotKeep() time.Duration {
+	return 3*s.snapEvery + time.Minute
+}
+
+func (s *RedisStore) readSnapshotHeader(ctx context.Context) (*snapshotHeader, error) {
+	v, err := s.client.Get(ctx, s.base+"snap").Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot header: %w", err)
+	}
+	f := strings.Fields(v)
+	if len(f) != 6 || f[0] != "1" {
+		return nil, fmt.Errorf("snapshot header %q: unknown format", v)
+	}
+	h := &snapshotHeader{id: f[1], from: f[2]}
+	var ms int64
+	if h.applied, err = strconv.ParseInt(f[3], 10, 64); err == nil {
+		if h.chunks, err = strconv.Atoi(f[4]); err == nil {
+			ms, err = strconv.ParseInt(f[5], 10, 64)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot header %q: %w", v, err)
+	}
+	h.written = time.UnixMilli(ms)
+	return h, nil
+}
+
+// positionValid reports whether reading the feed after from misses
+// nothing, as read checks it.
+func (s *RedisStore) positionValid(ctx context.Context, from string, applied int64) (bool, error) {
+	if from != "0-0" {
+		msgs, err := s.client.XRangeN(ctx, s.feed, from, from, 1).Result()
+		if err != nil {
+			return false, fmt.Errorf("check change feed position: %w", err)
+		}
+		if len(msgs) == 1 {
+			return true, nil
+		}
+	}
+	info, exists, err := s.feedInfo(ctx)
+	if err != nil {
+		return false, err
+	}
+	return positionHeld(from, applied, info, exists), nil
+}
+
+// loadSnapshot loads the latest snapshot into the local copy and sets the
+// feed position to its own. It returns false, and an error when there
+// was one, when there is no usable snapshot: the caller loads entry by
+// entry (what it loaded so far stays: the local copy only ever merges).
+func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, error) {
+	h, err := s.readSnapshotHeader(ctx)
+	if err != nil || h == nil {
+		return false, err
+	}
+	if ok, err := s.positionValid(ctx, h.from, h.applied); err != nil || !ok {
+		return false, err
+	}
+	s.loadExpect.Store(int64(h.chunks) * (snapshotChunk / plainRecordSize))
+	prefix := s.base + "snap:" + h.id + ":"
+	now := start.Unix()
+	total := 0
+	const perRound = 8
+	for i := 0; i < h.chunks; i += perRound {
+		pipe := s.client.Pipeline()
+		var cmds []*redis.StringCmd
+		for j := i; j < min(i+perRound, h.chunks); j++ {
+			cmds = append(cmds, pipe.Get(ctx, prefix+strconv.Itoa(j)))
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per command
+		for j, cmd := range cmds {
+			b, err := cmd.Bytes()
+			if err != nil {
+				return false, fmt.Errorf("read snapshot %s chunk %d: %w", h.id, i+j, err)
+			}
+			n, err := s.dl.importPlain(b, now)
+			total += n
+			s.loadRead.Add(int64(n))
+			if err != nil {
+				return false, fmt.Errorf("snapshot %s chunk %d: %w", h.id, i+j, err)
+			}
+		}
+	}
+	x, err := s.client.Get(ctx, prefix+"x").Result()
+	if err != nil {
+		return false, fmt.Errorf("read snapshot %s cutoffs: %w", h.id, err)
+	}
+	cuts, err := ParseRecords(x)
+	if err != nil {
+		return false, fmt.Errorf("snapshot %s cutoffs: %w", h.id, err)
+	}
+	s.dl.Apply(cuts...)
+	total += len(cuts)
+
+	s.setUp()
+	s.loading.Store(false)
+	s.mu.Lock()
+	s.lastID, s.applied = h.from, h.applied
+	s.loaded = true
+	s.loadSource = "snapshot"
+	s.mu.Unlock()
+	// Not confirmed current yet: read confirms once it has applied the
+	// feed from the snapshot's position to its end.
+	took := s.now().Sub(start)
+	s.log.Info("denylist loaded from redis", "source", "snapshot", "snapshot_age", start.Sub(h.written).Round(time.Millisecond).String(),
+		"entries", total, "took", took.String())
+	if s.hooks.Reloaded != nil {
+		s.hooks.Reloaded(total, took)
+	}
+	return true, nil
+}
+
+func (s *RedisStore) snapshotLoop(ctx context.Context) {
+	defer s.finished.Done()
+	// Replicas that start together spread their turns.
+	jitter := time.Duration(rand.Int64N(int64(s.snapEvery)/4 + 1))
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(jitter):
+	}
+	every(ctx, s.snapEvery, func() {
+		if err := s.maybeSnapshot(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("denylist snapshot not written", "error", err)
+		}
+	})
+}
+
+// maybeSnapshot writes a snapshot when this replica's copy is loaded and
+// current, and no replica wrote one within the period.
+func (s *RedisStore) maybeSnapshot(ctx context.Context) error {
+	s.mu.Lock()
+	ready := s.loaded && s.state == linkUp
+	s.mu.Unlock()
+	if !ready || s.Staleness(s.now()) > 2*time.Duration(s.block.Load())+time.Second {
+		return nil
+	}
+	h, err := s.readSnapshotHeader(ctx)
+	if err != nil {
+		return err
+	}
+	if h != nil && s.now().Sub(h.written) < s.snapEvery*9/10 {
+		return nil
+	}
+	s.mu.Lock()
+	from, applied := s.lastID, s.applied
+	s.mu.Unlock()
+	if h != nil && h.from == from && h.applied == applied {
+		// Nothing was revoked since: keep the snapshot there is.
+		return s.expireSnapshot(ctx, h, s.snapshotKeep(), true)
+	}
+	lock := s.base + "snap:lock"
+	ok, err := s.client.SetNX(ctx, lock, "1", max(s.snapEvery/2, 10*time.Second)).Result()
+	if err != nil || !ok {
+		return err
+	}
+	defer s.client.Del(context.WithoutCancel(ctx), lock)
+	return s.writeSnapshot(ctx)
+}
+
+// writeSnapshot writes the local copy as the latest snapshot, at the feed
+// position applied so far: the copy holds at least everything up to it.
+func (s *RedisStore) writeSnapshot(ctx context.Context) error {
+	s.mu.Lock()
+	from, applied, loaded := s.lastID, s.applied, s.loaded
+	s.mu.Unlock()
+	if !loaded || from == "" {
+		return errors.New("write snapshot: the local copy is not loaded")
+	}
+	now := s.now()
+	id := strconv.FormatInt(now.UnixMilli(), 36) + strconv.FormatUint(rand.Uint64()&0xffffff, 36)
+	prefix := s.base + "snap:" + id + ":"
+	keep := s.snapshotKeep()
+	chunks := 0
+	err := s.dl.exportPlain(now.Unix(), snapshotChunk, func(b []byte) error {
+		key := prefix + strconv.Itoa(chunks)
+		chunks++
+		return s.client.Set(ctx, key, b, keep).Err()
+	})
+	if err != nil {
+		return fmt.Errorf("write snapshot chunk %d: %w", chunks, err)
+	}
+	var recs []string
+	for _, e := range s.dl.cutoffEntries(now.Unix()) {
+		recs = append(recs, e.Record())
+	}
+	if err := s.client.Set(ctx, prefix+"x", strings.Join(recs, " "), keep).Err(); err != nil {
+		return fmt.Errorf("write snapshot cutoffs: %w", err)
+	}
+	old, _ := s.readSnapshotHeader(ctx) // best effort: it only frees memory sooner
+	hdr := fmt.Sprintf("1 %s %s %d %d %d", id, from, applied, chunks, now.UnixMilli())
+	if err := s.client.Set(ctx, s.base+"snap", hdr, keep).Err(); err != nil {
+		return fmt.Errorf("write snapshot header: %w", err)
+	}
+	if old != nil && old.id != id {
+		// A replica may be reading the old one: give it a minute.
+		if err := s.expireSnapshot(ctx, old, time.Minute, false); err != nil {
+			s.log.Warn("old denylist snapshot left to expire on its own", "error", err)
+		}
+	}
+	s.log.Info("denylist snapshot written", "chunks", chunks, "position", from, "took", s.now().Sub(now).String())
+	return nil
+}
+
+// expireSnapshot sets the expiry of a snapshot's keys (and of the header,
+// when header is true).
+func (s *RedisStore) expireSnapshot(ctx context.Context, h *snapshotHeader, ttl time.Duration, header bool) error {
+	prefix := s.base + "snap:" + h.id + ":"
+	pipe := s.client.Pipeline()
+	for i := range h.chunks {
+		pipe.PExpire(ctx, prefix+strconv.Itoa(i), ttl)
+	}
+	pipe.PExpire(ctx, prefix+"x", ttl)
+	if header {
+		pipe.PExpire(ctx, s.base+"snap", ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("expire snapshot %s: %w", h.id, err)
+	}
+	return nil
+}
