@@ -506,7 +506,9 @@ func statuses() []StoreStatus {
 // reason is also given for a store that is ready but stale (fail_open).
 func readiness(h revocation.Health, stale, staleAfter time.Duration, failClosed bool) (bool, string) {
 	switch {
-	case !h.Loaded && h.Load != nil:
+	case !h.Loaded && h.Load != nil && (h.Connected || h.LastError == ""):
+		// Loading; once Redis has failed it, the reason is that it is
+		// not loaded yet, and why.
 		why := fmt.Sprintf("denylist loading: %d entries read", h.Load.Entries)
 		if h.Load.Expected > 0 {
 			why += fmt.Sprintf(" of at most %d", h.Load.Expected)

@@ -167,3 +167,13 @@ func TestReadmeDocumentsAdminAPI(t *testing.T) {
 		}
 	})
 }
+
+// While Redis does not answer, a replica that has not loaded says so and
+// why, rather than that it is loading.
+func TestReadinessLoadingWithoutRedis(t *testing.T) {
+	h := revocation.Health{Store: "redis", Load: &revocation.LoadProgress{}, LastError: "initial load: dial tcp: refused"}
+	ready, reason := readiness(h, 1<<62, 30*time.Second, true)
+	if ready || reason != "denylist not loaded yet: initial load: dial tcp: refused" {
+		t.Fatalf("readiness = %v %q", ready, reason)
+	}
+}

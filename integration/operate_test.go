@@ -215,7 +215,7 @@ func TestOperate(t *testing.T) {
 		status.Stores[0].Entries["subject"] != 1 || status.Stores[0].Entries["jti"] < 1 || status.Stores[0].Entries["token"] < 4 {
 		t.Fatalf("status --json: %+v", status)
 	}
-	if code, _, errOut := runCLI(t, "", nil, "revocation", "revoke", "--address", a.Admin); code != 1 || errOut != "caddy revocation revoke: give exactly one of: --subject [--session], --jti, --token\n" {
+	if code, _, errOut := runCLI(t, "", nil, "revocation", "revoke", "--address", a.Admin); code != 1 || errOut != "caddy revocation revoke: give exactly one of: --subject [--session], --jti, --token, --all --before, --bulk\n" {
 		t.Fatalf("revoke without a target: exit %d, %s", code, errOut)
 	}
 	if code, _, _ := runCLI(t, "", nil, "revocation", "health", "--timeout", "2s", "--address", "127.0.0.1:"+strconv.Itoa(testredis.FreePort(t))); code != 1 {

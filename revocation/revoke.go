@@ -431,10 +431,17 @@ func (r *Revoker) RevokeToken(ctx context.Context, raw string) (Result, error) {
 	if raw == "" {
 		return Result{}, fmt.Errorf("%w: empty token", ErrBadRequest)
 	}
+	return r.Store.Commit(ctx, Change{Puts: []Put{r.operatorTokenPut(ctx, raw)}})
+}
+
+// operatorTokenPut revokes a raw token on the operator's word: its
+// canonical key, which stops every encoding, the exact string included,
+// whether or not it verifies here.
+func (r *Revoker) operatorTokenPut(ctx context.Context, raw string) Put {
 	c := r.Examine(ctx, raw)
 	p := r.tokenPut(c)
-	p.Key = c.Hash.Key() // every encoding, the exact string included
-	return r.Store.Commit(ctx, Change{Puts: []Put{p}})
+	p.Key = c.Hash.Key()
+	return p
 }
 
 // RevokeAll sets the global cutoff, for incident response: every token of
@@ -535,7 +542,7 @@ func (r *Revoker) RevokeBulk(ctx context.Context, orders []Order, batch int) (Bu
 			o := &orders[i]
 			switch kinds[i] {
 			case OrderToken:
-				c.Puts = append(c.Puts, r.tokenPut(r.Examine(ctx, o.Token)))
+				c.Puts = append(c.Puts, r.operatorTokenPut(ctx, o.Token))
 			case OrderJTI:
 				c.Puts = append(c.Puts, Put{Key: JTIKey(o.JTI), Expires: o.Expires, TTL: r.SessionTTL})
 			case OrderSession:
