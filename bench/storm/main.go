@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,7 @@ type options struct {
 	stormLimit time.Duration
 	snapWait   time.Duration
 	joinAfter  time.Duration
+	single     bool
 	jsonOut    string
 }
 
@@ -79,6 +81,7 @@ func run() error {
 	flag.IntVar(&o.senders, "senders", 4, "concurrent bulk calls per replica")
 	flag.DurationVar(&o.stormLimit, "storm-limit", 120*time.Second, "longest the storm may last")
 	flag.DurationVar(&o.joinAfter, "join-after", 30*time.Second, "storm time before the third replica joins (longer than the feed's cap of 100000 entries lasts at -rate, so the snapshot's position is trimmed away)")
+	flag.BoolVar(&o.single, "single", false, "storm of single-revocation admin calls (64 at once) instead of one bulk call every 10 ms")
 	flag.DurationVar(&o.snapWait, "snapshot-wait", 90*time.Second, "longest wait for the first snapshot")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
 	flag.Parse()
@@ -139,7 +142,7 @@ func (b *bench) measure() error {
 	if err != nil {
 		return err
 	}
-	b.report("first_replica_ready", "first replica: ready %.2f s after start, %d entries in Redis, no snapshot (entry by entry)", took.Seconds(), b.o.entries)
+	b.report("first_replica_ready", "first replica: ready %.2f s after start, %d entries in Redis, loaded from: %s", took.Seconds(), b.o.entries, b.loadSource(a))
 	fmt.Printf("waiting for the first snapshot (at most %s)...\n", b.o.snapWait)
 	deadline := time.Now().Add(b.o.snapWait)
 	for n := 0; ; n++ {
@@ -155,7 +158,7 @@ func (b *bench) measure() error {
 	if err != nil {
 		return err
 	}
-	b.report("join_at_rest", "replica joining at rest: ready %.2f s after start (%d entries, a snapshot there)", took.Seconds(), b.o.entries)
+	b.report("join_at_rest", "replica joining at rest: ready %.2f s after start (%d entries, a snapshot there), loaded from: %s", took.Seconds(), b.o.entries, b.loadSource(r))
 
 	lat, err := b.propagation(a, r, b.o.samples, "rest")
 	if err != nil {
@@ -171,7 +174,7 @@ func (b *bench) measure() error {
 	st := &storm{}
 	var stormDone sync.WaitGroup
 	stormStart := time.Now()
-	stormDone.Go(func() { st.run(stormCtx, a, b.o.rate) })
+	stormDone.Go(func() { st.run(stormCtx, a, b.o.rate, b.o.single) })
 	time.Sleep(3 * time.Second) // let the feed fill
 	lat, err = b.propagation(a, r, b.o.samples, "storm")
 	if err != nil {
@@ -184,13 +187,13 @@ func (b *bench) measure() error {
 	if err != nil {
 		return err
 	}
-	b.report("join_storm", "replica joining during the storm: ready %.2f s after start, %.0f s into the storm (%d entries before the storm, %d revoked by the storm so far, %d in the feed)",
-		took.Seconds(), time.Since(stormStart).Seconds()-took.Seconds(), b.o.entries, st.applied.Load(), feed)
+	b.report("join_storm", "replica joining during the storm: ready %.2f s after start, %.0f s into the storm (%d entries before the storm, %d revoked by the storm so far, %d in the feed), loaded from: %s",
+		took.Seconds(), time.Since(stormStart).Seconds()-took.Seconds(), b.o.entries, st.applied.Load(), feed, b.loadSource(c))
 	time.Sleep(2 * time.Second) // the joined replica follows the storm
 	stopStorm()
 	stormDone.Wait()
-	b.report("storm", "storm: %d revocations in %.1f s = %.0f/s through one replica's admin API (target %d/s; %d calls late or failed)",
-		st.applied.Load(), st.took.Seconds(), float64(st.applied.Load())/st.took.Seconds(), b.o.rate, st.missed.Load())
+	b.report("storm", "storm: %d revocations in %.1f s = %.0f/s through one replica's admin API, %s (target %d/s; %d late or failed)",
+		st.applied.Load(), st.took.Seconds(), float64(st.applied.Load())/st.took.Seconds(), stormKind(b.o.single), b.o.rate, st.missed.Load())
 	b.stop(c.cmd)
 
 	// Throughput into one Redis: bulk calls, as the CLI sends them.
@@ -200,6 +203,13 @@ func (b *bench) measure() error {
 		}
 	}
 	return nil
+}
+
+func stormKind(single bool) string {
+	if single {
+		return "one revocation per call, 64 calls at once"
+	}
+	return "one bulk call every 10 ms"
 }
 
 func (b *bench) reportLatencies(key, what string, lat []time.Duration) {
@@ -311,6 +321,19 @@ func (b *bench) startReplica(name string) (*replica, time.Duration, error) {
 	return nil, 0, fmt.Errorf("replica %s not ready within 120 s:\n%s", name, tail(log, 2000))
 }
 
+// loadSource reads from a replica's log where its first load came from
+// ("snapshot" or "keys"), as the store logs it.
+func (b *bench) loadSource(r *replica) string {
+	log, _ := os.ReadFile(filepath.Join(b.work, r.name+".log"))
+	m := sourceRe.FindSubmatch(log)
+	if m == nil {
+		return "?"
+	}
+	return string(m[1])
+}
+
+var sourceRe = regexp.MustCompile(`"source":"([a-z_]*)"`)
+
 func tail(b []byte, n int) []byte {
 	return b[max(0, len(b)-n):]
 }
@@ -410,10 +433,11 @@ type storm struct {
 	took    time.Duration
 }
 
-// run sends rate revocations per second as one bulk call every 10 ms,
-// at most four in flight (a tick with four in flight counts as missed),
-// until ctx ends.
-func (s *storm) run(ctx context.Context, r *replica, rate int) {
+// run sends rate revocations per second, every 10 ms, until ctx ends:
+// as one bulk call, at most four in flight (a tick with four in flight
+// counts as missed), or, single, as one call each from 64 workers (a
+// revocation that finds a backlog of 1000 counts as missed).
+func (s *storm) run(ctx context.Context, r *replica, rate int, single bool) {
 	per := max(1, rate/100)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -421,6 +445,35 @@ func (s *storm) run(ctx context.Context, r *replica, rate int) {
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	defer func() { wg.Wait(); s.took = time.Since(t0) }()
+	if single {
+		jobs := make(chan string, 1000)
+		defer close(jobs)
+		for range 64 {
+			wg.Go(func() {
+				for jti := range jobs {
+					if _, err := adminPost(context.WithoutCancel(ctx), r, []byte(`{"jti":"`+jti+`","expires":"1h"}`)); err != nil {
+						s.missed.Add(1)
+						continue
+					}
+					s.applied.Add(1)
+				}
+			})
+		}
+		for seq := 0; ; seq++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for i := range per {
+				select {
+				case jobs <- fmt.Sprintf("storm-%d-%d", seq, i):
+				default:
+					s.missed.Add(1)
+				}
+			}
+		}
+	}
 	for seq := 0; ; seq++ {
 		select {
 		case <-ctx.Done():
