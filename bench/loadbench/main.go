@@ -30,6 +30,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -156,6 +157,7 @@ func run() error {
 	serverCPU := flag.String("server-cpu", "0", "CPU list for app, Redis, auth service and proxy")
 	loadCPU := flag.String("load-cpu", "1", "CPU list for wrk")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	profileDir := flag.String("profile", "", "write a CPU profile of the proxy during each measured run into this directory (round-scenario.pprof)")
 	only := flag.String("scenarios", "", "comma-separated scenario numbers to run (0 is the baseline, always run); default all")
 	flag.Parse()
 	chosen := scenarios
@@ -287,7 +289,8 @@ func run() error {
 		for _, sc := range order {
 			res, err := runScenario(sc, *caddyBin, work, startPinned, map[string]string{
 				"{{UP}}": upAddr, "{{AUTH}}": authAddr, "{{REDIS}}": redisAddr, "{{KEY}}": keyFile,
-			}, tokenFiles[sc.tokens], script, *loadCPU, *threads, *conns, *warmup, *duration)
+			}, tokenFiles[sc.tokens], script, *loadCPU, *threads, *conns, *warmup, *duration,
+				profilePath(*profileDir, round, sc.name))
 			if err != nil {
 				return fmt.Errorf("%s: %w", sc.name, err)
 			}
@@ -350,7 +353,8 @@ func run() error {
 }
 
 func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ...string) (*exec.Cmd, error),
-	repl map[string]string, tokens, script, loadCPU string, threads, conns int, warmup, duration time.Duration) (result, error) {
+	repl map[string]string, tokens, script, loadCPU string, threads, conns int, warmup, duration time.Duration,
+	profile string) (result, error) {
 	port, admin := freePort(), freePort()
 	body := sc.caddyfile
 	for k, v := range repl {
@@ -398,9 +402,21 @@ func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ..
 	if err != nil {
 		return result{}, err
 	}
+	profiled := make(chan error, 1)
+	if profile != "" {
+		// Caddy's admin endpoint serves net/http/pprof.
+		go func() {
+			profiled <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", admin, max(1, int(duration.Seconds())-1)), profile)
+		}()
+	} else {
+		profiled <- nil
+	}
 	out, err := wrk(duration)
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	if err := <-profiled; err != nil {
+		return result{}, err
 	}
 	cpu1, err := procstat.CPU(cmd.Process.Pid)
 	if err != nil {
@@ -460,6 +476,32 @@ request = function()
   return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. tokens[i] })
 end
 `
+
+// profilePath names the profile of one scenario's run in one round, or
+// is empty when no profiles are asked for.
+func profilePath(dir string, round int, scenario string) string {
+	if dir == "" {
+		return ""
+	}
+	name := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(scenario), "-"), "-")
+	return filepath.Join(dir, fmt.Sprintf("%d-%s.pprof", round, name))
+}
+
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: status %d, %v: %s", resp.StatusCode, err, data)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return nil
+}
 
 func median(rs []result, f func(result) float64) float64 {
 	vals := make([]float64, len(rs))
