@@ -509,10 +509,14 @@ func median(rs []result, f func(result) float64) float64 {
 		vals[i] = f(r)
 	}
 	slices.Sort(vals)
-	if len(vals) == 0 {
+	switch n := len(vals); {
+	case n == 0:
 		return 0
+	case n%2 == 0:
+		return (vals[n/2-1] + vals[n/2]) / 2
+	default:
+		return vals[n/2]
 	}
-	return vals[len(vals)/2]
 }
 
 func freePort() int {
