@@ -67,6 +67,7 @@ type options struct {
 	snapWait   time.Duration
 	joinAfter  time.Duration
 	single     bool
+	singles    int
 	jsonOut    string
 }
 
@@ -82,6 +83,7 @@ func run() error {
 	flag.DurationVar(&o.stormLimit, "storm-limit", 120*time.Second, "longest the storm may last")
 	flag.DurationVar(&o.joinAfter, "join-after", 30*time.Second, "storm time before the third replica joins (longer than the feed's cap of 100000 entries lasts at -rate, so the snapshot's position is trimmed away)")
 	flag.BoolVar(&o.single, "single", false, "storm of single-revocation admin calls (64 at once) instead of one bulk call every 10 ms")
+	flag.IntVar(&o.singles, "singles", 20_000, "revocations in the single-call throughput run (one admin call each, 64 at once)")
 	flag.DurationVar(&o.snapWait, "snapshot-wait", 90*time.Second, "longest wait for the first snapshot")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
 	flag.Parse()
@@ -196,12 +198,63 @@ func (b *bench) measure() error {
 		st.applied.Load(), st.took.Seconds(), float64(st.applied.Load())/st.took.Seconds(), stormKind(b.o.single), b.o.rate, st.missed.Load())
 	b.stop(c.cmd)
 
-	// Throughput into one Redis: bulk calls, as the CLI sends them.
+	// Throughput into one Redis: bulk calls, as the CLI sends them, then
+	// one revocation per call.
 	for _, set := range [][]*replica{{a}, {a, r}} {
 		if err := b.throughput(ctx, set); err != nil {
 			return err
 		}
 	}
+	return b.singleThroughput(ctx, a)
+}
+
+// singleThroughput sends o.singles revocations to r, one admin call each
+// from 64 workers (at most 60 s), and reports revocations per second and
+// the CPU time of Redis and of the replica per revocation.
+func (b *bench) singleThroughput(ctx context.Context, r *replica) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	rcpu0, err := procstat.CPU(b.redisPID)
+	if err != nil {
+		return err
+	}
+	ccpu0, err := procstat.CPU(r.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	var next, applied atomic.Int64
+	var failed atomic.Value
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(b.o.singles) && ctx.Err() == nil; i = next.Add(1) {
+				if _, err := adminPost(ctx, r, []byte(`{"jti":"single-`+strconv.FormatInt(i, 10)+`","expires":"1h"}`)); err != nil {
+					failed.CompareAndSwap(nil, err)
+					return
+				}
+				applied.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	if err, ok := failed.Load().(error); ok {
+		return err
+	}
+	rcpu1, err := procstat.CPU(b.redisPID)
+	if err != nil {
+		return err
+	}
+	ccpu1, err := procstat.CPU(r.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	n := applied.Load()
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	b.report("revocations_per_s_single_calls",
+		"revocations into one Redis through one replica's admin API, one per call, 64 calls at once: %d in %.2f s = %.0f/s; CPU per revocation: Redis %.1f µs, the replica %.1f µs",
+		n, took.Seconds(), float64(n)/took.Seconds(), us(rcpu1-rcpu0), us(ccpu1-ccpu0))
 	return nil
 }
 
