@@ -17,12 +17,21 @@
 #       ROUNDS rounds (5) of DURATION (10s) each after a 2 s warm-up, each
 #       ratio taken against the baseline of its own round, the median over
 #       rounds printed with its range;
-#   (d) propagation of a revocation to other replicas, p50/p99.
+#   (d) propagation of a revocation to other replicas, p50/p99;
+#   (e) the headline overhead: the same binary with and without the
+#       revocation directive only, PAIRED_ROUNDS (8) interleaved rounds
+#       of 5 s, the proxy's CPU time per request (from /proc) and
+#       throughput as ratios to the baseline of the same round, in two
+#       repeat runs whose agreement is the measurement's precision;
+#   (f) with 1M entries in one Redis and two, then three replicas
+#       (bench/storm): revocations/s through the admin API in bulk,
+#       propagation p50/p99 at rest and during a 5k/s storm (bulk calls,
+#       then single calls), a replica joining during the storm.
 #
 # Results go to bench/results/ (not committed). Needs wrk and redis-server
 # (installed from Debian's packages when run as root).
 #
-#   ./bench/run.sh              # about 8 minutes here
+#   ./bench/run.sh              # about 15 minutes here
 #   ROUNDS=7 COUNT=5 DURATION=20s ./bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,3 +87,14 @@ echo "==> (d) propagation between three replicas sharing one Redis"
 PROPAGATION_OUT="$PWD/$out/propagation.json" go test -count=1 -run '^TestReplicasPropagateRevocations$' -v ./integration/ \
 	| grep -E 'propagation over|^(ok|FAIL|---)' | tee "$out/propagation.txt"
 cat "$out/propagation.json"
+
+echo "==> (e) overhead of the directive alone: two repeat runs of ${PAIRED_ROUNDS:-8} paired rounds"
+for i in 1 2; do
+	"$out/loadbench" -caddy "$out/caddy" -scenarios 1 -rounds "${PAIRED_ROUNDS:-8}" -duration 5s -warmup 1s \
+		-json "$out/overhead-$i.json" | tee "$out/overhead-$i.md"
+done
+
+echo "==> (f) revocations/s, propagation in a storm, a replica joining in a storm (1M entries)"
+go build -o "$out/storm" ./bench/storm
+"$out/storm" -caddy "$out/caddy" -json "$out/storm.json" | tee "$out/storm.txt"
+"$out/storm" -caddy "$out/caddy" -single -json "$out/storm-single.json" | tee "$out/storm-single.txt"

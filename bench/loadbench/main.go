@@ -30,6 +30,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-revocation/caddy-revocation/bench/internal/procstat"
 )
 
 const hmacSecret = "loadbench-secret-0123456789abcdef0123"
@@ -140,6 +143,7 @@ var scenarios = []scenario{
 type result struct {
 	rps   float64
 	p99ms float64
+	cpuUS float64 // the caddy process's CPU time per request, µs
 }
 
 func run() error {
@@ -153,7 +157,22 @@ func run() error {
 	serverCPU := flag.String("server-cpu", "0", "CPU list for app, Redis, auth service and proxy")
 	loadCPU := flag.String("load-cpu", "1", "CPU list for wrk")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	profileDir := flag.String("profile", "", "write a CPU profile of the proxy during each measured run into this directory (round-scenario.pprof)")
+	only := flag.String("scenarios", "", "comma-separated scenario numbers to run (0 is the baseline, always run); default all")
 	flag.Parse()
+	chosen := scenarios
+	if *only != "" {
+		chosen = scenarios[:1]
+		for f := range strings.SplitSeq(*only, ",") {
+			i, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || i < 0 || i >= len(scenarios) {
+				return fmt.Errorf("-scenarios: %q is not a scenario number (0-%d)", f, len(scenarios)-1)
+			}
+			if i > 0 {
+				chosen = append(chosen, scenarios[i])
+			}
+		}
+	}
 
 	for _, bin := range []string{"wrk", "redis-server", "taskset"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -263,18 +282,19 @@ func run() error {
 	for round := 1; round <= *rounds; round++ {
 		// Odd rounds run the scenarios in order, even rounds in reverse,
 		// so that no scenario always runs at the same point of a round.
-		order := slices.Clone(scenarios)
+		order := slices.Clone(chosen)
 		if round%2 == 0 {
 			slices.Reverse(order)
 		}
 		for _, sc := range order {
 			res, err := runScenario(sc, *caddyBin, work, startPinned, map[string]string{
 				"{{UP}}": upAddr, "{{AUTH}}": authAddr, "{{REDIS}}": redisAddr, "{{KEY}}": keyFile,
-			}, tokenFiles[sc.tokens], script, *loadCPU, *threads, *conns, *warmup, *duration)
+			}, tokenFiles[sc.tokens], script, *loadCPU, *threads, *conns, *warmup, *duration,
+				profilePath(*profileDir, round, sc.name))
 			if err != nil {
 				return fmt.Errorf("%s: %w", sc.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d  %-42s %9.0f req/s  p99 %6.2f ms\n", round, sc.name, res.rps, res.p99ms)
+			fmt.Fprintf(os.Stderr, "round %d  %-42s %9.0f req/s  p99 %6.2f ms  caddy CPU %6.2f µs/req\n", round, sc.name, res.rps, res.p99ms, res.cpuUS)
 			results[sc.name] = append(results[sc.name], res)
 		}
 	}
@@ -283,31 +303,50 @@ func run() error {
 	// round (the machine drifts between rounds), then the median over
 	// rounds is reported, with its spread.
 	baseRuns := results[scenarios[0].name]
-	fmt.Printf("\n| setup | requests/s | ratio to reverse_proxy (median, min-max over rounds) | p99 latency |\n|---|---|---|---|\n")
+	// The same for the proxy's own CPU time per request, read from
+	// /proc around the measured run: the figure that the other work on
+	// a shared machine disturbs least.
+	fmt.Printf("\n| setup | requests/s | ratio to reverse_proxy (median, min-max over rounds) | p99 latency | caddy CPU per request | CPU ratio to reverse_proxy (median, mean, min-max) |\n|---|---|---|---|---|---|\n")
 	type row struct {
-		Name     string  `json:"name"`
-		RPS      float64 `json:"rps"`
-		Ratio    float64 `json:"ratio"`
-		RatioMin float64 `json:"ratio_min"`
-		RatioMax float64 `json:"ratio_max"`
-		P99ms    float64 `json:"p99_ms"`
+		Name        string  `json:"name"`
+		RPS         float64 `json:"rps"`
+		Ratio       float64 `json:"ratio"`
+		RatioMin    float64 `json:"ratio_min"`
+		RatioMax    float64 `json:"ratio_max"`
+		P99ms       float64 `json:"p99_ms"`
+		CPUus       float64 `json:"cpu_us_per_request"`
+		CPURatio    float64 `json:"cpu_ratio"`
+		CPURatioAvg float64 `json:"cpu_ratio_mean"`
+		CPURatioMin float64 `json:"cpu_ratio_min"`
+		CPURatioMax float64 `json:"cpu_ratio_max"`
+	}
+	spread := func(rs []result, f func(result) float64) (med, lo, hi float64) {
+		lo, hi = f(rs[0]), f(rs[0])
+		for _, r := range rs {
+			lo, hi = min(lo, f(r)), max(hi, f(r))
+		}
+		return median(rs, f), lo, hi
 	}
 	var rows []row
-	for _, sc := range scenarios {
+	for _, sc := range chosen {
 		runs := results[sc.name]
 		ratios := make([]result, len(runs))
 		for i := range runs {
-			ratios[i] = result{rps: runs[i].rps / baseRuns[i].rps}
+			ratios[i] = result{rps: runs[i].rps / baseRuns[i].rps, cpuUS: runs[i].cpuUS / baseRuns[i].cpuUS}
 		}
 		rps := median(runs, func(r result) float64 { return r.rps })
 		p99 := median(runs, func(r result) float64 { return r.p99ms })
-		ratio := median(ratios, func(r result) float64 { return r.rps })
-		lo, hi := ratios[0].rps, ratios[0].rps
+		cpu := median(runs, func(r result) float64 { return r.cpuUS })
+		ratio, lo, hi := spread(ratios, func(r result) float64 { return r.rps })
+		cratio, clo, chi := spread(ratios, func(r result) float64 { return r.cpuUS })
+		// The mean of the rounds' CPU ratios: on this machine it agrees
+		// between repeat runs better than their median does.
+		var cavg float64
 		for _, r := range ratios {
-			lo, hi = min(lo, r.rps), max(hi, r.rps)
+			cavg += r.cpuUS / float64(len(ratios))
 		}
-		fmt.Printf("| %s | %.0f | %.2f (%.2f-%.2f) | %.2f ms |\n", sc.name, rps, ratio, lo, hi, p99)
-		rows = append(rows, row{sc.name, rps, ratio, lo, hi, p99})
+		fmt.Printf("| %s | %.0f | %.3f (%.3f-%.3f) | %.2f ms | %.2f µs | %.3f, %.3f (%.3f-%.3f) |\n", sc.name, rps, ratio, lo, hi, p99, cpu, cratio, cavg, clo, chi)
+		rows = append(rows, row{sc.name, rps, ratio, lo, hi, p99, cpu, cratio, cavg, clo, chi})
 	}
 	fmt.Printf("\n%d rounds of %s (after %s warm-up), wrk -t%d -c%d, %d tokens; servers on CPU %s, wrk on CPU %s; medians.\n",
 		*rounds, *duration, *warmup, *threads, *conns, *ntokens, *serverCPU, *loadCPU)
@@ -321,7 +360,8 @@ func run() error {
 }
 
 func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ...string) (*exec.Cmd, error),
-	repl map[string]string, tokens, script, loadCPU string, threads, conns int, warmup, duration time.Duration) (result, error) {
+	repl map[string]string, tokens, script, loadCPU string, threads, conns int, warmup, duration time.Duration,
+	profile string) (result, error) {
 	port, admin := freePort(), freePort()
 	body := sc.caddyfile
 	for k, v := range repl {
@@ -364,17 +404,50 @@ func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ..
 	if _, err := wrk(warmup); err != nil {
 		return result{}, fmt.Errorf("warm-up: %w", err)
 	}
+	// taskset execs caddy, so the PID started is the proxy's.
+	cpu0, err := procstat.CPU(cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	profiled := make(chan error, 1)
+	if profile != "" {
+		// Caddy's admin endpoint serves net/http/pprof.
+		go func() {
+			profiled <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", admin, max(1, int(duration.Seconds())-1)), profile)
+		}()
+	} else {
+		profiled <- nil
+	}
 	out, err := wrk(duration)
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
-	return parseWrk(out)
+	if err := <-profiled; err != nil {
+		return result{}, err
+	}
+	cpu1, err := procstat.CPU(cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	res, err := parseWrk(out)
+	if err != nil {
+		return result{}, err
+	}
+	m := requestsRe.FindStringSubmatch(out)
+	if m == nil {
+		return result{}, fmt.Errorf("cannot read the request count in wrk's output:\n%s", out)
+	}
+	n, _ := strconv.ParseFloat(m[1], 64)
+	res.cpuUS = float64((cpu1 - cpu0).Nanoseconds()) / 1e3 / n
+	return res, nil
 }
 
 var (
 	rpsRe    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	p99Re    = regexp.MustCompile(`\s99%\s+([0-9.]+)(us|ms|s)`)
 	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	// "1234 requests in 10.00s"
+	requestsRe = regexp.MustCompile(`(\d+) requests in `)
 )
 
 func parseWrk(out string) (result, error) {
@@ -411,16 +484,46 @@ request = function()
 end
 `
 
+// profilePath names the profile of one scenario's run in one round, or
+// is empty when no profiles are asked for.
+func profilePath(dir string, round int, scenario string) string {
+	if dir == "" {
+		return ""
+	}
+	name := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(scenario), "-"), "-")
+	return filepath.Join(dir, fmt.Sprintf("%d-%s.pprof", round, name))
+}
+
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: status %d, %v: %s", resp.StatusCode, err, data)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return nil
+}
+
 func median(rs []result, f func(result) float64) float64 {
 	vals := make([]float64, len(rs))
 	for i, r := range rs {
 		vals[i] = f(r)
 	}
 	slices.Sort(vals)
-	if len(vals) == 0 {
+	switch n := len(vals); {
+	case n == 0:
 		return 0
+	case n%2 == 0:
+		return (vals[n/2-1] + vals[n/2]) / 2
+	default:
+		return vals[n/2]
 	}
-	return vals[len(vals)/2]
 }
 
 func freePort() int {

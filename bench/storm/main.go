@@ -1,0 +1,648 @@
+// Command storm measures, with the real binary, real redis-server and
+// replicas on loopback, what issue 11 asks of the shared denylist:
+//
+//  1. revocations per second into one Redis through the admin API, in
+//     bulk parts of 10,000 as the CLI sends them, from one replica and
+//     from two at once, with Redis's CPU per revocation;
+//  2. propagation from one replica to another (the time from the
+//     revoking admin call's answer to the first 401 at the other
+//     replica), at rest and during a storm of revocations at -rate;
+//  3. a replica joining (start to GET /revocation/ready answering 200)
+//     with -entries entries in Redis, at rest and during the storm.
+//
+// Every loop is bounded in count and in time. Processes are started on
+// free loopback ports and stopped by PID.
+//
+//	go build -o bench/results/storm ./bench/storm
+//	bench/results/storm -caddy ./caddy -entries 1000000 -rate 5000
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-revocation/caddy-revocation/bench/internal/procstat"
+)
+
+const hmacSecret = "storm-secret-0123456789abcdef0123"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "storm:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	caddy      string
+	entries    int
+	rate       int
+	samples    int
+	bulkTotal  int
+	bulkPart   int
+	senders    int
+	stormLimit time.Duration
+	snapWait   time.Duration
+	joinAfter  time.Duration
+	single     bool
+	singles    int
+	jsonOut    string
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.caddy, "caddy", "./caddy", "caddy binary with the module (./xcaddy.sh builds ./caddy)")
+	flag.IntVar(&o.entries, "entries", 1_000_000, "entries put in Redis before the replicas start")
+	flag.IntVar(&o.rate, "rate", 5000, "storm: revocations per second through the admin API of the first replica")
+	flag.IntVar(&o.samples, "samples", 200, "propagation samples at rest and during the storm")
+	flag.IntVar(&o.bulkTotal, "bulk", 200_000, "revocations per throughput run (bulk admin API calls)")
+	flag.IntVar(&o.bulkPart, "part", 10_000, "revocations per bulk admin API call")
+	flag.IntVar(&o.senders, "senders", 4, "concurrent bulk calls per replica")
+	flag.DurationVar(&o.stormLimit, "storm-limit", 120*time.Second, "longest the storm may last")
+	flag.DurationVar(&o.joinAfter, "join-after", 30*time.Second, "storm time before the third replica joins (longer than the feed's cap of 100000 entries lasts at -rate, so the snapshot's position is trimmed away)")
+	flag.BoolVar(&o.single, "single", false, "storm of single-revocation admin calls (64 at once) instead of one bulk call every 10 ms")
+	flag.IntVar(&o.singles, "singles", 20_000, "revocations in the single-call throughput run (one admin call each, 64 at once)")
+	flag.DurationVar(&o.snapWait, "snapshot-wait", 90*time.Second, "longest wait for the first snapshot")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
+	flag.Parse()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return errors.New("redis-server not found (on Debian: apt-get install -y redis-server)")
+	}
+	work, err := os.MkdirTemp("", "storm-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	b := &bench{o: o, work: work, figures: map[string]any{}}
+	defer b.stopAll()
+	if err := b.measure(); err != nil {
+		return err
+	}
+	if o.jsonOut != "" {
+		data, _ := json.MarshalIndent(b.figures, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonOut, err)
+		}
+	}
+	return nil
+}
+
+type bench struct {
+	o        options
+	work     string
+	procs    []*exec.Cmd
+	redis    *redis.Client
+	redisPID int
+	rport    int
+	figures  map[string]any
+}
+
+type replica struct {
+	name  string
+	cmd   *exec.Cmd
+	admin string // http://127.0.0.1:port
+	site  string // http://127.0.0.1:port/
+}
+
+func (b *bench) report(key, format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	fmt.Println(line)
+	b.figures[key] = line
+}
+
+func (b *bench) measure() error {
+	ctx := context.Background()
+	if err := b.startRedis(ctx); err != nil {
+		return err
+	}
+	if err := b.fill(ctx); err != nil {
+		return err
+	}
+	a, took, err := b.startReplica("a")
+	if err != nil {
+		return err
+	}
+	b.report("first_replica_ready", "first replica: ready %.2f s after start, %d entries in Redis, loaded from: %s", took.Seconds(), b.o.entries, b.loadSource(a))
+	fmt.Printf("waiting for the first snapshot (at most %s)...\n", b.o.snapWait)
+	deadline := time.Now().Add(b.o.snapWait)
+	for n := 0; ; n++ {
+		if v, _ := b.redis.Exists(ctx, "revocation:{dl}:snap").Result(); v > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("no snapshot written in time")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, took, err := b.startReplica("b")
+	if err != nil {
+		return err
+	}
+	b.report("join_at_rest", "replica joining at rest: ready %.2f s after start (%d entries, a snapshot there), loaded from: %s", took.Seconds(), b.o.entries, b.loadSource(r))
+
+	lat, err := b.propagation(a, r, b.o.samples, "rest")
+	if err != nil {
+		return err
+	}
+	b.reportLatencies("propagation_at_rest", "propagation at rest", lat)
+
+	// The storm: revocations at -rate through the first replica's admin
+	// API, in bulk calls every 10 ms, for as long as the measurements
+	// during it take (at most -storm-limit).
+	stormCtx, stopStorm := context.WithTimeout(ctx, b.o.stormLimit)
+	defer stopStorm()
+	st := &storm{}
+	var stormDone sync.WaitGroup
+	stormStart := time.Now()
+	stormDone.Go(func() { st.run(stormCtx, a, b.o.rate, b.o.single) })
+	time.Sleep(3 * time.Second) // let the feed fill
+	lat, err = b.propagation(a, r, b.o.samples, "storm")
+	if err != nil {
+		return err
+	}
+	b.reportLatencies("propagation_storm", fmt.Sprintf("propagation during a %d/s storm", b.o.rate), lat)
+	time.Sleep(time.Until(stormStart.Add(b.o.joinAfter)))
+	feed, _ := b.redis.XLen(ctx, "revocation:{dl}:feed").Result()
+	c, took, err := b.startReplica("c")
+	if err != nil {
+		return err
+	}
+	b.report("join_storm", "replica joining during the storm: ready %.2f s after start, %.0f s into the storm (%d entries before the storm, %d revoked by the storm so far, %d in the feed), loaded from: %s",
+		took.Seconds(), time.Since(stormStart).Seconds()-took.Seconds(), b.o.entries, st.applied.Load(), feed, b.loadSource(c))
+	time.Sleep(2 * time.Second) // the joined replica follows the storm
+	stopStorm()
+	stormDone.Wait()
+	b.report("storm", "storm: %d revocations in %.1f s = %.0f/s through one replica's admin API, %s (target %d/s; %d late or failed)",
+		st.applied.Load(), st.took.Seconds(), float64(st.applied.Load())/st.took.Seconds(), stormKind(b.o.single), b.o.rate, st.missed.Load())
+	b.stop(c.cmd)
+
+	// Throughput into one Redis: bulk calls, as the CLI sends them, then
+	// one revocation per call.
+	for _, set := range [][]*replica{{a}, {a, r}} {
+		if err := b.throughput(ctx, set); err != nil {
+			return err
+		}
+	}
+	return b.singleThroughput(ctx, a)
+}
+
+// singleThroughput sends o.singles revocations to r, one admin call each
+// from 64 workers (at most 60 s), and reports revocations per second and
+// the CPU time of Redis and of the replica per revocation.
+func (b *bench) singleThroughput(ctx context.Context, r *replica) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	rcpu0, err := procstat.CPU(b.redisPID)
+	if err != nil {
+		return err
+	}
+	ccpu0, err := procstat.CPU(r.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	var next, applied atomic.Int64
+	var failed atomic.Value
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(b.o.singles) && ctx.Err() == nil; i = next.Add(1) {
+				if _, err := adminPost(ctx, r, []byte(`{"jti":"single-`+strconv.FormatInt(i, 10)+`","expires":"1h"}`)); err != nil {
+					failed.CompareAndSwap(nil, err)
+					return
+				}
+				applied.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	if err, ok := failed.Load().(error); ok {
+		return err
+	}
+	rcpu1, err := procstat.CPU(b.redisPID)
+	if err != nil {
+		return err
+	}
+	ccpu1, err := procstat.CPU(r.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	n := applied.Load()
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	b.report("revocations_per_s_single_calls",
+		"revocations into one Redis through one replica's admin API, one per call, 64 calls at once: %d in %.2f s = %.0f/s; CPU per revocation: Redis %.1f µs, the replica %.1f µs",
+		n, took.Seconds(), float64(n)/took.Seconds(), us(rcpu1-rcpu0), us(ccpu1-ccpu0))
+	return nil
+}
+
+func stormKind(single bool) string {
+	if single {
+		return "one revocation per call, 64 calls at once"
+	}
+	return "one bulk call every 10 ms"
+}
+
+func (b *bench) reportLatencies(key, what string, lat []time.Duration) {
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.report(key, "%s: %d samples, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms",
+		what, len(lat), ms(pct(lat, 0.5)), ms(pct(lat, 0.9)), ms(pct(lat, 0.99)), ms(lat[len(lat)-1]))
+}
+
+func pct(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func (b *bench) startRedis(ctx context.Context) error {
+	b.rport = freePort()
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(b.rport), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", b.work)
+	if err := b.start(cmd); err != nil {
+		return err
+	}
+	b.redisPID = cmd.Process.Pid
+	b.redis = redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(b.rport)})
+	for i := 0; i < 200; i++ {
+		if b.redis.Ping(ctx).Err() == nil {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return errors.New("redis-server did not answer")
+}
+
+// fill puts o.entries token entries in Redis, as bench/startup.sh does:
+// SHA-1-spread keys, as real ones are, expiring in two hours.
+func (b *bench) fill(ctx context.Context) error {
+	const script = `local base, n, exp, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+for i = from, from + n - 1 do
+  redis.call("SET", base .. "t:" .. string.sub(redis.sha1hex(tostring(i)), 1, 30) .. "74", exp, "EXAT", exp)
+end
+return n`
+	exp := time.Now().Add(2 * time.Hour).Unix()
+	for from := 1; from <= b.o.entries; from += 200_000 {
+		n := min(200_000, b.o.entries-from+1)
+		if err := b.redis.Eval(ctx, script, nil, "revocation:{dl}:", n, exp, from).Err(); err != nil {
+			return fmt.Errorf("fill redis: %w", err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+b.work, "XDG_CONFIG_HOME="+b.work, "HOME="+b.work)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	b.procs = append(b.procs, cmd)
+	return nil
+}
+
+// startReplica starts a caddy replica and returns once it is ready, with
+// the time from its start.
+func (b *bench) startReplica(name string) (*replica, time.Duration, error) {
+	admin, site := freePort(), freePort()
+	cfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+}
+:%d {
+	bind 127.0.0.1
+	revocation {
+		redis redis://127.0.0.1:%d
+		jwt {
+			hmac_secret %s
+		}
+	}
+	respond "ok"
+}
+`, admin, site, b.rport, hmacSecret)
+	path := filepath.Join(b.work, name+".Caddyfile")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, 0, err
+	}
+	logf, err := os.Create(filepath.Join(b.work, name+".log"))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(b.o.caddy, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	if err := b.start(cmd); err != nil {
+		return nil, 0, err
+	}
+	r := &replica{name: name, cmd: cmd,
+		admin: "http://127.0.0.1:" + strconv.Itoa(admin), site: "http://127.0.0.1:" + strconv.Itoa(site) + "/"}
+	client := &http.Client{Timeout: time.Second}
+	for time.Since(t0) < 120*time.Second {
+		resp, err := client.Get(r.admin + "/revocation/ready")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r, time.Since(t0), nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logf.Name())
+	return nil, 0, fmt.Errorf("replica %s not ready within 120 s:\n%s", name, tail(log, 2000))
+}
+
+// loadSource reads from a replica's log where its first load came from
+// ("snapshot" or "keys"), as the store logs it.
+func (b *bench) loadSource(r *replica) string {
+	log, _ := os.ReadFile(filepath.Join(b.work, r.name+".log"))
+	m := sourceRe.FindSubmatch(log)
+	if m == nil {
+		return "?"
+	}
+	return string(m[1])
+}
+
+var sourceRe = regexp.MustCompile(`"source":"([a-z_]*)"`)
+
+func tail(b []byte, n int) []byte {
+	return b[max(0, len(b)-n):]
+}
+
+var client = &http.Client{
+	Timeout:   10 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+}
+
+func adminPost(ctx context.Context, r *replica, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.admin+"/revocation/revoke", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("revoke at %s: %w", r.name, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("revoke at %s: status %d: %s", r.name, resp.StatusCode, data)
+	}
+	var out struct {
+		Applied int `json:"applied"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return 0, fmt.Errorf("revoke at %s: %w: %s", r.name, err, data)
+	}
+	return max(out.Applied, 1), nil
+}
+
+func status(r *replica, token string) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, r.site, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func token(jti string) (string, error) {
+	now := time.Now()
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "storm-user", "jti": jti, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}).SignedString([]byte(hmacSecret))
+}
+
+// propagation revokes n tokens, one after another, through from's admin
+// API and measures, for each, the time from the call's answer to the
+// first 401 answered by to (polled without pause; at most 5 s each).
+func (b *bench) propagation(from, to *replica, n int, tag string) ([]time.Duration, error) {
+	var lat []time.Duration
+	for i := range n {
+		jti := fmt.Sprintf("prop-%s-%d", tag, i)
+		tok, err := token(jti)
+		if err != nil {
+			return nil, err
+		}
+		if st, err := status(to, tok); err != nil || st != http.StatusOK {
+			return nil, fmt.Errorf("%s before revoking: %d %v", jti, st, err)
+		}
+		if _, err := adminPost(context.Background(), from, []byte(`{"jti":"`+jti+`","expires":"1h"}`)); err != nil {
+			return nil, err
+		}
+		answered := time.Now()
+		for {
+			st, err := status(to, tok)
+			if err != nil {
+				return nil, err
+			}
+			if st == http.StatusUnauthorized {
+				lat = append(lat, time.Since(answered))
+				break
+			}
+			if st != http.StatusOK {
+				return nil, fmt.Errorf("%s: status %d while waiting", jti, st)
+			}
+			if time.Since(answered) > 5*time.Second {
+				return nil, fmt.Errorf("%s: not blocked at %s after 5 s", jti, to.name)
+			}
+		}
+	}
+	return lat, nil
+}
+
+type storm struct {
+	applied atomic.Int64
+	missed  atomic.Int64
+	took    time.Duration
+}
+
+// run sends rate revocations per second, every 10 ms, until ctx ends:
+// as one bulk call, at most four in flight (a tick with four in flight
+// counts as missed), or, single, as one call each from 64 workers (a
+// revocation that finds a backlog of 1000 counts as missed).
+func (s *storm) run(ctx context.Context, r *replica, rate int, single bool) {
+	per := max(1, rate/100)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	defer func() { wg.Wait(); s.took = time.Since(t0) }()
+	if single {
+		jobs := make(chan string, 1000)
+		defer close(jobs)
+		for range 64 {
+			wg.Go(func() {
+				for jti := range jobs {
+					if _, err := adminPost(context.WithoutCancel(ctx), r, []byte(`{"jti":"`+jti+`","expires":"1h"}`)); err != nil {
+						s.missed.Add(1)
+						continue
+					}
+					s.applied.Add(1)
+				}
+			})
+		}
+		for seq := 0; ; seq++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for i := range per {
+				select {
+				case jobs <- fmt.Sprintf("storm-%d-%d", seq, i):
+				default:
+					s.missed.Add(1)
+				}
+			}
+		}
+	}
+	for seq := 0; ; seq++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			s.missed.Add(1)
+			continue
+		}
+		var body strings.Builder
+		body.WriteByte('[')
+		for i := range per {
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			fmt.Fprintf(&body, `{"jti":"storm-%d-%d","expires":"1h"}`, seq, i)
+		}
+		body.WriteByte(']')
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n, err := adminPost(context.WithoutCancel(ctx), r, []byte(body.String()))
+			if err != nil {
+				s.missed.Add(1)
+				return
+			}
+			s.applied.Add(int64(n))
+		})
+	}
+}
+
+// throughput sends o.bulkTotal revocations to each replica of set, in
+// bulk calls of o.bulkPart with o.senders at once per replica, and
+// reports revocations per second and Redis CPU per revocation.
+func (b *bench) throughput(ctx context.Context, set []*replica) error {
+	cpu0, err := procstat.CPU(b.redisPID)
+	if err != nil {
+		return err
+	}
+	var applied atomic.Int64
+	errs := make(chan error, len(set)*b.o.senders)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for ri, r := range set {
+		parts := make(chan int, b.o.bulkTotal/b.o.bulkPart+1)
+		for p := 0; p*b.o.bulkPart < b.o.bulkTotal; p++ {
+			parts <- p
+		}
+		close(parts)
+		for range b.o.senders {
+			wg.Go(func() {
+				for p := range parts {
+					var body strings.Builder
+					body.WriteByte('[')
+					for i := range min(b.o.bulkPart, b.o.bulkTotal-p*b.o.bulkPart) {
+						if i > 0 {
+							body.WriteByte(',')
+						}
+						fmt.Fprintf(&body, `{"jti":"bulk-%d-%d-%d-%d","expires":"1h"}`, len(set), ri, p, i)
+					}
+					body.WriteByte(']')
+					n, err := adminPost(ctx, r, []byte(body.String()))
+					if err != nil {
+						errs <- err
+						return
+					}
+					applied.Add(int64(n))
+				}
+			})
+		}
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	cpu1, err := procstat.CPU(b.redisPID)
+	if err != nil {
+		return err
+	}
+	n := applied.Load()
+	b.report(fmt.Sprintf("revocations_per_s_%d_replicas", len(set)),
+		"revocations into one Redis through %d replica(s)' admin API, bulk calls of %d, %d at once each: %d in %.2f s = %.0f/s; Redis CPU %.1f µs per revocation",
+		len(set), b.o.bulkPart, b.o.senders, n, took.Seconds(), float64(n)/took.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(n))
+	return nil
+}
+
+func (b *bench) stop(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func (b *bench) stopAll() {
+	for _, p := range slices.Backward(b.procs) {
+		b.stop(p)
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
