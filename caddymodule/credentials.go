@@ -146,7 +146,10 @@ func (e *extractor) extract(r *http.Request, max int) extraction {
 			}
 		}
 	}
-	if e.inspectBody && r.Body != nil && r.Body != http.NoBody {
+	// A request that declares an empty body has none: reading it anyway
+	// (through Caddy's wrappers, every GET) costs a read and a deadline.
+	emptyBody := r.ContentLength == 0 && len(r.TransferEncoding) == 0
+	if e.inspectBody && r.Body != nil && r.Body != http.NoBody && !emptyBody {
 		if !e.bodyCredentials(&x, r) {
 			x.uninspected = true
 		}

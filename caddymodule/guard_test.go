@@ -538,3 +538,31 @@ func FuzzAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// countingBody records whether it was read.
+type countingBody struct {
+	io.Reader
+	reads int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) { b.reads++; return b.Reader.Read(p) }
+func (b *countingBody) Close() error               { return nil }
+
+// A request that declares an empty body is not read; one whose length is
+// unknown (chunked) is.
+func TestExtractSkipsDeclaredEmptyBodies(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	body := &countingBody{Reader: strings.NewReader("")}
+	r.Body, r.ContentLength = body, 0
+	testExtractor().extract(r, defaultMaxCredentials)
+	if body.reads != 0 {
+		t.Fatalf("an empty body was read %d times", body.reads)
+	}
+	r = httptest.NewRequest(http.MethodPost, "/", nil)
+	body = &countingBody{Reader: strings.NewReader(`{"refreshToken":"chunked"}`)}
+	r.Body, r.ContentLength, r.TransferEncoding = body, -1, []string{"chunked"}
+	x := testExtractor().extract(r, defaultMaxCredentials)
+	if body.reads == 0 || !slices.ContainsFunc(x.creds, func(c credential) bool { return c.raw == "chunked" }) {
+		t.Fatalf("a chunked body was not examined: %d reads, %q", body.reads, x.creds)
+	}
+}
