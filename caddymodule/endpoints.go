@@ -19,7 +19,7 @@ import (
 // endpoint is one served dialect: where it answers and how.
 type endpoint struct {
 	name   string // the name in the endpoints option
-	seed   string // the API document it follows, in shared/seeds
+	seed   string // the API it follows, as docs/endpoints.md describes it
 	method string
 	path   string // default path
 	serve  func(h *Handler, w http.ResponseWriter, r *http.Request) error
