@@ -183,7 +183,7 @@ func BenchmarkRequestPath(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				info := in.Inspect(ctx, toks[i&255])
-				if in.Check(info) != NotBlocked {
+				if store.Denylist().Check(&info.ID, time.Now().Unix()) != NotBlocked {
 					b.Fatal("blocked")
 				}
 			}

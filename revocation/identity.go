@@ -120,20 +120,8 @@ const (
 // and revoking it revokes them all. Anything else is hashed whole, as
 // RawHash does.
 func HashToken(raw string) TokenHash {
-	if canon, ok := jwsCanonical(raw); ok {
-		return domainHash(jwsDomain, canon)
-	}
-	return RawHash(raw)
-}
-
-// altTokenHash is the hash of the other reading of a JWS whose header or
-// payload holds a '=' before its end (see jwsCanonicals); ok is false when
-// there is none.
-func altTokenHash(raw string) (TokenHash, bool) {
-	if _, alt, ok := jwsCanonicals(raw); ok && alt != "" {
-		return domainHash(jwsDomain, alt), true
-	}
-	return TokenHash{}, false
+	j, _ := readJWS(raw)
+	return j.hash(raw)
 }
 
 // RawHash hashes the exact string of a credential: the identity of an
@@ -144,10 +132,12 @@ func RawHash(raw string) TokenHash { return domainHash(rawDomain, raw) }
 
 // IsJWS reports whether HashToken reads raw as a JWS.
 func IsJWS(raw string) bool {
-	_, ok := jwsCanonical(raw)
-	return ok
+	j, _ := readJWS(raw)
+	return j.canon != ""
 }
 
+// domainHash is SHA-256 of domain+s, without a heap copy for strings of
+// ordinary size: it runs on every request (sumString).
 func domainHash(domain, s string) TokenHash {
 	var buf [2048]byte
 	if len(domain)+len(s) <= len(buf) {

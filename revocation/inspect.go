@@ -2,7 +2,6 @@ package revocation
 
 import (
 	"context"
-	"crypto/sha256"
 	"sync"
 	"time"
 )
@@ -126,34 +125,35 @@ func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64, verif
 // learn decodes, and verifies when asked, a token seen for the first
 // time (or first seen where it was not verified).
 func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bool) *TokenInfo {
-	h := HashToken(raw)
-	info := &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + unverifiedFor, verifyTried: verify}
 	if !LooksLikeJWT(raw) {
-		info.until = now + noExpiryFor // opaque: only its hash matters
-		return info
+		// Opaque: only its hash matters.
+		h := RawHash(raw)
+		return &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + noExpiryFor, verifyTried: verify}
 	}
-	rawKey := RawHash(raw).Key()
-	if rawKey != info.ID.Token {
-		info.ID.Raw = rawKey
+	j, isJWT := readJWS(raw)
+	h := j.hash(raw)
+	info := &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + unverifiedFor, verifyTried: verify}
+	var rawKey Key
+	if j.canon != "" {
+		rawKey = RawHash(raw).Key() // what revokes this exact string alone
+	}
+	info.ID.Raw = rawKey
+	if !isJWT {
+		return info // not a JWT after all: only its hashes matter
 	}
 	var claims *Claims
 	if v := in.cfg.Verifier; v != nil && verify {
-		if c, err := v.Verify(ctx, raw); err == nil {
+		if c, err := v.verify(ctx, raw, &j); err == nil {
 			claims, info.Verified = c, true
 		}
 	}
 	if claims == nil {
-		c, err := Decode(raw, in.cfg.SessionClaim)
-		if err != nil {
-			return info // not a JWT after all: only its hashes matter
-		}
-		claims = c
+		claims = decodeClaims(&j, in.cfg.SessionClaim)
 	}
-	raw0 := info.ID.Raw
 	info.ID = claims.Identity(h)
-	info.ID.Raw = raw0
-	if alt, ok := altTokenHash(raw); ok {
-		info.ID.Alt = append(info.ID.Alt, alt.Key())
+	info.ID.Raw = rawKey
+	if j.canonAlt != "" {
+		info.ID.Alt = append(info.ID.Alt, domainHash(jwsDomain, j.canonAlt).Key())
 	}
 	if info.Verified {
 		info.until = now + noExpiryFor
@@ -193,11 +193,6 @@ func (s *cacheShard) evict(now int64) {
 	}
 }
 
-// Check says whether the credential is revoked now.
-func (in *Inspector) Check(info *TokenInfo) Reason {
-	return in.cfg.Store.Denylist().Check(&info.ID, in.cfg.Now().Unix())
-}
-
 // CacheLen returns how many tokens are remembered.
 func (in *Inspector) CacheLen() int {
 	n := 0
@@ -210,12 +205,6 @@ func (in *Inspector) CacheLen() int {
 	return n
 }
 
-// sumString is sha256.Sum256 of a string without a heap copy for tokens
-// of ordinary size: this runs on every request.
-func sumString(s string) [32]byte {
-	var buf [2048]byte
-	if len(s) <= len(buf) {
-		return sha256.Sum256(append(buf[:0], s...))
-	}
-	return sha256.Sum256([]byte(s))
-}
+// sumString is sha256.Sum256 of a string, the cache's key: the whole
+// token, with no domain (it is never stored).
+func sumString(s string) [32]byte { return domainHash("", s) }

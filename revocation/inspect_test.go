@@ -59,7 +59,7 @@ func TestInspectorForgedTokenStillBlocksByClaims(t *testing.T) {
 	if info.Verified {
 		t.Fatal("forged token verified")
 	}
-	if in.Check(info) != BlockedSession {
+	if store.Denylist().Check(&info.ID, time.Now().Unix()) != BlockedSession {
 		t.Fatal("claims of an unverifiable token are not used for blocking")
 	}
 	if sessionsNoted(t, store, SubjectKey("alice")) != 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -28,7 +29,7 @@ const maxTokenLen = 16 << 10
 // segments splits a token into its three dot-separated parts, after
 // trimming whitespace around it. ok is false for anything else.
 func segments(raw string) (hdr, payload, sig string, ok bool) {
-	raw = strings.TrimFunc(raw, isSpaceLike)
+	raw = strings.TrimFunc(raw, IsSpaceLike)
 	if len(raw) > maxTokenLen {
 		return "", "", "", false
 	}
@@ -80,45 +81,57 @@ func lenientBase64(seg string) (b, alt []byte, ok bool) {
 	return b, alt, true
 }
 
-// jwsCanonical returns the canonical form of a JWS's signed part: header and
-// payload decoded leniently and encoded again without padding, the form
-// go-jose signs and verifies. ok is false when raw is not a JWS (three
-// parts whose header is a JSON object naming an alg).
-func jwsCanonical(raw string) (string, bool) {
-	canon, _, ok := jwsCanonicals(raw)
-	return canon, ok
+// jws is a compact JWS, or anything else with three dot-separated parts,
+// read once and leniently: what the token's hashes and its claims are
+// derived from.
+type jws struct {
+	// payload is the decoded payload; payloadAlt its other reading when
+	// a '=' stands before the segment's end (nil when there is none).
+	payload, payloadAlt []byte
+	// canon is the canonical form of the signed part (header and payload
+	// decoded leniently and encoded again without padding, the form
+	// go-jose signs and verifies), "" when the header is not a JSON object
+	// naming an alg; canonAlt is that of the other reading, if any.
+	canon, canonAlt string
 }
 
-// jwsCanonicals is jwsCanonical, with the canonical form of the other
-// reading of a segment that holds a '=' before its end (alt; "" when
-// there is none): a decoder that skips every '=' reads on past it.
-func jwsCanonicals(raw string) (canon, alt string, ok bool) {
+// readJWS reads raw as a compact JWS. ok is false when it has not three
+// parts or its payload is not base64.
+func readJWS(raw string) (j jws, ok bool) {
 	h, p, _, ok := segments(raw)
 	if !ok {
-		return "", "", false
+		return jws{}, false
+	}
+	if j.payload, j.payloadAlt, ok = lenientBase64(p); !ok {
+		return jws{}, false
 	}
 	hdr, hdrAlt, ok := lenientBase64(h)
 	if !ok || !namesAlg(hdr) {
-		return "", "", false
-	}
-	payload, payloadAlt, ok := lenientBase64(p)
-	if !ok {
-		return "", "", false
+		return j, true
 	}
 	enc := base64.RawURLEncoding.EncodeToString
-	canon = enc(hdr) + "." + enc(payload)
-	if hdrAlt != nil || payloadAlt != nil {
+	j.canon = enc(hdr) + "." + enc(j.payload)
+	if hdrAlt != nil || j.payloadAlt != nil {
 		if hdrAlt == nil {
 			hdrAlt = hdr
 		}
+		payloadAlt := j.payloadAlt
 		if payloadAlt == nil {
-			payloadAlt = payload
+			payloadAlt = j.payload
 		}
 		if namesAlg(hdrAlt) {
-			alt = enc(hdrAlt) + "." + enc(payloadAlt)
+			j.canonAlt = enc(hdrAlt) + "." + enc(payloadAlt)
 		}
 	}
-	return canon, alt, true
+	return j, true
+}
+
+// hash is HashToken of raw, read as j.
+func (j *jws) hash(raw string) TokenHash {
+	if j.canon != "" {
+		return domainHash(jwsDomain, j.canon)
+	}
+	return RawHash(raw)
 }
 
 // namesAlg reports whether a decoded JWS header is a JSON object with an
@@ -228,21 +241,12 @@ func (cr claimReadings) strings(name string) []string {
 	var out []string
 	for i := len(vals) - 1; i >= 0; i-- {
 		for _, s := range claimStrings(vals[i]) {
-			if s != "" && !hasString(out, s) {
+			if s != "" && !slices.Contains(out, s) {
 				out = append(out, s)
 			}
 		}
 	}
 	return out
-}
-
-func hasString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // claimStrings reads a claim value as the string identities apps see,
@@ -332,13 +336,10 @@ func foldRune(r rune) rune {
 	}
 }
 
-// isSpaceLike reports whether r is whitespace to any mainstream parser:
+// IsSpaceLike reports whether r is whitespace to any mainstream parser:
 // Go's unicode.IsSpace (which includes NO-BREAK SPACE and the other
 // Unicode spaces) and the information separators 0x1C-0x1F that Python's
 // str.split() also splits on.
-func isSpaceLike(r rune) bool {
+func IsSpaceLike(r rune) bool {
 	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }
-
-// IsSpaceLike is isSpaceLike for the Caddy side.
-func IsSpaceLike(r rune) bool { return isSpaceLike(r) }

@@ -225,16 +225,22 @@ func (v *Verifier) SessionClaim() string { return v.cfg.SessionClaim }
 // Verify checks a token's signature, algorithm and claims (exp, nbf, iat,
 // iss, aud) and returns its claims. The error wraps ErrInvalidToken.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	j, ok := readJWS(raw)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
+	}
+	return v.verify(ctx, raw, &j)
+}
+
+// verify is Verify of a token already read as j.
+func (v *Verifier) verify(ctx context.Context, raw string, j *jws) (*Claims, error) {
 	_, err := v.parser.ParseWithClaims(raw, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
 		return v.keysFor(ctx, t)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	c, err := Decode(raw, v.cfg.SessionClaim)
-	if err != nil {
-		return nil, err
-	}
+	c := decodeClaims(j, v.cfg.SessionClaim)
 	if c.badCnf {
 		return nil, fmt.Errorf(`%w: claim "cnf" must be an object whose jkt is a non-empty string`, ErrInvalidToken)
 	}
@@ -249,29 +255,30 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 // whole token unreadable. The error wraps ErrInvalidToken when raw has no
 // payload that is a JSON object.
 func Decode(raw, sessionClaim string) (*Claims, error) {
-	_, p, _, ok := segments(raw)
+	j, ok := readJWS(raw)
 	if !ok {
-		return nil, fmt.Errorf("%w: not three dot-separated parts", ErrInvalidToken)
+		return nil, fmt.Errorf("%w: not three dot-separated parts with a base64 payload", ErrInvalidToken)
 	}
-	payload, alt, ok := lenientBase64(p)
-	if !ok {
-		return nil, fmt.Errorf("%w: payload is not base64", ErrInvalidToken)
-	}
-	names := []string{"sub", sessionClaim, "jti", "iss", "iat", "auth_time", "exp", "nbf", "cnf"}
-	cr, ok := readPayload(payload, names...)
-	if !ok {
+	if _, ok := readPayload(j.payload); !ok {
 		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrInvalidToken)
 	}
-	c := &Claims{}
+	return decodeClaims(&j, sessionClaim), nil
+}
+
+// decodeClaims reads the claims of a token read as j (see Decode). A
+// payload that is not a JSON object gives no claims.
+func decodeClaims(j *jws, sessionClaim string) *Claims {
+	names := []string{"sub", sessionClaim, "jti", "iss", "iat", "auth_time", "exp", "nbf", "cnf"}
+	cr, _ := readPayload(j.payload, names...)
+	var acr claimReadings
+	if j.payloadAlt != nil {
+		acr, _ = readPayload(j.payloadAlt, names...)
+	}
 	readings := func(name string) []string {
 		vals := cr.strings(name)
-		if alt != nil {
-			if acr, ok := readPayload(alt, names...); ok {
-				for _, v := range acr.strings(name) {
-					if !hasString(vals, v) {
-						vals = append(vals, v)
-					}
-				}
+		for _, v := range acr.strings(name) {
+			if !slices.Contains(vals, v) {
+				vals = append(vals, v)
 			}
 		}
 		return vals
@@ -282,6 +289,7 @@ func Decode(raw, sessionClaim string) (*Claims, error) {
 		}
 		return vals[0], capped(vals[1:])
 	}
+	c := &Claims{}
 	c.Subject, c.AltSubjects = first(readings("sub"))
 	c.Session, c.AltSessions = first(readings(sessionClaim))
 	c.JTI, c.AltJTIs = first(readings("jti"))
@@ -316,7 +324,7 @@ func Decode(raw, sessionClaim string) (*Claims, error) {
 			}
 		}
 	}
-	return c, nil
+	return c
 }
 
 func capped(vals []string) []string {
