@@ -46,6 +46,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caddy-revocation/caddy-revocation/bench/internal/proc"
 	"github.com/caddy-revocation/caddy-revocation/bench/internal/procstat"
 )
 
@@ -201,7 +202,7 @@ func run() error {
 	var procs []*exec.Cmd
 	defer func() {
 		for _, p := range procs {
-			stop(p)
+			proc.Stop(p)
 		}
 	}()
 	startPinned := func(name string, args ...string) (*exec.Cmd, error) {
@@ -216,7 +217,7 @@ func run() error {
 		return cmd, nil
 	}
 
-	redisPort, upPort, authPort := freePort(), freePort(), freePort()
+	redisPort, upPort, authPort := proc.FreePort(), proc.FreePort(), proc.FreePort()
 	redisAddr := "127.0.0.1:" + strconv.Itoa(redisPort)
 	upAddr := "127.0.0.1:" + strconv.Itoa(upPort)
 	authAddr := "127.0.0.1:" + strconv.Itoa(authPort)
@@ -362,7 +363,7 @@ func run() error {
 func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ...string) (*exec.Cmd, error),
 	repl map[string]string, tokens, script, loadCPU string, threads, conns int, warmup, duration time.Duration,
 	profile string) (result, error) {
-	port, admin := freePort(), freePort()
+	port, admin := proc.FreePort(), proc.FreePort()
 	body := sc.caddyfile
 	for k, v := range repl {
 		body = strings.ReplaceAll(body, k, v)
@@ -376,7 +377,7 @@ func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ..
 	if err != nil {
 		return result{}, err
 	}
-	defer stop(cmd)
+	defer proc.Stop(cmd)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	if err := waitPort(addr, 20*time.Second); err != nil {
 		return result{}, err
@@ -526,15 +527,6 @@ func median(rs []result, f func(result) float64) float64 {
 	}
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func waitPort(addr string, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -547,19 +539,4 @@ func waitPort(addr string, within time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return errors.New("nothing listens on " + addr)
-}
-
-func stop(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
 }

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +42,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caddy-revocation/caddy-revocation/bench/internal/proc"
 	"github.com/caddy-revocation/caddy-revocation/bench/internal/procstat"
 )
 
@@ -196,7 +196,7 @@ func (b *bench) measure() error {
 	stormDone.Wait()
 	b.report("storm", "storm: %d revocations in %.1f s = %.0f/s through one replica's admin API, %s (target %d/s; %d late or failed)",
 		st.applied.Load(), st.took.Seconds(), float64(st.applied.Load())/st.took.Seconds(), stormKind(b.o.single), b.o.rate, st.missed.Load())
-	b.stop(c.cmd)
+	proc.Stop(c.cmd)
 
 	// Throughput into one Redis: bulk calls, as the CLI sends them, then
 	// one revocation per call.
@@ -278,7 +278,7 @@ func pct(sorted []time.Duration, q float64) time.Duration {
 }
 
 func (b *bench) startRedis(ctx context.Context) error {
-	b.rport = freePort()
+	b.rport = proc.FreePort()
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(b.rport), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", b.work)
 	if err := b.start(cmd); err != nil {
@@ -326,7 +326,7 @@ func (b *bench) start(cmd *exec.Cmd) error {
 // startReplica starts a caddy replica and returns once it is ready, with
 // the time from its start.
 func (b *bench) startReplica(name string) (*replica, time.Duration, error) {
-	admin, site := freePort(), freePort()
+	admin, site := proc.FreePort(), proc.FreePort()
 	cfg := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 }
@@ -617,32 +617,8 @@ func (b *bench) throughput(ctx context.Context, set []*replica) error {
 	return nil
 }
 
-func (b *bench) stop(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-}
-
 func (b *bench) stopAll() {
 	for _, p := range slices.Backward(b.procs) {
-		b.stop(p)
+		proc.Stop(p)
 	}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
