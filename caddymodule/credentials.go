@@ -398,17 +398,31 @@ func cookieNameKey(name string) string {
 }
 
 // mayHoldCookie reports whether line may hold a cookie named like one
-// of names, without parsing: the cheap test of every request.
+// of names, without parsing: the cheap test of every request. A name may
+// be percent-encoded (any '%' counts), or written PHP's way with '.', ' '
+// or '[' for '_', so what is looked for is the longest run of a name
+// without '_', which every such spelling keeps.
 func mayHoldCookie(line string, names []string) bool {
-	if strings.IndexByte(line, '%') >= 0 || strings.IndexByte(line, '.') >= 0 || strings.IndexByte(line, '[') >= 0 {
-		return true // a name may be encoded or written PHP's way
+	if strings.IndexByte(line, '%') >= 0 {
+		return true
 	}
 	for _, n := range names {
-		if strings.Contains(line, n) {
+		if strings.Contains(line, longestRunWithout(n, '_')) {
 			return true
 		}
 	}
 	return false
+}
+
+// longestRunWithout returns the longest substring of s without c.
+func longestRunWithout(s string, c byte) string {
+	best := ""
+	for run := range strings.SplitSeq(s, string(c)) {
+		if len(run) > len(best) {
+			best = run
+		}
+	}
+	return best
 }
 
 // cookieCredentials reads every value a Cookie header line may give a
