@@ -13,27 +13,52 @@ import "github.com/redis/go-redis/v9"
 // before the first write for the same reason.
 //
 // KEYS[1] is the feed stream; KEYS[2..] are the keys the changes name
-// (for routing and ACL review). Keys derived from the seen-session set
-// share the same hash tag, hence the same slot: go-redis routes the call
-// by KEYS[1] to the master of that slot in Cluster mode.
+// (for routing and ACL review: a put names its expiry bucket's state key,
+// by the local clock when it has a TTL). Keys derived from them (a
+// bucket's shards, the seen-session set) share the same hash tag, hence
+// the same slot: go-redis routes the call by KEYS[1] to the master of
+// that slot in Cluster mode.
+//
+// Plain entries (t, j, s) are grouped by expiry bucket b = floor(exp / W)
+// into small hashes that Redis keeps in its compact listpack encoding
+// (field: the 16 raw bytes of the key, value: the expiry, unix s), all
+// of a bucket's keys expiring at its end, (b+1)*W:
+//
+//	<base>e:<b>       the bucket's state, "<L> <p> <n>" (a string)
+//	<base>e:<b>:<a>   shard a of the bucket, a hash
+//	<base>ebuckets    the live buckets, a sorted set scored by their end
+//	                  (only for a load's progress estimate)
+//
+// Linear hashing (Litwin) keeps every shard small however many entries a
+// bucket gets: with h the first four bytes of the key (big-endian), a
+// key's shard is h mod 2^L, or h mod 2^(L+1) when that is below the split
+// pointer p. When the bucket's n fields outgrow LOAD per shard, shard p
+// is split: its fields whose h mod 2^(L+1) is not p move to shard p+2^L,
+// and p moves on (L grows once p reaches 2^L). A put thus moves at most
+// one shard's fields. A key written again with another expiry lands in
+// another bucket too: loads merge the two by the later expiry.
 //
 // The seen-session set is a sorted set scored by each session's expiry
 // (unix s): only live sessions are revoked by name, as planChange does.
 //
-// ARGV: base, feed max length, feed retention (ms), number of changes C,
-// then per change: the number of puts N, then per put: kind, key hex,
-// absolute expiry (unix s, 0 = use TTL), TTL (s); then the number of
-// subject cuts M, then per cut: subject hex, kept session hex or "-", TTL
-// (s), cutoff (unix ms, 0 = now; a later one is now too); then the global cut: "1", global key hex, cutoff (unix ms, 0 =
-// now), TTL (s); or "0".
+// ARGV: base, feed max length, feed retention (ms), bucket width W (s),
+// shard load LOAD, number of changes C, then per change: the number of
+// puts N, then per put: kind, key hex, key bytes (16), absolute expiry
+// (unix s, 0 = use TTL), TTL (s); then the number of subject cuts M, then
+// per cut: subject hex, kept session hex or "-", TTL (s), cutoff (unix ms,
+// 0 = now; a later one is now too); then the global cut: "1", global key
+// hex, cutoff (unix ms, 0 = now), TTL (s); or "0".
 //
 // Returns { feed id, server time (unix ms), then per change: existed
-// flags ("0"/"1" per put), records (space separated "<key>=<value>") }.
+// flags ("0"/"1" per put: live in the shard of its own bucket),
+// records (space separated "<key>=<value>") }.
 var commitScript = redis.NewScript(`#!lua
 local base = ARGV[1]
 local maxlen = tonumber(ARGV[2])
 local retain = tonumber(ARGV[3])
-local nchanges = tonumber(ARGV[4])
+local width = tonumber(ARGV[4])
+local load = tonumber(ARGV[5])
+local nchanges = tonumber(ARGV[6])
 local t = redis.call('TIME')
 local nowSec = tonumber(t[1])
 local nowMs = nowSec * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -41,24 +66,50 @@ local nowMs = nowSec * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function num(x) return string.format('%.0f', x) end
 local function ishex(h) return type(h) == 'string' and #h == 32 and not h:find('[^0-9a-f]') end
 
+-- the first four bytes of a key's raw form, big-endian: its shard hash
+local function hashOf(bin)
+  local b1, b2, b3, b4 = string.byte(bin, 1, 4)
+  return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+end
+
+-- bucket states, read once per script call and written back at its end
+local states = {}
+local function state(b)
+  local st = states[b]
+  if st then return st end
+  local v = redis.call('GET', base .. 'e:' .. num(b))
+  st = { L = 0, p = 0, n = 0, dirty = false, new = not v }
+  if v then
+    local l, p, n = string.match(v, '^(%d+) (%d+) (%d+)$')
+    if l then st.L, st.p, st.n = tonumber(l), tonumber(p), tonumber(n) end
+  end
+  states[b] = st
+  return st
+end
+
 -- validate everything before the first write
+if not width or width < 1 or not load or load < 1 then return redis.error_reply('revocation: bad bucket parameters') end
 if not nchanges then return redis.error_reply('revocation: bad change count') end
 local changes = {}
-local i = 5
+local i = 7
 for c = 1, nchanges do
   local n = tonumber(ARGV[i])
   if not n then return redis.error_reply('revocation: bad put count') end
   i = i + 1
   local puts = {}
   for p = 1, n do
-    local kind, hex, abs, ttl = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
-    if (kind ~= 't' and kind ~= 'j' and kind ~= 's') or not ishex(hex) or not abs or not ttl then
+    local kind, hex, bin, abs, ttl = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
+    if (kind ~= 't' and kind ~= 'j' and kind ~= 's') or not ishex(hex) or #bin ~= 16
+      or string.byte(bin, 16) ~= string.byte(kind) or hashOf(bin) ~= tonumber(hex:sub(1, 8), 16)
+      or not abs or not ttl then
       return redis.error_reply('revocation: bad put ' .. p)
     end
     local exp = abs
     if exp == 0 then exp = nowSec + ttl end
-    puts[p] = { kind, hex, exp }
-    i = i + 4
+    -- type-checks the bucket state before the first write
+    if exp > nowSec then state(math.floor(exp / width)) end
+    puts[p] = { kind, hex, bin, exp }
+    i = i + 5
   end
   local m = tonumber(ARGV[i])
   if not m then return redis.error_reply('revocation: bad cut count') end
@@ -92,13 +143,55 @@ for c = 1, nchanges do
   changes[c] = { puts, cuts, global }
 end
 
-local function put(recs, kind, hex, exp)
-  local k = base .. kind .. ':' .. hex
-  local cur = tonumber(redis.call('GET', k) or '')
+local function shardKey(b, a) return base .. 'e:' .. num(b) .. ':' .. num(a) end
+
+-- split moves the fields of the bucket's shard p that belong to shard
+-- p+2^L there, and moves the split pointer on.
+local function split(b, st)
+  local size = 2 ^ st.L
+  local from, to = shardKey(b, st.p), shardKey(b, st.p + size)
+  local all = redis.call('HGETALL', from)
+  local moved, gone = {}, {}
+  for j = 1, #all, 2 do
+    if hashOf(all[j]) % (2 * size) ~= st.p then
+      moved[#moved + 1] = all[j]
+      moved[#moved + 1] = all[j + 1]
+      gone[#gone + 1] = all[j]
+    end
+  end
+  if #gone > 0 then
+    redis.call('HSET', to, unpack(moved))
+    redis.call('EXPIREAT', to, num((b + 1) * width))
+    redis.call('HDEL', from, unpack(gone))
+  end
+  st.p = st.p + 1
+  if st.p == size then st.L, st.p = st.L + 1, 0 end
+end
+
+-- put writes a plain entry (the later expiry wins) and returns the
+-- expiry there was in the shard of its bucket, if any.
+local function put(recs, hex, bin, exp)
+  local b = math.floor(exp / width)
+  local st = state(b)
+  local h = hashOf(bin)
+  local a = h % 2 ^ st.L
+  if a < st.p then a = h % 2 ^ (st.L + 1) end
+  local sk = shardKey(b, a)
+  local cur = tonumber(redis.call('HGET', sk, bin) or '')
   if cur == nil or cur < exp then
-    redis.call('SET', k, num(exp), 'EXAT', num(exp))
+    if redis.call('HSET', sk, bin, num(exp)) == 1 then
+      redis.call('EXPIREAT', sk, num((b + 1) * width))
+      st.n = st.n + 1
+      st.dirty = true
+      if st.n > load * (2 ^ st.L + st.p) then split(b, st) end
+    end
   end
   recs[#recs + 1] = hex .. '=' .. num(exp)
+  return cur
+end
+
+local function unhex(h)
+  return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
 end
 
 local out, all = {}, {}
@@ -106,10 +199,10 @@ for c = 1, nchanges do
   local puts, cuts, global = changes[c][1], changes[c][2], changes[c][3]
   local existed, recs = {}, {}
   for p = 1, #puts do
-    local kind, hex, exp = puts[p][1], puts[p][2], puts[p][3]
-    local live = redis.call('EXISTS', base .. kind .. ':' .. hex) == 1
-    existed[p] = live and '1' or '0'
-    if exp > nowSec then put(recs, kind, hex, exp) end
+    local hex, bin, exp = puts[p][2], puts[p][3], puts[p][4]
+    local cur = nil
+    if exp > nowSec then cur = put(recs, hex, bin, exp) end
+    existed[p] = (cur and cur > nowSec) and '1' or '0'
   end
 
   for _, cut in ipairs(cuts) do
@@ -136,7 +229,7 @@ for c = 1, nchanges do
     redis.call('SET', sk, v, 'EXAT', num(exp))
     recs[#recs + 1] = subj .. '=' .. v
     for _, m in ipairs(seen) do
-      if m ~= keep and ishex(m) then put(recs, 's', m, sessExp) end
+      if m ~= keep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), sessExp) end
     end
     redis.call('ZREMRANGEBYSCORE', base .. 'seen:' .. subj, '-inf', num(nowSec))
   end
@@ -161,6 +254,21 @@ for c = 1, nchanges do
   out[#out + 1] = table.concat(existed)
   out[#out + 1] = table.concat(recs, ' ')
   for _, r in ipairs(recs) do all[#all + 1] = r end
+end
+
+for b, st in pairs(states) do
+  if st.dirty then
+    local till = num((b + 1) * width)
+    redis.call('SET', base .. 'e:' .. num(b), num(st.L) .. ' ' .. num(st.p) .. ' ' .. num(st.n), 'EXAT', till)
+    if st.new then
+      -- the live buckets, for a load's estimate of what it will read
+      local idx = base .. 'ebuckets'
+      redis.call('ZADD', idx, till, num(b))
+      redis.call('ZREMRANGEBYSCORE', idx, '-inf', num(nowSec))
+      redis.call('EXPIREAT', idx, till, 'NX')
+      redis.call('EXPIREAT', idx, till, 'GT')
+    end
+  end
 end
 
 local id = ''

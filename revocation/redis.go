@@ -21,7 +21,11 @@ import (
 // one Cluster slot (the denylist is small; Cluster gives it failover, not
 // sharding):
 //
-//	<prefix>{dl}:<t|j|s|u|g>:<key> one entry, value as Entry.Value, EXAT its expiry
+//	<prefix>{dl}:e:<b>[:<a>]        plain (t, j, s) entries expiring in bucket b,
+//	                                in small hashes (see commitScript), EXAT the bucket's end
+//	<prefix>{dl}:ebuckets           the live buckets (a load's progress estimate)
+//	<prefix>{dl}:<u|g>:<key>        a subject or the global entry, value as Entry.Value, EXAT its expiry
+//	<prefix>{dl}:<t|j|s>:<key>      a plain entry as earlier versions wrote it (still loaded)
 //	<prefix>{dl}:feed               the change feed, a stream trimmed by age (FeedRetention), capped at FeedMaxLen
 //	<prefix>{dl}:snap               the header of the latest snapshot of the denylist
 //	<prefix>{dl}:snap:<id>:<n|x>    its chunks: fixed-size plain records, and cutoff records
@@ -30,8 +34,9 @@ import (
 //	<prefix>{dl}:once:<name>        one-time values (DPoP proof jtis)
 //
 // Every key expires, and the feed is capped (XADD MAXLEN ~), so Redis
-// memory is bounded by the live revocations, one snapshot of them (20 bytes
-// a plain entry), and the feed's retention.
+// memory is bounded by the live revocations (about 30 bytes a plain
+// entry, which stays up to one bucket width past its expiry), one
+// snapshot of them (20 bytes a plain entry), and the feed's retention.
 //
 // A replica loads the latest snapshot, when the feed still holds its
 // position, else every entry key (SCAN and MGET, on every master in
@@ -314,6 +319,7 @@ type pendingCommit struct {
 	keys  []string
 	args  []any
 	puts  int
+	live  []bool // per put: live in the local copy before the commit
 	cost  int
 	reply chan commitReply
 }
@@ -322,6 +328,26 @@ type commitReply struct {
 	res Result
 	err error
 }
+
+// The layout of plain entries in Redis (see commitScript).
+//
+// bucketWidth, in seconds, groups entries by expiry: all of a bucket's
+// keys expire at its end, so an entry stays up to that long past its own
+// expiry. Five minutes keeps that small beside short-lived access tokens
+// (a revoked 5-minute token would otherwise be held twice or more its
+// life), while a bucket still gathers enough entries for its shards'
+// per-key overhead to vanish; memory per entry measured the same with
+// widths of 5 and 15 minutes (TestRedisMemoryPerEntry).
+//
+// shardLoad is the mean number of fields per shard that triggers a split.
+// With linear hashing, a shard not yet split in the current round holds
+// twice the mean just before the round ends: 2 x 40 = 80 fields, and 128
+// (where Redis leaves the compact listpack encoding for good) is five
+// standard deviations away.
+const (
+	bucketWidth = 300
+	shardLoad   = 40
+)
 
 // The bounds of one commit batch: enough to carry a storm in few script
 // calls, small enough that one call does not hold Redis up for long.
@@ -334,12 +360,21 @@ const (
 // encodeChange writes a change's part of the script's keys and arguments.
 func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
 	p.args = append(p.args, len(c.Puts))
-	for _, put := range c.Puts {
+	now := s.now().Unix()
+	p.live = make([]bool, len(c.Puts))
+	for i, put := range c.Puts {
 		if !put.Key.Kind().Valid() || put.Key.Kind().hasCutoff() {
 			return fmt.Errorf("commit: put of a %s key; use SubjectCut or GlobalCut", put.Key.Kind())
 		}
-		p.keys = append(p.keys, s.entryKey(put.Key))
-		p.args = append(p.args, string(rune(put.Key.Kind())), put.Key.String(), put.Expires, ttlSeconds(put.TTL))
+		exp := put.Expires
+		if exp == 0 {
+			exp = now + ttlSeconds(put.TTL)
+		}
+		p.keys = append(p.keys, s.base+"e:"+strconv.FormatInt(exp/bucketWidth, 10))
+		p.args = append(p.args, string(rune(put.Key.Kind())), put.Key.String(), string(put.Key[:]), put.Expires, ttlSeconds(put.TTL))
+		// The script sees the key's own bucket only: the same key
+		// revoked before with another expiry is in another one.
+		_, p.live[i] = s.dl.Lookup(put.Key, now)
 	}
 	cuts := c.cuts()
 	p.args = append(p.args, len(cuts))
@@ -414,7 +449,7 @@ func (s *RedisStore) commitBatch(batch []*pendingCommit) {
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(live[0].ctx), deadline)
 	defer cancel()
 	keys := []string{s.feed}
-	args := []any{s.base, s.maxLen, s.retain.Milliseconds(), len(live)}
+	args := []any{s.base, s.maxLen, s.retain.Milliseconds(), bucketWidth, shardLoad, len(live)}
 	for _, p := range live {
 		keys = append(keys, p.keys...)
 		args = append(args, p.args...)
@@ -448,7 +483,7 @@ func (s *RedisStore) commitBatch(batch []*pendingCommit) {
 		}
 		res := Result{Existed: make([]bool, p.puts), Time: at}
 		for j := range res.Existed {
-			res.Existed[j] = existed[j] == '1'
+			res.Existed[j] = existed[j] == '1' || p.live[j]
 		}
 		if res.Entries, err = ParseRecords(recs); err != nil {
 			results[i].err = fmt.Errorf("commit revocation: %w", err)
@@ -843,14 +878,15 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.loadExpect.Store(s.dbSize(ctx))
+	s.loadExpect.Store(s.expectEntries(ctx))
 	from, added := "0-0", int64(0)
 	if exists {
 		from, added = info.LastGeneratedID, info.EntriesAdded
 	}
 	var total atomic.Int64
+	read := &shardsRead{names: make(map[string]struct{})}
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
-		n, err := s.scanInto(ctx, c)
+		n, err := s.scanInto(ctx, c, read)
 		total.Add(int64(n))
 		return err
 	}
@@ -862,6 +898,11 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 		})
 	} else {
 		err = scan(ctx, s.client)
+	}
+	if err == nil {
+		var n int
+		n, err = s.readSplitShards(ctx, read)
+		total.Add(int64(n))
 	}
 	if err != nil {
 		return fmt.Errorf("load denylist: %w", err)
@@ -890,7 +931,7 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 // scanInto reads every entry key of one server: SCAN pages go to a few
 // readers that fetch their values (MGET) while the scan goes on, so the
 // round trips overlap.
-func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int, error) {
+func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient, read *shardsRead) (int, error) {
 	const readers, page = 3, 1000
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -912,7 +953,7 @@ func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int
 				if ctx.Err() != nil {
 					continue // drain
 				}
-				got, err := s.readEntries(ctx, c, batch)
+				got, err := s.readEntries(ctx, c, batch, read)
 				n.Add(int64(got))
 				if err != nil {
 					fail(err)
@@ -920,7 +961,10 @@ func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int
 			}
 		}()
 	}
-	pattern := globEscape(s.base) + "[tjsug]:*"
+	// Entry keys of both layouts: "e:" bucket keys, and the one-key
+	// entries "t:" ... "g:" (subject and global entries, and plain
+	// entries an earlier version wrote).
+	pattern := globEscape(s.base) + "[tjsuge]:*"
 	iter := c.Scan(ctx, 0, pattern, page).Iterator()
 	batch := make([]string, 0, page)
 	for iter.Next(ctx) {
@@ -941,33 +985,219 @@ func (s *RedisStore) scanInto(ctx context.Context, c redis.UniversalClient) (int
 	return int(n.Load()), first
 }
 
-// readEntries reads the values of entry keys and applies them.
-func (s *RedisStore) readEntries(ctx context.Context, c redis.UniversalClient, keys []string) (int, error) {
-	vals, err := c.MGet(ctx, keys...).Result()
-	if err != nil {
-		return 0, fmt.Errorf("read entries: %w", err)
+// readEntries reads the entries of a page of keys and applies them: one
+// entry per one-key entry (MGET), the fields of every bucket shard
+// (HGETALL, pipelined), each noted in read; bucket states are skipped.
+func (s *RedisStore) readEntries(ctx context.Context, c redis.UniversalClient, keys []string, read *shardsRead) (int, error) {
+	var single, shards []string
+	for _, k := range keys {
+		rest := k[len(s.base):]
+		if rest[0] != 'e' {
+			single = append(single, k)
+		} else if isShardKey(rest) {
+			shards = append(shards, k)
+		}
 	}
-	entries := make([]Entry, 0, len(keys))
-	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			continue // expired between SCAN and MGET
-		}
-		k, err := ParseKey(keys[i][len(s.base)+2:])
+	var entries []Entry
+	if len(single) > 0 {
+		vals, err := c.MGet(ctx, single...).Result()
 		if err != nil {
-			s.log.Warn("skipping unreadable denylist key", "key", keys[i], "error", err)
-			continue
+			return 0, fmt.Errorf("read entries: %w", err)
 		}
-		e, err := ParseEntry(k, str)
-		if err != nil {
-			s.log.Warn("skipping unreadable denylist entry", "key", keys[i], "error", err)
-			continue
+		entries = make([]Entry, 0, len(single))
+		for i, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue // expired between SCAN and MGET
+			}
+			k, err := ParseKey(single[i][len(s.base)+2:])
+			if err != nil {
+				s.log.Warn("skipping unreadable denylist key", "key", single[i], "error", err)
+				continue
+			}
+			e, err := ParseEntry(k, str)
+			if err != nil {
+				s.log.Warn("skipping unreadable denylist entry", "key", single[i], "error", err)
+				continue
+			}
+			entries = append(entries, e)
 		}
-		entries = append(entries, e)
+	}
+	if len(shards) > 0 {
+		pipe := c.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, len(shards))
+		for i, k := range shards {
+			cmds[i] = pipe.HGetAll(ctx, k)
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per command
+		for i, cmd := range cmds {
+			fields, err := cmd.Result()
+			if err != nil {
+				return 0, fmt.Errorf("read denylist shard %s: %w", shards[i], err)
+			}
+			read.add(shards[i])
+			for f, v := range fields {
+				e, err := shardEntry(f, v)
+				if err != nil {
+					s.log.Warn("skipping unreadable denylist entry", "key", shards[i], "error", err)
+					continue
+				}
+				entries = append(entries, e)
+			}
+		}
 	}
 	s.dl.Apply(entries...)
 	s.loadRead.Add(int64(len(entries)))
 	return len(entries), nil
+}
+
+// shardsRead is the set of bucket shards a full load has read.
+type shardsRead struct {
+	mu    sync.Mutex
+	names map[string]struct{}
+}
+
+func (r *shardsRead) add(name string) {
+	r.mu.Lock()
+	r.names[name] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *shardsRead) has(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.names[name]
+	return ok
+}
+
+// readSplitShards reads the shards a SCAN may have missed: a split
+// during the scan moves entries committed before it into a new shard,
+// which SCAN need not return. Every shard the buckets' states name that
+// was not read is read, and the states are read again until they name
+// no new one. An entry moved by a split is thus read in the shard it
+// left (read before it left) or in one it went to (created, so named by
+// a state, before it is read).
+func (s *RedisStore) readSplitShards(ctx context.Context, read *shardsRead) (int, error) {
+	total := 0
+	for range 1000 {
+		buckets, err := s.bucketStates(ctx)
+		if err != nil {
+			return total, err
+		}
+		var missing []string
+		for _, b := range buckets {
+			for a := range (int64(1) << b.level) + b.split {
+				name := s.base + "e:" + strconv.FormatInt(b.bucket, 10) + ":" + strconv.FormatInt(a, 10)
+				if !read.has(name) {
+					missing = append(missing, name)
+				}
+			}
+		}
+		if len(missing) == 0 {
+			return total, nil
+		}
+		for len(missing) > 0 {
+			page := missing[:min(len(missing), 1000)]
+			missing = missing[len(page):]
+			n, err := s.readEntries(ctx, s.client, page, read)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, errors.New("read denylist shards: buckets kept splitting")
+}
+
+// bucketState is a bucket's state as commitScript keeps it.
+type bucketState struct {
+	bucket, level, split, fields int64
+}
+
+// bucketStates reads the state of every live bucket.
+func (s *RedisStore) bucketStates(ctx context.Context) ([]bucketState, error) {
+	buckets, err := s.client.ZRangeByScore(ctx, s.base+"ebuckets",
+		&redis.ZRangeBy{Min: "(" + strconv.FormatInt(s.now().Unix(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read denylist buckets: %w", err)
+	}
+	if len(buckets) == 0 {
+		return nil, nil
+	}
+	names := make([]string, len(buckets))
+	for i, b := range buckets {
+		names[i] = s.base + "e:" + b
+	}
+	vals, err := s.client.MGet(ctx, names...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read denylist bucket states: %w", err)
+	}
+	out := make([]bucketState, 0, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // expired since
+		}
+		st := bucketState{}
+		b, err := strconv.ParseInt(buckets[i], 10, 64)
+		if _, serr := fmt.Sscanf(str, "%d %d %d", &st.level, &st.split, &st.fields); err != nil || serr != nil ||
+			st.level > 40 || st.split < 0 || st.split >= 1<<st.level {
+			// Its shards are still read by the scan.
+			s.log.Warn("skipping unreadable denylist bucket state", "bucket", buckets[i], "state", str)
+			continue
+		}
+		st.bucket = b
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// isShardKey reports whether a key (after the base) names a bucket shard,
+// "e:<bucket>:<shard>", rather than a bucket state "e:<bucket>".
+func isShardKey(rest string) bool {
+	b, a, ok := strings.Cut(strings.TrimPrefix(rest, "e:"), ":")
+	return ok && isDigits(b) && isDigits(a)
+}
+
+func isDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// shardEntry decodes one field of a bucket shard: the key's 16 raw bytes
+// and its expiry.
+func shardEntry(field, value string) (Entry, error) {
+	var k Key
+	if len(field) != len(k) {
+		return Entry{}, fmt.Errorf("shard field of %d bytes, want %d", len(field), len(k))
+	}
+	copy(k[:], field)
+	if !k.Kind().Valid() || k.Kind().hasCutoff() {
+		return Entry{}, fmt.Errorf("shard field %s: not a plain entry", k)
+	}
+	return ParseEntry(k, value)
+}
+
+// expectEntries estimates how many entries a full load reads, from above:
+// the fields counted in each live bucket's state, and every other key of
+// the database as one entry (one-key entries, and others an upper
+// estimate counts too).
+func (s *RedisStore) expectEntries(ctx context.Context) int64 {
+	keys := s.dbSize(ctx)
+	buckets, err := s.bucketStates(ctx)
+	if err != nil {
+		return keys
+	}
+	var fields, bucketKeys int64
+	for _, b := range buckets {
+		fields += b.fields
+		bucketKeys += 1 + (1 << b.level) + b.split
+	}
+	return fields + max(keys-bucketKeys, 0)
 }
 
 // dbSize counts the keys of the database (of every master in Cluster

@@ -351,19 +351,23 @@ func TestRedisEntriesExpireWithTheirTokens(t *testing.T) {
 	tok := TokenKey("tok")
 	commit(t, s, Change{Puts: []Put{{Key: tok, Expires: exp}, {Key: SessionKey("a", "s"), TTL: time.Hour}}})
 	ctx := context.Background()
-	ttl, err := s.client.TTL(ctx, "rv:{dl}:t:"+tok.String()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ttl < 110*time.Second || ttl > 121*time.Second {
-		t.Fatalf("token entry TTL %v, want about 120s (the token's remaining life)", ttl)
-	}
-	ttl, err = s.client.TTL(ctx, "rv:{dl}:s:"+SessionKey("a", "s").String()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ttl < 59*time.Minute || ttl > time.Hour {
-		t.Fatalf("session entry TTL %v, want about 1h", ttl)
+	// An entry lives in its expiry bucket, which ends at most one bucket
+	// width after it.
+	for _, e := range []struct {
+		k   Key
+		exp int64
+	}{{tok, exp}, {SessionKey("a", "s"), nowSec() + 3600}} {
+		shard, got := shardHolding(t, s, e.k, e.exp)
+		if got < e.exp-2 || got > e.exp {
+			t.Fatalf("%s entry stored with expiry %d, want %d", e.k.Kind(), got, e.exp)
+		}
+		ttl, err := s.client.TTL(ctx, shard).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := time.Duration(e.exp-nowSec()) * time.Second; ttl < left-5*time.Second || ttl > left+bucketWidth*time.Second {
+			t.Fatalf("%s entry's shard TTL %v, want between its remaining life %v and one bucket width more", e.k.Kind(), ttl, left)
+		}
 	}
 	// Nothing stored names the raw token.
 	keys, err := s.client.Keys(ctx, "*").Result()
