@@ -5,9 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
 )
 
 // shardHolding finds the bucket shard that holds a plain entry expiring
@@ -45,4 +51,242 @@ func shardHolding(t *testing.T, s *RedisStore, k Key, exp int64) (string, int64)
 	}
 	t.Fatalf("no shard holds %s near expiry %d", k, exp)
 	return "", 0
+}
+
+// Many plain entries, across a few expiry buckets, load key by key (no
+// snapshot) into a fresh store with their expiries; every bucket shard
+// stays a small listpack, and every bucket key expires at its bucket's
+// end.
+func TestRedisBucketLayoutLoads(t *testing.T) {
+	srv := testredis.Start(t)
+	w := openRedis(t, srv.Addr(), RedisOptions{KeyPrefix: "rv:", SnapshotEvery: -1})
+	const n = 20_000
+	now := nowSec()
+	want := make(map[Key]int64, n)
+	kinds := []func(string) Key{TokenKey, JTIKey, func(s string) Key { return SessionKey("u", s) }}
+	var puts []Put
+	for i := range n {
+		k := kinds[i%3](fmt.Sprintf("entry-%d", i))
+		exp := now + 600 + int64(i%4)*bucketWidth + int64(i%97)
+		want[k] = exp
+		puts = append(puts, Put{Key: k, Expires: exp})
+		if len(puts) == 500 {
+			commit(t, w, Change{Puts: puts})
+			puts = nil
+		}
+	}
+
+	r := openRedis(t, srv.Addr(), RedisOptions{KeyPrefix: "rv:", SnapshotEvery: -1})
+	waitFor(t, "the second store to load", func() bool { return r.Health().Loaded })
+	if r.loadSource != "keys" {
+		t.Fatalf("loaded from %q, want keys", r.loadSource)
+	}
+	for k, exp := range want {
+		if e, ok := r.Denylist().Lookup(k, nowSec()); !ok || e.Expires != exp {
+			t.Fatalf("%s entry loaded as %+v (%v), want expiry %d", k.Kind(), e, ok, exp)
+		}
+	}
+
+	ctx := context.Background()
+	keys, err := r.client.Keys(ctx, "rv:{dl}:e:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards, buckets, fields := 0, map[string]bool{}, int64(0)
+	for _, key := range keys {
+		rest := strings.TrimPrefix(key, "rv:{dl}:e:")
+		b, _, isShard := strings.Cut(rest, ":")
+		bucket, err := strconv.ParseInt(b, 10, 64)
+		if err != nil {
+			t.Fatalf("unexpected key %q", key)
+		}
+		buckets[b] = true
+		at, err := r.client.ExpireTime(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end := (bucket + 1) * bucketWidth; int64(at/time.Second) != end {
+			t.Fatalf("%s expires at %d, want the bucket's end %d", key, at/time.Second, end)
+		}
+		if !isShard {
+			continue
+		}
+		shards++
+		enc, err := r.client.ObjectEncoding(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, err := r.client.HLen(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if enc != "listpack" || size > 128 {
+			t.Fatalf("shard %s: %d fields encoded as %s; want at most 128 in a listpack", key, size, enc)
+		}
+		fields += size
+	}
+	if len(buckets) < 4 || shards < 4*n/(4*128) || fields != n {
+		t.Fatalf("%d buckets, %d shards holding %d fields for %d entries", len(buckets), shards, fields, n)
+	}
+	t.Logf("%d entries in %d buckets, %d shards", n, len(buckets), shards)
+}
+
+// One-key entries an earlier version wrote load beside the bucket
+// layout (a rolling upgrade), and are still counted as existing.
+func TestRedisOldLayoutStillLoads(t *testing.T) {
+	srv := testredis.Start(t)
+	old := TokenKey("written-by-an-earlier-version")
+	exp := strconv.FormatInt(nowSec()+3600, 10)
+	if _, err := srv.Do("SET", KeyBase("revocation:")+"t:"+old.String(), exp, "EXAT", exp); err != nil {
+		t.Fatal(err)
+	}
+	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	waitFor(t, "the store to load", func() bool { return w.Health().Loaded })
+	fresh := TokenKey("written-now")
+	res := commit(t, w, Change{Puts: []Put{{Key: old, TTL: time.Hour}, {Key: fresh, TTL: time.Hour}}})
+	if !res.Existed[0] || res.Existed[1] {
+		t.Fatalf("existed %v; want the old-layout entry live and the new one not", res.Existed)
+	}
+	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	waitFor(t, "the second store to load", func() bool { return r.Health().Loaded })
+	for _, k := range []Key{old, fresh} {
+		if got := r.Denylist().Check(&Identity{Token: k}, nowSec()); got != BlockedToken {
+			t.Fatalf("%s: %v", k, got)
+		}
+	}
+	if got := r.Denylist().Len(KindToken); got != 2 {
+		t.Fatalf("%d token entries loaded, want 2", got)
+	}
+}
+
+// A key revoked again with a later expiry, in the same bucket or in
+// another one, loads with the later expiry; an earlier one changes
+// nothing.
+func TestRedisLaterExpiryWinsAcrossBuckets(t *testing.T) {
+	srv := testredis.Start(t)
+	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	start := (nowSec()/bucketWidth + 2) * bucketWidth // a bucket's start, well ahead
+	same, other := TokenKey("same-bucket"), TokenKey("other-bucket")
+	commit(t, w, Change{Puts: []Put{{Key: same, Expires: start + 10}, {Key: other, Expires: start + 10}}})
+	commit(t, w, Change{Puts: []Put{{Key: same, Expires: start + 20}, {Key: other, Expires: start + 3*bucketWidth}}})
+	commit(t, w, Change{Puts: []Put{{Key: same, Expires: start + 15}, {Key: other, Expires: start + 30}}})
+	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	waitFor(t, "the second store to load", func() bool { return r.Health().Loaded })
+	for k, exp := range map[Key]int64{same: start + 20, other: start + 3*bucketWidth} {
+		if e, ok := r.Denylist().Lookup(k, nowSec()); !ok || e.Expires != exp {
+			t.Fatalf("loaded %+v (%v), want expiry %d", e, ok, exp)
+		}
+	}
+	if _, got := shardHolding(t, w, same, start+20); got != start+20 {
+		t.Fatalf("same-bucket entry stored with expiry %d, want %d", got, start+20)
+	}
+}
+
+// A load reads the shards a split created while it scanned: here, none
+// was seen by the scan at all, and the bucket states name them all.
+func TestRedisLoadReadsShardsTheScanMissed(t *testing.T) {
+	srv := testredis.Start(t)
+	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	var puts []Put
+	for i := range 2000 {
+		puts = append(puts, Put{Key: JTIKey(fmt.Sprintf("j-%d", i)), TTL: time.Hour})
+	}
+	commit(t, w, Change{Puts: puts})
+	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Deferred: true})
+	n, err := r.readSplitShards(context.Background(), &shardsRead{names: make(map[string]struct{})})
+	if err != nil || n != len(puts) {
+		t.Fatalf("read %d entries (%v), want %d", n, err, len(puts))
+	}
+	for _, p := range puts {
+		if _, ok := r.Denylist().Lookup(p.Key, nowSec()); !ok {
+			t.Fatalf("%s not loaded", p.Key)
+		}
+	}
+}
+
+// A session revoked again with an expiry in another bucket was already
+// revoked: the second put says so (seed 002's "already invalidated"),
+// from either store.
+func TestStoreRevokedAgainAcrossBuckets(t *testing.T) {
+	for _, sk := range stores() {
+		t.Run(sk.name, func(t *testing.T) {
+			s := sk.open(t)
+			k := SessionKey("alice", "laptop")
+			first := nowSec() + 600
+			if res := commit(t, s, Change{Puts: []Put{{Key: k, Expires: first}}}); res.Existed[0] {
+				t.Fatal("first revocation reported as existing")
+			}
+			res := commit(t, s, Change{Puts: []Put{{Key: k, Expires: first + 3*bucketWidth}}})
+			if !res.Existed[0] {
+				t.Fatal("revoked again in another bucket: not reported as existing")
+			}
+			if e, ok := s.Denylist().Lookup(k, nowSec()); !ok || e.Expires != first+3*bucketWidth {
+				t.Fatalf("entry %+v (%v), want the later expiry", e, ok)
+			}
+		})
+	}
+}
+
+// Redis memory per plain entry, with the snapshot of them, stays within
+// 64 bytes (issue 11): 200k entries expiring over an hour, committed in
+// bulk, measured as the growth of INFO used_memory. The change feed that
+// carried them is trimmed first: it is gone after its retention, while
+// the entries stay.
+func TestRedisMemoryPerEntry(t *testing.T) {
+	srv := testredis.Start(t)
+	s := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	waitFor(t, "the store to load", func() bool { return s.Health().Loaded })
+	ctx := context.Background()
+	before := usedMemory(t, srv)
+	const n = 200_000
+	commitMany(t, s, n)
+	entries := usedMemory(t, srv)
+	if err := s.writeSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all := usedMemory(t, srv)
+	perEntry := float64(all-before) / n
+	t.Logf("bytes per entry: %.1f (entries %.1f, snapshot %.1f)", perEntry, float64(entries-before)/n, float64(all-entries)/n)
+	if perEntry > 64 {
+		t.Fatalf("%.1f bytes of Redis memory per entry, want at most 64", perEntry)
+	}
+}
+
+// commitMany commits n token entries expiring over the hour after the
+// next, in bulk changes of 2000 from a few goroutines at once, then trims
+// the change feed that carried them (as its retention would).
+func commitMany(tb testing.TB, s *RedisStore, n int) {
+	tb.Helper()
+	const batch, workers = 2000, 8
+	ctx := context.Background()
+	now := nowSec()
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for from := range next {
+				puts := make([]Put, 0, batch)
+				for i := from; i < min(from+batch, n); i++ {
+					puts = append(puts, Put{Key: TokenKey("entry-" + strconv.Itoa(i)), Expires: now + 3600 + int64(i)*3600/int64(n)})
+				}
+				if _, err := s.Commit(ctx, Change{Puts: puts}); err != nil {
+					failed.Store(err)
+				}
+			}
+		}()
+	}
+	for from := 0; from < n; from += batch {
+		next <- from
+	}
+	close(next)
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		tb.Fatalf("commit: %v", err)
+	}
+	if err := s.client.XTrimMaxLen(ctx, s.feed, 0).Err(); err != nil {
+		tb.Fatalf("trim the feed: %v", err)
+	}
 }

@@ -25,7 +25,7 @@ end
 return n`
 
 // usedMemory reads Redis's used_memory.
-func usedMemory(b *testing.B, srv *testredis.Server) int64 {
+func usedMemory(b testing.TB, srv *testredis.Server) int64 {
 	out, err := srv.Do("INFO", "memory")
 	if err != nil {
 		b.Fatal(err)
@@ -42,21 +42,30 @@ func usedMemory(b *testing.B, srv *testredis.Server) int64 {
 
 // BenchmarkRedisLoad is a replica's start at one million entries: from
 // NewRedisStore to a local copy loaded in full and confirmed current, on
-// a real redis-server, entry by entry (source=keys) and from a snapshot
-// (source=snapshot); and the Redis memory the entries take.
+// a real redis-server, entry by entry (source=keys: the bucket layout
+// commitScript writes; source=old-keys: one key per entry, as earlier
+// versions wrote them) and from a snapshot (source=snapshot); and the
+// Redis memory the entries take.
 //
 //	go test -run '^$' -bench RedisLoad -benchtime 3x ./revocation/
 func BenchmarkRedisLoad(b *testing.B) {
 	for _, n := range []int{1e6} {
-		for _, source := range []string{"keys", "snapshot"} {
+		for _, source := range []string{"keys", "snapshot", "old-keys"} {
 			b.Run(fmt.Sprintf("entries=%d/source=%s", n, source), func(b *testing.B) {
 				srv := testredis.Start(b)
 				mem0 := usedMemory(b, srv)
-				exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
-				for from := 1; from <= n; from += 100_000 {
-					if out, err := srv.Do("EVAL", fillLua, "0", KeyBase("revocation:"), strconv.Itoa(min(100_000, n-from+1)), exp, strconv.Itoa(from)); err != nil {
-						b.Fatalf("fill: %v %s", err, out)
+				if source == "old-keys" {
+					exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+					for from := 1; from <= n; from += 100_000 {
+						if out, err := srv.Do("EVAL", fillLua, "0", KeyBase("revocation:"), strconv.Itoa(min(100_000, n-from+1)), exp, strconv.Itoa(from)); err != nil {
+							b.Fatalf("fill: %v %s", err, out)
+						}
 					}
+				} else {
+					w := NewRedisStore(RedisOptions{Client: redis.NewClient(&redis.Options{Addr: srv.Addr()}), SnapshotEvery: -1, Logger: quiet})
+					commitMany(b, w, n)
+					w.Close()
+					w.dl.release()
 				}
 				perEntry := float64(usedMemory(b, srv)-mem0) / float64(n)
 				open := func() *RedisStore {
@@ -67,7 +76,9 @@ func BenchmarkRedisLoad(b *testing.B) {
 						Logger:        quiet,
 					})
 				}
+				want := "keys"
 				if source == "snapshot" {
+					want = source
 					w := open()
 					if err := w.writeSnapshot(context.Background()); err != nil {
 						b.Fatal(err)
@@ -83,8 +94,8 @@ func BenchmarkRedisLoad(b *testing.B) {
 					s.mu.Lock()
 					got := s.loadSource
 					s.mu.Unlock()
-					if got != source || s.Staleness(time.Now()) > time.Minute || s.Denylist().Len(KindToken) != int64(n) {
-						b.Fatalf("not loaded in full from %s: %+v, from %s, %d entries", source, s.Health(), got, s.Denylist().Len(KindToken))
+					if got != want || s.Staleness(time.Now()) > time.Minute || s.Denylist().Len(KindToken) != int64(n) {
+						b.Fatalf("not loaded in full from %s: %+v, from %s, %d entries", want, s.Health(), got, s.Denylist().Len(KindToken))
 					}
 					b.ReportMetric(took.Seconds(), "load-s")
 					b.ReportMetric(perEntry, "redis-B/entry")

@@ -37,7 +37,8 @@ func TestRedisSnapshotLoad(t *testing.T) {
 	commit(t, a, Change{Puts: []Put{{Key: after, TTL: time.Hour}}})
 	// Only the snapshot still has this one: an entry loaded key by key
 	// would be missing.
-	if _, err := srv.Do("DEL", a.entryKey(toks[7])); err != nil {
+	shard, _ := shardHolding(t, a, toks[7], nowSec()+3600)
+	if _, err := srv.Do("HDEL", shard, string(toks[7][:])); err != nil {
 		t.Fatal(err)
 	}
 
