@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/dustin/go-humanize"
 
@@ -77,6 +78,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_credentials  <n>
 //	    token_cache_size <n>
 //	    feed_max_len     <n>
+//	    feed_retention   <duration>
+//	    snapshot_every   <duration>|off
 //	    redis_timeout    <duration>
 //	    log_blocked      debug|info|warn|error|off
 //	    backchannel_logout {
@@ -218,6 +221,27 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("feed_max_len: %q: want an integer of at least 100", v)
 			}
 			h.FeedMaxLen = n
+		case "feed_retention":
+			if err := durationArg(d, "", &h.FeedRetention); err != nil {
+				return err
+			}
+			if time.Duration(h.FeedRetention) < minFeedRetention {
+				return d.Errf("feed_retention: %v: want at least %v", time.Duration(h.FeedRetention), minFeedRetention)
+			}
+		case "snapshot_every":
+			var v string
+			if err := oneArg(d, "", &v); err != nil {
+				return err
+			}
+			if v == "off" {
+				h.SnapshotEvery = -1 // never
+				break
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < minSnapshotEvery {
+				return d.Errf("snapshot_every: %q: want a duration of at least %v, or off", v, minSnapshotEvery)
+			}
+			h.SnapshotEvery = caddy.Duration(dur)
 		case "redis_timeout":
 			if err := durationArg(d, "", &h.RedisTimeout); err != nil {
 				return err
@@ -497,7 +521,8 @@ func (h *Handler) unmarshalEndpoints(d *caddyfile.Dispenser) error {
 var (
 	handlerOptions = []string{"app_id", "redis", "key_prefix", "jwt", "session_ttl", "endpoints",
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
-		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "redis_timeout",
+		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "feed_retention",
+		"snapshot_every", "redis_timeout",
 		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout"}
 	redisOptions = []string{"url", "addrs", "username", "password", "db", "tls", "tls_ca_file",
 		"tls_server_name", "tls_insecure_skip_verify", "master_name", "sentinel_username",

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -59,6 +60,8 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		max_credentials 8
 		token_cache_size 5000
 		feed_max_len 2000
+		feed_retention 10m
+		snapshot_every 2m
 		redis_timeout 500ms
 		log_blocked warn
 	}`)
@@ -66,7 +69,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(h)
-	want := `{"app_id":"web","redis":{"addrs":["10.0.0.1:26379","10.0.0.2:26379"],"username":"app","password":"{env.REDIS_PASSWORD}","db":2,"tls":true,"tls_server_name":"redis.internal","master_name":"mymaster"},"key_prefix":"rv:","jwt":{"hmac_secret":"{env.JWT_SECRET}","public_keys":["/etc/keys/a.pem","/etc/keys/b.pem"],"jwks_url":"https://auth.example.com/jwks.json","jwks_refetch_interval":60000000000,"issuer":"https://auth.example.com","audience":["api","web"],"algorithms":["ES256","RS256"],"leeway":10000000000,"session_claim":"session"},"session_ttl":86400000000000,"endpoints":["logout","revoke_sessions"],"paths":{"logout":"/api/logout"},"on_store_down":"fail_open","stale_after":60000000000,"require_token":true,"inspect_body":false,"max_credentials":8,"token_cache_size":5000,"feed_max_len":2000,"redis_timeout":500000000,"log_blocked":"warn"}`
+	want := `{"app_id":"web","redis":{"addrs":["10.0.0.1:26379","10.0.0.2:26379"],"username":"app","password":"{env.REDIS_PASSWORD}","db":2,"tls":true,"tls_server_name":"redis.internal","master_name":"mymaster"},"key_prefix":"rv:","jwt":{"hmac_secret":"{env.JWT_SECRET}","public_keys":["/etc/keys/a.pem","/etc/keys/b.pem"],"jwks_url":"https://auth.example.com/jwks.json","jwks_refetch_interval":60000000000,"issuer":"https://auth.example.com","audience":["api","web"],"algorithms":["ES256","RS256"],"leeway":10000000000,"session_claim":"session"},"session_ttl":86400000000000,"endpoints":["logout","revoke_sessions"],"paths":{"logout":"/api/logout"},"on_store_down":"fail_open","stale_after":60000000000,"require_token":true,"inspect_body":false,"max_credentials":8,"token_cache_size":5000,"feed_max_len":2000,"feed_retention":600000000000,"snapshot_every":120000000000,"redis_timeout":500000000,"log_blocked":"warn"}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -79,6 +82,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints none":          "revocation {\nendpoints none\n}",
 		"endpoints list":          "revocation {\nendpoints logout invalidate_session\n}",
 		"body inspection":         "revocation {\ninspect_body_limit 1MiB\noversized_body reject\n}",
+		"snapshots off":           "revocation {\nsnapshot_every off\n}",
 		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
@@ -87,6 +91,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints none":          `{"endpoints":["none"]}`,
 		"endpoints list":          `{"endpoints":["logout","invalidate_session"]}`,
 		"body inspection":         `{"inspect_body_limit":1048576,"oversized_body":"reject"}`,
+		"snapshots off":           `{"snapshot_every":-1}`,
 		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
@@ -142,6 +147,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"redis url missing value": {"revocation {\nredis {\nurl\n}\n}", `redis url: missing value, at `},
 		"redis flag with a value": {"revocation {\nredis {\ntls yes\n}\n}", `redis tls takes no value`},
 		"jwt bad duration":        {"revocation {\njwt {\nleeway x\n}\n}", `jwt leeway: bad duration "x"`},
+		"short feed_retention":    {"revocation {\nfeed_retention 10s\n}", `feed_retention: 10s: want at least 1m0s`},
+		"bad snapshot_every":      {"revocation {\nsnapshot_every never\n}", `snapshot_every: "never": want a duration of at least 10s, or off`},
+		"short snapshot_every":    {"revocation {\nsnapshot_every 1s\n}", `snapshot_every: "1s"`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)
@@ -200,5 +208,28 @@ func TestAdaptGolden(t *testing.T) {
 				t.Fatalf("adapted JSON differs:\n%s", pretty.String())
 			}
 		})
+	}
+}
+
+// The feed must outlast the time between two snapshots, in JSON
+// configurations as in the Caddyfile.
+func TestStoreSettingsFeedAndSnapshot(t *testing.T) {
+	cases := []struct {
+		ret, snap time.Duration
+		want      string
+	}{
+		{0, 0, ""},
+		{time.Hour, -1, ""},
+		{2 * time.Minute, time.Minute, ""},
+		{30 * time.Second, 0, "feed_retention 30s: want at least 1m0s"},
+		{0, time.Second, "snapshot_every 1s: want at least 10s"},
+		{2 * time.Minute, 5 * time.Minute, "feed_retention 2m0s must be longer than snapshot_every 5m0s"},
+		{0, 10 * time.Minute, "feed_retention 5m0s must be longer than snapshot_every 10m0s"},
+	}
+	for _, c := range cases {
+		err := storeSettings{Retention: c.ret, SnapEvery: c.snap}.validate()
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("retention %v, snapshots every %v: error %v, want %q", c.ret, c.snap, err, c.want)
+		}
 	}
 }

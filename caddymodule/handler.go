@@ -117,6 +117,16 @@ type Handler struct {
 	// replica that falls further behind reloads in full.
 	FeedMaxLen int64 `json:"feed_max_len,omitempty"`
 
+	// FeedRetention is how long the Redis change feed keeps a revocation:
+	// a replica loading for longer reloads. Default 5m; at least 1m, and
+	// longer than SnapshotEvery.
+	FeedRetention caddy.Duration `json:"feed_retention,omitempty"`
+
+	// SnapshotEvery is how often a replica writes a snapshot of the
+	// denylist into Redis, from which the others load. Default 1m;
+	// negative: never ("off").
+	SnapshotEvery caddy.Duration `json:"snapshot_every,omitempty"`
+
 	// RedisTimeout bounds each Redis operation of a revocation, so that an
 	// unreachable Redis gets a prompt 500 rather than a hung client.
 	// Default 2s.
@@ -323,6 +333,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		FeedMaxLen:  h.FeedMaxLen,
 		DialTimeout: time.Duration(h.RedisTimeout),
 		IOTimeout:   time.Duration(h.RedisTimeout),
+		Retention:   time.Duration(h.FeedRetention),
+		SnapEvery:   time.Duration(h.SnapshotEvery),
 	}
 	if h.Redis != nil {
 		settings.Redis = *h.Redis

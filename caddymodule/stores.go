@@ -125,6 +125,39 @@ type storeSettings struct {
 	FeedMaxLen  int64                  `json:"feed_max_len"`
 	DialTimeout time.Duration          `json:"dial_timeout"`
 	IOTimeout   time.Duration          `json:"io_timeout"`
+	Retention   time.Duration          `json:"feed_retention"`
+	SnapEvery   time.Duration          `json:"snapshot_every"`
+}
+
+// The bounds of feed_retention and snapshot_every.
+const (
+	defaultFeedRetention = 5 * time.Minute
+	defaultSnapshotEvery = time.Minute
+	minFeedRetention     = time.Minute
+	minSnapshotEvery     = 10 * time.Second
+)
+
+// validate checks the feed and snapshot settings: a snapshot is usable
+// only while the feed still holds its position, so the feed must keep
+// revocations longer than the time between two snapshots.
+func (s storeSettings) validate() error {
+	ret, snap := s.Retention, s.SnapEvery
+	if ret == 0 {
+		ret = defaultFeedRetention
+	}
+	if snap == 0 {
+		snap = defaultSnapshotEvery
+	}
+	if ret < minFeedRetention {
+		return fmt.Errorf("feed_retention %v: want at least %v, for a replica to load and resume from the feed", ret, minFeedRetention)
+	}
+	if snap > 0 && snap < minSnapshotEvery {
+		return fmt.Errorf("snapshot_every %v: want at least %v, or off", snap, minSnapshotEvery)
+	}
+	if snap > 0 && ret <= snap {
+		return fmt.Errorf("feed_retention %v must be longer than snapshot_every %v: a snapshot is only usable while the feed holds its position", ret, snap)
+	}
+	return nil
 }
 
 func (s storeSettings) poolKey() string {
@@ -153,6 +186,9 @@ func releaseStore(key string) error {
 }
 
 func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStore, error) {
+	if err := settings.validate(); err != nil {
+		return nil, err
+	}
 	shared := &sharedStore{key: key, prefix: settings.KeyPrefix}
 	if settings.Redis.IsZero() {
 		log.Warn("revocation store is embedded: revocations live in this process only, are lost on restart and are not shared with other instances; set redis for production")
@@ -177,6 +213,9 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 		Client:     redis.NewUniversalClient(opts),
 		KeyPrefix:  settings.KeyPrefix,
 		FeedMaxLen: settings.FeedMaxLen,
+		// Zero takes the store's defaults.
+		FeedRetention: settings.Retention,
+		SnapshotEvery: settings.SnapEvery,
 		// The feed read is pipelined, so it must end within the read
 		// timeout; adopt lowers it further for a short stale_after.
 		Block:  min(time.Second, settings.IOTimeout/2),
