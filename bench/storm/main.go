@@ -42,6 +42,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caddy-revocation/caddy-revocation/bench/internal/fill"
 	"github.com/caddy-revocation/caddy-revocation/bench/internal/proc"
 	"github.com/caddy-revocation/caddy-revocation/bench/internal/procstat"
 )
@@ -295,20 +296,18 @@ func (b *bench) startRedis(ctx context.Context) error {
 	return errors.New("redis-server did not answer")
 }
 
-// fill puts o.entries token entries in Redis, as bench/startup.sh does:
-// SHA-1-spread keys, as real ones are, expiring in two hours.
+// fill puts o.entries token entries in Redis through the store's own
+// commit path, as bench/startup.sh does: SHA-256-spread keys, as real
+// ones are, expiring over the hour after the next.
 func (b *bench) fill(ctx context.Context) error {
-	const script = `local base, n, exp, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-for i = from, from + n - 1 do
-  redis.call("SET", base .. "t:" .. string.sub(redis.sha1hex(tostring(i)), 1, 30) .. "74", exp, "EXAT", exp)
-end
-return n`
-	exp := time.Now().Add(2 * time.Hour).Unix()
-	for from := 1; from <= b.o.entries; from += 200_000 {
-		n := min(200_000, b.o.entries-from+1)
-		if err := b.redis.Eval(ctx, script, nil, "revocation:{dl}:", n, exp, from).Err(); err != nil {
-			return fmt.Errorf("fill redis: %w", err)
-		}
+	_, err := fill.Fill(ctx, fill.Options{
+		Addr:    "127.0.0.1:" + strconv.Itoa(b.rport),
+		Entries: b.o.entries,
+		Expires: time.Now().Add(time.Hour),
+		Spread:  time.Hour,
+	})
+	if err != nil {
+		return fmt.Errorf("fill redis: %w", err)
 	}
 	return nil
 }
