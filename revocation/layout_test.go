@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -288,5 +289,60 @@ func commitMany(tb testing.TB, s *RedisStore, n int) {
 	}
 	if err := s.client.XTrimMaxLen(ctx, s.feed, 0).Err(); err != nil {
 		tb.Fatalf("trim the feed: %v", err)
+	}
+}
+
+// A split that would move none of a shard's fields, or all of them,
+// leaves no shard to be created later without an expiry: every bucket
+// key expires, and every entry loads.
+func TestRedisSplitKeepsEveryShardExpiring(t *testing.T) {
+	srv := testredis.Start(t)
+	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	exp := nowSec() + 3600
+	key := func(h uint32, i int) Key {
+		var k Key
+		binary.BigEndian.PutUint32(k[:], h)
+		binary.BigEndian.PutUint32(k[4:], uint32(i))
+		k[15] = byte(KindToken)
+		return k
+	}
+	var all []Key
+	// Two buckets: in one, the first split (of shard 0 into 0 and 1)
+	// moves nothing (every hash even), in the other everything (odd).
+	for b, parity := range []uint32{0, 1} {
+		var puts []Put
+		for i := range shardLoad + 1 {
+			k := key(uint32(i)*2+parity, i)
+			all = append(all, k)
+			puts = append(puts, Put{Key: k, Expires: exp + int64(b)*bucketWidth})
+		}
+		commit(t, w, Change{Puts: puts})
+		// Then an entry for the shard left empty.
+		k := key(1-parity, 999)
+		all = append(all, k)
+		commit(t, w, Change{Puts: []Put{{Key: k, Expires: exp + int64(b)*bucketWidth}}})
+	}
+	ctx := context.Background()
+	keys, err := w.client.Keys(ctx, "revocation:{dl}:e*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 7 { // ebuckets, two states, two shards each
+		t.Fatalf("bucket keys %q, want 7", keys)
+	}
+	for _, k := range keys {
+		if ttl, err := w.client.TTL(ctx, k).Result(); err != nil || ttl <= 0 {
+			t.Fatalf("%s: TTL %v (%v), want every bucket key to expire", k, ttl, err)
+		}
+	}
+	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	waitFor(t, "the second store to load", func() bool { return r.Health().Loaded })
+	if got := r.Denylist().Len(KindToken); got != int64(len(all)) {
+		t.Fatalf("loaded %d entries, want %d", got, len(all))
+	}
+	for _, k := range all {
+		if _, ok := r.Denylist().Lookup(k, nowSec()); !ok {
+			t.Fatalf("%s not loaded", k)
+		}
 	}
 }

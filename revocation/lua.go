@@ -25,7 +25,7 @@ import "github.com/redis/go-redis/v9"
 // of a bucket's keys expiring at its end, (b+1)*W:
 //
 //	<base>e:<b>       the bucket's state, "<L> <p> <n>" (a string)
-//	<base>e:<b>:<a>   shard a of the bucket, a hash
+//	<base>e:<b>:<a>   shard a of the bucket, a hash (an empty field: a placeholder)
 //	<base>ebuckets    the live buckets, a sorted set scored by their end
 //	                  (only for a load's progress estimate)
 //
@@ -73,12 +73,14 @@ local function hashOf(bin)
 end
 
 -- bucket states, read once per script call and written back at its end
+-- (pre: its shards' key prefix; till: its end, when its keys expire)
 local states = {}
 local function state(b)
   local st = states[b]
   if st then return st end
   local v = redis.call('GET', base .. 'e:' .. num(b))
-  st = { L = 0, p = 0, n = 0, dirty = false, new = not v }
+  st = { L = 0, p = 0, n = 0, dirty = false, new = not v,
+    pre = base .. 'e:' .. num(b) .. ':', till = num((b + 1) * width) }
   if v then
     local l, p, n = string.match(v, '^(%d+) (%d+) (%d+)$')
     if l then st.L, st.p, st.n = tonumber(l), tonumber(p), tonumber(n) end
@@ -100,15 +102,16 @@ for c = 1, nchanges do
   for p = 1, n do
     local kind, hex, bin, abs, ttl = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
     if (kind ~= 't' and kind ~= 'j' and kind ~= 's') or not ishex(hex) or #bin ~= 16
-      or string.byte(bin, 16) ~= string.byte(kind) or hashOf(bin) ~= tonumber(hex:sub(1, 8), 16)
-      or not abs or not ttl then
+      or string.byte(bin, 16) ~= string.byte(kind) or not abs or not ttl then
       return redis.error_reply('revocation: bad put ' .. p)
     end
+    local h = hashOf(bin)
+    if h ~= tonumber(hex:sub(1, 8), 16) then return redis.error_reply('revocation: bad put ' .. p) end
     local exp = abs
     if exp == 0 then exp = nowSec + ttl end
     -- type-checks the bucket state before the first write
     if exp > nowSec then state(math.floor(exp / width)) end
-    puts[p] = { kind, hex, bin, exp }
+    puts[p] = { hex, bin, h, exp }
     i = i + 5
   end
   local m = tonumber(ARGV[i])
@@ -143,50 +146,55 @@ for c = 1, nchanges do
   changes[c] = { puts, cuts, global }
 end
 
-local function shardKey(b, a) return base .. 'e:' .. num(b) .. ':' .. num(a) end
-
 -- split moves the fields of the bucket's shard p that belong to shard
--- p+2^L there, and moves the split pointer on.
-local function split(b, st)
+-- p+2^L there, and moves the split pointer on. Every shard below 2^L+p
+-- exists from its bucket's first put or its split on, with the bucket's
+-- expiry: a split that would leave a shard empty leaves a placeholder
+-- field ("", which loads skip) in it instead, so that no put ever
+-- creates a shard without an expiry.
+local function split(st)
   local size = 2 ^ st.L
-  local from, to = shardKey(b, st.p), shardKey(b, st.p + size)
+  local from, to = st.pre .. num(st.p), st.pre .. num(st.p + size)
   local all = redis.call('HGETALL', from)
   local moved, gone = {}, {}
   for j = 1, #all, 2 do
-    if hashOf(all[j]) % (2 * size) ~= st.p then
+    if #all[j] == 16 and hashOf(all[j]) % (2 * size) ~= st.p then
       moved[#moved + 1] = all[j]
       moved[#moved + 1] = all[j + 1]
       gone[#gone + 1] = all[j]
     end
   end
-  if #gone > 0 then
-    redis.call('HSET', to, unpack(moved))
-    redis.call('EXPIREAT', to, num((b + 1) * width))
-    redis.call('HDEL', from, unpack(gone))
+  if #gone == 0 then
+    moved = { '', '0' }
+  elseif #gone == #all / 2 then
+    redis.call('HSET', from, '', '0')
   end
+  redis.call('HSET', to, unpack(moved))
+  redis.call('EXPIREAT', to, st.till)
+  if #gone > 0 then redis.call('HDEL', from, unpack(gone)) end
   st.p = st.p + 1
   if st.p == size then st.L, st.p = st.L + 1, 0 end
 end
 
 -- put writes a plain entry (the later expiry wins) and returns the
 -- expiry there was in the shard of its bucket, if any.
-local function put(recs, hex, bin, exp)
-  local b = math.floor(exp / width)
-  local st = state(b)
-  local h = hashOf(bin)
+local function put(recs, hex, bin, h, exp)
+  local st = state(math.floor(exp / width))
   local a = h % 2 ^ st.L
   if a < st.p then a = h % 2 ^ (st.L + 1) end
-  local sk = shardKey(b, a)
-  local cur = tonumber(redis.call('HGET', sk, bin) or '')
-  if cur == nil or cur < exp then
-    if redis.call('HSET', sk, bin, num(exp)) == 1 then
-      redis.call('EXPIREAT', sk, num((b + 1) * width))
-      st.n = st.n + 1
-      st.dirty = true
-      if st.n > load * (2 ^ st.L + st.p) then split(b, st) end
-    end
+  local sk = st.pre .. num(a)
+  local v = num(exp)
+  local cur = nil
+  if redis.call('HSETNX', sk, bin, v) == 1 then
+    if st.n == 0 then redis.call('EXPIREAT', sk, st.till) end -- the bucket's first shard
+    st.n = st.n + 1
+    st.dirty = true
+    if st.n > load * (2 ^ st.L + st.p) then split(st) end
+  else
+    cur = tonumber(redis.call('HGET', sk, bin))
+    if cur == nil or cur < exp then redis.call('HSET', sk, bin, v) end
   end
-  recs[#recs + 1] = hex .. '=' .. num(exp)
+  recs[#recs + 1] = hex .. '=' .. v
   return cur
 end
 
@@ -199,9 +207,9 @@ for c = 1, nchanges do
   local puts, cuts, global = changes[c][1], changes[c][2], changes[c][3]
   local existed, recs = {}, {}
   for p = 1, #puts do
-    local hex, bin, exp = puts[p][2], puts[p][3], puts[p][4]
+    local hex, bin, h, exp = puts[p][1], puts[p][2], puts[p][3], puts[p][4]
     local cur = nil
-    if exp > nowSec then cur = put(recs, hex, bin, exp) end
+    if exp > nowSec then cur = put(recs, hex, bin, h, exp) end
     existed[p] = (cur and cur > nowSec) and '1' or '0'
   end
 
@@ -229,7 +237,7 @@ for c = 1, nchanges do
     redis.call('SET', sk, v, 'EXAT', num(exp))
     recs[#recs + 1] = subj .. '=' .. v
     for _, m in ipairs(seen) do
-      if m ~= keep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), sessExp) end
+      if m ~= keep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), tonumber(m:sub(1, 8), 16), sessExp) end
     end
     redis.call('ZREMRANGEBYSCORE', base .. 'seen:' .. subj, '-inf', num(nowSec))
   end

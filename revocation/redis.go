@@ -1037,6 +1037,9 @@ func (s *RedisStore) readEntries(ctx context.Context, c redis.UniversalClient, k
 			}
 			read.add(shards[i])
 			for f, v := range fields {
+				if f == "" {
+					continue // a placeholder that keeps a shard from vanishing
+				}
 				e, err := shardEntry(f, v)
 				if err != nil {
 					s.log.Warn("skipping unreadable denylist entry", "key", shards[i], "error", err)
