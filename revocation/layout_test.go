@@ -346,3 +346,25 @@ func TestRedisSplitKeepsEveryShardExpiring(t *testing.T) {
 		}
 	}
 }
+
+// The script checks every put's raw key against its hex form before the
+// first write: a batch with one bad put writes nothing at all.
+func TestCommitScriptRefusesMismatchedKeyBytes(t *testing.T) {
+	srv := testredis.Start(t)
+	s := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	good, bad := TokenKey("good"), TokenKey("bad")
+	other := TokenKey("other")
+	ctx := context.Background()
+	for name, bin := range map[string]string{"other key's bytes": string(other[:]), "short": string(bad[:15]), "kind byte": string(bad[:15]) + "j"} {
+		args := []any{s.base, s.maxLen, s.retain.Milliseconds(), bucketWidth, shardLoad, 2,
+			1, "t", good.String(), string(good[:]), 0, 3600, 0, "0",
+			1, "t", bad.String(), bin, 0, 3600, 0, "0"}
+		err := commitScript.Run(ctx, s.client, []string{s.feed}, args...).Err()
+		if err == nil || !strings.Contains(err.Error(), "bad put") {
+			t.Fatalf("%s: error %v, want the put refused", name, err)
+		}
+		if n, err := s.client.DBSize(ctx).Result(); err != nil || n != 0 {
+			t.Fatalf("%s: %d keys written (%v), want none", name, n, err)
+		}
+	}
+}

@@ -101,7 +101,7 @@ for c = 1, nchanges do
   local puts = {}
   for p = 1, n do
     local kind, hex, bin, abs, ttl = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
-    if (kind ~= 't' and kind ~= 'j' and kind ~= 's') or not ishex(hex) or #bin ~= 16
+    if (kind ~= 't' and kind ~= 'j' and kind ~= 's') or not ishex(hex) or type(bin) ~= 'string' or #bin ~= 16
       or string.byte(bin, 16) ~= string.byte(kind) or not abs or not ttl then
       return redis.error_reply('revocation: bad put ' .. p)
     end
