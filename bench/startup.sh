@@ -28,7 +28,7 @@ until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
 
 # The entries go in through the store's own commit path, in bulk, expiring
 # over the hour after the next; the change feed that carried them is
-# trimmed, as its retention would after five minutes.
+# deleted, as its retention would empty it after five minutes.
 fillbin="$out/fill"
 go build -o "$fillbin" ./bench/fill
 mem0=$(redis-cli -p "$rport" INFO memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')

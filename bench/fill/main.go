@@ -22,7 +22,7 @@ func main() {
 	flag.IntVar(&o.Entries, "n", 1_000_000, "token entries")
 	in := flag.Duration("expires", time.Hour, "the first entry expires this long from now")
 	flag.DurationVar(&o.Spread, "spread", time.Hour, "the last entry expires this long after the first")
-	flag.BoolVar(&o.KeepFeed, "keep-feed", false, "leave the change feed that carried the entries (default: trim it, as its retention would)")
+	flag.BoolVar(&o.KeepFeed, "keep-feed", false, "leave the change feed that carried the entries (default: delete it, as its retention would empty it)")
 	flag.Parse()
 	o.Expires = time.Now().Add(*in)
 	st, err := fill.Fill(context.Background(), o)

@@ -30,7 +30,11 @@ type Options struct {
 	Expires time.Time
 	Spread  time.Duration
 	// KeepFeed leaves the change feed that carried the entries; by
-	// default it is trimmed, as its retention would after a few minutes.
+	// default it is deleted, as its retention would drop them after a
+	// few minutes, and as a Redis filled by earlier replicas' would be.
+	// (Trimming it empty instead would leave its last id out of the feed,
+	// which makes a snapshot at that position unusable once anything is
+	// added: not what a real feed, trimmed by age on XADD, looks like.)
 	KeepFeed bool
 }
 
@@ -101,8 +105,8 @@ func Fill(ctx context.Context, o Options) (Stats, error) {
 	}
 	st.RedisCPU = cpu1 - cpu0
 	if !o.KeepFeed {
-		if err := probe.XTrimMaxLen(ctx, revocation.KeyBase(o.KeyPrefix)+"feed", 0).Err(); err != nil {
-			return st, fmt.Errorf("fill: trim the feed: %w", err)
+		if err := probe.Del(ctx, revocation.KeyBase(o.KeyPrefix)+"feed").Err(); err != nil {
+			return st, fmt.Errorf("fill: delete the feed: %w", err)
 		}
 	}
 	return st, nil
