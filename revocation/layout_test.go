@@ -188,25 +188,39 @@ func TestRedisLaterExpiryWinsAcrossBuckets(t *testing.T) {
 	}
 }
 
-// A load reads the shards a split created while it scanned: here, none
-// was seen by the scan at all, and the bucket states name them all.
+// A load reads the shards a split created while it scanned: here the
+// scan returned shard 0 of a bucket only, as if every other shard had
+// been split off it during the scan, and the rounds after the scan read
+// them all, children after parents.
 func TestRedisLoadReadsShardsTheScanMissed(t *testing.T) {
 	srv := testredis.Start(t)
 	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	exp := nowSec() + 3600
 	var puts []Put
 	for i := range 2000 {
-		puts = append(puts, Put{Key: JTIKey(fmt.Sprintf("j-%d", i)), TTL: time.Hour})
+		puts = append(puts, Put{Key: JTIKey(fmt.Sprintf("j-%d", i)), Expires: exp})
 	}
 	commit(t, w, Change{Puts: puts})
 	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Deferred: true})
-	n, err := r.readSplitShards(context.Background(), &shardsRead{names: make(map[string]struct{})})
-	if err != nil || n != len(puts) {
-		t.Fatalf("read %d entries (%v), want %d", n, err, len(puts))
+	ctx := context.Background()
+	read := &shardsRead{names: make(map[string]struct{})}
+	first := r.base + "e:" + strconv.FormatInt(exp/bucketWidth, 10) + ":0"
+	n0, err := r.readEntries(ctx, r.client, []string{first}, read)
+	if err != nil || n0 == 0 || n0 > 2*shardLoad+1 {
+		t.Fatalf("shard 0 alone: %d entries (%v)", n0, err)
+	}
+	n, err := r.readSplitShards(ctx, read)
+	if err != nil || n0+n != len(puts) {
+		t.Fatalf("read %d + %d entries (%v), want %d", n0, n, err, len(puts))
 	}
 	for _, p := range puts {
 		if _, ok := r.Denylist().Lookup(p.Key, nowSec()); !ok {
 			t.Fatalf("%s not loaded", p.Key)
 		}
+	}
+	// Nothing more to read: no round after the last.
+	if n, err := r.readSplitShards(ctx, read); err != nil || n != 0 {
+		t.Fatalf("a second pass read %d entries (%v), want none", n, err)
 	}
 }
 
@@ -370,6 +384,52 @@ func TestCommitScriptRefusesMismatchedKeyBytes(t *testing.T) {
 		}
 		if n, err := s.client.DBSize(ctx).Result(); err != nil || n != 0 {
 			t.Fatalf("%s: %d keys written (%v), want none", name, n, err)
+		}
+	}
+}
+
+// A load key by key while another replica's revocations keep splitting
+// the same bucket's shards misses none of the entries committed before
+// it began.
+func TestRedisLoadDuringSplitsMissesNothing(t *testing.T) {
+	srv := testredis.Start(t)
+	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	exp := (nowSec()/bucketWidth+2)*bucketWidth + 10 // one bucket for all
+	batch := func(prefix string, n int) []Put {
+		puts := make([]Put, n)
+		for i := range puts {
+			puts[i] = Put{Key: JTIKey(fmt.Sprintf("%s-%d", prefix, i)), Expires: exp}
+		}
+		return puts
+	}
+	before := batch("before", 20_000)
+	for i := 0; i < len(before); i += 1000 {
+		commit(t, w, Change{Puts: before[i : i+1000]})
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 200 { // bounded: at most 200k more entries
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := w.Commit(context.Background(), Change{Puts: batch(fmt.Sprintf("during-%d", i), 1000)}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	waitFor(t, "the second store to load", func() bool { return r.Health().Loaded })
+	close(stop)
+	wg.Wait()
+	for _, p := range before {
+		if _, ok := r.Denylist().Lookup(p.Key, nowSec()); !ok {
+			t.Fatalf("%s, committed before the load, not loaded", p.Key)
 		}
 	}
 }

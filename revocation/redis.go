@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -1074,32 +1075,55 @@ func (r *shardsRead) has(name string) bool {
 	return ok
 }
 
-// readSplitShards reads the shards a SCAN may have missed: a split
-// during the scan moves entries committed before it into a new shard,
-// which SCAN need not return. Every shard the buckets' states name that
-// was not read is read, and the states are read again until they name
-// no new one. An entry moved by a split is thus read in the shard it
-// left (read before it left) or in one it went to (created, so named by
-// a state, before it is read).
+// readSplitShards reads the shards a SCAN may have missed. A split moves
+// entries into a shard it creates, which SCAN need not return: an entry
+// committed before the load, in a shard the scan read before a split
+// moved it, is then only in the split's new shard, a direct child of the
+// shard read (shard a splits into a+2^j for each level j from the bit
+// length of a up). So after the scan, the children that the buckets'
+// states name of every shard read are read, then the children of those,
+// and so on. A child created after its parent was read holds nothing the
+// parent did not show; including them (the states are read after the
+// parents) only reads more. The rounds end when the shards read in one
+// round have no children: a shard created by a split is split again only
+// once the bucket's split pointer has gone round a whole level.
 func (s *RedisStore) readSplitShards(ctx context.Context, read *shardsRead) (int, error) {
 	total := 0
+	read.mu.Lock()
+	prev := make([]string, 0, len(read.names))
+	for name := range read.names {
+		prev = append(prev, name)
+	}
+	read.mu.Unlock()
 	for range 1000 {
+		if len(prev) == 0 {
+			return total, nil
+		}
 		buckets, err := s.bucketStates(ctx)
 		if err != nil {
 			return total, err
 		}
-		var missing []string
+		shards := make(map[int64]int64, len(buckets)) // bucket -> shards in use
 		for _, b := range buckets {
-			for a := range (int64(1) << b.level) + b.split {
-				name := s.base + "e:" + strconv.FormatInt(b.bucket, 10) + ":" + strconv.FormatInt(a, 10)
-				if !read.has(name) {
-					missing = append(missing, name)
+			shards[b.bucket] = (int64(1) << b.level) + b.split
+		}
+		var missing []string
+		for _, name := range prev {
+			bs, as, _ := strings.Cut(strings.TrimPrefix(name[len(s.base):], "e:"), ":")
+			b, err1 := strconv.ParseInt(bs, 10, 64)
+			a, err2 := strconv.ParseInt(as, 10, 64)
+			if err1 != nil || err2 != nil || a < 0 {
+				continue
+			}
+			n := shards[b]
+			for j := bits.Len64(uint64(a)); j < 62 && a+int64(1)<<j < n; j++ {
+				child := s.base + "e:" + bs + ":" + strconv.FormatInt(a+int64(1)<<j, 10)
+				if !read.has(child) {
+					missing = append(missing, child)
 				}
 			}
 		}
-		if len(missing) == 0 {
-			return total, nil
-		}
+		prev = missing
 		for len(missing) > 0 {
 			page := missing[:min(len(missing), 1000)]
 			missing = missing[len(page):]
