@@ -461,8 +461,8 @@ type StoreStatus struct {
 // LoadStatus is the progress of a full load of the local copy.
 type LoadStatus struct {
 	Entries int64 `json:"entries"`
-	// Expected is an upper estimate (the keys in Redis when the load
-	// began), zero when unknown.
+	// Expected is an upper estimate (revocation.LoadProgress), zero when
+	// unknown.
 	Expected int64   `json:"expected_entries"`
 	Seconds  float64 `json:"seconds"`
 }

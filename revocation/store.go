@@ -94,8 +94,9 @@ type Health struct {
 type LoadProgress struct {
 	// Entries is how many entries it has read so far.
 	Entries int64
-	// Expected is an upper estimate of how many it will read (the keys
-	// in the database when it began); zero when unknown.
+	// Expected is an upper estimate of how many it will read (the
+	// snapshot's records, or the entries the expiry buckets count plus
+	// every other key of the database when it began); zero when unknown.
 	Expected int64
 	// Started is when it began.
 	Started time.Time
