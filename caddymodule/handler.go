@@ -618,7 +618,7 @@ func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *crede
 		*budget--
 	}
 	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
-	return info, dl.Check(&info.ID, unix)
+	return info, dl.CheckInfo(info, unix)
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).

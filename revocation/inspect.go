@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -26,6 +27,9 @@ type TokenInfo struct {
 	// seen where only blocking matters (a refresh token in a body) is only
 	// decoded, and verified when it is later presented as an access token.
 	verifyTried bool
+	// cleanIn is the denylist epoch in which ID was last found clean
+	// (Denylist.CheckInfo).
+	cleanIn atomic.Pointer[epoch]
 }
 
 // InspectorConfig configures an Inspector.
