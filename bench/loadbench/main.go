@@ -13,6 +13,11 @@
 //
 //	go run ./bench/loadbench -caddy ./caddy
 //
+// With -pairs, it measures instead the overhead of one scenario's
+// directive alone, on pairs of side-by-side processes (paired.go):
+//
+//	go run ./bench/loadbench -caddy ./caddy -scenarios 1 -pairs 10 -slices 6 -duration 3s -warmup 1s -threads 1 -connections 16
+//
 // It also serves as the upstream app and as the auth service when run
 // with "upstream" or "authsvc" as first argument.
 package main
@@ -165,7 +170,7 @@ func run() error {
 	pairs := flag.Int("pairs", 0, "paired overhead: this many pairs of side-by-side processes, baseline and the one scenario of -scenarios, instead of rounds")
 	nslices := flag.Int("slices", 8, "paired overhead: alternations of -duration per process in each pair")
 	flag.BoolVar(&verbose, "v", false, "paired overhead: print every slice")
-	flag.BoolVar(&together, "together", false, "paired overhead: load both processes of a pair at once, each with its own wrk")
+	flag.BoolVar(&together, "together", true, "paired overhead: load both processes of a pair at once, each with its own wrk (false: one after the other)")
 	flag.Parse()
 	chosen := scenarios
 	if *only != "" {

@@ -12,20 +12,27 @@ import (
 )
 
 // The paired overhead (-pairs): the same binary with and without one
-// scenario's directive, both processes running side by side and warm,
-// the load switched between them every slice (ABBA order, so that a
-// drift within a pair charges both alike). Restarting caddy for every
-// measured run, as the rounds of run() do, made each run a new process
-// with its own memory layout, and that alone moved the CPU time per
-// request by several percent from run to run; here a process is
-// measured over many slices, and several pairs of processes are started
-// so that what one process's layout is worth averages out too.
+// scenario's directive, as a pair of processes running side by side and
+// warm, measured over several slices in which both are loaded at once,
+// each by its own wrk (-together, the default), so that whatever the
+// shared machine does at any moment falls on both alike.
+//
+// Why: restarting caddy for every 5 s round and loading one process at
+// a time left each round at the mercy of the few seconds it ran in. On
+// this 2-core machine, shared with other work, a process's CPU time per
+// request moved between 74 and 110 µs from one 3 s slice to the next,
+// the baseline's as much as the directive's, so that even adjacent
+// slices of the two (-together=false, ABBA order) gave ratios from 0.92
+// to 1.24. Loaded at once, the two processes' slices agreed within a
+// few percent (ratios 1.02-1.06) under the same disturbances. Several
+// pairs of processes are started, so that what one process's memory
+// layout is worth averages out too.
 //
 // Each pair gives one ratio: the directive process's CPU time per
 // request over all its slices, divided by the baseline process's over
 // all its own. The run reports the mean of the pairs' ratios with its
 // 95% confidence interval (Student's t over pairs), their median and
-// interquartile range, and the same for throughput.
+// interquartile range, and the throughput ratio likewise.
 
 type pairResult struct {
 	Pair      int     `json:"pair"`
@@ -79,8 +86,12 @@ func runPaired(base, sc scenario, pairs, nslices int, slice, warmup time.Duratio
 	fmt.Printf("\n| setup | CPU per request, ratio to reverse_proxy: mean ± 95%% CI | median (IQR) | throughput ratio: mean ± 95%% CI |\n|---|---|---|---|\n")
 	fmt.Printf("| %s | %.4f ± %.4f | %.4f (%.4f-%.4f) | %.4f ± %.4f |\n", sc.name, sum.CPUMean, sum.CPUCI95,
 		sum.CPUMedian, sum.CPUQ1, sum.CPUQ3, sum.RPSMean, sum.RPSCI95)
-	fmt.Printf("\n%d pairs of side-by-side processes, each measured over %d alternations of %s per process (ABBA), after %s warm-up each; wrk -t%d -c%d; CPU time of the caddy process from /proc.\n",
-		pairs, nslices, slice, warmup, load.threads, load.conns)
+	how := "both loaded at once, each by its own"
+	if !together {
+		how = "loaded in turn (ABBA) by one"
+	}
+	fmt.Printf("\n%d pairs of side-by-side processes, %d slices of %s each after %s of warm-up, %s wrk -t%d -c%d; the caddy process's CPU time from /proc.\n",
+		pairs, nslices, slice, warmup, how, load.threads, load.conns)
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(sum, "", "  ")
 		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
