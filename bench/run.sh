@@ -19,10 +19,14 @@
 #       rounds printed with its range;
 #   (d) propagation of a revocation to other replicas, p50/p99;
 #   (e) the headline overhead: the same binary with and without the
-#       revocation directive only, PAIRED_ROUNDS (8) interleaved rounds
-#       of 5 s, the proxy's CPU time per request (from /proc) and
-#       throughput as ratios to the baseline of the same round, in two
-#       repeat runs whose agreement is the measurement's precision;
+#       revocation directive only (Redis store, HS256, 1000 tokens), as
+#       PAIRS (10) pairs of side-by-side processes, each pair loaded at
+#       once (one wrk each) over SLICES (6) slices of 3 s, the proxy's
+#       CPU time per request (from /proc) as a ratio to the baseline
+#       process of its pair; a run reports the mean over pairs with its
+#       95% confidence interval, and the median with the interquartile
+#       range; two repeat runs (about 3.5 minutes each here), whose
+#       agreement is the measurement's precision;
 #   (f) with 1M entries in one Redis and two, then three replicas
 #       (bench/storm): revocations/s through the admin API in bulk,
 #       propagation p50/p99 at rest and during a 5k/s storm (bulk calls,
@@ -31,7 +35,7 @@
 # Results go to bench/results/ (not committed). Needs wrk and redis-server
 # (installed from Debian's packages when run as root).
 #
-#   ./bench/run.sh              # about 15 minutes here
+#   ./bench/run.sh              # about 20 minutes here
 #   ROUNDS=7 COUNT=5 DURATION=20s ./bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,10 +92,10 @@ PROPAGATION_OUT="$PWD/$out/propagation.json" go test -count=1 -run '^TestReplica
 	| grep -E 'propagation over|^(ok|FAIL|---)' | tee "$out/propagation.txt"
 cat "$out/propagation.json"
 
-echo "==> (e) overhead of the directive alone: two repeat runs of ${PAIRED_ROUNDS:-8} paired rounds"
+echo "==> (e) overhead of the directive alone: two repeat runs of ${PAIRS:-10} pairs of processes"
 for i in 1 2; do
-	"$out/loadbench" -caddy "$out/caddy" -scenarios 1 -rounds "${PAIRED_ROUNDS:-8}" -duration 5s -warmup 1s \
-		-json "$out/overhead-$i.json" | tee "$out/overhead-$i.md"
+	"$out/loadbench" -caddy "$out/caddy" -scenarios 1 -pairs "${PAIRS:-10}" -slices "${SLICES:-6}" -duration 3s -warmup 1s \
+		-threads 1 -connections 16 -json "$out/overhead-$i.json" | tee "$out/overhead-$i.md"
 done
 
 echo "==> (f) revocations/s, propagation in a storm, a replica joining in a storm (1M entries)"

@@ -167,6 +167,17 @@ func (e *extractor) extract(r *http.Request, max int) extraction {
 // character. A Basic credential's user and password are candidates too:
 // some APIs take a token as the user name.
 func authorizationCredentials(x *extraction, v string) {
+	if tok, ok := plainBearer(v); ok {
+		// Every reading below gives this one token, and nothing else.
+		x.add(srcAuthorization, credAccess, tok)
+		return
+	}
+	authorizationReadings(x, v)
+}
+
+// authorizationReadings is authorizationCredentials without its fast
+// path: every reading of any value.
+func authorizationReadings(x *extraction, v string) {
 	authorizationFields(x, spaceLikeFields(v))
 	if strings.ContainsAny(v, "\x1c\x1d\x1e\x1f") {
 		// Python splits on these information separators, Go does not.
@@ -179,6 +190,35 @@ func authorizationCredentials(x *extraction, v string) {
 		x.add(srcAuthorization, credAccess, strings.TrimFunc(t[6+size:], revocation.IsSpaceLike))
 	}
 }
+
+// plainBearer returns the token of the commonest Authorization value:
+// "Bearer", one space, and a token of printable ASCII without a comma.
+// Such a value has two fields, the scheme and the token, whatever the
+// splitting, nothing to trim, and what follows "Bearer " is the token
+// too: authorizationCredentials would read the token alone out of it,
+// with one pass over it for each reading. Anything else (another
+// scheme, other spacing, a comma, a byte outside 0x21-0x7E) takes the
+// general path (TestPlainBearerReadsAsTheGeneralPath, FuzzPlainBearer).
+func plainBearer(v string) (string, bool) {
+	if len(v) < 8 || v[6] != ' ' || !strings.EqualFold(v[:6], "Bearer") {
+		return "", false
+	}
+	tok := v[7:]
+	for i := 0; i < len(tok); i++ {
+		if !bearerByte[tok[i]] {
+			return "", false
+		}
+	}
+	return tok, true
+}
+
+// bearerByte holds the bytes plainBearer accepts in a token.
+var bearerByte = func() (t [256]bool) {
+	for c := 0x21; c <= 0x7e; c++ {
+		t[c] = c != ','
+	}
+	return t
+}()
 
 // spaceLikeFields splits s on whitespace as Python splits a header value
 // that WSGI decoded as latin-1: any Unicode space of valid UTF-8 (see

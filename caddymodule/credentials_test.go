@@ -42,3 +42,45 @@ func FuzzSpaceLikeFields(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainBearer: whenever plainBearer takes the fast path, the general
+// reading of the same value finds exactly the one token it returns.
+func FuzzPlainBearer(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer a.b.c", "BEARER x", "Bearer  x", "Bearer x,", "Bearer Bearer",
+		"Bearer Basic", "Bearer\tx", "Bearer x\x1c", "Bearer \u00a0x", "Token x", "Bearer x y", "Bearer ,x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tok, ok := plainBearer(v)
+		if !ok {
+			return
+		}
+		x := extraction{max: 1024}
+		authorizationReadings(&x, v)
+		if len(x.creds) != 1 || x.creds[0] != (credential{source: srcAuthorization, kind: credAccess, raw: tok}) {
+			t.Fatalf("%q: the fast path reads %q, the general path %+v", v, tok, x.creds)
+		}
+	})
+}
+
+func TestPlainBearerReadsAsTheGeneralPath(t *testing.T) {
+	for _, v := range []string{"Bearer abc", "bearer a.b.c", "BEARER x", "Bearer Bearer", "Bearer Basic", "Bearer DPoP", "Bearer eyJ.eyJ.sig-_~+/="} {
+		tok, ok := plainBearer(v)
+		if !ok {
+			t.Errorf("%q: not taken as a plain bearer token", v)
+			continue
+		}
+		x := extraction{max: 1024}
+		authorizationReadings(&x, v)
+		if len(x.creds) != 1 || x.creds[0].raw != tok || x.creds[0].kind != credAccess {
+			t.Errorf("%q: the fast path reads %q, the general path %+v", v, tok, x.creds)
+		}
+	}
+	// Values the fast path must leave to the general one.
+	for _, v := range []string{"Bearer  x", "Bearer x,", "Bearer\tx", "Bearer x\x1c", "Bearer \u00a0x", "Bearer x y",
+		"Bearer ,x", "Token x", "Bearer ", "Bearer", " Bearer x", "Bearer x\x7f", "Bearer x\x00"} {
+		if tok, ok := plainBearer(v); ok {
+			t.Errorf("%q: taken as the plain bearer token %q", v, tok)
+		}
+	}
+}

@@ -535,6 +535,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := h.store.awaitStart(r.Context()); err != nil {
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("waiting for the revocation store: %w", err))
 	}
+	if len(h.routes) == 0 {
+		return h.guard(w, r, next)
+	}
 	if byMethod, ok := h.routes[r.URL.Path]; ok {
 		if ep, ok := byMethod[r.Method]; ok {
 			return ep.serve(h, w, r)
@@ -627,7 +630,7 @@ func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *crede
 		*budget--
 	}
 	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
-	return info, dl.Check(&info.ID, unix)
+	return info, dl.CheckInfo(info, unix)
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).

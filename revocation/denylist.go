@@ -95,7 +95,16 @@ type Denylist struct {
 	// atomic load per check. globalMu serializes its writers.
 	global   atomic.Pointer[Entry]
 	globalMu sync.Mutex
+
+	// epoch is replaced after every Apply: the only way an entry appears.
+	// Time only ever makes entries expire, so a credential found clean
+	// in one epoch is clean for as long as the epoch lasts (CheckInfo).
+	epoch atomic.Pointer[epoch]
 }
+
+// epoch marks one state of a Denylist's entries. It is never empty:
+// distinct zero-size allocations may share one address.
+type epoch struct{ _ byte }
 
 type shard struct {
 	mu       sync.RWMutex
@@ -112,6 +121,7 @@ func NewDenylist() *Denylist {
 		d.shards[i].plain = newPlainTable(1, seed)
 		d.shards[i].subjects = make(map[Key]Entry)
 	}
+	d.epoch.Store(new(epoch))
 	return d
 }
 
@@ -156,6 +166,11 @@ func (d *Denylist) Apply(entries ...Entry) {
 			}
 		}
 		s.mu.Unlock()
+	}
+	if len(entries) > 0 {
+		// After the entries, so that a check that saw the old epoch
+		// also ran before them or saw them.
+		d.epoch.Store(new(epoch))
 	}
 }
 
@@ -240,6 +255,23 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 		return d.checkAlternates(id, now)
 	}
 	return NotBlocked
+}
+
+// CheckInfo is Check for what an Inspector knows of a credential, which
+// remembers the epoch its identity was last found clean in: until an
+// entry is added, it is clean still, and the check costs two atomic
+// loads instead of a lookup for each of its keys. Only a clean verdict
+// is remembered: a blocked one may end as entries expire.
+func (d *Denylist) CheckInfo(info *TokenInfo, now int64) Reason {
+	e := d.epoch.Load()
+	if info.cleanIn.Load() == e {
+		return NotBlocked
+	}
+	r := d.Check(&info.ID, now)
+	if r == NotBlocked {
+		info.cleanIn.Store(e)
+	}
+	return r
 }
 
 // checkAlternates checks the other readings of an ambiguous token.

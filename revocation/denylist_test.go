@@ -163,3 +163,43 @@ func TestParseRecordsKeepsWhatItCanRead(t *testing.T) {
 		t.Fatalf("readable record lost: %+v", got)
 	}
 }
+
+// TestCheckInfoSeesEveryApply: a credential remembered clean is found
+// revoked as soon as an entry naming any of its identities is applied,
+// and a blocked verdict is never remembered.
+func TestCheckInfoSeesEveryApply(t *testing.T) {
+	const now, issued = 1800000000, 1799999000000
+	id := Identity{Token: TokenKey("t"), JTI: JTIKey("j"), Session: SessionKey("s", "k"), Subject: SubjectKey("s"), Issued: issued}
+	for _, c := range []struct {
+		entry Entry
+		want  Reason
+	}{
+		{Entry{Key: id.Token, Expires: now + 60}, BlockedToken},
+		{Entry{Key: id.JTI, Expires: now + 60}, BlockedJTI},
+		{Entry{Key: id.Session, Expires: now + 60}, BlockedSession},
+		{Entry{Key: id.Subject, Expires: now + 60, Cutoff: issued}, BlockedSubject},
+		{Entry{Key: GlobalKey(), Expires: now + 60, Cutoff: issued}, BlockedGlobal},
+	} {
+		d := NewDenylist()
+		info := &TokenInfo{ID: id}
+		for range 2 {
+			if got := d.CheckInfo(info, now); got != NotBlocked {
+				t.Fatalf("%s: %v before any entry", c.want, got)
+			}
+		}
+		d.Apply(Entry{Key: JTIKey("another"), Expires: now + 60})
+		if got := d.CheckInfo(info, now); got != NotBlocked {
+			t.Fatalf("%s: %v after an unrelated entry", c.want, got)
+		}
+		d.Apply(c.entry)
+		for range 2 {
+			if got := d.CheckInfo(info, now); got != c.want {
+				t.Errorf("%s: CheckInfo says %v once the entry is applied", c.want, got)
+			}
+		}
+		// Once the entry has expired, the credential is clean again.
+		if got := d.CheckInfo(info, now+61); got != NotBlocked {
+			t.Errorf("%s: %v after the entry expired", c.want, got)
+		}
+	}
+}

@@ -137,7 +137,7 @@ func IsJWS(raw string) bool {
 }
 
 // domainHash is SHA-256 of domain+s, without a heap copy for strings of
-// ordinary size: it runs on every request (sumString).
+// ordinary size.
 func domainHash(domain, s string) TokenHash {
 	var buf [2048]byte
 	if len(domain)+len(s) <= len(buf) {

@@ -13,6 +13,11 @@
 //
 //	go run ./bench/loadbench -caddy ./caddy
 //
+// With -pairs, it measures instead the overhead of one scenario's
+// directive alone, on pairs of side-by-side processes (paired.go):
+//
+//	go run ./bench/loadbench -caddy ./caddy -scenarios 1 -pairs 10 -slices 6 -duration 3s -warmup 1s -threads 1 -connections 16
+//
 // It also serves as the upstream app and as the auth service when run
 // with "upstream" or "authsvc" as first argument.
 package main
@@ -142,9 +147,11 @@ var scenarios = []scenario{
 }
 
 type result struct {
-	rps   float64
-	p99ms float64
-	cpuUS float64 // the caddy process's CPU time per request, µs
+	rps      float64
+	p99ms    float64
+	cpuUS    float64 // the caddy process's CPU time per request, µs
+	requests float64
+	cpu      time.Duration
 }
 
 func run() error {
@@ -160,6 +167,10 @@ func run() error {
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	profileDir := flag.String("profile", "", "write a CPU profile of the proxy during each measured run into this directory (round-scenario.pprof)")
 	only := flag.String("scenarios", "", "comma-separated scenario numbers to run (0 is the baseline, always run); default all")
+	pairs := flag.Int("pairs", 0, "paired overhead: this many pairs of side-by-side processes, baseline and the one scenario of -scenarios, instead of rounds")
+	nslices := flag.Int("slices", 8, "paired overhead: alternations of -duration per process in each pair")
+	flag.BoolVar(&verbose, "v", false, "paired overhead: print every slice")
+	flag.BoolVar(&together, "together", true, "paired overhead: load both processes of a pair at once, each with its own wrk (false: one after the other)")
 	flag.Parse()
 	chosen := scenarios
 	if *only != "" {
@@ -279,6 +290,18 @@ func run() error {
 		return err
 	}
 
+	if *pairs > 0 {
+		if len(chosen) != 2 {
+			return errors.New("-pairs needs exactly one scenario besides the baseline (-scenarios N)")
+		}
+		repl := map[string]string{"{{UP}}": upAddr, "{{AUTH}}": authAddr, "{{REDIS}}": redisAddr, "{{KEY}}": keyFile}
+		start := func(sc scenario) (*instance, error) {
+			return startCaddy(sc, *caddyBin, work, startPinned, repl, tokenFiles[sc.tokens])
+		}
+		load := loader{tokens: tokenFiles[chosen[1].tokens], script: script, cpus: *loadCPU, threads: *threads, conns: *conns}
+		return runPaired(chosen[0], chosen[1], *pairs, *nslices, *duration, *warmup, start, load, *jsonOut)
+	}
+
 	results := make(map[string][]result)
 	for round := 1; round <= *rounds; round++ {
 		// Odd rounds run the scenarios in order, even rounds in reverse,
@@ -363,50 +386,85 @@ func run() error {
 func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ...string) (*exec.Cmd, error),
 	repl map[string]string, tokens, script, loadCPU string, threads, conns int, warmup, duration time.Duration,
 	profile string) (result, error) {
+	inst, err := startCaddy(sc, caddyBin, work, startPinned, repl, tokens)
+	if err != nil {
+		return result{}, err
+	}
+	defer proc.Stop(inst.cmd)
+	load := loader{tokens: tokens, script: script, cpus: loadCPU, threads: threads, conns: conns}
+	if _, err := load.run(inst.url, warmup); err != nil {
+		return result{}, fmt.Errorf("warm-up: %w", err)
+	}
+	return load.measure(inst, duration, profile)
+}
+
+// instance is a running caddy process under test.
+type instance struct {
+	cmd   *exec.Cmd
+	url   string
+	admin int
+}
+
+// startCaddy starts caddy with a scenario's site and checks once that a
+// token passes end to end.
+func startCaddy(sc scenario, caddyBin, work string, startPinned func(string, ...string) (*exec.Cmd, error),
+	repl map[string]string, tokens string) (*instance, error) {
 	port, admin := proc.FreePort(), proc.FreePort()
 	body := sc.caddyfile
 	for k, v := range repl {
 		body = strings.ReplaceAll(body, k, v)
 	}
 	cfg := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n}\n:%d {\n\tbind 127.0.0.1\n\t%s\n}\n", admin, port, body)
-	path := filepath.Join(work, "Caddyfile")
+	path := filepath.Join(work, fmt.Sprintf("Caddyfile-%d", port))
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return result{}, err
+		return nil, err
 	}
 	cmd, err := startPinned(caddyBin, "run", "--config", path, "--adapter", "caddyfile")
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
-	defer proc.Stop(cmd)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	if err := waitPort(addr, 20*time.Second); err != nil {
-		return result{}, err
+		proc.Stop(cmd)
+		return nil, err
 	}
-	url := "http://" + addr + "/api/item"
-	// Check once that a token passes end to end.
-	req, _ := http.NewRequest("GET", url, nil)
+	inst := &instance{cmd: cmd, url: "http://" + addr + "/api/item", admin: admin}
+	req, _ := http.NewRequest("GET", inst.url, nil)
 	first, _ := os.ReadFile(tokens)
 	req.Header.Set("Authorization", "Bearer "+strings.SplitN(string(first), "\n", 2)[0])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return result{}, err
+		proc.Stop(cmd)
+		return nil, err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return result{}, fmt.Errorf("probe request: status %d", resp.StatusCode)
+		proc.Stop(cmd)
+		return nil, fmt.Errorf("probe request: status %d", resp.StatusCode)
 	}
-	wrk := func(d time.Duration) (string, error) {
-		c := exec.Command("taskset", "-c", loadCPU, "wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
-			"-d", d.String(), "--latency", "-s", script, url)
-		c.Env = append(os.Environ(), "TOKENS_FILE="+tokens)
-		out, err := c.CombinedOutput()
-		return string(out), err
-	}
-	if _, err := wrk(warmup); err != nil {
-		return result{}, fmt.Errorf("warm-up: %w", err)
-	}
+	return inst, nil
+}
+
+// loader runs wrk, pinned, with the tokens script.
+type loader struct {
+	tokens, script, cpus string
+	threads, conns       int
+}
+
+func (l loader) run(url string, d time.Duration) (string, error) {
+	c := exec.Command("taskset", "-c", l.cpus, "wrk", "-t", strconv.Itoa(l.threads), "-c", strconv.Itoa(l.conns),
+		"-d", d.String(), "--latency", "-s", l.script, url)
+	c.Env = append(os.Environ(), "TOKENS_FILE="+l.tokens)
+	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+// measure loads inst for d and charges the caddy process's CPU time
+// over that run to the requests wrk counted.
+func (l loader) measure(inst *instance, d time.Duration, profile string) (result, error) {
 	// taskset execs caddy, so the PID started is the proxy's.
-	cpu0, err := procstat.CPU(cmd.Process.Pid)
+	pid := inst.cmd.Process.Pid
+	cpu0, err := procstat.CPU(pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -414,19 +472,19 @@ func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ..
 	if profile != "" {
 		// Caddy's admin endpoint serves net/http/pprof.
 		go func() {
-			profiled <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", admin, max(1, int(duration.Seconds())-1)), profile)
+			profiled <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", inst.admin, max(1, int(d.Seconds())-1)), profile)
 		}()
 	} else {
 		profiled <- nil
 	}
-	out, err := wrk(duration)
+	out, err := l.run(inst.url, d)
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
 	if err := <-profiled; err != nil {
 		return result{}, err
 	}
-	cpu1, err := procstat.CPU(cmd.Process.Pid)
+	cpu1, err := procstat.CPU(pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -438,8 +496,9 @@ func runScenario(sc scenario, caddyBin, work string, startPinned func(string, ..
 	if m == nil {
 		return result{}, fmt.Errorf("cannot read the request count in wrk's output:\n%s", out)
 	}
-	n, _ := strconv.ParseFloat(m[1], 64)
-	res.cpuUS = float64((cpu1 - cpu0).Nanoseconds()) / 1e3 / n
+	res.requests, _ = strconv.ParseFloat(m[1], 64)
+	res.cpu = cpu1 - cpu0
+	res.cpuUS = float64(res.cpu.Nanoseconds()) / 1e3 / res.requests
 	return res, nil
 }
 
