@@ -30,7 +30,10 @@
 #   (f) with 1M entries in one Redis and two, then three replicas
 #       (bench/storm): revocations/s through the admin API in bulk,
 #       propagation p50/p99 at rest and during a 5k/s storm (bulk calls,
-#       then single calls), a replica joining during the storm.
+#       then single calls), a replica joining during the storm;
+#   (g) start to ready with the real binary and Redis bytes per entry
+#       (bench/startup.sh) at each of STARTUP_N entries ("0 1000000";
+#       "0 1000000 5000000 10000000" adds about 10 minutes).
 #
 # Results go to bench/results/ (not committed). Needs wrk and redis-server
 # (installed from Debian's packages when run as root).
@@ -102,3 +105,8 @@ echo "==> (f) revocations/s, propagation in a storm, a replica joining in a stor
 go build -o "$out/storm" ./bench/storm
 "$out/storm" -caddy "$out/caddy" -json "$out/storm.json" | tee "$out/storm.txt"
 "$out/storm" -caddy "$out/caddy" -single -json "$out/storm-single.json" | tee "$out/storm-single.txt"
+
+echo "==> (g) start to ready and Redis bytes per entry at ${STARTUP_N:-0 1000000} entries"
+for n in ${STARTUP_N:-0 1000000}; do
+	N="$n" CADDY="$out/caddy" ./bench/startup.sh | tee "$out/startup-$n.txt"
+done

@@ -8,6 +8,7 @@
 #
 #   ./bench/startup.sh            # N=1000000
 #   N=5000000 ./bench/startup.sh
+#   N=0 ./bench/startup.sh        # an empty Redis: first replica only
 #   CADDY=/path/to/caddy FIRST_ONLY=1 ./bench/startup.sh   # another build, first replica only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +33,11 @@ until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
 fillbin="$out/fill"
 go build -o "$fillbin" ./bench/fill
 mem0=$(redis-cli -p "$rport" INFO memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')
-"$fillbin" -addr "127.0.0.1:$rport" -n "$n"
-mem=$(redis-cli -p "$rport" INFO memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')
-echo "redis: $n entries, used_memory $mem bytes ($(( (mem - mem0) / n )) B/entry beyond the empty server)"
+if [ "$n" -gt 0 ]; then
+	"$fillbin" -addr "127.0.0.1:$rport" -n "$n"
+	mem=$(redis-cli -p "$rport" INFO memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')
+	echo "redis: $n entries, used_memory $mem bytes ($(( (mem - mem0) / n )) B/entry beyond the empty server)"
+fi
 
 start_replica() { # name -> seconds to ready
 	local name=$1 admin site
@@ -63,7 +66,8 @@ EOC
 	echo "$name: ready $(python3 -c "print(f'{$t1 - $t0:.2f}')") s after start; $(grep -o '"source":"[a-z]*"' "$dir/$name.log" | head -1)"
 }
 start_replica first
-[ -z "${FIRST_ONLY:-}" ] || exit 0
+# An empty denylist has nothing to snapshot.
+[ -z "${FIRST_ONLY:-}" ] && [ "$n" -gt 0 ] || exit 0
 echo "waiting for a snapshot (written every minute)..."
 until [ -n "$(redis-cli -p "$rport" GET 'revocation:{dl}:snap')" ]; do sleep 1; done
 start_replica second
