@@ -247,31 +247,6 @@ func TestStoreRevokedAgainAcrossBuckets(t *testing.T) {
 	}
 }
 
-// Redis memory per plain entry, with the snapshot of them, stays within
-// 64 bytes (issue 11): 200k entries expiring over an hour, committed in
-// bulk, measured as the growth of INFO used_memory. The change feed that
-// carried them is trimmed first: it is gone after its retention, while
-// the entries stay.
-func TestRedisMemoryPerEntry(t *testing.T) {
-	srv := testredis.Start(t)
-	s := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
-	waitFor(t, "the store to load", func() bool { return s.Health().Loaded })
-	ctx := context.Background()
-	before := usedMemory(t, srv)
-	const n = 200_000
-	commitMany(t, s, n)
-	entries := usedMemory(t, srv)
-	if err := s.writeSnapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	all := usedMemory(t, srv)
-	perEntry := float64(all-before) / n
-	t.Logf("bytes per entry: %.1f (entries %.1f, snapshot %.1f)", perEntry, float64(entries-before)/n, float64(all-entries)/n)
-	if perEntry > 64 {
-		t.Fatalf("%.1f bytes of Redis memory per entry, want at most 64", perEntry)
-	}
-}
-
 // commitMany commits n token entries expiring over the hour after the
 // next, in bulk changes of 2000 from a few goroutines at once, then trims
 // the change feed that carried them (as its retention would).

@@ -338,7 +338,7 @@ type commitReply struct {
 // (a revoked 5-minute token would otherwise be held twice or more its
 // life), while a bucket still gathers enough entries for its shards'
 // per-key overhead to vanish: memory per entry measured the same with
-// widths of 1, 5 and 15 minutes (TestRedisMemoryPerEntry, expiries spread
+// widths of 1, 5 and 15 minutes (BenchmarkRedisLoad's redis-B/entry, expiries spread
 // over an hour).
 //
 // shardLoad is the mean number of fields per shard that triggers a split.
