@@ -247,6 +247,37 @@ func TestStoreRevokedAgainAcrossBuckets(t *testing.T) {
 	}
 }
 
+// A session put with a TTL lands in the bucket of now + TTL, so the same
+// session revoked again a moment later, across a bucket boundary, lands
+// in the next one. The script itself says it existed, for a replica
+// whose local copy does not have the first revocation yet (its feed has
+// not brought it): seed 002's "already invalidated" must not depend on
+// which replica the second request reaches.
+func TestRedisRevokedAgainWithATTLAcrossABoundary(t *testing.T) {
+	srv := testredis.Start(t)
+	first := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	// Never started: no load, no feed, an empty local copy.
+	second := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Deferred: true})
+	k := SessionKey("alice", "laptop")
+	const ttl = time.Hour
+	// The first revocation as if made just before the boundary: in the
+	// bucket before the one now + TTL falls in.
+	b := (nowSec() + int64(ttl/time.Second)) / bucketWidth
+	if res := commit(t, first, Change{Puts: []Put{{Key: k, Expires: (b-1)*bucketWidth + 1}}}); res.Existed[0] {
+		t.Fatal("first revocation reported as existing")
+	}
+	if _, ok := second.Denylist().Lookup(k, nowSec()); ok {
+		t.Fatal("the second replica's copy already has the session: the test proves nothing")
+	}
+	if res := commit(t, second, Change{Puts: []Put{{Key: k, TTL: ttl}}}); !res.Existed[0] {
+		t.Fatal("revoked again across a bucket boundary, on a replica that had not heard of it: not reported as existing")
+	}
+	// And a session never revoked is not reported as existing.
+	if res := commit(t, second, Change{Puts: []Put{{Key: SessionKey("alice", "phone"), TTL: ttl}}}); res.Existed[0] {
+		t.Fatal("a new session reported as existing")
+	}
+}
+
 // commitMany commits n token entries expiring over the hour after the
 // next, in bulk changes of 2000 from a few goroutines at once, then trims
 // the change feed that carried them (as its retention would).

@@ -50,8 +50,9 @@ import "github.com/redis/go-redis/v9"
 // hex, cutoff (unix ms, 0 = now), TTL (s); or "0".
 //
 // Returns { feed id, server time (unix ms), then per change: existed
-// flags ("0"/"1" per put: live in the shard of its own bucket),
-// records (space separated "<key>=<value>") }.
+// flags ("0"/"1" per put: live in the shard of its own bucket or, for
+// an expiry counted from now (a TTL), of the bucket before, where the
+// same put made less than a bucket width earlier lands), records (space separated "<key>=<value>") }.
 var commitScript = redis.NewScript(`#!lua
 local base = ARGV[1]
 local maxlen = tonumber(ARGV[2])
@@ -109,9 +110,13 @@ for c = 1, nchanges do
     if h ~= tonumber(hex:sub(1, 8), 16) then return redis.error_reply('revocation: bad put ' .. p) end
     local exp = abs
     if exp == 0 then exp = nowSec + ttl end
-    -- type-checks the bucket state before the first write
-    if exp > nowSec then state(math.floor(exp / width)) end
-    puts[p] = { hex, bin, h, exp }
+    -- type-checks the bucket states before the first write: the put's
+    -- own, and for an expiry counted from now the one before (peek)
+    if exp > nowSec then
+      state(math.floor(exp / width))
+      if abs == 0 then state(math.floor(exp / width) - 1) end
+    end
+    puts[p] = { hex, bin, h, exp, abs == 0 }
     i = i + 5
   end
   local m = tonumber(ARGV[i])
@@ -123,9 +128,11 @@ for c = 1, nchanges do
     if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl or not at then
       return redis.error_reply('revocation: bad subject cut ' .. k)
     end
-    -- type-check the seen-session set before the first write; it is
-    -- read again when the cut is applied, after earlier changes
+    -- type-check the seen-session set and the bucket state of the
+    -- sessions it revokes before the first write; the set is read
+    -- again when the cut is applied, after earlier changes
     redis.call('ZCARD', base .. 'seen:' .. subj)
+    if ttl > 0 then state(math.floor((nowSec + ttl) / width)) end
     cuts[k] = { subj, keep, ttl, at }
     i = i + 4
   end
@@ -198,6 +205,16 @@ local function put(recs, hex, bin, h, exp)
   return cur
 end
 
+-- peek returns the expiry a bucket's shard holds for a key, if any,
+-- without writing anything.
+local function peek(b, bin, h)
+  local st = state(b)
+  if st.new then return nil end
+  local a = h % 2 ^ st.L
+  if a < st.p then a = h % 2 ^ (st.L + 1) end
+  return tonumber(redis.call('HGET', st.pre .. num(a), bin))
+end
+
 local function unhex(h)
   return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
 end
@@ -207,9 +224,17 @@ for c = 1, nchanges do
   local puts, cuts, global = changes[c][1], changes[c][2], changes[c][3]
   local existed, recs = {}, {}
   for p = 1, #puts do
-    local hex, bin, h, exp = puts[p][1], puts[p][2], puts[p][3], puts[p][4]
+    local hex, bin, h, exp, relative = puts[p][1], puts[p][2], puts[p][3], puts[p][4], puts[p][5]
     local cur = nil
-    if exp > nowSec then cur = put(recs, hex, bin, h, exp) end
+    if exp > nowSec then
+      cur = put(recs, hex, bin, h, exp)
+      if relative and not (cur and cur > nowSec) then
+        -- The same key put with the same TTL less than a bucket width
+        -- ago (another replica's revocation its feed has not brought
+        -- here yet) may sit in the bucket before.
+        cur = peek(math.floor(exp / width) - 1, bin, h)
+      end
+    end
     existed[p] = (cur and cur > nowSec) and '1' or '0'
   end
 
