@@ -179,8 +179,7 @@ func authorizationCredentials(x *extraction, v string) {
 // path: every reading of any value.
 func authorizationReadings(x *extraction, v string) {
 	authorizationFields(x, spaceLikeFields(v))
-	if strings.ContainsAny(v, "\x1c\x1d\x1e\x1f") {
-		// Python splits on these information separators, Go does not.
+	if goSplitsOtherwise(v) {
 		authorizationFields(x, strings.FieldsSeq(v))
 	}
 	t := strings.TrimLeftFunc(v, revocation.IsSpaceLike)
@@ -189,6 +188,20 @@ func authorizationReadings(x *extraction, v string) {
 		x.add(srcAuthorization, credAccess, t[6+size:]) // as strings.CutPrefix leaves it
 		x.add(srcAuthorization, credAccess, strings.TrimFunc(t[6+size:], revocation.IsSpaceLike))
 	}
+}
+
+// goSplitsOtherwise reports whether Go's strings.Fields may split v
+// otherwise than spaceLikeFields: where v holds an information separator
+// (0x1C-0x1F: Python splits on them, Go does not) or any byte outside
+// ASCII (a lone 0x85 or 0xA0 byte separates fields for a latin-1 reader,
+// not for Go, which sees invalid UTF-8).
+func goSplitsOtherwise(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c >= utf8.RuneSelf || (c >= 0x1c && c <= 0x1f) {
+			return true
+		}
+	}
+	return false
 }
 
 // plainBearer returns the token of the commonest Authorization value:
