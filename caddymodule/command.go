@@ -364,20 +364,9 @@ func readBulk(r io.Reader, now time.Time) ([]AdminRevokeRequest, error) {
 }
 
 func cmdStatus(fl caddycmd.Flags) (int, error) {
-	status, resp, err := adminCall(fl, http.MethodGet, "/revocation/status", nil)
-	if err != nil {
-		return 1, err
-	}
-	if status != http.StatusOK {
-		return 1, fmt.Errorf("status: HTTP %d: %s", status, adminMessage(resp))
-	}
-	if fl.Bool("json") {
-		_, err := os.Stdout.Write(resp)
-		return 0, err
-	}
 	var st StatusResponse
-	if err := json.Unmarshal(resp, &st); err != nil {
-		return 1, fmt.Errorf("decode answer: %w", err)
+	if printed, err := adminJSON(fl, "status", http.MethodGet, "/revocation/status", nil, &st); err != nil || printed {
+		return exitCode(err), err
 	}
 	if len(st.Stores) == 0 {
 		fmt.Println("no revocation handler is configured in this instance")
@@ -440,6 +429,35 @@ func cmdHealth(fl caddycmd.Flags) (int, error) {
 		fmt.Println("ready")
 	}
 	return 0, nil
+}
+
+// adminJSON makes one admin call that must answer 200 with JSON: with
+// --json it writes the answer as it came (printed is true), else it
+// decodes it into out.
+func adminJSON(fl caddycmd.Flags, op, method, path string, body []byte, out any) (printed bool, err error) {
+	status, resp, err := adminCall(fl, method, path, body)
+	if err != nil {
+		return false, err
+	}
+	if status != http.StatusOK {
+		return false, fmt.Errorf("%s: HTTP %d: %s", op, status, adminMessage(resp))
+	}
+	if fl.Bool("json") {
+		_, err := os.Stdout.Write(resp)
+		return true, err
+	}
+	if err := json.Unmarshal(resp, out); err != nil {
+		return false, fmt.Errorf("decode answer: %w", err)
+	}
+	return false, nil
+}
+
+// exitCode is a command's exit code for its error.
+func exitCode(err error) int {
+	if err != nil {
+		return 1
+	}
+	return 0
 }
 
 // adminCall sends one request to the admin API, found as the other caddy

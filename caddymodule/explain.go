@@ -227,20 +227,9 @@ func cmdExplain(fl caddycmd.Flags) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	status, resp, err := adminCall(fl, http.MethodPost, "/revocation/explain", body)
-	if err != nil {
-		return 1, err
-	}
-	if status != http.StatusOK {
-		return 1, fmt.Errorf("explain: HTTP %d: %s", status, adminMessage(resp))
-	}
-	if fl.Bool("json") {
-		_, err := os.Stdout.Write(resp)
-		return 0, err
-	}
 	var out ExplainResponse
-	if err := json.Unmarshal(resp, &out); err != nil {
-		return 1, fmt.Errorf("decode answer: %w", err)
+	if printed, err := adminJSON(fl, "explain", http.MethodPost, "/revocation/explain", body, &out); err != nil || printed {
+		return exitCode(err), err
 	}
 	return 0, printExplain(os.Stdout, out)
 }
