@@ -129,12 +129,10 @@ type storeSettings struct {
 	SnapEvery   time.Duration          `json:"snapshot_every"`
 }
 
-// The bounds of feed_retention and snapshot_every.
+// The lower bounds of feed_retention and snapshot_every.
 const (
-	defaultFeedRetention = 5 * time.Minute
-	defaultSnapshotEvery = time.Minute
-	minFeedRetention     = time.Minute
-	minSnapshotEvery     = 10 * time.Second
+	minFeedRetention = time.Minute
+	minSnapshotEvery = 10 * time.Second
 )
 
 // validate checks the feed and snapshot settings: a snapshot is usable
@@ -143,10 +141,10 @@ const (
 func (s storeSettings) validate() error {
 	ret, snap := s.Retention, s.SnapEvery
 	if ret == 0 {
-		ret = defaultFeedRetention
+		ret = revocation.DefaultFeedRetention
 	}
 	if snap == 0 {
-		snap = defaultSnapshotEvery
+		snap = revocation.DefaultSnapshotEvery
 	}
 	if ret < minFeedRetention {
 		return fmt.Errorf("feed_retention %v: want at least %v, for a replica to load and resume from the feed", ret, minFeedRetention)

@@ -168,6 +168,12 @@ type RedisOptions struct {
 	Hooks Hooks
 }
 
+// The defaults of RedisOptions.FeedRetention and SnapshotEvery.
+const (
+	DefaultFeedRetention = 5 * time.Minute
+	DefaultSnapshotEvery = time.Minute
+)
+
 // KeyBase returns the common start of every key for a prefix.
 func KeyBase(prefix string) string {
 	if strings.Contains(prefix, "{") && strings.Contains(prefix, "}") {
@@ -186,10 +192,10 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		opts.FeedMaxLen = 1_000_000
 	}
 	if opts.FeedRetention <= 0 {
-		opts.FeedRetention = 5 * time.Minute
+		opts.FeedRetention = DefaultFeedRetention
 	}
 	if opts.SnapshotEvery == 0 {
-		opts.SnapshotEvery = time.Minute
+		opts.SnapshotEvery = DefaultSnapshotEvery
 	}
 	if opts.Block <= 0 {
 		opts.Block = time.Second
