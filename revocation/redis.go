@@ -59,10 +59,21 @@ type RedisStore struct {
 	// loadSource says where the last full load read: "snapshot" or "keys".
 	loadSource string
 	block      atomic.Int64 // XREAD BLOCK, nanoseconds; see LimitBlock
-	dl         *Denylist
-	log        *slog.Logger
-	now        func() time.Time
-	hooks      Hooks
+	ioTimeout  time.Duration
+	// waitFor is RedisOptions.WaitReplicas; replicas is the count of
+	// replicas the master last reported (auto mode), -1 before it did.
+	waitFor     int
+	failover    bool
+	waitTimeout time.Duration
+	replicas    atomic.Int64
+	healing     atomic.Bool // a heal is under way
+	// afterScan, when set (tests only), runs when a key-by-key load has
+	// read every key: what is committed then is missing from the copy.
+	afterScan func()
+	dl        *Denylist
+	log       *slog.Logger
+	now       func() time.Time
+	hooks     Hooks
 
 	mu      sync.Mutex
 	own     map[string]struct{} // feed ids this replica wrote, not yet read back
@@ -148,6 +159,25 @@ type RedisOptions struct {
 	// current. It must be shorter than the client's read timeout, since
 	// the read is pipelined. Default one second; LimitBlock lowers it.
 	Block time.Duration
+	// IOTimeout bounds one feed read beyond its Block: a read that gets
+	// no answer within Block+IOTimeout (a partition that drops packets
+	// rather than refusing them) fails, and the store reports itself
+	// disconnected. Default two seconds.
+	IOTimeout time.Duration
+	// WaitReplicas is how many Redis replicas must hold a commit before
+	// it is answered (WAIT, on the commit's connection), so that an
+	// acknowledged revocation survives the loss of the master. Zero
+	// (auto): one when the master reports connected replicas, none when
+	// it has none; negative: never wait.
+	WaitReplicas int
+	// WaitTimeout bounds that wait: a commit the replicas have not
+	// confirmed by then fails with ErrUnavailable (the caller retries;
+	// the commit is idempotent). Default one second.
+	WaitTimeout time.Duration
+	// Failover says that Client finds the master anew after a failover
+	// (Sentinel, Cluster): a commit that could not reach a master is then
+	// sent again, within IOTimeout, instead of failing at once.
+	Failover bool
 	// InitialLoad is how long NewRedisStore waits for the first full load
 	// before it returns. The load never stops for it: a store that returns
 	// before its first load completes goes on loading in the background
@@ -166,6 +196,13 @@ type RedisOptions struct {
 	// Now is the clock; time.Now when nil.
 	Now   func() time.Time
 	Hooks Hooks
+	// CarryFrom is a loaded store on the same Redis and KeyPrefix, about
+	// to be replaced (a configuration reload that changes other store
+	// settings): the new store shares its local copy and starts reading
+	// the feed from its position instead of loading in full, so a reload
+	// neither reloads everything nor leaves a gap in the copy. Ignored
+	// when the prefixes differ or that store is not loaded.
+	CarryFrom *RedisStore
 }
 
 // The defaults of RedisOptions.FeedRetention and SnapshotEvery.
@@ -199,6 +236,12 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 	}
 	if opts.Block <= 0 {
 		opts.Block = time.Second
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = time.Second
+	}
+	if opts.IOTimeout <= 0 {
+		opts.IOTimeout = 2 * time.Second
 	}
 	if opts.InitialLoad == 0 {
 		opts.InitialLoad = time.Second
@@ -235,8 +278,16 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		initialLoad: opts.InitialLoad,
 		sweepEvery:  opts.SweepEvery,
 		started:     make(chan struct{}),
+		ioTimeout:   opts.IOTimeout,
+		waitFor:     opts.WaitReplicas,
+		failover:    opts.Failover,
+		waitTimeout: opts.WaitTimeout,
 	}
+	s.replicas.Store(-1)
 	s.block.Store(int64(max(opts.Block, minBlock)))
+	if from := opts.CarryFrom; from != nil && from.base == base {
+		s.carryFrom(from)
+	}
 	// The commit workers open no connection until a revocation comes.
 	s.finished.Add(commitWorkers)
 	for range commitWorkers {
@@ -269,6 +320,10 @@ func (s *RedisStore) Start() {
 			s.finished.Add(1)
 			go s.snapshotLoop(s.ctx)
 		}
+		if s.waitFor == 0 {
+			s.finished.Add(1)
+			go s.watchReplicas(s.ctx)
+		}
 		if s.initialLoad > 0 {
 			t := time.NewTimer(s.initialLoad)
 			select {
@@ -282,6 +337,27 @@ func (s *RedisStore) Start() {
 			t.Stop()
 		}
 	})
+}
+
+// carryFrom takes over another store's local copy and feed position.
+// The copy is shared, not copied: both stores only ever add to it, and
+// the old one stops when its last handler lets go.
+func (s *RedisStore) carryFrom(from *RedisStore) {
+	// The confirmation is read before the position: the position then
+	// covers at least what the confirmation vouches for (both only move
+	// forward), and the first read from it confirms the rest.
+	confirmed := from.confirmed.Load()
+	from.mu.Lock()
+	loaded, id, applied := from.loaded, from.lastID, from.applied
+	from.mu.Unlock()
+	if !loaded || id == "" {
+		return
+	}
+	s.dl = from.dl
+	s.lastID, s.applied, s.loaded = id, applied, true
+	s.loadSource = "carried"
+	s.confirmed.Store(confirmed)
+	s.log.Info("denylist carried over from the store it replaces", "position", id)
 }
 
 // Started is closed once Start has tried the first load (whether or not
@@ -467,7 +543,7 @@ func (s *RedisStore) commitBatch(batch []*pendingCommit) {
 			p.reply <- commitReply{err: err}
 		}
 	}
-	reply, err := commitScript.Run(ctx, s.client, keys, args...).StringSlice()
+	reply, err := s.runCommit(ctx, keys, args)
 	if err != nil {
 		s.opError("commit", err)
 		fail(fmt.Errorf("commit revocation: %w: %w", ErrUnavailable, err))
@@ -747,10 +823,16 @@ func (s *RedisStore) read(ctx context.Context, ok func()) error {
 			Count:   readBatch,
 			Block:   block,
 		})
+		// A read that hears nothing back within its block and the I/O
+		// timeout fails: silence is a partition, and the caller then
+		// reports the store unreachable instead of waiting for the
+		// operating system to give up on the connection.
+		rctx, cancel := context.WithTimeout(ctx, max(block, 0)+s.ioTimeout)
 		block = time.Duration(s.block.Load())
-		_, _ = pipe.Exec(ctx) // errors are read per command below
+		_, _ = pipe.Exec(rctx) // errors are read per command below
+		cancel()
 
-		valid := true
+		valid, lost := true, false
 		if held != nil {
 			msgs, err := held.Result()
 			if err != nil {
@@ -765,6 +847,7 @@ func (s *RedisStore) read(ctx context.Context, ok func()) error {
 					return err
 				}
 				valid = positionHeld(from, applied, st, exists)
+				lost = !valid && historyLost(from, applied, st, exists)
 			}
 		} else {
 			st, exists, err := feedInfoResult(info)
@@ -778,9 +861,16 @@ func (s *RedisStore) read(ctx context.Context, ok func()) error {
 			return fmt.Errorf("read change feed: %w", err)
 		}
 		if !valid {
-			s.log.Warn("the change feed no longer holds every entry since the last one applied; reloading in full", "last_applied", from)
+			s.log.Warn("the change feed no longer holds every entry since the last one applied; reloading in full", "last_applied", from, "redis_lost_data", lost)
 			if err := s.fullLoad(ctx); err != nil {
 				return err
+			}
+			if lost && s.healing.CompareAndSwap(false, true) {
+				// Redis went back in time: what it lost lives on in the
+				// copies of the replicas, this one included. Written
+				// back in the background, while the feed is followed.
+				s.finished.Add(1)
+				go s.heal(ctx)
 			}
 			continue
 		}
@@ -915,6 +1005,9 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load denylist: %w", err)
 	}
+	if s.afterScan != nil {
+		s.afterScan()
+	}
 	// Healthy and no longer loading before loaded, so that Health never
 	// shows a loaded copy on a link still reported down.
 	s.setUp()
@@ -929,10 +1022,12 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(int(total.Load()), took)
 	}
-	// SCAN returns every key that exists throughout the scan, so whatever
-	// was committed before the load began is in the local copy now. The
-	// first confirmation ends NewRedisStore's wait.
-	s.confirm(start)
+	// Not confirmed current yet, as after a snapshot: SCAN returns every
+	// key that existed throughout the scan, so the copy holds what was
+	// committed before the load began, but not what was committed while
+	// it ran. Requests held for the load must not be released before
+	// read has applied the feed from the load's position to its end,
+	// which confirms the moment that read was issued.
 	return nil
 }
 

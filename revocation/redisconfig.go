@@ -208,6 +208,15 @@ func checkAddr(addr string) error {
 	return nil
 }
 
+// Identity is a string equal for two configs exactly when they reach
+// the same data on the same servers (mode, addresses, database, master
+// name, user): whatever else differs (timeouts, TLS files, passwords) does
+// not change which denylist they read. It may hold credentials: compare
+// it, never show it.
+func (c RedisConfig) Identity() string {
+	return strings.Join([]string{c.Mode(), c.URL, strings.Join(c.Addrs, ","), strconv.Itoa(c.DB), c.MasterName, c.Username}, "\x00")
+}
+
 // Describe renders the config for logs and status pages: mode and
 // addresses, never credentials.
 func (c RedisConfig) Describe() string {

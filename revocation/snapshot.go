@@ -99,40 +99,10 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 		return false, err
 	}
 	s.loadExpect.Store(int64(h.chunks) * (snapshotChunk / plainRecordSize))
-	prefix := s.base + "snap:" + h.id + ":"
-	now := start.Unix()
-	total := 0
-	const perRound = 8
-	for i := 0; i < h.chunks; i += perRound {
-		pipe := s.client.Pipeline()
-		var cmds []*redis.StringCmd
-		for j := i; j < min(i+perRound, h.chunks); j++ {
-			cmds = append(cmds, pipe.Get(ctx, prefix+strconv.Itoa(j)))
-		}
-		_, _ = pipe.Exec(ctx) // errors are read per command
-		for j, cmd := range cmds {
-			b, err := cmd.Bytes()
-			if err != nil {
-				return false, fmt.Errorf("read snapshot %s chunk %d: %w", h.id, i+j, err)
-			}
-			n, err := s.dl.importPlain(b, now)
-			total += n
-			s.loadRead.Add(int64(n))
-			if err != nil {
-				return false, fmt.Errorf("snapshot %s chunk %d: %w", h.id, i+j, err)
-			}
-		}
-	}
-	x, err := s.client.Get(ctx, prefix+"x").Result()
+	total, err := s.importSnapshot(ctx, h, start.Unix())
 	if err != nil {
-		return false, fmt.Errorf("read snapshot %s cutoffs: %w", h.id, err)
+		return false, err
 	}
-	cuts, err := ParseRecords(x)
-	if err != nil {
-		return false, fmt.Errorf("snapshot %s cutoffs: %w", h.id, err)
-	}
-	s.dl.Apply(cuts...)
-	total += len(cuts)
 
 	s.setUp()
 	s.loading.Store(false)
@@ -150,6 +120,44 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 		s.hooks.Reloaded(total, took)
 	}
 	return true, nil
+}
+
+// importSnapshot merges a snapshot's unexpired entries into the local
+// copy and returns how many it read.
+func (s *RedisStore) importSnapshot(ctx context.Context, h *snapshotHeader, now int64) (int, error) {
+	prefix := s.base + "snap:" + h.id + ":"
+	total := 0
+	const perRound = 8
+	for i := 0; i < h.chunks; i += perRound {
+		pipe := s.client.Pipeline()
+		var cmds []*redis.StringCmd
+		for j := i; j < min(i+perRound, h.chunks); j++ {
+			cmds = append(cmds, pipe.Get(ctx, prefix+strconv.Itoa(j)))
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per command
+		for j, cmd := range cmds {
+			b, err := cmd.Bytes()
+			if err != nil {
+				return total, fmt.Errorf("read snapshot %s chunk %d: %w", h.id, i+j, err)
+			}
+			n, err := s.dl.importPlain(b, now)
+			total += n
+			s.loadRead.Add(int64(n))
+			if err != nil {
+				return total, fmt.Errorf("snapshot %s chunk %d: %w", h.id, i+j, err)
+			}
+		}
+	}
+	x, err := s.client.Get(ctx, prefix+"x").Result()
+	if err != nil {
+		return total, fmt.Errorf("read snapshot %s cutoffs: %w", h.id, err)
+	}
+	cuts, err := ParseRecords(x)
+	if err != nil {
+		return total, fmt.Errorf("snapshot %s cutoffs: %w", h.id, err)
+	}
+	s.dl.Apply(cuts...)
+	return total + len(cuts), nil
 }
 
 func (s *RedisStore) snapshotLoop(ctx context.Context) {
@@ -210,6 +218,17 @@ func (s *RedisStore) writeSnapshot(ctx context.Context) error {
 		return errors.New("write snapshot: the local copy is not loaded")
 	}
 	now := s.now()
+	old, _ := s.readSnapshotHeader(ctx) // best effort: see below
+	if old != nil {
+		// A snapshot never drops an unexpired entry the previous one had:
+		// if Redis lost entries this replica never saw (a failover to a
+		// lagging replica), the previous snapshot may be the last place
+		// they are kept. Merging them into the local copy keeps them in
+		// this one too, and this replica blocks them from now on.
+		if _, err := s.importSnapshot(ctx, old, now.Unix()); err != nil && ctx.Err() == nil {
+			s.log.Warn("previous denylist snapshot not merged into the new one", "error", err)
+		}
+	}
 	id := strconv.FormatInt(now.UnixMilli(), 36) + strconv.FormatUint(rand.Uint64()&0xffffff, 36)
 	prefix := s.base + "snap:" + id + ":"
 	keep := s.snapshotKeep()
@@ -229,7 +248,6 @@ func (s *RedisStore) writeSnapshot(ctx context.Context) error {
 	if err := s.client.Set(ctx, prefix+"x", strings.Join(recs, " "), keep).Err(); err != nil {
 		return fmt.Errorf("write snapshot cutoffs: %w", err)
 	}
-	old, _ := s.readSnapshotHeader(ctx) // best effort: it only frees memory sooner
 	hdr := fmt.Sprintf("1 %s %s %d %d %d", id, from, applied, chunks, now.UnixMilli())
 	if err := s.client.Set(ctx, s.base+"snap", hdr, keep).Err(); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
