@@ -328,10 +328,15 @@ func (a *adminAPI) revokeOrders(w http.ResponseWriter, r *http.Request, kind str
 	}
 	if len(errs) > 0 {
 		a.log.Error("revocation not applied everywhere", append(logFields, zap.Error(errors.Join(errs...)))...)
+		// applied counts the orders, from the first, committed in every
+		// store; the caller resends the rest (or everything: harmless).
+		w.Header().Set("Retry-After", "1")
 		return writeAdminJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"error":      fmt.Sprintf("revocation store unavailable: %v", errors.Join(errs...)),
-			"applied":    applied,
-			"request_id": reqID,
+			"error":       fmt.Sprintf("revocation store unavailable: %v", errors.Join(errs...)),
+			"applied":     applied,
+			"orders":      len(orders),
+			"resend_from": applied,
+			"request_id":  reqID,
 		})
 	}
 	if n == 0 {

@@ -81,6 +81,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    feed_retention   <duration>
 //	    snapshot_every   <duration>|off
 //	    redis_timeout    <duration>
+//	    redis_wait_replicas auto|off|<n>
+//	    redis_wait_timeout  <duration>
 //	    log_blocked      debug|info|warn|error|off
 //	    backchannel_logout {
 //	        client_id <id...>
@@ -244,6 +246,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.SnapshotEvery = caddy.Duration(dur)
 		case "redis_timeout":
 			if err := durationArg(d, "", &h.RedisTimeout); err != nil {
+				return err
+			}
+		case "redis_wait_replicas":
+			if err := oneArg(d, "", &h.RedisWaitReplicas); err != nil {
+				return err
+			}
+			if _, err := parseWaitReplicas(h.RedisWaitReplicas); err != nil {
+				return d.Err(err.Error())
+			}
+		case "redis_wait_timeout":
+			if err := durationArg(d, "", &h.RedisWaitTimeout); err != nil {
 				return err
 			}
 		case "log_blocked":
@@ -522,7 +535,7 @@ var (
 	handlerOptions = []string{"app_id", "redis", "key_prefix", "jwt", "session_ttl", "endpoints",
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
 		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "feed_retention",
-		"snapshot_every", "redis_timeout",
+		"snapshot_every", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",
 		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout"}
 	redisOptions = []string{"url", "addrs", "username", "password", "db", "tls", "tls_ca_file",
 		"tls_server_name", "tls_insecure_skip_verify", "master_name", "sentinel_username",

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,7 +78,10 @@ type Handler struct {
 	OnStoreDown string `json:"on_store_down,omitempty"`
 
 	// StaleAfter is how long the local denylist may go without
-	// confirmation from Redis before OnStoreDown applies. Default 30s.
+	// confirmation from Redis before OnStoreDown applies. Default 5s: a
+	// partitioned replica stops trusting its copy within seconds, while
+	// the feed confirms it every second and an ordinary hiccup (a
+	// reconnect, a slow fork) stays well under it.
 	StaleAfter caddy.Duration `json:"stale_after,omitempty"`
 
 	// RequireToken refuses (401) proxied requests without a valid bearer
@@ -131,6 +135,18 @@ type Handler struct {
 	// unreachable Redis gets a prompt 500 rather than a hung client.
 	// Default 2s.
 	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
+
+	// RedisWaitReplicas is how many Redis replicas must hold a revocation
+	// before it is acknowledged, so that a failover cannot lose it: "auto"
+	// (default: one whenever the master reports a connected replica,
+	// none when it has none), "off", or a number. A revocation the
+	// replicas do not confirm within RedisWaitTimeout fails with a 5xx
+	// (it may still be applied; sending it again is harmless).
+	RedisWaitReplicas string `json:"redis_wait_replicas,omitempty"`
+
+	// RedisWaitTimeout bounds that wait: shorter than RedisTimeout.
+	// Default 1s, or half of RedisTimeout when that is shorter.
+	RedisWaitTimeout caddy.Duration `json:"redis_wait_timeout,omitempty"`
 
 	// BackchannelLogout, when present, serves the OpenID Connect
 	// Back-Channel Logout receiver (dialect backchannel_logout).
@@ -236,12 +252,17 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 const (
 	defaultKeyPrefix      = "revocation:"
 	defaultSessionTTL     = 720 * time.Hour
-	defaultStaleAfter     = 30 * time.Second
+	defaultStaleAfter     = 5 * time.Second
 	defaultRedisTimeout   = 2 * time.Second
 	defaultInspectBody    = 64 << 10
 	maxInspectBodyLimit   = 16 << 20
 	defaultMaxCredentials = 32
 )
+
+// defaultRedisWaitTimeout is far above a replica's usual lag (well under
+// a millisecond on a LAN), so only a replica that is really behind or
+// gone turns a revocation into a 5xx.
+const defaultRedisWaitTimeout = time.Second
 
 // Provision sets the handler up: defaults, keys, the shared store.
 func (h *Handler) Provision(ctx caddy.Context) error {
@@ -328,13 +349,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
 	}
 
+	wait, err := parseWaitReplicas(h.RedisWaitReplicas)
+	if err != nil {
+		return err
+	}
+	waitTimeout := time.Duration(h.RedisWaitTimeout)
+	if waitTimeout == 0 {
+		waitTimeout = min(defaultRedisWaitTimeout, time.Duration(h.RedisTimeout)/2)
+	}
+	if waitTimeout < 0 || waitTimeout >= time.Duration(h.RedisTimeout) {
+		return fmt.Errorf("redis_wait_timeout %v: want more than zero and less than redis_timeout %v", waitTimeout, time.Duration(h.RedisTimeout))
+	}
 	settings := storeSettings{
-		KeyPrefix:   h.KeyPrefix,
-		FeedMaxLen:  h.FeedMaxLen,
-		DialTimeout: time.Duration(h.RedisTimeout),
-		IOTimeout:   time.Duration(h.RedisTimeout),
-		Retention:   time.Duration(h.FeedRetention),
-		SnapEvery:   time.Duration(h.SnapshotEvery),
+		WaitReplicas: wait,
+		WaitTimeout:  waitTimeout,
+		KeyPrefix:    h.KeyPrefix,
+		FeedMaxLen:   h.FeedMaxLen,
+		DialTimeout:  time.Duration(h.RedisTimeout),
+		IOTimeout:    time.Duration(h.RedisTimeout),
+		Retention:    time.Duration(h.FeedRetention),
+		SnapEvery:    time.Duration(h.SnapshotEvery),
 	}
 	if h.Redis != nil {
 		settings.Redis = *h.Redis
@@ -724,3 +758,19 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// parseWaitReplicas reads redis_wait_replicas as RedisOptions.WaitReplicas
+// takes it: 0 for auto, -1 for off, else the count.
+func parseWaitReplicas(v string) (int, error) {
+	switch v {
+	case "", "auto":
+		return 0, nil
+	case "off":
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 16 {
+		return 0, fmt.Errorf("redis_wait_replicas: %q: want auto, off or a number of replicas from 1 to 16", v)
+	}
+	return n, nil
+}

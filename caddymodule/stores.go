@@ -31,6 +31,9 @@ type sharedStore struct {
 	key    string
 	prefix string
 	desc   string
+	// redis identifies the Redis the store uses (RedisConfig.Identity),
+	// to find the store a reload replaces.
+	redis string
 	// sessionTTL is the longest session_ttl of the handlers using the
 	// store, in nanoseconds: what an operator's revocation keeps.
 	sessionTTL atomic.Int64
@@ -127,6 +130,9 @@ type storeSettings struct {
 	IOTimeout   time.Duration          `json:"io_timeout"`
 	Retention   time.Duration          `json:"feed_retention"`
 	SnapEvery   time.Duration          `json:"snapshot_every"`
+	// WaitReplicas and WaitTimeout are RedisOptions' (0: auto).
+	WaitReplicas int           `json:"wait_replicas"`
+	WaitTimeout  time.Duration `json:"wait_timeout"`
 }
 
 // The lower bounds of feed_retention and snapshot_every.
@@ -167,13 +173,34 @@ func (s storeSettings) poolKey() string {
 // use. Every successful call must be matched by releaseStore(key).
 func acquireStore(settings storeSettings, log *zap.Logger) (*sharedStore, error) {
 	key := settings.poolKey()
+	// Looked up before LoadOrNew: the pool's Range waits on an entry
+	// under construction, this one included.
+	prev := predecessor(key, settings)
 	val, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return openStore(key, settings, log)
+		return openStore(key, settings, prev, log)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return val.(*sharedStore), nil
+}
+
+// predecessor returns the Redis store in use on the same Redis and key
+// prefix as settings under other store settings (a reload that changed
+// redis_timeout, say), whose local copy the new store carries over; nil
+// when there is none.
+func predecessor(key string, settings storeSettings) *revocation.RedisStore {
+	if settings.Redis.IsZero() {
+		return nil
+	}
+	var found *revocation.RedisStore
+	eachStore(func(s *sharedStore) {
+		rs, ok := s.Store.(*revocation.RedisStore)
+		if ok && found == nil && s.key != key && s.redis == settings.Redis.Identity() && s.prefix == settings.KeyPrefix {
+			found = rs
+		}
+	})
+	return found
 }
 
 func releaseStore(key string) error {
@@ -183,11 +210,11 @@ func releaseStore(key string) error {
 	return nil
 }
 
-func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStore, error) {
+func openStore(key string, settings storeSettings, prev *revocation.RedisStore, log *zap.Logger) (*sharedStore, error) {
 	if err := settings.validate(); err != nil {
 		return nil, err
 	}
-	shared := &sharedStore{key: key, prefix: settings.KeyPrefix}
+	shared := &sharedStore{key: key, prefix: settings.KeyPrefix, redis: settings.Redis.Identity()}
 	if settings.Redis.IsZero() {
 		log.Warn("revocation store is embedded: revocations live in this process only, are lost on restart and are not shared with other instances; set redis for production")
 		shared.Store = revocation.NewMemoryStore(revocation.MemoryOptions{})
@@ -216,9 +243,15 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 		SnapshotEvery: settings.SnapEvery,
 		// The feed read is pipelined, so it must end within the read
 		// timeout; adopt lowers it further for a short stale_after.
-		Block:  min(time.Second, settings.IOTimeout/2),
-		Logger: slog.New(storeLogHandler{name: "http.handlers.revocation.store"}),
-		Hooks:  storeHooks(settings),
+		Block:        min(time.Second, settings.IOTimeout/2),
+		IOTimeout:    settings.IOTimeout,
+		Failover:     settings.Redis.Mode() != "standalone",
+		WaitReplicas: settings.WaitReplicas,
+		WaitTimeout:  settings.WaitTimeout,
+		Logger:       slog.New(storeLogHandler{name: "http.handlers.revocation.store"}),
+		Hooks:        storeHooks(settings),
+		// Nil unless a reload replaces a store on the same Redis.
+		CarryFrom: prev,
 	})
 	shared.Store, shared.started = rs, rs.Started()
 	return shared, nil
