@@ -83,6 +83,13 @@ func (s *RedisStore) commitOnce(ctx context.Context, keys []string, args []any) 
 		pipe := c.Pipeline()
 		run := commitScript.EvalSha(ctx, pipe, keys, args...)
 		wait := pipe.Do(ctx, "WAIT", want, max(s.waitTimeout.Milliseconds(), 1))
+		var info *redis.StringCmd
+		if s.waitFor == 0 {
+			// Automatic: the count of replicas as the wait ends, on the
+			// same master, so that a master that has none (just promoted,
+			// its replicas gone) is not waited for on a stale count.
+			info = pipe.Info(ctx, "replication")
+		}
 		_, _ = pipe.Exec(ctx) // errors are read per command
 		reply, err := run.StringSlice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -97,6 +104,17 @@ func (s *RedisStore) commitOnce(ctx context.Context, keys []string, args []any) 
 		n, err := wait.Int64()
 		if err != nil {
 			return nil, fmt.Errorf("wait for replicas: %w", err)
+		}
+		if info != nil {
+			if v, err := info.Result(); err == nil {
+				now := connectedReplicas(v)
+				s.replicas.Store(now)
+				if n >= now {
+					// Every replica the master has (none, or fewer
+					// than before) holds the commit.
+					return reply, nil
+				}
+			}
 		}
 		if n < int64(want) {
 			return nil, fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, n, want, s.waitTimeout)
