@@ -1,10 +1,10 @@
 package testredis
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy is a loopback TCP relay in front of a server. Cutting it drops
@@ -19,6 +19,10 @@ type Proxy struct {
 	cut   bool
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+	// resume is closed and replaced on Restore; while stalled, relayed
+	// bytes wait for it.
+	stalled bool
+	resume  chan struct{}
 }
 
 // NewProxy relays a free loopback port to target until the test ends.
@@ -28,7 +32,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatalf("proxy listen: %v", err)
 	}
-	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{}), resume: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -48,11 +52,45 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Restore lets connections through again.
+// Blackhole stops relaying without closing anything, as a network that
+// drops packets would: connections stay open (new ones are accepted) and
+// nothing written on them arrives until Restore, so a client learns of
+// the fault only from its own timeouts.
+func (p *Proxy) Blackhole() {
+	p.mu.Lock()
+	p.stalled = true
+	p.mu.Unlock()
+}
+
+// Restore lets connections through again (after Cut or Blackhole).
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	p.cut = false
+	if p.stalled {
+		p.stalled = false
+		close(p.resume)
+		p.resume = make(chan struct{})
+	}
 	p.mu.Unlock()
+}
+
+// gate waits while the proxy is blackholed; false when it was closed.
+func (p *Proxy) gate() bool {
+	for {
+		p.mu.Lock()
+		stalled, resume, cut := p.stalled, p.resume, p.cut
+		p.mu.Unlock()
+		if cut {
+			return false
+		}
+		if !stalled {
+			return true
+		}
+		select {
+		case <-resume:
+		case <-time.After(50 * time.Millisecond): // to notice a Cut or close
+		}
+	}
 }
 
 func (p *Proxy) accept() {
@@ -85,7 +123,21 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !p.gate() {
+				break
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
@@ -97,5 +149,6 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 func (p *Proxy) close() {
 	p.ln.Close()
 	p.Cut()
+	p.Restore() // releases stalled relays; Cut has closed their conns
 	p.wg.Wait()
 }
