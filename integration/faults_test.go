@@ -226,11 +226,15 @@ func TestFaultRedisRestartedEmpty(t *testing.T) {
 	cs := startReplicas(t, 2, config)
 	list := func() []*Caddy { return cs }
 	storm := startStorm(t, list, 300)
+	calm := sampleStale(cs[1])
 	time.Sleep(1500 * time.Millisecond)
+	calmMax := calm.finish()
+	hiccup := sampleStale(cs[1])
 	srv.Restart()
 	time.Sleep(1500 * time.Millisecond)
 	acks := storm.finish()
-	t.Logf("storm: %d acknowledged, failures by status %v", len(acks), storm.failed)
+	t.Logf("storm: %d acknowledged, failures by status %v; the longest a replica went unconfirmed: %v during the storm, %v across the Redis restart",
+		len(acks), storm.failed, calmMax.Round(time.Millisecond), hiccup.finish().Round(time.Millisecond))
 	for i, c := range cs {
 		Eventually(t, fmt.Sprintf("replica %d healed Redis", i), func() bool { return logCount(c, "denylist healed") >= 1 })
 	}
@@ -377,6 +381,45 @@ func TestFaultReplicaPartitioned(t *testing.T) {
 	ExpectStatus(t, "a valid token at a replica started afterwards", Get(t, late.URL+"/orders", good), http.StatusOK)
 }
 
+// staleSampler polls /revocation/status of a replica every 20 ms and
+// keeps the largest stale_seconds seen: how far an ordinary hiccup
+// pushes a healthy replica towards stale_after.
+type staleSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	max  float64
+}
+
+func sampleStale(c *Caddy) *staleSampler {
+	s := &staleSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			_, body := c.AdminDo("GET", "/revocation/status", "")
+			var out struct {
+				Stores []struct {
+					Stale float64 `json:"stale_seconds"`
+				} `json:"stores"`
+			}
+			if json.Unmarshal([]byte(body), &out) == nil && len(out.Stores) > 0 {
+				s.max = max(s.max, out.Stores[0].Stale)
+			}
+		}
+	}()
+	return s
+}
+
+func (s *staleSampler) finish() time.Duration {
+	close(s.stop)
+	<-s.done
+	return time.Duration(s.max * float64(time.Second))
+}
+
 // storeConnected reads "connected" of the first store in
 // /revocation/status.
 func storeConnected(t *testing.T, c *Caddy) bool {
@@ -468,6 +511,7 @@ func TestFaultSentinelFailoverAfterLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := sn.Master.Addr()
+	stale := sampleStale(cs[0])
 	killed := time.Now()
 	sn.Master.Stop()
 	if _, err := sn.WaitFailover(old, 60*time.Second); err != nil {
@@ -476,6 +520,7 @@ func TestFaultSentinelFailoverAfterLag(t *testing.T) {
 	named := time.Now()
 	time.Sleep(2 * time.Second)
 	acks := storm.finish()
+	staleMax := stale.finish()
 
 	storm.mu.Lock()
 	var after []time.Duration
@@ -490,8 +535,8 @@ func TestFaultSentinelFailoverAfterLag(t *testing.T) {
 	if len(after) > 0 {
 		last = after[len(after)-1]
 	}
-	t.Logf("storm: %d acknowledged, failures by status %v; the Sentinels named the new master %v after the kill; %d failures after that, the last %v after",
-		len(acks), storm.failed, named.Sub(killed).Round(time.Millisecond), len(after), last.Round(time.Millisecond))
+	t.Logf("storm: %d acknowledged, failures by status %v; the Sentinels named the new master %v after the kill; %d failures after that, the last %v after; a replica went unconfirmed for %v at most",
+		len(acks), storm.failed, named.Sub(killed).Round(time.Millisecond), len(after), last.Round(time.Millisecond), staleMax.Round(time.Millisecond))
 	late := StartCaddy(t, config)
 	late.WaitReady()
 	expectNoneLost(t, "Sentinel failover after a second of lag", append(cs, late), acks)
