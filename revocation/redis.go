@@ -767,7 +767,10 @@ const readBatch = 1000
 // with a growing pause.
 func (s *RedisStore) follow(ctx context.Context) {
 	defer s.finished.Done()
-	const minPause, maxPause = 50 * time.Millisecond, 2 * time.Second
+	// Short enough that a replica resumes within half a second of Redis
+	// (or the master a failover names) answering again: well inside
+	// stale_after; a dial twice a second costs an unreachable Redis nothing.
+	const minPause, maxPause = 50 * time.Millisecond, 500 * time.Millisecond
 	pause := minPause
 	for ctx.Err() == nil {
 		s.mu.Lock()
