@@ -273,6 +273,9 @@ func (s *RedisStore) heal(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, 2*s.ioTimeout)
 		_, err := s.Commit(cctx, Change{Puts: batch})
 		cancel()
+		if err != nil && ctx.Err() != nil {
+			return // closing
+		}
 		if err != nil {
 			s.log.Error("denylist heal stopped: redis refused the entries it lost", "written", written, "left", len(puts), "error", err)
 			return
@@ -284,6 +287,9 @@ func (s *RedisStore) heal(ctx context.Context) {
 	for len(cuts) > 0 && ctx.Err() == nil {
 		batch := cuts[:min(len(cuts), healBatch)]
 		n, err := s.healCuts(ctx, batch)
+		if err != nil && ctx.Err() != nil {
+			return // closing
+		}
 		if err != nil {
 			s.log.Error("denylist heal stopped: redis refused the entries it lost", "written", written+restored, "error", err)
 			return
