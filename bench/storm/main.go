@@ -15,6 +15,10 @@
 //
 //	go build -o bench/results/storm ./bench/storm
 //	bench/results/storm -caddy ./caddy -entries 1000000 -rate 5000
+//
+// With -redis-replica, Redis has a replica and every revocation waits
+// for it (WAIT) unless -wait off: the same run with -wait off and
+// -wait auto gives what waiting costs.
 package main
 
 import (
@@ -57,19 +61,22 @@ func main() {
 }
 
 type options struct {
-	caddy      string
-	entries    int
-	rate       int
-	samples    int
-	bulkTotal  int
-	bulkPart   int
-	senders    int
-	stormLimit time.Duration
-	snapWait   time.Duration
-	joinAfter  time.Duration
-	single     bool
-	singles    int
-	jsonOut    string
+	redisReplica bool
+	wait         string
+	snapEvery    string
+	caddy        string
+	entries      int
+	rate         int
+	samples      int
+	bulkTotal    int
+	bulkPart     int
+	senders      int
+	stormLimit   time.Duration
+	snapWait     time.Duration
+	joinAfter    time.Duration
+	single       bool
+	singles      int
+	jsonOut      string
 }
 
 func run() error {
@@ -87,6 +94,9 @@ func run() error {
 	flag.IntVar(&o.singles, "singles", 20_000, "revocations in the single-call throughput run (one admin call each, 64 at once)")
 	flag.DurationVar(&o.snapWait, "snapshot-wait", 90*time.Second, "longest wait for the first snapshot")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
+	flag.BoolVar(&o.redisReplica, "redis-replica", false, "give Redis a replica (redis-server --replicaof), as a failover-ready deployment has")
+	flag.StringVar(&o.wait, "wait", "", "redis_wait_replicas of the replicas: auto (the default), off or a number")
+	flag.StringVar(&o.snapEvery, "snapshot-every", "", "snapshot_every of the replicas (default: the handler's, 1m)")
 	flag.Parse()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return errors.New("redis-server not found (on Debian: apt-get install -y redis-server)")
@@ -289,11 +299,40 @@ func (b *bench) startRedis(ctx context.Context) error {
 	b.redis = redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(b.rport)})
 	for i := 0; i < 200; i++ {
 		if b.redis.Ping(ctx).Err() == nil {
-			return nil
+			return b.startRedisReplica(ctx)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	return errors.New("redis-server did not answer")
+}
+
+// startRedisReplica starts, with -redis-replica, a replica of Redis and
+// waits until it is in sync: the commits then wait for it (WAIT) unless
+// -wait off.
+func (b *bench) startRedisReplica(ctx context.Context) error {
+	if !b.o.redisReplica {
+		return nil
+	}
+	port := proc.FreePort()
+	dir := filepath.Join(b.work, "replica")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--repl-diskless-sync-delay", "0",
+		"--replicaof", "127.0.0.1", strconv.Itoa(b.rport))
+	if err := b.start(cmd); err != nil {
+		return err
+	}
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	defer rc.Close()
+	for i := 0; i < 400; i++ {
+		if info, err := rc.Info(ctx, "replication").Result(); err == nil && strings.Contains(info, "master_link_status:up") {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return errors.New("the Redis replica never came in sync")
 }
 
 // fill puts o.entries token entries in Redis through the store's own
@@ -326,20 +365,27 @@ func (b *bench) start(cmd *exec.Cmd) error {
 // the time from its start.
 func (b *bench) startReplica(name string) (*replica, time.Duration, error) {
 	admin, site := proc.FreePort(), proc.FreePort()
+	wait := ""
+	if b.o.wait != "" {
+		wait = "\n\t\tredis_wait_replicas " + b.o.wait
+	}
+	if b.o.snapEvery != "" {
+		wait += "\n\t\tsnapshot_every " + b.o.snapEvery
+	}
 	cfg := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 }
 :%d {
 	bind 127.0.0.1
 	revocation {
-		redis redis://127.0.0.1:%d
+		redis redis://127.0.0.1:%d%s
 		jwt {
 			hmac_secret %s
 		}
 	}
 	respond "ok"
 }
-`, admin, site, b.rport, hmacSecret)
+`, admin, site, b.rport, wait, hmacSecret)
 	path := filepath.Join(b.work, name+".Caddyfile")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, 0, err
