@@ -277,8 +277,13 @@ func TestFaultJoinAndReloadDuringStorm(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 
 	// A replica joins (fail_closed: it answers 503 until it is current,
-	// which the probe accepts).
-	c := StartCaddy(t, config)
+	// which the probe accepts), over a slow link: its load takes a
+	// while, and so does its first read of the feed after it, so that a
+	// copy called current before that read would miss the revocations
+	// acknowledged during the load for long enough for the probe to see.
+	slow := testredis.NewProxy(t, srv.Addr())
+	slow.SetDelay(30 * time.Millisecond)
+	c := StartCaddy(t, basicConfig("redis redis://"+slow.Addr(), up, "snapshot_every off"))
 	mu.Lock()
 	running = append(running, c)
 	mu.Unlock()

@@ -23,6 +23,7 @@ type Proxy struct {
 	// bytes wait for it.
 	stalled bool
 	resume  chan struct{}
+	delay   time.Duration // added to every relayed write (SetDelay)
 }
 
 // NewProxy relays a free loopback port to target until the test ends.
@@ -71,6 +72,14 @@ func (p *Proxy) Restore() {
 		close(p.resume)
 		p.resume = make(chan struct{})
 	}
+	p.mu.Unlock()
+}
+
+// SetDelay holds every relayed chunk of bytes for d before passing it
+// on, in both directions: a slow link (a round trip costs 2d more).
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
 	p.mu.Unlock()
 }
 
@@ -127,6 +136,12 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			p.mu.Lock()
+			d := p.delay
+			p.mu.Unlock()
+			if d > 0 {
+				time.Sleep(d)
+			}
 			if !p.gate() {
 				break
 			}
