@@ -266,3 +266,70 @@ func BenchmarkRedisCommitWait(b *testing.B) {
 		})
 	}
 }
+
+// A snapshot never drops an unexpired entry the previous one had: here
+// an entry is missing from Redis's keys (as after a failover that lost
+// it) and from the copy of the replica that writes the next snapshot,
+// which loaded key by key; the new snapshot still has it, and so does
+// that replica's copy from then on.
+func TestRedisSnapshotKeepsWhatThePreviousHad(t *testing.T) {
+	srv := testredis.Start(t)
+	a := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
+	ctx := context.Background()
+	kept := TokenKey("only-in-the-snapshot")
+	commit(t, a, Change{Puts: []Put{{Key: kept, TTL: time.Hour}}})
+	for i := range 50 {
+		commit(t, a, Change{Puts: []Put{{Key: TokenKey(fmt.Sprintf("other-%d", i)), TTL: time.Hour}}})
+	}
+	if err := a.writeSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shard, _ := shardHolding(t, a, kept, nowSec()+3600)
+	if _, err := srv.Do("HDEL", shard, string(kept[:])); err != nil {
+		t.Fatal(err)
+	}
+	// A replica that loads key by key (its load skips the snapshot by
+	// reading the keys first) lacks it.
+	b := NewRedisStore(RedisOptions{
+		Client:        redis.NewClient(&redis.Options{Addr: srv.Addr()}),
+		SnapshotEvery: -1, Logger: quiet, Deferred: true,
+	})
+	t.Cleanup(func() { b.Close() })
+	if err := b.fullLoadKeysOnly(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.Denylist().Check(&Identity{Token: kept}, nowSec()) == BlockedToken {
+		t.Fatal("the entry removed from Redis was still loaded from its keys")
+	}
+	if err := b.writeSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.Denylist().Check(&Identity{Token: kept}, nowSec()) != BlockedToken {
+		t.Fatal("the replica that wrote the new snapshot does not block what the previous one had")
+	}
+	c := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, InitialLoad: 5 * time.Second})
+	c.mu.Lock()
+	source := c.loadSource
+	c.mu.Unlock()
+	if source != "snapshot" {
+		t.Fatalf("loaded from %q, want the snapshot", source)
+	}
+	if c.Denylist().Check(&Identity{Token: kept}, nowSec()) != BlockedToken {
+		t.Fatal("the new snapshot dropped an unexpired entry the previous one had")
+	}
+}
+
+// fullLoadKeysOnly loads a store key by key, as fullLoad does when there
+// is no usable snapshot, and sets it loaded.
+func (s *RedisStore) fullLoadKeysOnly(ctx context.Context) error {
+	snap := s.base + "snap"
+	hdr, err := s.client.Get(ctx, snap).Result()
+	if err != nil {
+		return err
+	}
+	if err := s.client.Del(ctx, snap).Err(); err != nil {
+		return err
+	}
+	defer s.client.Set(ctx, snap, hdr, time.Hour)
+	return s.fullLoad(ctx)
+}
