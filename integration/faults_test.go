@@ -565,3 +565,65 @@ func serverPID(t *testing.T, s *testredis.Server) int {
 	t.Fatalf("no process_id in INFO server: %s", out)
 	return 0
 }
+
+// Row 5, the store's side: a bulk call that Redis cuts short (out of
+// memory, noeviction) answers 503 with how many elements, from the
+// first, were applied, how many it carried, and where to resend from;
+// resending from there, once Redis has room, applies the rest, and every
+// element is blocked.
+func TestFaultBulkCutShortByTheStore(t *testing.T) {
+	srv := testredis.Start(t, "--maxmemory-policy", "noeviction")
+	up := StartUpstream(t)
+	c := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
+	c.WaitReady()
+	info, err := srv.Do("INFO", "memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used int
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			used, _ = strconv.Atoi(v)
+		}
+	}
+	if used == 0 {
+		t.Fatalf("no used_memory in %s", info)
+	}
+	if _, err := srv.Do("CONFIG", "SET", "maxmemory", strconv.Itoa(used+300_000)); err != nil {
+		t.Fatal(err)
+	}
+	var orders, toks []string
+	for i := range 10000 {
+		tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("cut-%d", i)})
+		toks = append(toks, tok)
+		orders = append(orders, fmt.Sprintf(`{"token":%q}`, tok))
+	}
+	st, body := c.AdminDo("POST", "/revocation/revoke", "["+strings.Join(orders, ",")+"]")
+	var cut struct {
+		Applied    int `json:"applied"`
+		Orders     int `json:"orders"`
+		ResendFrom int `json:"resend_from"`
+	}
+	if st != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &cut) != nil {
+		t.Fatalf("a bulk call past maxmemory: %d %.300s, want 503 with what was applied", st, body)
+	}
+	if cut.Orders != len(orders) || cut.ResendFrom != cut.Applied || cut.Applied%500 != 0 || cut.Applied == 0 || cut.Applied >= len(orders) {
+		t.Fatalf("a bulk call cut short answers %s: want whole batches of 500 applied, orders %d, resend_from = applied", body, len(orders))
+	}
+	for _, tok := range []string{toks[0], toks[cut.Applied-1]} {
+		ExpectStatus(t, "an element applied before the cut", Get(t, c.URL+"/orders", tok), http.StatusUnauthorized)
+	}
+	if _, err := srv.Do("CONFIG", "SET", "maxmemory", "0"); err != nil {
+		t.Fatal(err)
+	}
+	st, body = c.AdminDo("POST", "/revocation/revoke", "["+strings.Join(orders[cut.ResendFrom:], ",")+"]")
+	if st != http.StatusOK {
+		t.Fatalf("resending from %d: %d %s", cut.ResendFrom, st, body)
+	}
+	for i, tok := range toks {
+		if i%100 == 0 {
+			ExpectStatus(t, fmt.Sprintf("element %d after the resend", i), Get(t, c.URL+"/orders", tok), http.StatusUnauthorized)
+		}
+	}
+	t.Logf("cut short after %d of %d elements; resent from %d", cut.Applied, len(orders), cut.ResendFrom)
+}
