@@ -326,6 +326,7 @@ func TestFaultReplicaPartitioned(t *testing.T) {
 	p.WaitReady()
 	good := Token(t, jwt.MapClaims{"sid": "partition-good"})
 
+	var all []ack
 	for _, mode := range []string{"blackhole", "refused"} {
 		storm := startStorm(t, func() []*Caddy { return []*Caddy{a} }, 200)
 		time.Sleep(500 * time.Millisecond)
@@ -380,10 +381,12 @@ func TestFaultReplicaPartitioned(t *testing.T) {
 		t.Logf("%s: connected=false after %v, 503 after %v; %d of %d probes of revocations made during the cut let through, the last %v after the cut; ready again %v after the network healed; %d acknowledged",
 			mode, disconnected.Round(time.Millisecond), refusing.Round(time.Millisecond), letThrough, probes, worst.Round(time.Millisecond), caughtUp.Round(time.Millisecond), len(acks))
 		expectNoneLost(t, mode+", after the network healed", []*Caddy{a, p}, acks)
+		all = append(all, acks...)
 	}
 	late := StartCaddy(t, config)
 	late.WaitReady()
 	ExpectStatus(t, "a valid token at a replica started afterwards", Get(t, late.URL+"/orders", good), http.StatusOK)
+	expectNoneLost(t, "both cuts, at a replica started afterwards", []*Caddy{late}, all)
 }
 
 // staleSampler polls /revocation/status of a replica every 20 ms and
