@@ -494,18 +494,32 @@ func TestFaultReplicaKilledDuringBulk(t *testing.T) {
 	}
 }
 
-// Rows 2 and 6: a Sentinel failover (the master SIGKILLed) right after a
-// second of replication lag (the replica stopped with SIGSTOP), during a
-// storm. A revocation is acknowledged only once the replica holds it
-// (WAIT, automatic with a replica): those made during the lag fail
-// (and are not counted), none acknowledged is lost with the master, and
-// a replica started after the failover blocks every one. The errors
-// after the Sentinels name the new master are counted: a commit that
-// cannot reach a master retries within redis_timeout.
+// Rows 2 and 6: a Sentinel failover (the master SIGKILLed) after a
+// second of replication lag, during a storm: the replica is stopped
+// (SIGSTOP) and its link dropped by the master (CLIENT KILL TYPE
+// replica), so that what the master acknowledges meanwhile never leaves
+// it; then the master is killed, the replica resumed, and the Sentinels
+// promote it. Every acknowledged revocation is probed at every replica
+// and at one started after the failover. The errors after the Sentinels
+// name the new master are counted: a commit that cannot reach a master
+// retries within redis_timeout.
+//
+// With redis_wait_replicas 1, a revocation is acknowledged only once the
+// replica holds it: those made during the lag fail (503) and none
+// acknowledged is lost with the master. With off, those acknowledged
+// during the lag are lost from Redis in the failover; the replicas that
+// hold them see that Redis went back in time and write them back, so
+// the replica started afterwards blocks every one all the same.
 func TestFaultSentinelFailoverAfterLag(t *testing.T) {
+	for _, wait := range []string{"1", "off"} {
+		t.Run("wait "+wait, func(t *testing.T) { sentinelFailoverAfterLag(t, wait) })
+	}
+}
+
+func sentinelFailoverAfterLag(t *testing.T, wait string) {
 	sn := testredis.StartSentinel(t, 1, 3)
 	up := StartUpstream(t)
-	config := basicConfig(fmt.Sprintf("redis {\n\t\t\taddrs %s\n\t\t\tmaster_name %s\n\t\t}", strings.Join(sn.Addrs(), " "), sn.MasterName), up, "")
+	config := basicConfig(fmt.Sprintf("redis {\n\t\t\taddrs %s\n\t\t\tmaster_name %s\n\t\t}", strings.Join(sn.Addrs(), " "), sn.MasterName), up, "redis_wait_replicas "+wait)
 	cs := startReplicas(t, 2, config)
 	storm := startStorm(t, func() []*Caddy { return cs }, 200)
 	time.Sleep(time.Second)
@@ -514,14 +528,18 @@ func TestFaultSentinelFailoverAfterLag(t *testing.T) {
 	if err := syscall.Kill(replicaPID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	if err := syscall.Kill(replicaPID, syscall.SIGCONT); err != nil {
+	if _, err := sn.Master.Do("CLIENT", "KILL", "TYPE", "replica"); err != nil {
 		t.Fatal(err)
 	}
+	lagFrom := time.Now()
+	time.Sleep(time.Second)
 	old := sn.Master.Addr()
 	stale := sampleStale(cs[0])
 	killed := time.Now()
 	sn.Master.Stop()
+	if err := syscall.Kill(replicaPID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := sn.WaitFailover(old, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -543,8 +561,22 @@ func TestFaultSentinelFailoverAfterLag(t *testing.T) {
 	if len(after) > 0 {
 		last = after[len(after)-1]
 	}
-	t.Logf("storm: %d acknowledged, failures by status %v; the Sentinels named the new master %v after the kill; %d failures after that, the last %v after; a replica went unconfirmed for %v at most",
-		len(acks), storm.failed, named.Sub(killed).Round(time.Millisecond), len(after), last.Round(time.Millisecond), staleMax.Round(time.Millisecond))
+	during := 0
+	for _, a := range acks {
+		if a.at.After(lagFrom) && a.at.Before(killed) {
+			during++
+		}
+	}
+	t.Logf("storm: %d acknowledged (%d during the lag), failures by status %v; the Sentinels named the new master %v after the kill; %d failures after that, the last %v after; a replica went unconfirmed for %v at most",
+		len(acks), during, storm.failed, named.Sub(killed).Round(time.Millisecond), len(after), last.Round(time.Millisecond), staleMax.Round(time.Millisecond))
+	if wait == "off" {
+		if during == 0 {
+			t.Fatal("nothing was acknowledged during the lag: the test shows nothing")
+		}
+		for i, c := range cs {
+			Eventually(t, fmt.Sprintf("replica %d wrote back what Redis lost", i), func() bool { return logCount(c, "denylist healed") >= 1 })
+		}
+	}
 	late := StartCaddy(t, config)
 	late.WaitReady()
 	expectNoneLost(t, "Sentinel failover after a second of lag", append(cs, late), acks)
