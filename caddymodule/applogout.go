@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,39 @@ import (
 // upstream's answer is dropped (its Set-Cookie headers with it, so the
 // browser keeps the session it can retry the logout with) and the client
 // gets 503 with Retry-After.
+
+// logoutPathKey is a path as apps route it, the key app_logout paths are
+// compared by: path parameters (";..." in any segment) removed, each
+// segment percent-decoded, empty segments dropped (so repeated slashes
+// and a trailing slash do not count), dot segments resolved, and letters
+// in one case. Tomcat routes /logout;x=1, //logout and /./logout to
+// /logout; Express routes /logout/ and /LOGOUT there. Matching more
+// paths than the app does only ever revokes what the one who asked
+// presented.
+func logoutPathKey(u *url.URL) string {
+	return normalizeLogoutPath(u.EscapedPath())
+}
+
+func normalizeLogoutPath(p string) string {
+	var segs []string
+	for seg := range strings.SplitSeq(p, "/") {
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		seg = lenientUnescape(seg, false)
+		switch seg {
+		case "", ".":
+			continue
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+			continue
+		}
+		segs = append(segs, strings.ToLower(seg))
+	}
+	return "/" + strings.Join(segs, "/")
+}
 
 // App logout results, the values of the result label.
 const (
