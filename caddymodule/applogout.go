@@ -39,7 +39,29 @@ import (
 // paths than the app does only ever revokes what the one who asked
 // presented.
 func logoutPathKey(u *url.URL) string {
-	return normalizeLogoutPath(u.EscapedPath())
+	p := u.EscapedPath()
+	if plainPath(p) {
+		return p // already its own key: no allocation on the common request
+	}
+	return normalizeLogoutPath(p)
+}
+
+// plainPath reports whether normalizeLogoutPath would return p itself:
+// no path parameter, escape, upper-case letter, dot segment, repeated or
+// trailing slash.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' || (len(p) > 1 && p[len(p)-1] == '/') {
+		return p == "/"
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == ';' || c == '%' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			return false
+		case c == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.'):
+			return false
+		}
+	}
+	return true
 }
 
 func normalizeLogoutPath(p string) string {

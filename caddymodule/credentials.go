@@ -57,6 +57,25 @@ const (
 	credValue
 )
 
+// valueShaped reports whether a value found by value alone may be a
+// credential: minValueLen bytes at least, and no space or control byte.
+// No credential format holds one (a JWT, base64, hex, a UUID, the
+// session ids of PHP, servlet containers, Rails or Express), and the
+// readings of a value with spaces inside (a User-Agent, a sentence in a
+// JSON body) are many: they would cost a hash each for nothing. A value
+// with spaces around it is read trimmed too, wherever it is found.
+func valueShaped(v string) bool {
+	if len(v) < minValueLen {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // minValueLen is the shortest value checked by value alone: a value
 // found under no credential name is checked from 16 bytes on. Session
 // identifiers and tokens are longer (PHP's 26 or 32 characters, a
@@ -94,6 +113,10 @@ type extraction struct {
 	creds []credential
 	// index finds a candidate in creds once there are many.
 	index map[string]int
+	// groups are the header values read by value (all their readings
+	// added): once every candidate is found clean, the guard remembers
+	// them so (see extract's known), and skips reading them again.
+	groups []string
 	// uninspected is true when a body could not be examined in full:
 	// larger than the limit, or in a content encoding the guard cannot
 	// undo.
@@ -103,7 +126,7 @@ type extraction struct {
 // add records a candidate, once: the same string found twice is checked
 // once, as an access token if any source presents it as one.
 func (x *extraction) add(source string, kind credKind, raw string) {
-	if raw == "" || len(raw) > maxCandidateLen || kind == credValue && len(raw) < minValueLen {
+	if raw == "" || len(raw) > maxCandidateLen || kind == credValue && !valueShaped(raw) {
 		return
 	}
 	if i := x.find(raw); i >= 0 {
@@ -177,7 +200,11 @@ type extractor struct {
 // cookie, every header, every path segment and path parameter, every
 // JSON string, every multipart part) is read by value as credValue,
 // whatever its name, once it is minValueLen long.
-func (e *extractor) extract(r *http.Request) extraction {
+//
+// known, when not nil, holds the header values whose every reading was
+// found clean in dl's current state: those are not read again (a
+// browser's User-Agent, Accept and the like, the same on every request).
+func (e *extractor) extract(r *http.Request, known *revocation.ValueChecker, dl *revocation.Denylist) extraction {
 	var x extraction
 	auth := r.Header["Authorization"]
 	for _, v := range auth {
@@ -215,7 +242,11 @@ func (e *extractor) extract(r *http.Request) extraction {
 			if named {
 				headerCredentials(&x, v)
 			}
+			if len(v) < minValueLen || known != nil && known.Known(dl, v) {
+				continue
+			}
 			headerValues(&x, srcHeader, v)
+			x.groups = append(x.groups, v)
 		}
 		if named && len(vals) > 1 {
 			headerCredentials(&x, strings.Join(vals, ","))
@@ -236,45 +267,39 @@ func (e *extractor) extract(r *http.Request) extraction {
 	return x
 }
 
-// headerValues reads any header value by value: the value whole and
-// trimmed, each element of a comma-separated list, each parameter and
-// each member's value of structured syntax (name=value, quoted strings
-// unquoted, a byte sequence :...: decoded), each whitespace-separated
-// field, and the user and password of a Basic credential. A value
-// without a separator, the commonest, is its own only reading.
+// headerValues reads any header value by value: each whitespace-
+// separated field (the whole value, when it has no whitespace), trimmed
+// of list and parameter separators; within a field, each element of a
+// comma- or semicolon-separated list and each name=value's value,
+// unquoted, and decoded when it is a structured field byte sequence;
+// and the user and password of a Basic credential. Only readings without
+// whitespace can be credentials (valueShaped), so a field shorter than
+// minValueLen, the commonest, costs one scan.
 func headerValues(x *extraction, source, v string) {
 	if len(v) < minValueLen {
 		return // every reading is shorter
 	}
-	x.add(source, credValue, v)
-	t := strings.TrimFunc(v, revocation.IsSpaceLike)
-	x.add(source, credValue, t)
-	if !strings.ContainsAny(t, ",; \t=\"") {
-		return
-	}
-	for elem := range strings.SplitSeq(t, ",") {
-		for part := range strings.SplitSeq(elem, ";") {
-			part = strings.TrimFunc(part, revocation.IsSpaceLike)
-			x.add(source, credValue, part)
-			x.add(source, credValue, unquote(part))
-			if _, val, ok := strings.Cut(part, "="); ok {
-				structuredValue(x, source, strings.TrimFunc(val, revocation.IsSpaceLike))
-			}
-		}
-		elem = strings.TrimFunc(elem, revocation.IsSpaceLike)
-		x.add(source, credValue, elem)
-		x.add(source, credValue, unquote(elem))
-	}
 	afterBasic := false
-	for f := range spaceLikeFields(t) {
+	for f := range spaceLikeFields(v) {
 		if afterBasic {
 			basicValues(x, source, f)
 		}
-		afterBasic = strings.EqualFold(f, "Basic")
+		afterBasic = len(f) == 5 && strings.EqualFold(f, "Basic")
+		if len(f) < minValueLen {
+			continue
+		}
 		x.add(source, credValue, f)
+		if !strings.ContainsAny(f, ",;=\"") {
+			continue
+		}
 		x.add(source, credValue, strings.Trim(f, ",;"))
-		if _, val, ok := strings.Cut(strings.Trim(f, ",;"), "="); ok {
-			structuredValue(x, source, val)
+		x.add(source, credValue, unquote(strings.Trim(f, ",;")))
+		for part := range strings.FieldsFuncSeq(f, func(r rune) bool { return r == ',' || r == ';' }) {
+			x.add(source, credValue, part)
+			x.add(source, credValue, unquote(part))
+			if _, val, ok := strings.Cut(part, "="); ok {
+				structuredValue(x, source, val)
+			}
 		}
 	}
 }

@@ -72,7 +72,7 @@ type ExplainedCredential struct {
 // explain runs the guard's extraction and inspection on r.
 func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	out := ExplainedHandler{Store: h.store.desc, KeyPrefix: h.KeyPrefix, AppID: h.AppID, Credentials: []ExplainedCredential{}}
-	x := h.extractor.extract(r)
+	x := h.extractor.extract(r, nil, nil)
 	now := time.Now()
 	dl, unix := h.store.Denylist(), now.Unix()
 	var blocked []string

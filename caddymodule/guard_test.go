@@ -163,7 +163,7 @@ func TestExtractFindsEveryCredential(t *testing.T) {
 			for k, vs := range c.headers {
 				r.Header[k] = vs
 			}
-			x := testExtractor().extract(r)
+			x := testExtractor().extract(r, nil, nil)
 			if x.uninspected {
 				t.Fatal("uninspected")
 			}
@@ -189,7 +189,7 @@ func TestExtractLimits(t *testing.T) {
 		body := `{"refreshToken":"rt","pad":"` + strings.Repeat("x", defaultInspectBody) + `"}`
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		r.ContentLength = -1 // chunked: the size is learned by reading
-		x := testExtractor().extract(r)
+		x := testExtractor().extract(r, nil, nil)
 		if !x.uninspected {
 			t.Fatal("counted as inspected")
 		}
@@ -201,14 +201,14 @@ func TestExtractLimits(t *testing.T) {
 		body := compressed("gzip", `{"refreshToken":"rt","pad":"`+strings.Repeat("x", 4*defaultInspectBody)+`"}`)
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		r.Header.Set("Content-Encoding", "gzip")
-		if x := testExtractor().extract(r); !x.uninspected {
+		if x := testExtractor().extract(r, nil, nil); !x.uninspected {
 			t.Fatal("counted as inspected")
 		}
 	})
 	t.Run("an encoding it cannot undo is uninspected", func(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("whatever"))
 		r.Header.Set("Content-Encoding", "br")
-		if x := testExtractor().extract(r); !x.uninspected {
+		if x := testExtractor().extract(r, nil, nil); !x.uninspected {
 			t.Fatal("counted as inspected")
 		}
 	})
@@ -223,7 +223,7 @@ func TestExtractLimits(t *testing.T) {
 		}
 		b.WriteString("]")
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(b.String()))
-		x := testExtractor().extract(r)
+		x := testExtractor().extract(r, nil, nil)
 		for i := range 100 {
 			if !slices.ContainsFunc(x.creds, func(c credential) bool { return c.raw == "t"+strings.Repeat("x", i) && c.kind == credRefresh }) {
 				t.Fatalf("refresh token %d missing among %d candidates", i, len(x.creds))
@@ -235,7 +235,7 @@ func TestExtractLimits(t *testing.T) {
 		r.Header.Set("Cookie", "theme=dark; __Host-refresh_app_other=x")
 		r.Header.Set("Authorization", "Bearer")
 		r.Header.Set("Accept-Language", "en-GB,en;q=0.8")
-		x := testExtractor().extract(r)
+		x := testExtractor().extract(r, nil, nil)
 		if len(x.named()) != 0 {
 			t.Fatalf("found by name %q", x.named())
 		}
@@ -527,7 +527,7 @@ func FuzzBodyCredentials(f *testing.F) {
 		r.Header.Set("Content-Type", ctype)
 		r.Header.Set("Content-Encoding", encoding)
 		e := testExtractor()
-		x := e.extract(r)
+		x := e.extract(r, nil, nil)
 		if rest, _ := io.ReadAll(r.Body); string(rest) != body {
 			t.Fatal("body not put back as it came")
 		}
@@ -558,7 +558,7 @@ func FuzzCookieCredentials(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header.Set("Cookie", line)
-		x := testExtractor().extract(r)
+		x := testExtractor().extract(r, nil, nil)
 		for _, c := range r.CookiesNamed(name) {
 			if c.Value != "" && !slices.ContainsFunc(x.creds, func(cr credential) bool { return cr.raw == c.Value }) {
 				t.Fatalf("%q: net/http reads %q; the guard found %q", line, c.Value, x.creds)
@@ -576,7 +576,7 @@ func FuzzAuthorization(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header["Authorization"] = []string{v}
-		x := testExtractor().extract(r)
+		x := testExtractor().extract(r, nil, nil)
 		fields := strings.Fields(v)
 		if len(fields) < 2 || !strings.EqualFold(fields[0], "Bearer") {
 			return
@@ -604,14 +604,14 @@ func TestExtractSkipsDeclaredEmptyBodies(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	body := &countingBody{Reader: strings.NewReader("")}
 	r.Body, r.ContentLength = body, 0
-	testExtractor().extract(r)
+	testExtractor().extract(r, nil, nil)
 	if body.reads != 0 {
 		t.Fatalf("an empty body was read %d times", body.reads)
 	}
 	r = httptest.NewRequest(http.MethodPost, "/", nil)
 	body = &countingBody{Reader: strings.NewReader(`{"refreshToken":"chunked"}`)}
 	r.Body, r.ContentLength, r.TransferEncoding = body, -1, []string{"chunked"}
-	x := testExtractor().extract(r)
+	x := testExtractor().extract(r, nil, nil)
 	if body.reads == 0 || !slices.ContainsFunc(x.creds, func(c credential) bool { return c.raw == "chunked" }) {
 		t.Fatalf("a chunked body was not examined: %d reads, %q", body.reads, x.creds)
 	}

@@ -174,6 +174,8 @@ type Handler struct {
 	storeKey       string
 	verifier       *revocation.Verifier
 	inspector      *revocation.Inspector
+	values         *revocation.ValueChecker // values found by value, by hash
+	headerValues   *revocation.ValueChecker // header values whose every reading was clean
 	revoker        *revocation.Revoker
 	cookieName     string
 	failOpen       bool
@@ -371,6 +373,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		SessionTTL: time.Duration(h.SessionTTL),
 		CacheSize:  h.TokenCacheSize,
 	})
+	h.values = revocation.NewValueChecker(0)
+	h.headerValues = revocation.NewValueChecker(4096)
 	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL)}
 	return nil
 }
@@ -562,7 +566,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // and a few lookups; one never seen costs one decoding, and the request's
 // first access token one verification.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	x := h.extractor.extract(r)
+	dl := h.store.Denylist()
+	mark := dl.Mark()
+	x := h.extractor.extract(r, h.headerValues, dl)
 	if x.uninspected && h.OversizedBody == "reject" {
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
 		return deny(w, r, http.StatusRequestEntityTooLarge, "body_uninspectable", "", map[string]string{
@@ -595,7 +601,6 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		}
 	}
 
-	dl := h.store.Denylist()
 	ctx, unix := r.Context(), now.Unix()
 	hasAccess, verified := false, false
 	b := h.newBudget()
@@ -612,11 +617,18 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	if b.skipped > 0 {
 		metrics.hashOnly.Add(float64(b.skipped))
+	} else {
+		// Every reading of these header values is clean in this state
+		// (a JWT past the decoding budget would not have been read in
+		// full, hence the condition).
+		for _, g := range x.groups {
+			h.headerValues.Remember(mark, g)
+		}
 	}
 	if h.RequireToken && !verified {
 		return h.refuse(w, r, hasAccess, "the access token is invalid or expired")
 	}
-	if h.appLogout[logoutPathKey(r.URL)] {
+	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
 		return h.serveAppLogout(w, r, next, named)
 	}
 	return next.ServeHTTP(w, r)
@@ -650,7 +662,11 @@ func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *crede
 	isJWT := revocation.LooksLikeJWT(c.raw) && (c.kind != credValue || jwtShaped(c.raw))
 	if !isJWT {
 		if c.kind == credValue {
-			return checkHash(dl, c.raw, unix)
+			reason, hash := h.values.Check(dl, c.raw, unix)
+			if reason == revocation.NotBlocked {
+				return nil, reason
+			}
+			return &revocation.TokenInfo{ID: revocation.Identity{Token: hash.Key()}, Hash: hash}, reason
 		}
 		info := h.inspector.InspectAt(ctx, c.raw, unix, false)
 		return info, dl.CheckInfo(info, unix)
@@ -668,19 +684,6 @@ func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *crede
 	b.decode--
 	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
 	return info, dl.CheckInfo(info, unix)
-}
-
-// checkHash checks the exact string of a candidate, without remembering
-// it (values are many and mostly harmless: they must not crowd tokens out
-// of the inspector's cache). Its info is nil unless it is revoked.
-func checkHash(dl *revocation.Denylist, raw string, unix int64) (*revocation.TokenInfo, revocation.Reason) {
-	hash := revocation.RawHash(raw)
-	id := revocation.Identity{Token: hash.Key()}
-	reason := dl.Check(&id, unix)
-	if reason == revocation.NotBlocked {
-		return nil, reason
-	}
-	return &revocation.TokenInfo{ID: id, Hash: hash}, reason
 }
 
 // checkJWSHash checks a JWT past the decoding budget by its hashes: the

@@ -133,6 +133,12 @@ func TestLogoutPathKey(t *testing.T) {
 			t.Errorf("%q: %q, want /logout", p, got)
 		}
 	}
+	// The fast path agrees with the normalisation wherever it applies.
+	for _, p := range []string{"/", "/a", "/a/b", "/a.b", "/a/.b", "/a/b/", "/A", "/a;b", "/a%20", "//a", "/./a", "/a/..", "/é"} {
+		if plainPath(p) && normalizeLogoutPath(p) != p {
+			t.Errorf("%q: taken as plain, normalised to %q", p, normalizeLogoutPath(p))
+		}
+	}
 	for _, p := range []string{"/logout/now", "/logout-all", "/api/logout", "/logou"} {
 		if got := normalizeLogoutPath(p); got == "/logout" {
 			t.Errorf("%q reads as /logout", p)
@@ -155,5 +161,40 @@ func TestAppLogoutPathVariants(t *testing.T) {
 		if st, reached := serve(t, h, r); st != http.StatusUnauthorized || reached {
 			t.Fatalf("%s: the session still passes: %d", target, st)
 		}
+	}
+}
+
+// A header value whose every reading was found clean is not read again
+// while the denylist is unchanged, and is read again, and blocked, once
+// a revocation adds an entry: the cache of clean values never hides a
+// revocation.
+func TestGuardRemembersCleanHeaderValuesUntilARevocation(t *testing.T) {
+	h := guardHandler(t, nil)
+	const tok = "5F4E3D2C1B0A99887766554433221100"
+	req := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/api", nil)
+		r.Header.Set("X-Session-Info", `v1; id="`+tok+`"; other=1`)
+		r.Header.Set("X-Plain", tok)
+		return r
+	}
+	for range 3 {
+		if st, reached := serve(t, h, req()); st != http.StatusOK || !reached {
+			t.Fatalf("before revocation: %d", st)
+		}
+	}
+	dl := h.store.Denylist()
+	if !h.headerValues.Known(dl, `v1; id="`+tok+`"; other=1`) {
+		t.Fatal("a clean header value was not remembered")
+	}
+	if _, err := h.revoker.RevokeToken(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if h.headerValues.Known(dl, `v1; id="`+tok+`"; other=1`) {
+		t.Fatal("remembered clean across a revocation")
+	}
+	r := req()
+	r.Header.Del("X-Plain")
+	if st, reached := serve(t, h, r); st != http.StatusUnauthorized || reached {
+		t.Fatalf("after revocation: %d", st)
 	}
 }
