@@ -76,6 +76,15 @@ func valueShaped(v string) bool {
 	return true
 }
 
+// maxValues bounds the distinct values found by value alone that one
+// request has checked: each costs a hash (and, for a JWT, up to the
+// decoding budget, a decoding). No client sends more than a few dozen;
+// a request of a megabyte of tiny cookies could otherwise cost tens of
+// milliseconds. Past the bound, further values are not checked and the
+// request is not refused (a planted cookie jar must not lock its victim
+// out): what is found by name is always checked in full.
+const maxValues = 4096
+
 // minValueLen is the shortest value checked by value alone: a value
 // found under no credential name is checked from 16 bytes on. Session
 // identifiers and tokens are longer (PHP's 26 or 32 characters, a
@@ -113,6 +122,10 @@ type extraction struct {
 	creds []credential
 	// index finds a candidate in creds once there are many.
 	index map[string]int
+	// values counts the candidates found by value alone; past maxValues
+	// they are not kept, and valuesCapped says so.
+	values       int
+	valuesCapped bool
 	// groups are the header values read by value (all their readings
 	// added): once every candidate is found clean, the guard remembers
 	// them so (see extract's known), and skips reading them again.
@@ -134,6 +147,13 @@ func (x *extraction) add(source string, kind credKind, raw string) {
 			x.creds[i].kind, x.creds[i].source = kind, source
 		}
 		return
+	}
+	if kind == credValue {
+		if x.values >= maxValues {
+			x.valuesCapped = true
+			return
+		}
+		x.values++
 	}
 	if x.index != nil {
 		x.index[raw] = len(x.creds)

@@ -615,7 +615,10 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			verified = verified || info.Verified
 		}
 	}
-	if b.skipped > 0 {
+	if x.valuesCapped {
+		metrics.valuesCapped.Inc()
+	}
+	if b.skipped > 0 || x.valuesCapped {
 		metrics.hashOnly.Add(float64(b.skipped))
 	} else {
 		// Every reading of these header values is clean in this state

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -196,5 +197,37 @@ func TestGuardRemembersCleanHeaderValuesUntilARevocation(t *testing.T) {
 	r.Header.Del("X-Plain")
 	if st, reached := serve(t, h, r); st != http.StatusUnauthorized || reached {
 		t.Fatalf("after revocation: %d", st)
+	}
+}
+
+// A request with more values than are checked (maxValues) is not
+// refused: the victim of a planted cookie jar gets through, and what is
+// found by name is still checked in full.
+func TestGuardManyValuesAreBoundedNotRefused(t *testing.T) {
+	h := legacyHandler(t, nil)
+	var b strings.Builder
+	for i := range maxValues + 100 {
+		fmt.Fprintf(&b, "c%d=%020d; ", i, i)
+	}
+	jar := b.String()
+	victim := mintToken(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+	r := httptest.NewRequest(http.MethodGet, "/api", nil)
+	r.Header.Set("Authorization", "Bearer "+victim)
+	r.Header.Set("Cookie", jar)
+	if st, reached := serve(t, h, r); st != http.StatusOK || !reached {
+		t.Fatalf("the victim of a planted jar: %d", st)
+	}
+	x := testExtractor().extract(r, nil, nil)
+	if !x.valuesCapped || x.values != maxValues {
+		t.Fatalf("capped %v at %d values", x.valuesCapped, x.values)
+	}
+	const sid = "0123456789ABCDEF0123456789ABCDEF"
+	if _, err := h.revoker.RevokeToken(context.Background(), sid); err != nil {
+		t.Fatal(err)
+	}
+	r = httptest.NewRequest(http.MethodGet, "/api", nil)
+	r.Header.Set("Cookie", jar+"JSESSIONID="+sid)
+	if st, reached := serve(t, h, r); st != http.StatusUnauthorized || reached {
+		t.Fatalf("a revoked session cookie after the jar: %d", st)
 	}
 }
