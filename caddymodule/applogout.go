@@ -66,21 +66,28 @@ func plainPath(p string) bool {
 
 func normalizeLogoutPath(p string) string {
 	var segs []string
-	for seg := range strings.SplitSeq(p, "/") {
-		if i := strings.IndexByte(seg, ';'); i >= 0 {
-			seg = seg[:i]
+	for raw := range strings.SplitSeq(p, "/") {
+		if i := strings.IndexByte(raw, ';'); i >= 0 {
+			raw = raw[:i]
 		}
-		seg = lenientUnescape(seg, false)
-		switch seg {
-		case "", ".":
-			continue
-		case "..":
-			if len(segs) > 0 {
-				segs = segs[:len(segs)-1]
+		// An escaped slash counts as one: a router that decodes first
+		// sees two segments, and matching more only revokes more of what
+		// the one who asked presented.
+		for seg := range strings.SplitSeq(lenientUnescape(raw, false), "/") {
+			if i := strings.IndexByte(seg, ';'); i >= 0 {
+				seg = seg[:i] // an escaped ';' too, alike
 			}
-			continue
+			switch seg {
+			case "", ".":
+				continue
+			case "..":
+				if len(segs) > 0 {
+					segs = segs[:len(segs)-1]
+				}
+				continue
+			}
+			segs = append(segs, strings.ToLower(seg))
 		}
-		segs = append(segs, strings.ToLower(seg))
 	}
 	return "/" + strings.Join(segs, "/")
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -230,4 +231,47 @@ func TestGuardManyValuesAreBoundedNotRefused(t *testing.T) {
 	if st, reached := serve(t, h, r); st != http.StatusUnauthorized || reached {
 		t.Fatalf("a revoked session cookie after the jar: %d", st)
 	}
+}
+
+// FuzzValuesByValue: for any header value, path and multipart text, the
+// extraction never panics, and every whitespace-separated field of a
+// header value that could be a credential is among the candidates.
+func FuzzValuesByValue(f *testing.F) {
+	f.Add(`v1; id="0123456789abcdef0123"`, "/a;jsessionid=0123456789abcdef/b", "--XX\r\nContent-Disposition: form-data; NAME=\"a\"\r\nno colon\r\n\r\n0123456789abcdef0123\r\n--XX--\r\n")
+	f.Add("Basic dTowMTIzNDU2Nzg5YWJjZGVmMDEyMw==", "//./../%2e;x", "--\n\n--\n")
+	f.Fuzz(func(t *testing.T, hv, p, body string) {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		r.URL.Path, r.URL.RawPath = p, ""
+		r.Header["X-Any"] = []string{hv}
+		r.Header.Set("Content-Type", "multipart/form-data; boundary=XX")
+		x := testExtractor().extract(r, nil, nil)
+		if len(hv) > maxCandidateLen {
+			return
+		}
+		for fld := range spaceLikeFields(hv) {
+			if valueShaped(fld) && !slices.ContainsFunc(x.creds, func(c credential) bool { return c.raw == fld }) {
+				t.Fatalf("%q: field %q not among %q", hv, fld, x.creds)
+			}
+		}
+	})
+}
+
+// FuzzLogoutPath: the fast path agrees with the normalisation, and the
+// normalisation is idempotent.
+func FuzzLogoutPath(f *testing.F) {
+	for _, p := range []string{"/logout", "//a/./b/../c;x=1/", "/A%2F", "/"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		n := normalizeLogoutPath(p)
+		if plainPath(p) && n != p {
+			t.Fatalf("%q: plain, normalised to %q", p, n)
+		}
+		if strings.Contains(n, "%") {
+			return // a decoded byte may form a new escape
+		}
+		if m := normalizeLogoutPath(n); m != n {
+			t.Fatalf("%q: %q, then %q", p, n, m)
+		}
+	})
 }
