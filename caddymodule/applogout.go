@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,68 @@ import (
 // upstream's answer is dropped (its Set-Cookie headers with it, so the
 // browser keeps the session it can retry the logout with) and the client
 // gets 503 with Retry-After.
+
+// logoutPathKey is a path as apps route it, the key app_logout paths are
+// compared by: path parameters (";..." in any segment) removed, each
+// segment percent-decoded, empty segments dropped (so repeated slashes
+// and a trailing slash do not count), dot segments resolved, and letters
+// in one case. Tomcat routes /logout;x=1, //logout and /./logout to
+// /logout; Express routes /logout/ and /LOGOUT there. Matching more
+// paths than the app does only ever revokes what the one who asked
+// presented.
+func logoutPathKey(u *url.URL) string {
+	p := u.EscapedPath()
+	if plainPath(p) {
+		return p // already its own key: no allocation on the common request
+	}
+	return normalizeLogoutPath(p)
+}
+
+// plainPath reports whether normalizeLogoutPath would return p itself:
+// no path parameter, escape, upper-case letter, dot segment, repeated or
+// trailing slash.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' || (len(p) > 1 && p[len(p)-1] == '/') {
+		return p == "/"
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == ';' || c == '%' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			return false
+		case c == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.'):
+			return false
+		}
+	}
+	return true
+}
+
+func normalizeLogoutPath(p string) string {
+	var segs []string
+	for raw := range strings.SplitSeq(p, "/") {
+		if i := strings.IndexByte(raw, ';'); i >= 0 {
+			raw = raw[:i]
+		}
+		// An escaped slash counts as one: a router that decodes first
+		// sees two segments, and matching more only revokes more of what
+		// the one who asked presented.
+		for seg := range strings.SplitSeq(lenientUnescape(raw, false), "/") {
+			if i := strings.IndexByte(seg, ';'); i >= 0 {
+				seg = seg[:i] // an escaped ';' too, alike
+			}
+			switch seg {
+			case "", ".":
+				continue
+			case "..":
+				if len(segs) > 0 {
+					segs = segs[:len(segs)-1]
+				}
+				continue
+			}
+			segs = append(segs, strings.ToLower(seg))
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
 
 // App logout results, the values of the result label.
 const (

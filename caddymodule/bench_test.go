@@ -148,6 +148,19 @@ var guardSources = []struct {
 		_ = zw.Close()
 		return bodyRequest("application/json", "gzip", buf.Bytes())
 	}},
+	// The common request of a browser app: a bearer token, a few
+	// cookies, and the headers every browser sends, each read by value.
+	{"browser", func(tok string) benchRequest {
+		r := httptest.NewRequest(http.MethodGet, "/api/item", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		r.Header.Set("Cookie", "theme=dark; lang=en; _ga=GA1.1.1234567890.1700000000; csrftoken=Yq2Vd8kRj3nW0pXcL5tHs9Fb")
+		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
+		r.Header.Set("Accept", "application/json, text/plain, */*")
+		r.Header.Set("Accept-Language", "en-GB,en;q=0.9")
+		r.Header.Set("Accept-Encoding", "gzip, deflate, br")
+		r.Header.Set("Referer", "https://app.example.com/orders/42")
+		return benchRequest{Request: r}
+	}},
 	{"none", func(string) benchRequest {
 		return benchRequest{Request: httptest.NewRequest(http.MethodGet, "/api/item", nil)}
 	}},

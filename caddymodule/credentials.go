@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode"
@@ -41,10 +42,58 @@ const (
 	// credAccess is presented as an access token: verified when first
 	// seen (for require_token and session notes) and checked.
 	credAccess credKind = iota
-	// credRefresh is a refresh token or another credential: decoded (a
-	// JWT's claims count for blocking) and checked, never verified.
+	// credRefresh is a refresh token or another credential found by a
+	// name that carries meaning (the refresh cookie, a configured
+	// credential, a refresh_token parameter): decoded (a JWT's claims
+	// count for blocking) and checked, never verified, and revoked by
+	// app_logout.
 	credRefresh
+	// credValue is any other value a framework could hand to an app,
+	// found whatever its name: checked by hash, and a JWT-shaped one
+	// decoded for its claims (within the request's decoding budget).
+	// Never verified, never revoked by app_logout (a header value such
+	// as a User-Agent is not the client's to revoke), and read only
+	// from minValueLen bytes on.
+	credValue
 )
+
+// valueShaped reports whether a value found by value alone may be a
+// credential: minValueLen bytes at least, and no space or control byte.
+// No credential format holds one (a JWT, base64, hex, a UUID, the
+// session ids of PHP, servlet containers, Rails or Express), and the
+// readings of a value with spaces inside (a User-Agent, a sentence in a
+// JSON body) are many: they would cost a hash each for nothing. A value
+// with spaces around it is read trimmed too, wherever it is found.
+func valueShaped(v string) bool {
+	if len(v) < minValueLen {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// maxValues bounds the distinct values found by value alone that one
+// request has checked: each costs a hash (and, for a JWT, up to the
+// decoding budget, a decoding). No client sends more than a few dozen;
+// a request of a megabyte of tiny cookies could otherwise cost tens of
+// milliseconds. Past the bound, further values are not checked and the
+// request is not refused (a planted cookie jar must not lock its victim
+// out): what is found by name is always checked in full.
+const maxValues = 4096
+
+// minValueLen is the shortest value checked by value alone: a value
+// found under no credential name is checked from 16 bytes on. Session
+// identifiers and tokens are longer (PHP's 26 or 32 characters, a
+// servlet's 32, 128 bits of randomness are 22 characters in base64), and
+// the many short values of every request (a page number, "en", "gzip")
+// cost nothing. A value found under a name that means a credential
+// (Authorization, access_token, refresh_token, the refresh cookie, a
+// configured cookie or header) is checked at any length.
+const minValueLen = 16
 
 // credential is one candidate credential of a request.
 type credential struct {
@@ -61,14 +110,26 @@ const (
 	srcCookie        = "cookie"
 	srcHeader        = "header"
 	srcBody          = "body"
+	srcPath          = "path"
 )
 
 // extraction is what extract found.
 type extraction struct {
+	// creds holds every candidate, once: those presented as access
+	// tokens first, then those found by name, then those found by value
+	// (extract sorts them so), so that the request's own credentials are
+	// decoded before any budget runs out.
 	creds []credential
-	max   int // the most candidates kept
-	// overflow is true when the request carried more than max.
-	overflow bool
+	// index finds a candidate in creds once there are many.
+	index map[string]int
+	// values counts the candidates found by value alone; past maxValues
+	// they are not kept, and valuesCapped says so.
+	values       int
+	valuesCapped bool
+	// groups are the header values read by value (all their readings
+	// added): once every candidate is found clean, the guard remembers
+	// them so (see extract's known), and skips reading them again.
+	groups []string
 	// uninspected is true when a body could not be examined in full:
 	// larger than the limit, or in a content encoding the guard cannot
 	// undo.
@@ -78,22 +139,61 @@ type extraction struct {
 // add records a candidate, once: the same string found twice is checked
 // once, as an access token if any source presents it as one.
 func (x *extraction) add(source string, kind credKind, raw string) {
-	if raw == "" || len(raw) > maxCandidateLen {
+	if raw == "" || len(raw) > maxCandidateLen || kind == credValue && !valueShaped(raw) {
 		return
 	}
-	for i := range x.creds {
-		if x.creds[i].raw == raw {
-			if kind == credAccess {
-				x.creds[i].kind, x.creds[i].source = credAccess, source
-			}
+	if i := x.find(raw); i >= 0 {
+		if kind < x.creds[i].kind {
+			x.creds[i].kind, x.creds[i].source = kind, source
+		}
+		return
+	}
+	if kind == credValue {
+		if x.values >= maxValues {
+			x.valuesCapped = true
 			return
 		}
+		x.values++
 	}
-	if len(x.creds) >= x.max {
-		x.overflow = true
-		return
+	if x.index != nil {
+		x.index[raw] = len(x.creds)
 	}
 	x.creds = append(x.creds, credential{source: source, kind: kind, raw: raw})
+}
+
+// find returns the index of raw in x.creds, or -1: a scan while there
+// are few (every request has a few), a map once there are many, so that
+// a request with thousands of values costs linear time.
+func (x *extraction) find(raw string) int {
+	if x.index == nil {
+		for i := range x.creds {
+			if x.creds[i].raw == raw {
+				return i
+			}
+		}
+		if len(x.creds) < 16 {
+			return -1
+		}
+		x.index = make(map[string]int, 2*len(x.creds))
+		for i := range x.creds {
+			x.index[x.creds[i].raw] = i
+		}
+		return -1
+	}
+	if i, ok := x.index[raw]; ok {
+		return i
+	}
+	return -1
+}
+
+// named returns the candidates found by name (access tokens and named
+// credentials), which extract puts before those found by value.
+func (x *extraction) named() []credential {
+	i := slices.IndexFunc(x.creds, func(c credential) bool { return c.kind == credValue })
+	if i < 0 {
+		return x.creds
+	}
+	return x.creds[:i]
 }
 
 // maxCandidateLen bounds one candidate: a credential longer than this is
@@ -111,8 +211,21 @@ type extractor struct {
 
 // extract returns every candidate credential of a request. It reads the
 // body (up to the limit) and puts it back as it was.
-func (e *extractor) extract(r *http.Request, max int) extraction {
-	x := extraction{max: max}
+//
+// Names matter only where they carry a meaning: the Authorization
+// header, access_token and refresh_token parameters and members, the
+// refresh cookie and the configured credential cookies and headers are
+// read at any length, as credAccess or credRefresh. Everything else a
+// framework could hand to an app (every query and form value, every
+// cookie, every header, every path segment and path parameter, every
+// JSON string, every multipart part) is read by value as credValue,
+// whatever its name, once it is minValueLen long.
+//
+// known, when not nil, holds the header values whose every reading was
+// found clean in dl's current state: those are not read again (a
+// browser's User-Agent, Accept and the like, the same on every request).
+func (e *extractor) extract(r *http.Request, known *revocation.ValueChecker, dl *revocation.Denylist) extraction {
+	var x extraction
 	auth := r.Header["Authorization"]
 	for _, v := range auth {
 		authorizationCredentials(&x, v)
@@ -120,30 +233,43 @@ func (e *extractor) extract(r *http.Request, max int) extraction {
 	if len(auth) > 1 {
 		authorizationCredentials(&x, strings.Join(auth, ","))
 	}
-	if r.URL.RawQuery != "" && containsFold(r.URL.RawQuery, "token") {
-		formCredentials(&x, srcQuery, r.URL.RawQuery)
+	if r.URL.RawQuery != "" {
+		e.formCredentials(&x, srcQuery, r.URL.RawQuery)
 	}
-	if len(e.cookies) > 0 {
-		lines := r.Header["Cookie"]
-		for _, line := range lines {
-			cookieCredentials(&x, line, e.cookies)
-		}
-		if len(lines) > 1 {
-			// Some servers (WSGI's) hand apps repeated headers joined
-			// with a comma, so a value may run into the next line.
-			cookieCredentials(&x, strings.Join(lines, ","), e.cookies)
-		}
+	e.pathCredentials(&x, r.URL)
+	lines := r.Header["Cookie"]
+	for _, line := range lines {
+		cookieCredentials(&x, line, e.cookies)
 	}
-	if len(e.headers) > 0 {
-		for name, vals := range r.Header {
-			if slices.Contains(e.headers, headerNameKey(name)) {
-				for _, v := range vals {
-					headerCredentials(&x, v)
-				}
-				if len(vals) > 1 {
-					headerCredentials(&x, strings.Join(vals, ","))
+	if len(lines) > 1 {
+		// Some servers (WSGI's) hand apps repeated headers joined
+		// with a comma, so a value may run into the next line.
+		cookieCredentials(&x, strings.Join(lines, ","), e.cookies)
+	}
+	for name, vals := range r.Header {
+		switch name {
+		case "Cookie":
+			continue // read above, as cookies
+		case "Authorization":
+			if len(vals) == 1 {
+				if _, plain := plainBearer(vals[0]); plain {
+					continue // its one reading is taken already
 				}
 			}
+		}
+		named := len(e.headers) > 0 && slices.Contains(e.headers, headerNameKey(name))
+		for _, v := range vals {
+			if named {
+				headerCredentials(&x, v)
+			}
+			if len(v) < minValueLen || known != nil && known.Known(dl, v) {
+				continue
+			}
+			headerValues(&x, srcHeader, v)
+			x.groups = append(x.groups, v)
+		}
+		if named && len(vals) > 1 {
+			headerCredentials(&x, strings.Join(vals, ","))
 		}
 	}
 	// A request that declares an empty body has none: reading it anyway
@@ -154,7 +280,138 @@ func (e *extractor) extract(r *http.Request, max int) extraction {
 			x.uninspected = true
 		}
 	}
+	if len(x.creds) > 1 {
+		slices.SortStableFunc(x.creds, func(a, b credential) int { return int(a.kind) - int(b.kind) })
+	}
+	x.index = nil // positions moved
 	return x
+}
+
+// headerValues reads any header value by value: each whitespace-
+// separated field (the whole value, when it has no whitespace), trimmed
+// of list and parameter separators; within a field, each element of a
+// comma- or semicolon-separated list and each name=value's value,
+// unquoted, and decoded when it is a structured field byte sequence;
+// and the user and password of a Basic credential. Only readings without
+// whitespace can be credentials (valueShaped), so a field shorter than
+// minValueLen, the commonest, costs one scan.
+func headerValues(x *extraction, source, v string) {
+	if len(v) < minValueLen {
+		return // every reading is shorter
+	}
+	afterBasic := false
+	for f := range spaceLikeFields(v) {
+		if afterBasic {
+			basicValues(x, source, f)
+		}
+		afterBasic = len(f) == 5 && strings.EqualFold(f, "Basic")
+		if len(f) < minValueLen {
+			continue
+		}
+		x.add(source, credValue, f)
+		if !strings.ContainsAny(f, ",;=\"") {
+			continue
+		}
+		x.add(source, credValue, strings.Trim(f, ",;"))
+		x.add(source, credValue, unquote(strings.Trim(f, ",;")))
+		for part := range strings.FieldsFuncSeq(f, func(r rune) bool { return r == ',' || r == ';' }) {
+			x.add(source, credValue, part)
+			x.add(source, credValue, unquote(part))
+			if _, val, ok := strings.Cut(part, "="); ok {
+				structuredValue(x, source, val)
+			}
+		}
+	}
+}
+
+// structuredValue adds the readings of the value of a name=value pair in
+// a header: as it is, unquoted, and decoded when it is a structured
+// field byte sequence (RFC 8941, base64 between colons).
+func structuredValue(x *extraction, source, val string) {
+	x.add(source, credValue, val)
+	x.add(source, credValue, unquote(val))
+	if len(val) > 2 && val[0] == ':' && val[len(val)-1] == ':' {
+		if dec, err := base64.StdEncoding.DecodeString(val[1 : len(val)-1]); err == nil {
+			x.add(source, credValue, string(dec))
+		}
+	}
+}
+
+// unquote returns a quoted string's content with its backslash escapes
+// resolved, or s as it is when it is not quoted.
+func unquote(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return pyUnquote(s[1 : len(s)-1])
+	}
+	return s
+}
+
+// basicValues reads a Basic credential found by value.
+func basicValues(x *extraction, source, b64 string) {
+	dec, err := base64.StdEncoding.DecodeString(strings.Trim(b64, ","))
+	if err != nil {
+		if dec, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.Trim(b64, ","), "=")); err != nil {
+			return
+		}
+	}
+	user, pass, _ := strings.Cut(string(dec), ":")
+	x.add(source, credValue, string(dec))
+	x.add(source, credValue, user)
+	x.add(source, credValue, pass)
+}
+
+// pathCredentials reads the path: every segment percent-decoded (a
+// route parameter such as /reset/<token> is a value an app is handed),
+// and every path parameter of every segment (";name=value", as servlet
+// containers read ";jsessionid=<id>"). A path parameter whose name is a
+// configured cookie's, in any case, is read as that credential at any
+// length.
+func (e *extractor) pathCredentials(x *extraction, u *url.URL) {
+	p := u.RawPath
+	if p == "" {
+		p = u.Path
+	}
+	if len(p) < minValueLen && strings.IndexByte(p, ';') < 0 {
+		return // the commonest path: short, no parameters
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if len(seg) == 0 {
+			continue
+		}
+		x.add(srcPath, credValue, seg)
+		x.add(srcPath, credValue, lenientUnescape(seg, false))
+		if strings.IndexByte(seg, ';') < 0 {
+			continue
+		}
+		for i, param := range strings.Split(seg, ";") {
+			x.add(srcPath, credValue, lenientUnescape(param, false))
+			if i == 0 {
+				continue
+			}
+			name, val, _ := strings.Cut(param, "=")
+			val = lenientUnescape(val, false)
+			if e.namesCookie(lenientUnescape(name, false)) {
+				x.add(srcPath, credRefresh, val)
+			}
+			x.add(srcPath, credValue, val)
+		}
+	}
+}
+
+// namesCookie reports whether name is a configured cookie's, in any case
+// (Tomcat reads ";jsessionid=" for a JSESSIONID cookie; PHP reads a
+// PHPSESSID query parameter when use_only_cookies is off).
+func (e *extractor) namesCookie(name string) bool {
+	if len(e.cookies) == 0 || name == "" {
+		return false
+	}
+	k := cookieNameKey(name)
+	for _, c := range e.cookies {
+		if strings.EqualFold(k, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // authorizationCredentials reads one Authorization header value. Apps
@@ -368,8 +625,13 @@ func credentialName(name string) (credKind, bool) {
 // formCredentials reads a query string or a url-encoded form: pairs split
 // on '&' or ';', names and values percent-decoded leniently (a malformed
 // escape is kept as it is, as Werkzeug keeps it, and the pair is not
-// dropped; Go reads past a "#" in a request target), values read with '+' as a space and as itself.
-func formCredentials(x *extraction, source, s string) {
+// dropped; Go reads past a "#" in a request target), values read with '+'
+// as a space and as itself. Every value is read by value, and so is
+// every name (a bare "?<token>" is a name to most parsers); a name that
+// means a credential (credentialName, or a configured cookie's name, as
+// PHP reads a session id from the query) makes its value that
+// credential, at any length.
+func (e *extractor) formCredentials(x *extraction, source, s string) {
 	for len(s) > 0 {
 		var pair string
 		if i := strings.IndexAny(s, "&;#"); i >= 0 {
@@ -378,9 +640,18 @@ func formCredentials(x *extraction, source, s string) {
 			pair, s = s, ""
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		kind, ok := credentialName(lenientUnescape(k, true))
+		name := lenientUnescape(k, true)
+		kind, ok := credentialName(name)
+		if !ok && e.namesCookie(name) {
+			kind, ok = credRefresh, true
+		}
 		if !ok {
-			continue
+			kind = credValue
+			if len(pair) < minValueLen {
+				continue // every reading is shorter
+			}
+			x.add(source, credValue, name)
+			x.add(source, credValue, lenientUnescape(k, false))
 		}
 		x.add(source, kind, lenientUnescape(v, true))
 		x.add(source, kind, lenientUnescape(v, false))
@@ -424,17 +695,6 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-// containsFold is strings.Contains ignoring ASCII case, without
-// allocating: it runs on every request with a query.
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // cookieNameKey normalises a cookie name as the most lenient framework
 // reads it: percent-decoded, spaces around it dropped, and ' ', '.' and
 // '[' read as '_' (PHP's rule for request variable names).
@@ -450,47 +710,17 @@ func cookieNameKey(name string) string {
 	}, name)
 }
 
-// mayHoldCookie reports whether line may hold a cookie named like one
-// of names, without parsing: the cheap test of every request. A name may
-// be percent-encoded (any '%' counts), or written PHP's way with '.', ' '
-// or '[' for '_', so what is looked for is the longest run of a name
-// without '_', which every such spelling keeps.
-func mayHoldCookie(line string, names []string) bool {
-	if strings.IndexByte(line, '%') >= 0 {
-		return true
-	}
-	for _, n := range names {
-		if strings.Contains(line, longestRunWithout(n, '_')) {
-			return true
-		}
-	}
-	return false
-}
-
-// longestRunWithout returns the longest substring of s without c.
-func longestRunWithout(s string, c byte) string {
-	best := ""
-	for run := range strings.SplitSeq(s, string(c)) {
-		if len(run) > len(best) {
-			best = run
-		}
-	}
-	return best
-}
-
 // cookieCredentials reads every value a Cookie header line may give a
-// cookie of one of the names, as any parser may read it: each occurrence;
-// pairs separated by ';', ',' or whitespace (Python's http.cookies splits
-// on whitespace, old parsers on commas); spaces around the name and the
-// value ignored; the value up to the next ';', or up to the next ',' or
-// space; quoted values with and without their quotes, with Python's
-// backslash and octal escapes resolved; percent-decoded; an Express
-// signed value ("s:value.signature") as its value, and an Express JSON
-// cookie ("j:{...}") as every string in it.
+// cookie, as any parser may read it: each occurrence; pairs separated by
+// ';', ',' or whitespace (Python's http.cookies splits on whitespace, old
+// parsers on commas); spaces around the name and the value ignored; the
+// value up to the next ';', or up to the next ',' or space; quoted values
+// with and without their quotes, with Python's backslash and octal
+// escapes resolved; percent-decoded; an Express signed value
+// ("s:value.signature") as its value, and an Express JSON cookie
+// ("j:{...}") as every string in it. A cookie named like one of names is
+// read as that credential; every other is read by value.
 func cookieCredentials(x *extraction, line string, names []string) {
-	if !mayHoldCookie(line, names) {
-		return
-	}
 	for i := 0; i < len(line); i++ {
 		if line[i] != '=' {
 			continue
@@ -504,10 +734,13 @@ func cookieCredentials(x *extraction, line string, names []string) {
 		for start > 0 && !strings.ContainsRune(";, \t", rune(line[start-1])) {
 			start--
 		}
-		if !matchesCookie(line[start:end], names) {
-			continue
+		kind := credValue
+		if matchesCookie(line[start:end], names) {
+			kind = credRefresh
+		} else if len(line)-i-1 < minValueLen {
+			continue // every reading of the value is shorter
 		}
-		cookieValue(x, line[i+1:])
+		cookieValue(x, line[i+1:], kind)
 	}
 }
 
@@ -525,13 +758,18 @@ func matchesCookie(name string, names []string) bool {
 }
 
 // cookieValue adds the readings of a cookie value that starts at v.
-func cookieValue(x *extraction, v string) {
-	var buf [16]string // at most 13 readings: no allocation
-	readings := buf[:0]
+func cookieValue(x *extraction, v string, kind credKind) {
 	semi := v
 	if i := strings.IndexByte(v, ';'); i >= 0 {
 		semi = v[:i]
 	}
+	if plainCookie(semi) {
+		// Every reading below is the value itself.
+		x.add(srcCookie, kind, semi)
+		return
+	}
+	var buf [16]string // at most 13 readings: no allocation
+	readings := buf[:0]
 	// Go leaves spaces after '=' in place, and trims those before ';'.
 	readings = append(readings, semi, strings.TrimRight(semi, " \t"))
 	v = strings.TrimLeft(v, " \t")
@@ -559,22 +797,45 @@ func cookieValue(x *extraction, v string) {
 		// Most readings of a plain value are the value itself: decode
 		// each distinct one once.
 		if !slices.Contains(readings[:i], r) {
-			addCookieReading(x, r)
+			addCookieReading(x, r, kind)
 		}
 	}
 }
 
-func addCookieReading(x *extraction, v string) {
+// plainCookie reports whether every reading of a cookie value is the
+// value itself: no space, quote, comma, backslash, escape or '+', no
+// byte outside ASCII, and no Express prefix.
+func plainCookie(v string) bool {
+	if len(v) >= 2 && v[1] == ':' && (v[0] == 's' || v[0] == 'j') {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if !plainCookieByte[v[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainCookieByte holds the bytes plainCookie accepts.
+var plainCookieByte = func() (t [256]bool) {
+	for c := 0x21; c <= 0x7e; c++ {
+		t[c] = !strings.ContainsRune(`"\,%+`, rune(c))
+	}
+	return t
+}()
+
+func addCookieReading(x *extraction, v string, kind credKind) {
 	for _, d := range []string{v, lenientUnescape(v, false), lenientUnescape(v, true)} {
-		x.add(srcCookie, credRefresh, d)
+		x.add(srcCookie, kind, d)
 		if rest, ok := strings.CutPrefix(d, "s:"); ok {
 			if i := strings.LastIndexByte(rest, '.'); i > 0 {
-				x.add(srcCookie, credRefresh, rest[:i])
+				x.add(srcCookie, kind, rest[:i])
 			}
 		}
 		if rest, ok := strings.CutPrefix(d, "j:"); ok {
 			for _, s := range jsonStrings([]byte(rest)) {
-				x.add(srcCookie, credRefresh, s)
+				x.add(srcCookie, kind, s)
 			}
 		}
 	}
@@ -652,16 +913,20 @@ func (e *extractor) bodyCredentials(x *extraction, r *http.Request) bool {
 	}
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	text := bodyText(data, params["charset"])
-	textCredentials(x, text)
-	if strings.HasPrefix(mt, "multipart/") {
+	e.textCredentials(x, text)
+	if strings.HasPrefix(mt, "multipart/") || bytes.HasPrefix(bytes.TrimLeft(data, "\r\n"), []byte("--")) {
 		e.multipartCredentials(x, data, params["boundary"])
 	}
 	return true
 }
 
-// textCredentials takes every reading of a decoded body.
-func textCredentials(x *extraction, text []byte) {
-	formCredentials(x, srcBody, string(bytes.TrimSpace(text)))
+// textCredentials takes every reading of a decoded body: the whole of it
+// (an app may read a raw body as a token), url-encoded pairs, and every
+// string of JSON-like text.
+func (e *extractor) textCredentials(x *extraction, text []byte) {
+	trimmed := string(bytes.TrimSpace(text))
+	x.add(srcBody, credValue, trimmed)
+	e.formCredentials(x, srcBody, trimmed)
 	jsonMembers(text, func(kind credKind, v string) {
 		x.add(srcBody, kind, v)
 		if !utf8.ValidString(v) {
@@ -803,11 +1068,14 @@ func utf32ToUTF8(b []byte, bigEndian bool) []byte {
 	return out
 }
 
-// multipartCredentials reads the fields of a multipart body whose names
-// stand for credentials, files included, and reads every part as text
-// too (a part may hold JSON). A part that cannot be parsed ends the
-// parse; what came before it counts, and a textual scan for the parts
-// follows, for a body a framework may split differently.
+// multipartCredentials reads the parts of a multipart body: with Go's
+// reader, each part whose name stands for a credential as that
+// credential, and every part's value by value and as text (a part may
+// hold JSON or a form). Go's reader refuses parts that PHP and Rack
+// accept (a part-header line without a colon, a name parameter in
+// another case, a boundary it does not expect) and ends at the first it
+// refuses, so a lenient scan of the text follows, whatever Go's reader
+// made of it: see multipartScan.
 func (e *extractor) multipartCredentials(x *extraction, data []byte, boundary string) {
 	if boundary != "" {
 		mr := multipart.NewReader(bytes.NewReader(data), boundary)
@@ -831,43 +1099,93 @@ func (e *extractor) multipartCredentials(x *extraction, data []byte, boundary st
 				x.add(srcBody, kind, strings.TrimSpace(string(v)))
 			}
 			if len(v) > 0 {
-				textCredentials(x, v)
+				e.textCredentials(x, v)
 			}
 		}
 	}
-	// The textual scan: name="..." in a part's headers, its value from
-	// the blank line to the next line break that starts a boundary.
-	text := string(data)
-	for i := 0; ; {
-		j := strings.Index(text[i:], "name=")
-		if j < 0 {
+	e.multipartScan(x, string(data), boundary)
+}
+
+// multipartScan reads multipart text as the most lenient parsers do. A
+// part starts after any line that begins with "--" (the declared
+// boundary or not: PHP and Rack differ on what they take as one); its
+// header lines run to the first blank line, each read whatever its form
+// (a line without a colon is skipped, as PHP skips it), and its value
+// from there to the line break before the next boundary line. Every
+// value is read by value and as text, and a part whose name parameter
+// (found in any case, quoted or not) stands for a credential is read as
+// that credential.
+func (e *extractor) multipartScan(x *extraction, text, boundary string) {
+	delim := "\n--"
+	if boundary != "" && strings.Contains(text, "--"+boundary) {
+		delim = "\n--" + boundary
+	}
+	text = "\n" + text
+	for {
+		i := strings.Index(text, delim)
+		if i < 0 {
 			return
 		}
+		text = text[i+len(delim):]
+		// The rest of the boundary line.
+		nl := strings.IndexByte(text, '\n')
+		if nl < 0 {
+			return
+		}
+		part := text[nl+1:]
+		end := strings.Index(part, delim)
+		if end >= 0 {
+			part = part[:end]
+		}
+		var hdr, val string
+		crlf, lf := strings.Index(part, "\r\n\r\n"), strings.Index(part, "\n\n")
+		switch {
+		case crlf >= 0 && (lf < 0 || crlf < lf):
+			hdr, val = part[:crlf], part[crlf+4:]
+		case lf >= 0:
+			hdr, val = part[:lf], part[lf+2:]
+		default:
+			continue
+		}
+		val = strings.TrimSuffix(val, "\r")
+		kind, named := credentialName(partName(hdr))
+		if named {
+			x.add(srcBody, kind, val)
+			x.add(srcBody, kind, strings.TrimSpace(val))
+		}
+		x.add(srcBody, credValue, val)
+		if len(val) >= minValueLen && len(val) <= 4096 {
+			// Values of a part's own fields (a JSON or url-encoded
+			// part); a large part (a file) is read whole above.
+			e.textCredentials(x, []byte(val))
+		}
+		for line := range strings.SplitSeq(hdr, "\n") {
+			if _, v, ok := strings.Cut(line, ":"); ok {
+				headerValues(x, srcBody, strings.TrimSpace(v))
+			}
+		}
+	}
+}
+
+// partName returns the name parameter of a part's headers, found in any
+// case, quoted or not.
+func partName(hdr string) string {
+	lower := strings.ToLower(hdr)
+	for i := 0; ; {
+		j := strings.Index(lower[i:], "name=")
+		if j < 0 {
+			return ""
+		}
 		i += j + len("name=")
-		rest := text[i:]
-		var name string
+		if j := i - len("name=") - 1; j >= 0 && !strings.ContainsRune(" \t;:", rune(lower[j])) {
+			continue // filename=, or another parameter ending in name
+		}
+		rest := hdr[i:]
 		if strings.HasPrefix(rest, `"`) {
-			name, _, _ = strings.Cut(rest[1:], `"`)
-		} else {
-			name = rest[:strings.IndexFunc(rest+";", func(r rune) bool { return r == ';' || r == '\r' || r == '\n' || r == ' ' })]
+			name, _, _ := strings.Cut(rest[1:], `"`)
+			return name
 		}
-		kind, ok := credentialName(name)
-		if !ok {
-			continue
-		}
-		hdrEnd := strings.Index(rest, "\n\n")
-		if k := strings.Index(rest, "\r\n\r\n"); k >= 0 && (hdrEnd < 0 || k < hdrEnd) {
-			hdrEnd = k + 2
-		}
-		if hdrEnd < 0 {
-			continue
-		}
-		val := rest[hdrEnd+2:]
-		if k := strings.Index(val, "\n--"); k >= 0 {
-			val = val[:k]
-		}
-		x.add(srcBody, kind, strings.TrimRight(val, "\r"))
-		x.add(srcBody, kind, strings.TrimSpace(val))
+		return rest[:strings.IndexFunc(rest+";", func(r rune) bool { return r == ';' || r == '\r' || r == '\n' || r == ' ' })]
 	}
 }
 

@@ -55,7 +55,7 @@ func FuzzPlainBearer(f *testing.F) {
 		if !ok {
 			return
 		}
-		x := extraction{max: 1024}
+		var x extraction
 		authorizationReadings(&x, v)
 		if len(x.creds) != 1 || x.creds[0] != (credential{source: srcAuthorization, kind: credAccess, raw: tok}) {
 			t.Fatalf("%q: the fast path reads %q, the general path %+v", v, tok, x.creds)
@@ -70,7 +70,7 @@ func TestPlainBearerReadsAsTheGeneralPath(t *testing.T) {
 			t.Errorf("%q: not taken as a plain bearer token", v)
 			continue
 		}
-		x := extraction{max: 1024}
+		var x extraction
 		authorizationReadings(&x, v)
 		if len(x.creds) != 1 || x.creds[0].raw != tok || x.creds[0].kind != credAccess {
 			t.Errorf("%q: the fast path reads %q, the general path %+v", v, tok, x.creds)

@@ -68,16 +68,25 @@ func (h *Handler) serveBackchannelLogout(w http.ResponseWriter, r *http.Request)
 		return fail("logout token refused: " + eventDescription(err))
 	}
 	events := []revocation.ProviderEvent{ev}
-	// Commit first, remember the jti after: a provider retrying after a
-	// 503 must not be told its token was replayed. The change is the same
-	// every time (a subject cut at the token's iat), so a replay that
-	// arrives before the jti is remembered revokes nothing new.
+	// The jti is claimed for this token before anything is revoked: a
+	// token that reuses another's jti is refused whole. Then commit, and
+	// remember the jti as acted on after: a provider retrying after a 503
+	// must not be told its token was replayed.
+	exp := revocation.ClaimMillis(claims, "exp")
+	switch owns, err := h.claimJTI(ctx, dialect, ev.Issuer, jti, raw, exp); {
+	case err != nil:
+		h.commitFailed(r, dialect, err)
+		return h.receiverUnavailable(w, dialect, "error", "error_description")
+	case !owns:
+		h.refuseEvent(dialect, raw, errors.New("jti already received with another token"))
+		return fail("logout token refused: jti already received")
+	}
 	res, err := h.revoker.RevokeProviderEvents(ctx, events)
 	if err != nil {
 		h.commitFailed(r, dialect, err)
 		return h.receiverUnavailable(w, dialect, "error", "error_description")
 	}
-	fresh, err := h.rememberJTI(ctx, dialect, ev.Issuer, jti, revocation.ClaimMillis(claims, "exp"))
+	fresh, err := h.rememberJTI(ctx, dialect, ev.Issuer, jti, exp)
 	switch {
 	case err != nil:
 		h.log.Warn("logout token applied, but its jti could not be remembered", zap.String("endpoint", dialect), zap.Error(err))

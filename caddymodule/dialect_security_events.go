@@ -88,6 +88,18 @@ func (h *Handler) serveSecurityEvents(w http.ResponseWriter, r *http.Request) er
 		h.refuseEvent(dialect, raw, err)
 		return fail(http.StatusBadRequest, "invalid_request", "SET refused: "+eventDescription(err))
 	}
+	iss, _ := claims["iss"].(string)
+	exp := revocation.ClaimMillis(claims, "exp")
+	// As for a logout token (dialect_backchannel_logout.go): the jti is
+	// claimed for this SET before anything is revoked.
+	switch owns, err := h.claimJTI(ctx, dialect, iss, jti, raw, exp); {
+	case err != nil:
+		h.commitFailed(r, dialect, err)
+		return h.receiverUnavailable(w, dialect, "err", "description")
+	case !owns:
+		h.refuseEvent(dialect, raw, errors.New("jti already received with another SET"))
+		return fail(http.StatusBadRequest, "invalid_request", "SET refused: jti already received")
+	}
 	res, err := h.revoker.RevokeProviderEvents(ctx, events)
 	if err != nil {
 		if errors.Is(err, revocation.ErrBadRequest) {
@@ -97,8 +109,7 @@ func (h *Handler) serveSecurityEvents(w http.ResponseWriter, r *http.Request) er
 		h.commitFailed(r, dialect, err)
 		return h.receiverUnavailable(w, dialect, "err", "description")
 	}
-	iss, _ := claims["iss"].(string)
-	fresh, err := h.rememberJTI(ctx, dialect, iss, jti, revocation.ClaimMillis(claims, "exp"))
+	fresh, err := h.rememberJTI(ctx, dialect, iss, jti, exp)
 	switch {
 	case err != nil:
 		h.log.Warn("security event applied, but its jti could not be remembered", zap.String("endpoint", dialect), zap.Error(err))

@@ -58,7 +58,8 @@ type ExplainedHandler struct {
 // ExplainedCredential is one candidate credential the guard found.
 type ExplainedCredential struct {
 	Source string `json:"source"`
-	// Kind is access (presented as an access token: verified) or other.
+	// Kind is access (presented as an access token: verified), other
+	// (found by a credential's name) or value (found by value alone).
 	Kind     string `json:"kind"`
 	Hash     string `json:"hash"`
 	JWT      bool   `json:"jwt"`
@@ -71,21 +72,27 @@ type ExplainedCredential struct {
 // explain runs the guard's extraction and inspection on r.
 func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	out := ExplainedHandler{Store: h.store.desc, KeyPrefix: h.KeyPrefix, AppID: h.AppID, Credentials: []ExplainedCredential{}}
-	x := h.extractor.extract(r, h.maxCredentials)
+	x := h.extractor.extract(r, nil, nil)
 	now := time.Now()
 	dl, unix := h.store.Denylist(), now.Unix()
 	var blocked []string
-	verified, verifyBudget := false, 1
+	verified, b := false, h.newBudget()
 	for i := range x.creds {
 		c := &x.creds[i]
-		info, reason := h.inspect(r.Context(), dl, c, unix, &verifyBudget)
+		info, reason := h.inspect(r.Context(), dl, c, unix, &b)
+		if info == nil {
+			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.raw)}
+		}
 		ec := ExplainedCredential{
 			Source: c.source, Kind: "other", Hash: info.Hash.Short(),
 			JWT: revocation.LooksLikeJWT(c.raw), Verified: info.Verified,
 		}
-		if c.kind == credAccess {
+		switch c.kind {
+		case credAccess:
 			ec.Kind = "access"
 			verified = verified || info.Verified
+		case credValue:
+			ec.Kind = "value"
 		}
 		if reason != revocation.NotBlocked {
 			ec.Revoked, ec.Reason = true, reason.String()
@@ -93,18 +100,16 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 		}
 		out.Credentials = append(out.Credentials, ec)
 	}
-	out.AppLogout = h.appLogout[r.URL.Path]
+	out.AppLogout = h.appLogout[logoutPathKey(r.URL)]
 	out.Verdict = "pass"
 	switch {
 	case x.uninspected && h.OversizedBody == "reject":
 		out.Verdict, out.Why = "refuse", "413: the body cannot be inspected (oversized_body reject)"
-	case x.overflow:
-		out.Verdict, out.Why = "refuse", fmt.Sprintf("400: more than %d candidate credentials (max_credentials)", h.maxCredentials)
 	case len(x.creds) == 0 && h.RequireToken:
 		out.Verdict, out.Why = "refuse", "401: no credential, and require_token is set"
 	case len(x.creds) == 0:
 		out.Why = "no credential found"
-	case h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter:
+	case len(x.named()) > 0 && h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter:
 		out.Verdict, out.Why = "refuse", "503: the denylist is not confirmed current (on_store_down fail_closed)"
 	case len(blocked) > 0:
 		out.Verdict, out.Why = "block", "401: "+strings.Join(blocked, "; ")

@@ -7,6 +7,7 @@ import (
 	"compress/zlib"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -162,9 +163,9 @@ func TestExtractFindsEveryCredential(t *testing.T) {
 			for k, vs := range c.headers {
 				r.Header[k] = vs
 			}
-			x := testExtractor().extract(r, defaultMaxCredentials)
-			if x.uninspected || x.overflow {
-				t.Fatalf("uninspected %v, overflow %v", x.uninspected, x.overflow)
+			x := testExtractor().extract(r, nil, nil)
+			if x.uninspected {
+				t.Fatal("uninspected")
 			}
 			i := slices.IndexFunc(x.creds, func(c credential) bool { return c.raw == tok || c.raw == "12345" })
 			if i < 0 {
@@ -188,7 +189,7 @@ func TestExtractLimits(t *testing.T) {
 		body := `{"refreshToken":"rt","pad":"` + strings.Repeat("x", defaultInspectBody) + `"}`
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		r.ContentLength = -1 // chunked: the size is learned by reading
-		x := testExtractor().extract(r, defaultMaxCredentials)
+		x := testExtractor().extract(r, nil, nil)
 		if !x.uninspected {
 			t.Fatal("counted as inspected")
 		}
@@ -200,18 +201,18 @@ func TestExtractLimits(t *testing.T) {
 		body := compressed("gzip", `{"refreshToken":"rt","pad":"`+strings.Repeat("x", 4*defaultInspectBody)+`"}`)
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		r.Header.Set("Content-Encoding", "gzip")
-		if x := testExtractor().extract(r, defaultMaxCredentials); !x.uninspected {
+		if x := testExtractor().extract(r, nil, nil); !x.uninspected {
 			t.Fatal("counted as inspected")
 		}
 	})
 	t.Run("an encoding it cannot undo is uninspected", func(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("whatever"))
 		r.Header.Set("Content-Encoding", "br")
-		if x := testExtractor().extract(r, defaultMaxCredentials); !x.uninspected {
+		if x := testExtractor().extract(r, nil, nil); !x.uninspected {
 			t.Fatal("counted as inspected")
 		}
 	})
-	t.Run("more candidates than the bound overflow", func(t *testing.T) {
+	t.Run("every candidate is kept, however many", func(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("[")
 		for i := range 100 {
@@ -222,17 +223,25 @@ func TestExtractLimits(t *testing.T) {
 		}
 		b.WriteString("]")
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(b.String()))
-		x := testExtractor().extract(r, defaultMaxCredentials)
-		if !x.overflow || len(x.creds) > defaultMaxCredentials {
-			t.Fatalf("overflow %v with %d candidates", x.overflow, len(x.creds))
+		x := testExtractor().extract(r, nil, nil)
+		for i := range 100 {
+			if !slices.ContainsFunc(x.creds, func(c credential) bool { return c.raw == "t"+strings.Repeat("x", i) && c.kind == credRefresh }) {
+				t.Fatalf("refresh token %d missing among %d candidates", i, len(x.creds))
+			}
 		}
 	})
-	t.Run("no credentials, no candidates", func(t *testing.T) {
+	t.Run("no credentials, no candidates by name, short values none", func(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/?page=2", strings.NewReader(`{"note":"refreshToken","x":"y"}`))
 		r.Header.Set("Cookie", "theme=dark; __Host-refresh_app_other=x")
 		r.Header.Set("Authorization", "Bearer")
-		if x := testExtractor().extract(r, defaultMaxCredentials); len(x.creds) != 0 {
-			t.Fatalf("found %q", x.creds)
+		r.Header.Set("Accept-Language", "en-GB,en;q=0.8")
+		x := testExtractor().extract(r, nil, nil)
+		if len(x.named()) != 0 {
+			t.Fatalf("found by name %q", x.named())
+		}
+		// The body whole is the one value as long as a credential.
+		if len(x.creds) != 1 || x.creds[0].raw != `{"note":"refreshToken","x":"y"}` {
+			t.Fatalf("found by value %q", x.creds)
 		}
 	})
 }
@@ -397,19 +406,60 @@ func TestUnverifiedCredentialRevokesOnlyItself(t *testing.T) {
 	}
 }
 
-func TestGuardRefusesTooManyCredentials(t *testing.T) {
-	h := guardHandler(t, func(h *Handler) { h.MaxCredentials = 4 })
-	var b strings.Builder
-	for i := range 10 {
-		b.WriteString(`{"refreshToken":"t` + strings.Repeat("x", i) + `"}`)
+// A request is never refused for how many values it carries: a planted
+// cookie of many strings, or many pairs of a configured cookie, costs
+// the victim nothing, and past the decoding budget a revoked token is
+// still found by its exact string and, once decoded before, by its
+// claims.
+func TestGuardNeverRefusesForHowManyValues(t *testing.T) {
+	h := guardHandler(t, func(h *Handler) {
+		h.MaxCredentials = 4
+		h.Credentials = []CredentialSource{{Cookie: "JSESSIONID"}}
+	})
+	victim := mintToken(t, jwt.MapClaims{"sub": "victim", "sid": "v1", "jti": "v-1"})
+	var planted []string
+	for i := range 40 {
+		planted = append(planted, `"`+mintToken(t, jwt.MapClaims{"sub": "junk", "jti": fmt.Sprint("junk-", i)})+`"`)
 	}
-	r := httptest.NewRequest(http.MethodPost, "/api", strings.NewReader(b.String()))
-	if st, reached := serve(t, h, r); st != http.StatusBadRequest || reached {
-		t.Fatalf("status %d, upstream reached %v", st, reached)
+	jsonCookie := "JSESSIONID=" + url.QueryEscape("j:["+strings.Join(planted, ",")+"]")
+	var pairs []string
+	for i := range 33 {
+		pairs = append(pairs, fmt.Sprintf("JSESSIONID=%032d", i))
 	}
-	r = httptest.NewRequest(http.MethodPost, "/api", strings.NewReader(`{"refreshToken":"one"}`))
-	if st, reached := serve(t, h, r); st != http.StatusOK || !reached {
-		t.Fatalf("one credential: status %d", st)
+	for name, cookie := range map[string]string{"40 strings": jsonCookie, "33 pairs": strings.Join(pairs, "; ")} {
+		r := httptest.NewRequest(http.MethodGet, "/api", nil)
+		r.Header.Set("Authorization", "Bearer "+victim)
+		r.Header.Set("Cookie", cookie)
+		if st, reached := serve(t, h, r); st != http.StatusOK || !reached {
+			t.Fatalf("%s: the victim got %d", name, st)
+		}
+	}
+
+	// A revoked token behind more JWTs than the budget, in a place no
+	// name marks: by its exact string, and by its jti once decoded.
+	revoked := mintToken(t, jwt.MapClaims{"sub": "attacker", "jti": "a-1"})
+	if _, err := h.revoker.RevokeToken(context.Background(), revoked); err != nil {
+		t.Fatal(err)
+	}
+	behind := func(tok string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/api", nil)
+		r.Header.Set("Cookie", "pad="+url.QueryEscape("j:["+strings.Join(planted, ",")+"]")+"; x_"+"tok="+tok)
+		return r
+	}
+	if st, reached := serve(t, h, behind(revoked)); st != http.StatusUnauthorized || reached {
+		t.Fatalf("a revoked token past the budget: status %d", st)
+	}
+	byJTI := mintToken(t, jwt.MapClaims{"sub": "attacker", "jti": "a-2"})
+	r := httptest.NewRequest(http.MethodGet, "/api", nil)
+	r.Header.Set("X-Anything", byJTI) // decoded: within the budget
+	if st, _ := serve(t, h, r); st != http.StatusOK {
+		t.Fatalf("before its revocation: %d", st)
+	}
+	if _, err := h.revoker.RevokeJTI(context.Background(), "a-2", 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, reached := serve(t, h, behind(byJTI)); st != http.StatusUnauthorized || reached {
+		t.Fatalf("a token revoked by jti, met before, past the budget: status %d", st)
 	}
 }
 
@@ -453,8 +503,8 @@ func FuzzJSONRefreshTokens(f *testing.F) {
 		}
 		var want []string
 		jsonBindings(doc, &want)
-		x := extraction{max: 1 << 20}
-		textCredentials(&x, []byte(s))
+		var x extraction
+		testExtractor().textCredentials(&x, []byte(s))
 		for _, w := range want {
 			if w != "" && len(w) <= maxCandidateLen && !slices.ContainsFunc(x.creds, func(c credential) bool { return c.raw == w }) {
 				t.Fatalf("%q: encoding/json binds %q; the guard found %q", s, w, x.creds)
@@ -477,7 +527,7 @@ func FuzzBodyCredentials(f *testing.F) {
 		r.Header.Set("Content-Type", ctype)
 		r.Header.Set("Content-Encoding", encoding)
 		e := testExtractor()
-		x := e.extract(r, 1<<20)
+		x := e.extract(r, nil, nil)
 		if rest, _ := io.ReadAll(r.Body); string(rest) != body {
 			t.Fatal("body not put back as it came")
 		}
@@ -508,7 +558,7 @@ func FuzzCookieCredentials(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header.Set("Cookie", line)
-		x := testExtractor().extract(r, 1<<20)
+		x := testExtractor().extract(r, nil, nil)
 		for _, c := range r.CookiesNamed(name) {
 			if c.Value != "" && !slices.ContainsFunc(x.creds, func(cr credential) bool { return cr.raw == c.Value }) {
 				t.Fatalf("%q: net/http reads %q; the guard found %q", line, c.Value, x.creds)
@@ -526,7 +576,7 @@ func FuzzAuthorization(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header["Authorization"] = []string{v}
-		x := testExtractor().extract(r, 1<<20)
+		x := testExtractor().extract(r, nil, nil)
 		fields := strings.Fields(v)
 		if len(fields) < 2 || !strings.EqualFold(fields[0], "Bearer") {
 			return
@@ -554,14 +604,14 @@ func TestExtractSkipsDeclaredEmptyBodies(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	body := &countingBody{Reader: strings.NewReader("")}
 	r.Body, r.ContentLength = body, 0
-	testExtractor().extract(r, defaultMaxCredentials)
+	testExtractor().extract(r, nil, nil)
 	if body.reads != 0 {
 		t.Fatalf("an empty body was read %d times", body.reads)
 	}
 	r = httptest.NewRequest(http.MethodPost, "/", nil)
 	body = &countingBody{Reader: strings.NewReader(`{"refreshToken":"chunked"}`)}
 	r.Body, r.ContentLength, r.TransferEncoding = body, -1, []string{"chunked"}
-	x := testExtractor().extract(r, defaultMaxCredentials)
+	x := testExtractor().extract(r, nil, nil)
 	if body.reads == 0 || !slices.ContainsFunc(x.creds, func(c credential) bool { return c.raw == "chunked" }) {
 		t.Fatalf("a chunked body was not examined: %d reads, %q", body.reads, x.creds)
 	}

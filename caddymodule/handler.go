@@ -105,11 +105,12 @@ type Handler struct {
 	// "reject" answers 413, so that no refresh token can hide in padding.
 	OversizedBody string `json:"oversized_body,omitempty"`
 
-	// MaxCredentials bounds the candidate credentials examined in one
-	// proxied request (every reading of every header, cookie, parameter
-	// and body member that may hold one). A request with more is refused
-	// with 400: each may cost a decoding, and no real client sends more
-	// than a few. Default 32.
+	// MaxCredentials bounds the JWT-shaped candidates decoded for their
+	// claims in one proxied request (access tokens first, then those
+	// found by name, then values). Any further one is still checked by
+	// hash (its exact string, and all its claims when it was decoded
+	// before); no request is refused for how many values it carries.
+	// Default 64.
 	MaxCredentials int `json:"max_credentials,omitempty"`
 
 	// TokenCacheSize bounds how many tokens the handler remembers what it
@@ -174,7 +175,8 @@ type Handler struct {
 	Credentials []CredentialSource `json:"credentials,omitempty"`
 
 	// AppLogout lists the paths of the app's own logout routes. A
-	// proxied request to one of them (the exact path) that the upstream
+	// proxied request to one of them (compared as apps route paths: see
+	// logoutPathKey) that the upstream
 	// answers with a 2xx or 3xx revokes every credential it carried,
 	// committed to the store before the answer is passed back; when the
 	// store cannot take it, the client gets 503 instead. Default: none.
@@ -188,6 +190,8 @@ type Handler struct {
 	storeKey       string
 	verifier       *revocation.Verifier
 	inspector      *revocation.Inspector
+	values         *revocation.ValueChecker // values found by value, by hash
+	headerValues   *revocation.ValueChecker // header values whose every reading was clean
 	revoker        *revocation.Revoker
 	cookieName     string
 	failOpen       bool
@@ -256,7 +260,7 @@ const (
 	defaultRedisTimeout   = 2 * time.Second
 	defaultInspectBody    = 64 << 10
 	maxInspectBodyLimit   = 16 << 20
-	defaultMaxCredentials = 32
+	defaultMaxCredentials = 64
 )
 
 // defaultRedisWaitTimeout is far above a replica's usual lag (well under
@@ -403,6 +407,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		SessionTTL: time.Duration(h.SessionTTL),
 		CacheSize:  h.TokenCacheSize,
 	})
+	h.values = revocation.NewValueChecker(0)
+	h.headerValues = revocation.NewValueChecker(4096)
 	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL)}
 	return nil
 }
@@ -437,7 +443,7 @@ func (h *Handler) provisionCredentials() error {
 		if h.appLogout == nil {
 			h.appLogout = map[string]bool{}
 		}
-		h.appLogout[p] = true
+		h.appLogout[normalizeLogoutPath(p)] = true
 	}
 	return nil
 }
@@ -594,7 +600,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // and a few lookups; one never seen costs one decoding, and the request's
 // first access token one verification.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	x := h.extractor.extract(r, h.maxCredentials)
+	dl := h.store.Denylist()
+	mark := dl.Mark()
+	x := h.extractor.extract(r, h.headerValues, dl)
 	if x.uninspected && h.OversizedBody == "reject" {
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
 		return deny(w, r, http.StatusRequestEntityTooLarge, "body_uninspectable", "", map[string]string{
@@ -602,41 +610,37 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
 		})
 	}
-	if x.overflow {
-		metrics.refused.WithLabelValues("too_many_credentials").Inc()
-		return deny(w, r, http.StatusBadRequest, "too_many_credentials", "", map[string]string{
-			"error":             "invalid_request",
-			"error_description": fmt.Sprintf("the request carries more than %d candidate credentials", h.maxCredentials),
-		})
-	}
+	named := x.named()
 	if len(x.creds) == 0 {
 		if h.RequireToken {
 			return h.refuse(w, r, false, "a valid access token is required")
 		}
 		return next.ServeHTTP(w, r)
 	}
-	metrics.checked.Inc()
 
 	now := time.Now()
-	if h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter {
-		metrics.refused.WithLabelValues("store_stale").Inc()
-		w.Header().Set("Retry-After", "5")
-		return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
-			"error":             "temporarily_unavailable",
-			"error_description": "revocation state cannot be confirmed; try again shortly",
-		})
+	// A request with a credential found by name cannot be confirmed clean
+	// while the denylist is stale; one with values only (every request
+	// has a few) is checked against what is known, as before values were
+	// read at all.
+	if len(named) > 0 {
+		metrics.checked.Inc()
+		if h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter {
+			metrics.refused.WithLabelValues("store_stale").Inc()
+			w.Header().Set("Retry-After", "5")
+			return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
+				"error":             "temporarily_unavailable",
+				"error_description": "revocation state cannot be confirmed; try again shortly",
+			})
+		}
 	}
 
-	dl := h.store.Denylist()
 	ctx, unix := r.Context(), now.Unix()
 	hasAccess, verified := false, false
-	// One signature check per request at most: the first JWT presented as
-	// an access token is verified (for require_token and session notes);
-	// every other candidate is only decoded, which is all blocking needs.
-	verifyBudget := 1
+	b := h.newBudget()
 	for i := range x.creds {
 		c := &x.creds[i]
-		info, reason := h.inspect(ctx, dl, c, unix, &verifyBudget)
+		info, reason := h.inspect(ctx, dl, c, unix, &b)
 		if reason != revocation.NotBlocked {
 			return h.block(w, r, c, reason, info)
 		}
@@ -645,26 +649,117 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			verified = verified || info.Verified
 		}
 	}
+	if x.valuesCapped {
+		metrics.valuesCapped.Inc()
+	}
+	if b.skipped > 0 || x.valuesCapped {
+		metrics.hashOnly.Add(float64(b.skipped))
+	} else {
+		// Every reading of these header values is clean in this state
+		// (a JWT past the decoding budget would not have been read in
+		// full, hence the condition).
+		for _, g := range x.groups {
+			h.headerValues.Remember(mark, g)
+		}
+	}
 	if h.RequireToken && !verified {
 		return h.refuse(w, r, hasAccess, "the access token is invalid or expired")
 	}
-	if h.appLogout[r.URL.Path] {
-		return h.serveAppLogout(w, r, next, x.creds)
+	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
+		return h.serveAppLogout(w, r, next, named)
 	}
 	return next.ServeHTTP(w, r)
 }
 
+// budget bounds the costly work of one request. Hashing a candidate is
+// cheap and has no bound: it is linear in the request's size, which the
+// server's header limit and inspect_body_limit bound. A signature check
+// is spent on the first JWT presented as an access token only, and
+// decoding a JWT not met before is spent on the first max_credentials
+// JWT-shaped candidates (access tokens first, then credentials found by
+// name, then values, in the order of the request); any further one is
+// checked by hash: its exact string, and every claim when the guard has
+// decoded it before. So the request's own credentials are always read
+// in full, and values planted beside them cost a hash each, never a
+// refusal.
+type budget struct {
+	verify, decode int
+	// skipped counts JWT-shaped candidates checked by hash only.
+	skipped int
+}
+
+func (h *Handler) newBudget() budget { return budget{verify: 1, decode: h.maxCredentials} }
+
 // inspect says whether one candidate is revoked, and what the guard
 // knows of it: the one answer to "is this revoked?", for the guard and
-// for the dry run (explain.go). budget counts the signature checks left
-// for the request; a JWT presented as an access token spends one.
-func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64, budget *int) (*revocation.TokenInfo, revocation.Reason) {
-	verify := c.kind == credAccess && *budget > 0 && revocation.LooksLikeJWT(c.raw)
-	if verify {
-		*budget--
+// for the dry run (explain.go). A value found by value that is not a JWT
+// is checked by its hash alone, not remembered, and its info is nil
+// unless it is revoked.
+func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64, b *budget) (*revocation.TokenInfo, revocation.Reason) {
+	isJWT := revocation.LooksLikeJWT(c.raw) && (c.kind != credValue || jwtShaped(c.raw))
+	if !isJWT {
+		if c.kind == credValue {
+			reason, hash := h.values.Check(dl, c.raw, unix)
+			if reason == revocation.NotBlocked {
+				return nil, reason
+			}
+			return &revocation.TokenInfo{ID: revocation.Identity{Token: hash.Key()}, Hash: hash}, reason
+		}
+		info := h.inspector.InspectAt(ctx, c.raw, unix, false)
+		return info, dl.CheckInfo(info, unix)
 	}
+	verify := c.kind == credAccess && b.verify > 0
+	if verify {
+		b.verify--
+	} else if info := h.inspector.Cached(c.raw, unix); info != nil {
+		return info, dl.CheckInfo(info, unix)
+	}
+	if b.decode <= 0 && !verify {
+		b.skipped++
+		return checkJWSHash(dl, c.raw, unix)
+	}
+	b.decode--
 	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
 	return info, dl.CheckInfo(info, unix)
+}
+
+// checkJWSHash checks a JWT past the decoding budget by its hashes: the
+// exact string's, and the canonical one an operator's revocation of the
+// token writes (HashToken, which stops every encoding of it). Its claims
+// are not read and it is not remembered, so that a request of many JWTs
+// cannot crowd the tokens of other clients out of the inspector's cache.
+func checkJWSHash(dl *revocation.Denylist, raw string, unix int64) (*revocation.TokenInfo, revocation.Reason) {
+	c := revocation.NewCredential(raw)
+	id := c.Identity()
+	reason := dl.Check(&id, unix)
+	if reason == revocation.NotBlocked {
+		return nil, reason
+	}
+	return &revocation.TokenInfo{ID: id, Hash: c.Hash}, reason
+}
+
+// jwtShaped reports whether a value found by value may be a JWS: three
+// dot-separated parts of base64 characters, the first at least four
+// long. A host name or a version string with two dots is not decoded.
+func jwtShaped(v string) bool {
+	part := 0
+	n := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '.':
+			if part == 0 && n < 4 {
+				return false
+			}
+			part++
+			n = 0
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '+' || c == '/' || c == '=':
+			n++
+		default:
+			return false
+		}
+	}
+	return part == 2
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).

@@ -19,7 +19,10 @@ import (
 // accepts, that is every value Go (or Python, or Node) would bind to such
 // a member, and more.
 
-// jsonMembers calls f for every credential-named member's value in text.
+// jsonMembers calls f for every credential-named member's value in text,
+// with that credential's kind, and for every other string or bare word
+// of at least minValueLen bytes, member names included, as credValue:
+// which member an app reads is the app's choice.
 func jsonMembers(text []byte, f func(kind credKind, value string)) {
 	var s scanner
 	s.text = text
@@ -34,6 +37,9 @@ func jsonMembers(text []byte, f func(kind credKind, value string)) {
 		}
 		switch kind {
 		case tokString, tokWord:
+			if len(tok) >= minValueLen {
+				f(credValue, tok)
+			}
 			if s.peek() == ':' {
 				s.pos++
 				keyKind, haveKey = credentialName(tok)
@@ -49,12 +55,14 @@ func jsonMembers(text []byte, f func(kind credKind, value string)) {
 
 // jsonStrings returns every string value in text (a string not used as a
 // member name), for an Express JSON cookie: which member an app reads is
-// the app's choice.
+// the app's choice. Their number is bounded by the text's length only:
+// each costs a hash, and a refusal for their number would let anyone who
+// can plant one cookie lock its victim out.
 func jsonStrings(text []byte) []string {
 	var s scanner
 	s.text = text
 	var out []string
-	for len(out) < 32 {
+	for {
 		tok, kind, ok := s.next()
 		if !ok {
 			break

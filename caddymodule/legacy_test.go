@@ -69,9 +69,28 @@ func TestCredentialOpaqueRevokedEverywhere(t *testing.T) {
 	if st, reached := serve(t, h, other); st != http.StatusOK || !reached {
 		t.Fatalf("another session id was blocked: %d", st)
 	}
+	// By value: the same id under any other name is found too.
 	unconfigured := withHeader(httptest.NewRequest("GET", "/app", nil), "Cookie", "PHPSESSID="+sid)
-	if st, reached := serve(t, h, unconfigured); st != http.StatusOK || !reached {
-		t.Fatalf("a cookie not configured was read: %d", st)
+	if st, reached := serve(t, h, unconfigured); st != http.StatusUnauthorized || reached {
+		t.Fatalf("the revoked id in a cookie not configured: %d", st)
+	}
+}
+
+// A short value is read only under a configured name: below minValueLen,
+// a value found by value alone is not checked.
+func TestCredentialShortValueOnlyByName(t *testing.T) {
+	h := legacyHandler(t, nil)
+	const short = "abc123" // revoked on the operator's word
+	if _, err := h.revoker.RevokeToken(context.Background(), short); err != nil {
+		t.Fatal(err)
+	}
+	named := withHeader(httptest.NewRequest("GET", "/app", nil), "Cookie", "JSESSIONID="+short)
+	if st, reached := serve(t, h, named); st != http.StatusUnauthorized || reached {
+		t.Fatalf("a short revoked id in a configured cookie: %d", st)
+	}
+	unnamed := withHeader(httptest.NewRequest("GET", "/app", nil), "Cookie", "other="+short)
+	if st, reached := serve(t, h, unnamed); st != http.StatusOK || !reached {
+		t.Fatalf("a short value under no credential name: %d", st)
 	}
 }
 

@@ -19,6 +19,8 @@ var metrics struct {
 	once sync.Once
 
 	checked       prometheus.Counter
+	hashOnly      prometheus.Counter
+	valuesCapped  prometheus.Counter
 	blocked       *prometheus.CounterVec // reason
 	refused       *prometheus.CounterVec // why
 	revocations   *prometheus.CounterVec // endpoint, kind
@@ -47,6 +49,10 @@ func initMetrics() {
 		}
 		metrics.checked = prometheus.NewCounter(prometheus.CounterOpts(opts("requests_checked_total",
 			"Proxied requests whose credentials were checked against the denylist.")))
+		metrics.hashOnly = prometheus.NewCounter(prometheus.CounterOpts(opts("values_hash_only_total",
+			"JWT-shaped candidates checked by hash only (their exact string, and their claims when decoded before), because their request had spent its decoding budget (max_credentials).")))
+		metrics.valuesCapped = prometheus.NewCounter(prometheus.CounterOpts(opts("requests_values_capped_total",
+			"Proxied requests that carried more values found by value alone than are checked in one request (4096); the rest were not checked, and the request was not refused for it.")))
 		metrics.blocked = prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_blocked_total",
 			"Proxied requests stopped because a credential they carry is revoked, by what was revoked.")), []string{"reason"})
 		metrics.refused = prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_refused_total",
@@ -93,7 +99,7 @@ func initMetrics() {
 func collectors() []prometheus.Collector {
 	initMetrics()
 	return []prometheus.Collector{
-		metrics.checked, metrics.blocked, metrics.refused, metrics.revocations, metrics.appLogouts,
+		metrics.checked, metrics.hashOnly, metrics.valuesCapped, metrics.blocked, metrics.refused, metrics.revocations, metrics.appLogouts,
 		metrics.endpointErrs, metrics.storeErrs, metrics.transitions, metrics.loads,
 		metrics.remoteApply, metrics.storeGauges,
 	}

@@ -79,13 +79,42 @@ func (h *Handler) provisionEventSource(ctx caddy.Context, repl *caddy.Replacer, 
 // could still verify (until exp plus leeway, else the session TTL). It
 // reports whether the jti is new.
 func (h *Handler) rememberJTI(ctx context.Context, dialect, issuer, jti string, exp int64) (bool, error) {
+	return h.store.Remember(ctx, jtiKey(dialect, issuer, jti), h.jtiTTL(exp))
+}
+
+// claimJTI binds an event's jti to the event itself, in the shared store,
+// before anything is revoked: the first event seen with a jti (from its
+// issuer) owns it, and another event that reuses the jti, however else
+// it differs, is refused before it revokes anything (OIDC Back-Channel
+// Logout 1.0 section 2.6: "a jti that has not been recently received").
+// The same event again (a provider retrying after a 503) still owns it,
+// so a retry is never mistaken for a replay here; rememberJTI, after the
+// commit, tells a retry from a replay of an event already acted on.
+func (h *Handler) claimJTI(ctx context.Context, dialect, issuer, jti, raw string, exp int64) (bool, error) {
+	sum := sha256.Sum256([]byte(raw))
+	mine := hex.EncodeToString(sum[:16])
+	holder, err := h.store.Claim(ctx, "jti-owner:"+jtiKey(dialect, issuer, jti), mine, h.jtiTTL(exp))
+	if err != nil {
+		return false, fmt.Errorf("claim the jti of a %s event: %w", dialect, err)
+	}
+	return holder == mine, nil
+}
+
+// jtiKey names an event's jti in the store, by hash.
+func jtiKey(dialect, issuer, jti string) string {
+	sum := sha256.Sum256([]byte(issuer + "\x00" + jti))
+	return dialect + ":" + hex.EncodeToString(sum[:16])
+}
+
+// jtiTTL is how long an event's jti is remembered: for as long as the
+// event could still verify (until exp plus leeway), else the session TTL.
+func (h *Handler) jtiTTL(exp int64) time.Duration {
 	ttl := time.Duration(h.SessionTTL)
 	if exp > 0 {
 		ttl = time.Until(time.UnixMilli(exp)) + time.Duration(h.jwtLeeway()) + time.Minute
 		ttl = min(max(ttl, time.Minute), time.Duration(h.SessionTTL))
 	}
-	sum := sha256.Sum256([]byte(issuer + "\x00" + jti))
-	return h.store.Remember(ctx, dialect+":"+hex.EncodeToString(sum[:16]), ttl)
+	return ttl
 }
 
 func (h *Handler) jwtLeeway() caddy.Duration {

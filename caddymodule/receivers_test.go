@@ -487,16 +487,29 @@ func TestSecurityEventsRevoke(t *testing.T) {
 		t.Fatalf("replayed SET: %d %s", w.Code, w.Body)
 	}
 
-	// RISC sessions-revoked, iss_sub in sub_id, event_timestamp as cutoff.
+	// RISC sessions-revoked, iss_sub in sub_id, an event_timestamp in the
+	// past: every session the subject has when the event arrives ends,
+	// one begun after event_timestamp too, whether or not a request of it
+	// was seen before; a login after the event is untouched.
 	cut := time.Now().Add(-30 * time.Second)
 	before := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f1", "iat": cut.Add(-time.Minute).Unix()})
-	after := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f2", "iat": cut.Add(10 * time.Second).Unix()})
+	began := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f2", "iat": cut.Add(10 * time.Second).Unix()})
+	unseen := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f3", "iat": cut.Add(20 * time.Second).Unix()})
+	if proxied(t, h, began) != http.StatusOK {
+		t.Fatal("refused before the event")
+	}
 	accepted("sessions-revoked", p.sign(t, "secevent+jwt", setClaims(jwt.MapClaims{
 		"sub_id": map[string]any{"format": "iss_sub", "iss": idpIssuer, "sub": "frank"},
 		"events": map[string]any{revocation.RISCSessionsRevoked: map[string]any{"event_timestamp": cut.Unix()}},
 	})))
-	if proxied(t, h, before) != http.StatusUnauthorized || proxied(t, h, after) != http.StatusOK {
-		t.Fatal("sessions-revoked must stop tokens issued until event_timestamp, and only those")
+	later := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f4", "iat": time.Now().Add(2 * time.Second).Unix()})
+	for name, tok := range map[string]string{"before event_timestamp": before, "begun after it, seen": began, "begun after it, never seen": unseen} {
+		if proxied(t, h, tok) != http.StatusUnauthorized {
+			t.Fatalf("sessions-revoked spared a session %s", name)
+		}
+	}
+	if proxied(t, h, later) != http.StatusOK {
+		t.Fatal("sessions-revoked stopped a login after the event")
 	}
 
 	// CAEP credential-change, opaque subject: every session of the user.
@@ -570,5 +583,65 @@ func TestReceiverProvisionErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to say %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A logout token whose jti was already accepted from the same issuer is
+// refused even when the rest of it differs, and revokes nothing; the
+// same token retried after the store failed is not taken for a replay.
+func TestBackchannelLogoutJTIReusedWithAnotherToken(t *testing.T) {
+	h := newReceiverHandler(t, newIDP(t))
+	jti := randomJTI()
+	first := signHS(t, nil, logoutClaims(jwt.MapClaims{"jti": jti, "sub": "ivan", "sid": "i1"}))
+	if w := serveRecorded(t, h, bcl(first)); w.Code != http.StatusOK {
+		t.Fatalf("first logout token: %d %s", w.Code, w.Body)
+	}
+	victim := hsToken(t, jwt.MapClaims{"sub": "judy", "sid": "j1"})
+	entries := h.store.Denylist().Total()
+	for name, claims := range map[string]jwt.MapClaims{
+		"another session":       {"jti": jti, "sub": "judy", "sid": "j1"},
+		"the subject whole":     {"jti": jti, "sub": "judy", "sid": nil},
+		"another iat":           {"jti": jti, "sub": "ivan", "sid": "i1", "iat": time.Now().Add(-time.Second).Unix()},
+		"sid only, another one": {"jti": jti, "sub": nil, "sid": "j1"},
+		"one more claim":        {"jti": jti, "sub": "ivan", "sid": "i1", "extra": "x"},
+	} {
+		w := serveRecorded(t, h, bcl(signHS(t, nil, logoutClaims(claims))))
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "jti") {
+			t.Fatalf("%s: %d %s", name, w.Code, w.Body)
+		}
+		if n := h.store.Denylist().Total(); n != entries {
+			t.Fatalf("%s: a refused token revoked %d entries", name, n-entries)
+		}
+	}
+	if proxied(t, h, victim) != http.StatusOK {
+		t.Fatal("a token reusing a jti revoked another user's session")
+	}
+	// The first token itself again: a replay.
+	if w := serveRecorded(t, h, bcl(first)); w.Code != http.StatusBadRequest {
+		t.Fatalf("the same token again: %d %s", w.Code, w.Body)
+	}
+}
+
+// A subject-wide logout token ends every session the subject has when
+// it arrives, one begun after the token's iat included; a login after
+// its arrival is untouched.
+func TestBackchannelLogoutSubjectCutsAtReceipt(t *testing.T) {
+	h := newReceiverHandler(t, newIDP(t))
+	iat := time.Now().Add(-30 * time.Second)
+	began := hsToken(t, jwt.MapClaims{"sub": "kim", "sid": "k2", "iat": iat.Add(10 * time.Second).Unix()})
+	unseen := hsToken(t, jwt.MapClaims{"sub": "kim", "sid": "k3", "iat": iat.Add(20 * time.Second).Unix()})
+	if proxied(t, h, began) != http.StatusOK {
+		t.Fatal("refused before the logout")
+	}
+	tok := signHS(t, nil, logoutClaims(jwt.MapClaims{"sub": "kim", "sid": nil, "iat": iat.Unix()}))
+	if w := serveRecorded(t, h, bcl(tok)); w.Code != http.StatusOK {
+		t.Fatalf("sub-only logout: %d %s", w.Code, w.Body)
+	}
+	later := hsToken(t, jwt.MapClaims{"sub": "kim", "sid": "k4", "iat": time.Now().Add(2 * time.Second).Unix()})
+	if proxied(t, h, began) != http.StatusUnauthorized || proxied(t, h, unseen) != http.StatusUnauthorized {
+		t.Fatal("a session begun after the logout token's iat was spared")
+	}
+	if proxied(t, h, later) != http.StatusOK {
+		t.Fatal("a login after the logout was stopped")
 	}
 }

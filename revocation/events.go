@@ -117,8 +117,10 @@ type ProviderEvent struct {
 	Issuer  string
 	Subject string
 	Session string
-	// At is when the subject's sessions ended, in unix milliseconds; zero
-	// means now. Only a subject-wide event uses it.
+	// At is when the provider says the subject's sessions ended, in unix
+	// milliseconds (a logout token's iat, a SET's event_timestamp), for
+	// the record: a subject-wide event cuts when it is received (see
+	// RevokeProviderEvents).
 	At int64
 }
 
@@ -324,7 +326,16 @@ func numericMillis(v any) (int64, bool) {
 // reports ended. A session named with its subject is revoked under both
 // keys (so that tokens without a sub claim stop too); a session named
 // alone is revoked by issuer and sid; a subject alone loses every token
-// issued until the event's time. One change holds at most one subject.
+// issued until the event is received, and every session noted for it.
+//
+// The cut is the store's clock, not the event's own time. Cutting at a
+// time in the past would spare the tokens of a session begun between
+// that time and the event's arrival, but only when no replica had noted
+// the session yet (a noted one is revoked by name whatever its start):
+// whether a session survives would turn on whether it had made a request.
+// The event says the subject's sessions are over; every session the
+// subject has when the proxy hears it ends, and a login after that is
+// untouched. One change holds at most one subject.
 func (r *Revoker) RevokeProviderEvents(ctx context.Context, events []ProviderEvent) (Result, error) {
 	var c Change
 	for _, ev := range events {
@@ -340,12 +351,9 @@ func (r *Revoker) RevokeProviderEvents(ctx context.Context, events []ProviderEve
 				return Result{}, fmt.Errorf("%w: a session without subject or issuer", ErrBadRequest)
 			}
 		case ev.Subject != "":
-			cut := &SubjectCut{Subject: SubjectKey(ev.Subject), TTL: r.SessionTTL, At: ev.At}
-			if c.Subject != nil {
-				if c.Subject.Subject != cut.Subject {
-					return Result{}, fmt.Errorf("%w: events about more than one subject", ErrBadRequest)
-				}
-				cut.At = max(cut.At, c.Subject.At)
+			cut := &SubjectCut{Subject: SubjectKey(ev.Subject), TTL: r.SessionTTL}
+			if c.Subject != nil && c.Subject.Subject != cut.Subject {
+				return Result{}, fmt.Errorf("%w: events about more than one subject", ErrBadRequest)
 			}
 			c.Subject = cut
 		default:

@@ -128,6 +128,22 @@ func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64, verif
 	return info
 }
 
+// Cached returns what is remembered of a raw token, or nil when nothing
+// is (or what is remembered has expired): one hash and one lookup, never
+// a decoding. A guard that has spent its decoding budget on a request
+// still checks each further JWT it has met before by all its claims.
+func (in *Inspector) Cached(raw string, now int64) *TokenInfo {
+	ck := sumString(raw)
+	s := &in.shards[ck[0]%cacheShards]
+	s.mu.RLock()
+	info, ok := s.m[ck]
+	s.mu.RUnlock()
+	if !ok || info.until <= now {
+		return nil
+	}
+	return info
+}
+
 // learn decodes, and verifies when asked, a token seen for the first
 // time (or first seen where it was not verified).
 func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bool) *TokenInfo {

@@ -16,6 +16,7 @@ type MemoryStore struct {
 	mu       sync.Mutex            // serializes commits, like a Lua script in Redis
 	seen     map[Key]map[Key]int64 // subject -> session -> expiry (unix s)
 	once     map[string]int64      // Remember: key -> expiry (unix ms)
+	claims   map[string]claim      // Claim: key -> holder
 	stop     context.CancelFunc
 	finished chan struct{}
 }
@@ -43,6 +44,7 @@ func NewMemoryStore(opts MemoryOptions) *MemoryStore {
 		now:      opts.Now,
 		seen:     make(map[Key]map[Key]int64),
 		once:     make(map[string]int64),
+		claims:   make(map[string]claim),
 		stop:     cancel,
 		finished: make(chan struct{}),
 	}
@@ -189,6 +191,27 @@ func (m *MemoryStore) Remember(ctx context.Context, key string, ttl time.Duratio
 	return true, nil
 }
 
+// claim is the holder of a Claim key.
+type claim struct {
+	value string
+	exp   int64 // unix ms
+}
+
+// Claim implements Store.
+func (m *MemoryStore) Claim(ctx context.Context, key, value string, ttl time.Duration) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	now := m.now().UnixMilli()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.claims[key]; ok && c.exp > now {
+		return c.value, nil
+	}
+	m.claims[key] = claim{value: value, exp: now + ttl.Milliseconds()}
+	return value, nil
+}
+
 // Health implements Store: the embedded store is its own truth, always
 // loaded and current.
 func (m *MemoryStore) Health() Health {
@@ -230,6 +253,11 @@ func (m *MemoryStore) sweep() {
 	for k, exp := range m.once {
 		if exp <= now.UnixMilli() {
 			delete(m.once, k)
+		}
+	}
+	for k, c := range m.claims {
+		if c.exp <= now.UnixMilli() {
+			delete(m.claims, k)
 		}
 	}
 }

@@ -690,6 +690,19 @@ func (s *RedisStore) Remember(ctx context.Context, key string, ttl time.Duration
 	return ok, nil
 }
 
+// Claim implements Store: one SET NX GET, atomic across replicas.
+func (s *RedisStore) Claim(ctx context.Context, key, value string, ttl time.Duration) (string, error) {
+	held, err := s.client.SetArgs(ctx, s.base+"claim:"+key, value, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return value, nil // absent: claimed now
+	case err != nil:
+		s.opError("claim", err)
+		return "", fmt.Errorf("claim: %w: %w", ErrUnavailable, err)
+	}
+	return held, nil
+}
+
 // Health implements Store.
 func (s *RedisStore) Health() Health {
 	s.mu.Lock()

@@ -125,6 +125,11 @@ type Store interface {
 	// Remember stores key for ttl and reports whether it was absent, for
 	// one-time values such as DPoP proof jtis.
 	Remember(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Claim stores value under key for ttl unless the key holds a value
+	// already, and returns the value it holds afterwards: value itself
+	// when this call claimed it, else the earlier holder's. A one-time id
+	// (an event's jti) is bound so to the content first seen with it.
+	Claim(ctx context.Context, key, value string, ttl time.Duration) (string, error)
 	// Health reports on the local copy.
 	Health() Health
 	// Staleness is how long ago the local copy was last confirmed to hold

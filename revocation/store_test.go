@@ -310,6 +310,26 @@ func TestStoreRemember(t *testing.T) {
 	}
 }
 
+// Claim binds a key to the first value given: that caller and the same
+// value again hold it, another value learns the first, in both stores.
+func TestStoreClaim(t *testing.T) {
+	for _, sk := range stores() {
+		t.Run(sk.name, func(t *testing.T) {
+			s := sk.open(t)
+			ctx := context.Background()
+			for i, c := range []struct{ value, want string }{{"a", "a"}, {"a", "a"}, {"b", "a"}} {
+				got, err := s.Claim(ctx, "jti:x", c.value, time.Minute)
+				if err != nil || got != c.want {
+					t.Fatalf("claim %d with %q = %q, %v; want %q", i, c.value, got, err, c.want)
+				}
+			}
+			if got, err := s.Claim(ctx, "jti:y", "b", time.Minute); err != nil || got != "b" {
+				t.Fatalf("another key = %q, %v", got, err)
+			}
+		})
+	}
+}
+
 func TestMemoryStoreExpiry(t *testing.T) {
 	clock := time.Unix(1_800_000_000, 0)
 	now := func() time.Time { return clock }
