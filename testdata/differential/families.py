@@ -15,6 +15,7 @@ usage: families.py corpus.json JAVA_CLASSES_DIR
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +33,7 @@ TOMCAT_JARS = ("tomcat10-catalina.jar", "tomcat10-coyote.jar", "tomcat10-servlet
                "tomcat10-util-scan.jar", "tomcat10-api.jar", "tomcat10-juli.jar", "tomcat10-jni.jar",
                "tomcat10-jaspic-api.jar", "tomcat10-annotations-api.jar")
 JETTY_JARS = ("jetty9-server.jar", "jetty9-http.jar", "jetty9-io.jar", "jetty9-util.jar", "jetty9-servlet.jar",
-              "jetty9-security.jar", "servlet-api-3.1.jar", "spring-web.jar", "spring-core.jar", "spring-beans.jar",
+              "jetty9-security.jar", "servlet-api.jar", "spring3-web.jar", "spring3-core.jar", "spring3-beans.jar",
               "commons-logging.jar")
 
 
@@ -58,14 +59,14 @@ def families(classes, tmp):
             "name": "perl",
             "parsers": ["perl-plack", "perl-mojolicious"],
             "cmd": ["perl", os.path.join(HERE, "perl", "server.pl"), "{port}", "{port2}"],
-            "packages": ["perl", "libplack-perl", "libhttp-body-perl", "libmojolicious-perl"],
+            "packages": ["perl", "libplack-perl", "libhttp-entity-parser-perl", "libcookie-baker-perl", "libmojolicious-perl"],
             "ports": 2,
         },
         {
             "name": "tomcat",
             "parsers": ["java-tomcat10"],
             "cmd": ["java", "-cp", java_cp(os.path.join(classes, "tomcat"), *TOMCAT_JARS), "TomcatParsers", "{port}", tmp],
-            "packages": ["libtomcat10-java", "default-jre-headless"],
+            "packages": ["libtomcat10-java", "default-jdk-headless"],
         },
         {
             "name": "jetty",
@@ -171,7 +172,8 @@ def main():
             port, port2 = free_port(), free_port()
             cmd = [a.format(port=port, port2=port2) for a in fam["cmd"]]
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=open(os.path.join(tmp, fam["name"] + ".log"), "wb"), cwd=tmp)
+                                    stderr=open(os.path.join(tmp, fam["name"] + ".log"), "wb"), cwd=tmp,
+                                    start_new_session=True)
             try:
                 ports = [port] if fam.get("ports", 1) == 1 else [port, port2]
                 for p in ports:
@@ -190,11 +192,12 @@ def main():
                     if proc.poll() is not None:
                         sys.exit(f"families.py: {fam['name']} server died on case {c['name']}")
             finally:
-                proc.terminate()
+                # The server's own process group: Perl's forked child too.
+                os.killpg(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
             for pkg in fam["packages"]:
                 versions[pkg] = deb_version(pkg)

@@ -57,10 +57,19 @@ JSON_KEYS = ["refreshToken", "refresh_token"]
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
+class NotUTF8(str):
+    """A value whose bytes are not valid UTF-8, given as their latin-1 reading."""
+
+
 def add(out, slot, values):
-    values = [v for v in values if v is not None]
-    if values:
-        out.setdefault(slot, []).extend(values)
+    for v in values:
+        if v is None:
+            continue
+        # A value that is not UTF-8 text (a framework cut a UTF-8 character
+        # in two, or the client sent a stray byte) is no credential: it is
+        # informational, under "_not_utf8:<slot>".
+        key = "_not_utf8:" + slot if isinstance(v, NotUTF8) else slot
+        out.setdefault(key, []).append(str(v))
 
 
 def put(out, slot, v):
@@ -77,16 +86,22 @@ def utf8(s):
     """A header-derived string as its bytes read as UTF-8, when they are.
 
     uvicorn and Tornado decode header bytes as latin-1, aiohttp as UTF-8
-    with surrogateescape: both give back the wire bytes.
+    with surrogateescape: either way the bytes come back. Bytes that are
+    not UTF-8 give a NotUTF8 of their latin-1 reading.
     """
     if s is None:
         return None
-    for enc, errors in (("latin-1", "strict"), ("utf-8", "surrogateescape")):
+    try:
+        b = s.encode("latin-1")
+    except UnicodeEncodeError:
         try:
-            return s.encode(enc, errors).decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            continue
-    return s
+            b = s.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return s
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return NotUTF8(b.decode("latin-1"))
 
 
 def split_bearer(auth):

@@ -19,6 +19,12 @@ function add(array &$out, string $slot, $v): void
     if ($v === null) {
         return;
     }
+    // A value whose bytes are not UTF-8 text is no credential: informational,
+    // given as its latin-1 reading.
+    if (!mb_check_encoding($v, 'UTF-8')) {
+        $out['_not_utf8:' . $slot][] = mb_convert_encoding($v, 'UTF-8', 'ISO-8859-1');
+        return;
+    }
     $out[$slot][] = $v;
 }
 
@@ -49,13 +55,23 @@ function bearer_regex(?string $h): ?string
     return null;
 }
 
+// put_json records a JSON member as gen.py does: arrays are no credential.
+function put_json(array &$out, string $slot, $v): void
+{
+    if (is_array($v)) {
+        add($out, '_nested:' . $slot, json_encode($v, JSON_INVALID_UTF8_SUBSTITUTE));
+    } else {
+        put($out, $slot, $v);
+    }
+}
+
 function json_slots(array &$out, string $body): void
 {
     $data = json_decode($body, true);
     if (is_array($data) && !array_is_list($data)) {
         foreach (JSON_KEYS as $k) {
             if (array_key_exists($k, $data)) {
-                put($out, 'json:' . $k, $data[$k]);
+                put_json($out, 'json:' . $k, $data[$k]);
             }
         }
     }
@@ -131,7 +147,7 @@ function symfony(): array
         $data = $r->toArray();
         foreach (JSON_KEYS as $k) {
             if (array_key_exists($k, $data)) {
-                put($out, 'json:' . $k, $data[$k]);
+                put_json($out, 'json:' . $k, $data[$k]);
             }
         }
     } catch (\Throwable $e) {

@@ -25,8 +25,12 @@ def text(s)
   s.valid_encoding? ? s : s.force_encoding(Encoding::ISO_8859_1).encode(Encoding::UTF_8)
 end
 
+# add records a value; one whose bytes are not UTF-8 text is no credential
+# and goes to the informational "_not_utf8:<slot>".
 def add(out, slot, v)
-  (out[slot] ||= []) << text(v) unless v.nil?
+  return if v.nil?
+  utf8 = v.to_s.dup.force_encoding(Encoding::UTF_8).valid_encoding?
+  (out[utf8 ? slot : "_not_utf8:#{slot}"] ||= []) << text(v)
 end
 
 # put records a value as a slot carries it: a string as-is, a number or a
@@ -52,9 +56,14 @@ def basic(out, user, password)
   add(out, "basic:password", password)
 end
 
+# put_json records a JSON member as gen.py does: arrays are no credential.
+def put_json(out, slot, v)
+  v.is_a?(Array) ? add(out, "_nested:#{slot}", JSON.generate(v)) : put(out, slot, v)
+end
+
 def json_slots(out, data)
   return unless data.is_a?(Hash)
-  JSON_KEYS.each { |k| put(out, "json:#{k}", data[k]) if data.key?(k) }
+  JSON_KEYS.each { |k| put_json(out, "json:#{k}", data[k]) if data.key?(k) }
 end
 
 def rack_view(env)
@@ -82,7 +91,7 @@ def rack_view(env)
     add(out, "_error", "POST: #{e.class}")
     {}
   end
-  FORM.each { |n| put(out, "form:#{n}", post[n]) if post.key?(n) && !post[n].is_a?(Hash) }
+  FORM.each { |n| put(out, "form:#{n}", post[n]) if post.key?(n) }
   env["rack.input"].rewind
   begin
     json_slots(out, JSON.parse(env["rack.input"].read))
@@ -115,7 +124,11 @@ def rails_view(env)
     # (ActionDispatch's JSON parameter parser).
     p = req.request_parameters
     json = req.media_type.to_s.include?("json")
-    (json ? JSON_KEYS : FORM).each { |n| put(out, "#{json ? 'json' : 'form'}:#{n}", p[n]) if p.key?(n) && !p[n].is_a?(Hash) }
+    if json
+      json_slots(out, p)
+    else
+      FORM.each { |n| put(out, "form:#{n}", p[n]) if p.key?(n) }
+    end
   rescue StandardError => e
     add(out, "_error", "request_parameters: #{e.class}")
   end
