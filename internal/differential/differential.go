@@ -102,6 +102,7 @@ type Extraction struct {
 	// or array the app would get in that slot (as JSON; no credential),
 	// "_not_utf8:<slot>" for a value whose bytes are not UTF-8 text (given
 	// as their latin-1 reading; no credential syntax allows such bytes),
+	// "_file:<slot>" for the name of an uploaded file part there,
 	// "_session_from" for where a servlet container took the session id
 	// ("cookie" or "url").
 	Notes map[string][]string

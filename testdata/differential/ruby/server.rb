@@ -34,9 +34,15 @@ def add(out, slot, v)
 end
 
 # put records a value as a slot carries it: a string as-is, a number or a
-# boolean as JSON text, an array of strings (name[]=a) as its values; a hash
-# or anything else goes to "_nested:<slot>" (no credential).
+# boolean as JSON text, an array of strings (name[]=a) as its values; an
+# uploaded file as its file name under "_file:<slot>"; a hash or anything
+# else goes to "_nested:<slot>" (no credential).
 def put(out, slot, v)
+  # An uploaded file part: its name, not its (per-run) Tempfile object.
+  if v.respond_to?(:original_filename) || (v.is_a?(Hash) && v.key?(:tempfile))
+    name = v.respond_to?(:original_filename) ? v.original_filename : v[:filename]
+    return add(out, "_file:#{slot}", name)
+  end
   case v
   when String then add(out, slot, v)
   when Numeric, true, false then add(out, slot, v.to_json)
