@@ -97,6 +97,8 @@ func TestFamiliesReadTheIssueClasses(t *testing.T) {
 		{"auth-rails-token", "ruby-rails", "bearer", at},
 		{"cookie-php-name-dot", "php-builtin", "cookie:__Host-refresh_app", rt},
 		{"cookie-percent-value-long", "go-gin", "cookie:token", at},
+		{"query-padded-value", "py-tornado", "query:access_token", at},
+		{"multipart-unterminated-tail", "perl-mojolicious", "form:refresh_token", rt},
 	} {
 		got := byName[tc.name].Expected[tc.parser].Values[tc.slot]
 		if !slices.Contains(got, tc.want) {
