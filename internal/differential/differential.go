@@ -1,7 +1,8 @@
 // Package differential loads the differential corpus of testdata/differential:
 // raw HTTP requests, each built to probe one way a proxy and the framework
 // behind it could read a credential differently, and what the real parsers
-// of Go, Python and Node frameworks extract from each (expected.json,
+// of Go, Python, Node, PHP, Ruby, Java and Perl frameworks extract from
+// each (expected.json,
 // produced by testdata/differential/generate.sh running those parsers).
 //
 // A guard that must let no credential reach the app unexamined extracts at
