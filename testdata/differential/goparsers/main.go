@@ -44,11 +44,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	josev3 "github.com/go-jose/go-jose/v3"
 	jwtv3 "github.com/go-jose/go-jose/v3/jwt"
 	josev4 "github.com/go-jose/go-jose/v4"
 	jwtv4 "github.com/go-jose/go-jose/v4/jwt"
-	"github.com/gin-gonic/gin"
 	gjwt "github.com/golang-jwt/jwt/v5"
 	jwtv2 "gopkg.in/square/go-jose.v2/jwt"
 )
