@@ -1,7 +1,8 @@
 // Package differential loads the differential corpus of testdata/differential:
 // raw HTTP requests, each built to probe one way a proxy and the framework
 // behind it could read a credential differently, and what the real parsers
-// of Go, Python and Node frameworks extract from each (expected.json,
+// of Go, Python, Node, PHP, Ruby, Java and Perl frameworks extract from
+// each (expected.json,
 // produced by testdata/differential/generate.sh running those parsers).
 //
 // A guard that must let no credential reach the app unexamined extracts at
@@ -31,13 +32,32 @@ const HS256Secret = "differential-corpus-secret-0123456789"
 // the cookie, header, query, form and json slots are in Extraction.Values
 // under these prefixes followed by the name (e.g. "cookie:session").
 const (
-	SlotBearer   = "bearer"  // the access token of the Authorization header
-	PrefixCookie = "cookie:" // cookie:<name>; cookie:<name>/json:<key> for Express j: JSON cookies
-	PrefixHeader = "header:" // header:<name>, every value the framework returns
-	PrefixQuery  = "query:"  // query:access_token, query:refresh_token
-	PrefixForm   = "form:"   // form:<field>, urlencoded and multipart bodies
-	PrefixJSON   = "json:"   // json:<key>, the top-level member of a JSON body
+	SlotBearer    = "bearer"   // the access token of the Authorization header
+	PrefixCookie  = "cookie:"  // cookie:<name>; cookie:<name>/json:<key> for Express j: JSON cookies
+	PrefixHeader  = "header:"  // header:<name>, every value the framework returns
+	PrefixQuery   = "query:"   // query:access_token, query:refresh_token
+	PrefixForm    = "form:"    // form:<field>, urlencoded and multipart bodies
+	PrefixJSON    = "json:"    // json:<key>, the top-level member of a JSON body
+	PrefixParam   = "param:"   // param:<name>, query and form merged (a servlet's getParameterValues)
+	PrefixBasic   = "basic:"   // basic:user, basic:password of a Basic Authorization
+	PrefixSession = "session:" // session:<name>, the id a session layer looks up (JSESSIONID from a cookie or a ;jsessionid= path parameter, PHPSESSID)
+	PrefixPath    = "path:"    // path:<name>, a path parameter (Spring's @MatrixVariable)
 )
+
+// SlotField names the request header field a slot's values are read from
+// ("Authorization", "Cookie", or the header's own name), or "" for a slot
+// read from the target or the body.
+func SlotField(slot string) string {
+	switch {
+	case slot == SlotBearer, strings.HasPrefix(slot, PrefixBasic):
+		return "Authorization"
+	case strings.HasPrefix(slot, PrefixCookie):
+		return "Cookie"
+	case strings.HasPrefix(slot, PrefixHeader):
+		return strings.TrimPrefix(slot, PrefixHeader)
+	}
+	return ""
+}
 
 // unverified lists the JWT parsers that decode without checking the
 // signature; every other JWT parser verified the token with HS256Secret.
@@ -54,6 +74,9 @@ type Case struct {
 	// Wire is the request exactly as sent: request line, headers, blank
 	// line, body.
 	Wire []byte
+	// Headers are the request's header lines as [name, value] pairs, in
+	// order (Host and Content-Length included).
+	Headers [][2]string
 	// JWTTokens are the token strings the case asked the JWT parsers to
 	// read, besides every value the parsers of the same language extracted.
 	JWTTokens []string
@@ -77,7 +100,12 @@ type Extraction struct {
 	Rejected string
 	// Notes holds the informational slots (names starting with "_"):
 	// "_error" when the parser crashed, "_nested:<slot>" for a null, object
-	// or array the app would get in that slot (as JSON; no credential).
+	// or array the app would get in that slot (as JSON; no credential),
+	// "_not_utf8:<slot>" for a value whose bytes are not UTF-8 text (given
+	// as their latin-1 reading; no credential syntax allows such bytes),
+	// "_file:<slot>" for the name of an uploaded file part there,
+	// "_session_from" for where a servlet container took the session id
+	// ("cookie" or "url").
 	Notes map[string][]string
 }
 
@@ -90,6 +118,38 @@ func (c Case) Request() (*http.Request, error) {
 	}
 	r.RemoteAddr = "127.0.0.1:40000"
 	return r, nil
+}
+
+// FieldLines returns the values of the case's header lines named field
+// (case-insensitively), in order.
+func (c Case) FieldLines(field string) []string {
+	var out []string
+	for _, h := range c.Headers {
+		if strings.EqualFold(h[0], field) {
+			out = append(out, h[1])
+		}
+	}
+	return out
+}
+
+// OnlyAcrossJoin reports whether v exists only because a server joined the
+// case's several field lines into one value with ", " (as RFC 9110 section
+// 5.3 lets it, and PHP's server, Puma and Plack's server do): v is within
+// the joined value but within no single line. Such a value holds part of
+// the separator, a comma or the space after it, which no credential syntax
+// (token68, cookie-octet, JWT) allows; the credentials of each line are
+// checked on their own.
+func (c Case) OnlyAcrossJoin(field, v string) bool {
+	lines := c.FieldLines(field)
+	if len(lines) < 2 || !strings.Contains(strings.Join(lines, ", "), v) {
+		return false
+	}
+	for _, l := range lines {
+		if strings.Contains(l, v) {
+			return false
+		}
+	}
+	return true
 }
 
 // Strings returns every distinct value any parser extracted in any slot,
@@ -189,7 +249,7 @@ func Load(dir string) ([]Case, error) {
 		if !ok {
 			return nil, fmt.Errorf("expected.json: no entry for case %s (run testdata/differential/generate.sh)", fc.Name)
 		}
-		c := Case{Name: fc.Name, Why: fc.Why, Wire: wire, JWTTokens: fc.JWTTokens, Expected: map[string]Extraction{}}
+		c := Case{Name: fc.Name, Why: fc.Why, Wire: wire, Headers: fc.Request.Headers, JWTTokens: fc.JWTTokens, Expected: map[string]Extraction{}}
 		for parser, slots := range parsers {
 			e, err := extraction(slots)
 			if err != nil {

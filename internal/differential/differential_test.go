@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -36,9 +37,111 @@ func TestLoadCorpus(t *testing.T) {
 			t.Errorf("case %s: body: %v", c.Name, err)
 		}
 	}
-	for _, l := range []string{"go", "py", "node"} {
+	for _, l := range []string{"go", "py", "node", "php", "ruby", "java", "perl"} {
 		if langs[l] == 0 {
 			t.Errorf("no %s parser results in expected.json", l)
+		}
+	}
+}
+
+// TestEveryFamilyRanOnEveryCase checks that each framework family of issue
+// 17 reported on every case: a generator that silently skipped cases would
+// leave the guard untested against that framework there.
+func TestEveryFamilyRanOnEveryCase(t *testing.T) {
+	cases, err := Load(corpusDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	families := []string{
+		"php-builtin", "php-symfony", "ruby-rack", "ruby-rails", "java-tomcat10", "java-jetty9", "java-spring-web",
+		"py-starlette", "py-fastapi", "py-aiohttp", "py-tornado", "perl-plack", "perl-mojolicious", "go-gin",
+	}
+	for _, c := range cases {
+		for _, p := range families {
+			if _, ok := c.Expected[p]; !ok {
+				t.Errorf("case %s: no result from %s", c.Name, p)
+			}
+		}
+	}
+}
+
+// TestFamiliesReadTheIssueClasses pins what the families read in the
+// classes issue 17 found from outside, so a regenerated expected.json that
+// lost one is noticed here and not only as a guard that passes.
+func TestFamiliesReadTheIssueClasses(t *testing.T) {
+	cases, err := Load(corpusDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Case{}
+	for _, c := range cases {
+		byName[c.Name] = c
+	}
+	const at, rt, jsid = "at-revoked-2-0123456789abcdef", "rt-revoked-2-0123456789abcdef", "A1B2C3D4E5F60718293A4B5C6D7E8F90"
+	for _, tc := range []struct{ name, parser, slot, want string }{
+		{"query-percent-name-letter", "php-builtin", "query:access_token", at},
+		{"query-percent-name-letter", "ruby-rack", "query:access_token", at},
+		{"query-percent-name-letter", "java-tomcat10", "param:access_token", at},
+		{"query-php-name-bracket", "php-builtin", "query:access_token", at},
+		{"query-php-name-nul", "php-builtin", "query:access_token", at},
+		{"form-php-name-bracket", "php-builtin", "form:refresh_token", rt},
+		{"multipart-php-name-bracket", "php-builtin", "form:refresh_token", rt},
+		{"multipart-php-name-nul", "php-builtin", "form:refresh_token", rt},
+		{"multipart-header-no-colon", "php-builtin", "form:refresh_token", rt},
+		{"multipart-header-no-colon", "ruby-rack", "form:refresh_token", rt},
+		{"multipart-disposition-param-case", "php-builtin", "form:refresh_token", rt},
+		{"path-jsessionid", "java-tomcat10", "session:JSESSIONID", jsid},
+		{"path-jsessionid", "java-jetty9", "session:JSESSIONID", jsid},
+		{"path-matrix-access-token", "java-spring-web", "path:access_token", at},
+		{"auth-basic-password", "php-builtin", "basic:password", at},
+		{"auth-rails-token", "ruby-rails", "bearer", at},
+		{"cookie-php-name-dot", "php-builtin", "cookie:__Host-refresh_app", rt},
+		{"cookie-percent-value-long", "go-gin", "cookie:token", at},
+		{"query-padded-value", "py-tornado", "query:access_token", at},
+		{"multipart-unterminated-tail", "perl-mojolicious", "form:refresh_token", rt},
+	} {
+		got := byName[tc.name].Expected[tc.parser].Values[tc.slot]
+		if !slices.Contains(got, tc.want) {
+			t.Errorf("case %s: %s reads %s = %q, want %q among them", tc.name, tc.parser, tc.slot, got, tc.want)
+		}
+	}
+}
+
+func TestOnlyAcrossJoin(t *testing.T) {
+	cases, err := Load(corpusDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Case{}
+	for _, c := range cases {
+		byName[c.Name] = c
+	}
+	for _, tc := range []struct {
+		name, field, v string
+		want           bool
+	}{
+		// Cookie: session=s-1 and Cookie: __Host-refresh_app=rt-revoked-1
+		{"cookie-two-headers", "Cookie", "s-1, __Host-refresh_app=rt-revoked-1", true},
+		{"cookie-two-headers", "Cookie", "rt-revoked-1", false},
+		{"cookie-two-headers", "cookie", "s-1,", true},
+		// Authorization: Bearer at-first and Authorization: Bearer at-revoked-1
+		{"auth-two-headers", "Authorization", "at-first,", true},
+		{"auth-two-headers", "Authorization", "at-first", false},
+		// one line: nothing was joined
+		{"auth-comma-list", "Authorization", "at-revoked-1, Bearer at-other", false},
+		{"cookie-plain", "Cookie", "x, y", false},
+	} {
+		if got := byName[tc.name].OnlyAcrossJoin(tc.field, tc.v); got != tc.want {
+			t.Errorf("case %s: OnlyAcrossJoin(%q, %q) = %v, want %v", tc.name, tc.field, tc.v, got, tc.want)
+		}
+	}
+	for slot, want := range map[string]string{
+		"bearer": "Authorization", "basic:password": "Authorization", "cookie:token": "Cookie",
+		"cookie:session/json:refreshToken": "Cookie", "header:X-Auth-Token": "X-Auth-Token",
+		"query:access_token": "", "session:JSESSIONID": "", "json:refreshToken": "",
+	} {
+		if got := SlotField(slot); got != want {
+			t.Errorf("SlotField(%q) = %q, want %q", slot, got, want)
 		}
 	}
 }

@@ -294,7 +294,8 @@ def mp(fields, boundary=BND):
     for hdrs, value in fields:
         out += f"--{boundary}\r\n".encode()
         for k, v in hdrs:
-            out += f"{k}: {v}\r\n".encode()
+            # a value of None writes the name alone: a line without a colon
+            out += (f"{k}\r\n" if v is None else f"{k}: {v}\r\n").encode()
         out += b"\r\n" + value + b"\r\n"
     return out + f"--{boundary}--\r\n".encode()
 
@@ -381,6 +382,116 @@ case("mixed-everywhere", "one credential in every place at once", method="POST",
      headers=[("Authorization", "Bearer at-h"), ("Cookie", f"{RC}=rt-c; session=s-c"), ("X-Auth-Token", "at-x"),
               ("Content-Type", FORM)],
      body=b"refresh_token=rt-f&access_token=at-f")
+
+
+# ---------------------------------------------------------------- framework families (issue 17)
+# Credentials long enough that a guard matching values by hash, whatever
+# their name, treats them as candidates.
+AT2 = "at-revoked-2-0123456789abcdef"
+RT2 = "rt-revoked-2-0123456789abcdef"
+PHPSID = "k3v9q2m8x7c4b1n6z5a0s2d4f6g8h0j1"  # PHP's default session id alphabet and length
+JSID = "A1B2C3D4E5F60718293A4B5C6D7E8F90"  # a servlet session id (32 hex)
+T8 = sign(claims(8))
+
+# parameter names are percent-decoded (Express, PHP, Rack, servlets, Go)
+case("query-percent-name-letter", "issue 17: a letter of the name percent-encoded (access_%74oken)",
+     target=f"/api?access_%74oken={AT2}&refresh_%74oken={RT2}")
+form("form-percent-name-letter", "issue 17: a letter of the name percent-encoded in a urlencoded body",
+     f"refresh_%74oken={RT2}&access_%74oken={AT2}".encode())
+# PHP's name mangling: '.', ' ' and an unmatched '[' become '_'; a NUL ends the name
+for label, name, why in [
+    ("dot", "access.token", "'.' in the name (PHP reads access_token)"),
+    ("space", "access+token", "'+' (a space) in the name (PHP reads access_token)"),
+    ("space-encoded", "access%20token", "an encoded space in the name (PHP reads access_token)"),
+    ("bracket", "access[token", "an unmatched '[' in the name (PHP reads access_token)"),
+    ("nul", "access_token%00x", "a NUL in the name (PHP ends the name there)"),
+]:
+    case(f"query-php-name-{label}", "issue 17: " + why, target=f"/api?{name}={AT2}")
+    form(f"form-php-name-{label}", "issue 17, urlencoded body: " + why.replace("access_token", "refresh_token"), f"{name.replace('access', 'refresh')}={RT2}".encode())
+for label, name, why in [
+    ("dot", "refresh.token", "'.' in a multipart field name (PHP reads refresh_token)"),
+    ("space", "refresh token", "a space in a multipart field name (PHP reads refresh_token)"),
+    ("bracket", "refresh[token", "an unmatched '[' in a multipart field name (PHP reads refresh_token)"),
+]:
+    form(f"multipart-php-name-{label}", "issue 17: " + why, mp([fld(name, RT2.encode())]), ctype=MPT)
+form("multipart-php-name-nul", "issue 17: a NUL byte inside a multipart field name",
+     mp([([("Content-Disposition", 'form-data; name="refresh_token\x00x"')], RT2.encode())]), ctype=MPT)
+# multipart part headers that Go's reader refuses or reads otherwise
+for label, disp, why in [
+    ("param-case", 'form-data; NAME="refresh_token"', "parameter name in upper case"),
+    ("type-case", 'FORM-DATA; name="refresh_token"', "disposition type in upper case"),
+    ("unquoted", "form-data; name=refresh_token", "unquoted name"),
+    ("no-space", 'form-data;name="refresh_token"', "no space after ';'"),
+    ("ext-value", "form-data; name*=UTF-8''refresh_token", "RFC 5987 name*= (extended value)"),
+    ("two-names", 'form-data; name="x"; name="refresh_token"', "name given twice"),
+    ("single-quotes", "form-data; name='refresh_token'", "name in single quotes"),
+]:
+    form(f"multipart-disposition-{label}", "issue 17: Content-Disposition with " + why,
+         mp([([("Content-Disposition", disp)], RT2.encode())]), ctype=MPT)
+form("multipart-header-no-colon", "issue 17: a part-header line without a colon before Content-Disposition",
+     mp([([("X-Junk-Line-Without-Colon", None), ("Content-Disposition", 'form-data; name="refresh_token"')], RT2.encode())]),
+     ctype=MPT)
+form("multipart-lf-only", "part delimiters and headers ending in LF only",
+     (f"--{BND}\nContent-Disposition: form-data; name=\"refresh_token\"\n\n{RT2}\n--{BND}--\n").encode(), ctype=MPT)
+form("multipart-boundary-case", "boundary parameter name in upper case",
+     mp([fld("refresh_token", RT2.encode())]), ctype="multipart/form-data; BOUNDARY=" + BND)
+form("multipart-content-type-case", "media type in upper case",
+     mp([fld("refresh_token", RT2.encode())]), ctype="MULTIPART/FORM-DATA; boundary=" + BND)
+form("multipart-preamble", "text before the first boundary",
+     b"preamble text\r\n" + mp([fld("refresh_token", RT2.encode())]), ctype=MPT)
+form("multipart-no-final-boundary", "the closing boundary is missing",
+     mp([fld("refresh_token", RT2.encode())])[: -len(f"--{BND}--\r\n")], ctype=MPT)
+form("multipart-unterminated-tail", "no closing boundary, 20 bytes after the token: Mojolicious holds back the "
+     "tail it takes for a boundary, and hands the app exactly the token",
+     mp([fld("refresh_token", RT2.encode() + b"z" * 20)])[: -len(f"--{BND}--\r\n")], ctype=MPT)
+# values some frameworks trim: Tornado strips whitespace and turns control characters into spaces
+case("query-padded-value", "spaces around a query value (Tornado strips them)", target=f"/api?access_token=%20{AT2}%20")
+case("query-control-chars", "a control character before a query value (Tornado makes it a space, then strips it)",
+     target=f"/api?access_token=%01{AT2}")
+form("form-padded-value", "'+' (spaces) around a form value (Tornado strips them)", f"refresh_token=+{RT2}+".encode())
+form("multipart-padded-value", "spaces around a multipart value", mp([fld("refresh_token", b" " + RT2.encode() + b" ")]), ctype=MPT)
+# servlet path parameters: the session id in the path
+case("path-jsessionid", "issue 17: ;jsessionid= path parameter (servlet URL session tracking)",
+     target=f"/api;jsessionid={JSID}")
+case("path-jsessionid-mid", "issue 17: ;jsessionid= on an inner segment", target=f"/app;jsessionid={JSID}/api")
+case("path-jsessionid-upper", "issue 17: ;JSESSIONID= in upper case", target=f"/api;JSESSIONID={JSID}")
+case("path-jsessionid-with-query", "issue 17: ;jsessionid= then a query", target=f"/api;jsessionid={JSID}?x=1")
+case("path-jsessionid-and-cookie", "issue 17: a path session id beside a cookie one",
+     target=f"/api;jsessionid={JSID}", headers=[("Cookie", "JSESSIONID=B0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF")])
+case("path-matrix-access-token", "a matrix variable carrying a token (Spring @MatrixVariable)",
+     target=f"/api;access_token={AT2}")
+case("path-jsessionid-encoded", "issue 17: ;jsessionid= with its name percent-encoded", target=f"/api;%6asessionid={JSID}")
+# session ids a framework's session layer reads
+case("cookie-phpsessid", "PHP's session cookie (session_start reads it)", headers=[("Cookie", f"PHPSESSID={PHPSID}")])
+case("cookie-jsessionid-long", "a servlet session cookie", headers=[("Cookie", f"JSESSIONID={JSID}")])
+case("cookie-jsessionid-quoted", "a quoted servlet session cookie", headers=[("Cookie", f'JSESSIONID="{JSID}"')])
+case("cookie-jsessionid-dollar-version", "RFC 2109 cookie with $Version before the session id",
+     headers=[("Cookie", f'$Version="1"; JSESSIONID="{JSID}"; $Path="/"')])
+# PHP mangles cookie names too; some frameworks percent-decode them
+ck("cookie-php-name-dot", "issue 17: '.' in the cookie name (PHP reads __Host-refresh_app)", f"__Host-refresh.app={RT2}")
+ck("cookie-php-name-space", "issue 17: a space in the cookie name (PHP reads __Host-refresh_app)", f"__Host-refresh app={RT2}")
+ck("cookie-php-name-bracket", "issue 17: an unmatched '[' in the cookie name", f"__Host-refresh[app={RT2}")
+ck("cookie-percent-name", "a percent-encoded cookie name", f"__Host-refresh%5Fapp={RT2}; %74oken={AT2}")
+ck("cookie-percent-value-long", "a percent-encoded cookie value", f"token=%61t-revoked-2-0123456789abcdef")
+ck("cookie-quoted-long", "a quoted cookie value with a space inside", f'token="{AT2} x"')
+ck("cookie-duplicate-long", "the same cookie twice, the revoked one last", f"token=at-first-0123456789abcdef; token={AT2}")
+# Authorization beyond Bearer
+for label, value, why in [
+    ("auth-basic-password", "Basic " + base64.b64encode(f"x-access-token:{AT2}".encode()).decode(), "a token as the Basic password"),
+    ("auth-basic-user", "Basic " + base64.b64encode(f"{AT2}:".encode()).decode(), "a token as the Basic user, empty password"),
+    ("auth-basic-jwt", "Basic " + base64.b64encode(f"jwt:{T8}".encode()).decode(), "a JWT as the Basic password"),
+    ("auth-basic-lowercase", "basic " + base64.b64encode(f"x:{AT2}".encode()).decode(), "lowercase basic scheme"),
+    ("auth-rails-token", f'Token token="{AT2}"', "Rails' Token scheme (authenticate_with_http_token)"),
+    ("auth-rails-token-options", f'Token token="{AT2}", nonce="n"', "Rails' Token scheme with options"),
+    ("auth-bearer-quoted", f'Bearer "{AT2}"', "a quoted bearer token"),
+    ("auth-bearer-jwt-long", "Bearer " + T8, "a JWT bearer token"),
+]:
+    bearer(label, "issue 17: " + why, value, jwt=[T8] if "jwt" in label else ())
+case("auth-x-http-authorization", "X-HTTP_AUTHORIZATION header (Rails' request.authorization reads it)",
+     headers=[("X-Http-Authorization", "Bearer " + AT2)])
+# JSON members below the top level
+json_body("json-nested-long", "a refresh token nested in an object", json.dumps({"data": {"refreshToken": RT2}}).encode())
+json_body("json-array-member", "a refresh token in an array member", json.dumps({"refreshToken": [RT2]}).encode())
 
 
 def main():

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Merges the generators' outputs into expected.json and versions.json.
 
-usage: merge.py corpus.json python.json node.json go.json
-Every case of the corpus gets every parser that ran on it (an empty object
+usage: merge.py corpus.json LABEL=output.json...
+(e.g. python=python.json node=node.json go=go.json); each generator's
+versions go under its LABEL in versions.json. Every case of the corpus gets every parser that ran on it (an empty object
 when it found nothing); keys are sorted so the files are deterministic.
 """
 
@@ -15,7 +16,10 @@ def main():
     corpus = json.load(open(sys.argv[1], encoding="utf-8"))
     expected = {c["name"]: {} for c in corpus["cases"]}
     versions = {}
-    for path, lang in zip(sys.argv[2:], ("python", "node", "go")):
+    for arg in sys.argv[2:]:
+        lang, sep, path = arg.partition("=")
+        if not sep:
+            sys.exit(f"merge.py: {arg}: want LABEL=output.json")
         out = json.load(open(path, encoding="utf-8"))
         versions[lang] = out["versions"]
         for name, parsers in out["results"].items():

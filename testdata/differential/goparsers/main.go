@@ -19,6 +19,11 @@
 //	go-jose-v4         go-jose/v4/jwt ParseSigned + Claims(key)
 //	go-jose-v3         go-jose/v3/jwt ParseSigned + Claims(key)
 //	go-jose-v2         gopkg.in/square/go-jose.v2/jwt ParseSigned + Claims(key)
+//	go-gin             a gin engine on its own net/http server: QueryArray,
+//	                   PostFormArray, Cookie (gin unescapes the value),
+//	                   GetHeader, ShouldBindJSON into the struct above, the
+//	                   bearer token as strings.CutPrefix(h, "Bearer ") and
+//	                   Request.BasicAuth
 //
 // It is its own module so go-jose stays out of the product's module graph.
 // Run: go run . ../corpus.json
@@ -39,6 +44,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	josev3 "github.com/go-jose/go-jose/v3"
 	jwtv3 "github.com/go-jose/go-jose/v3/jwt"
 	josev4 "github.com/go-jose/go-jose/v4"
@@ -99,6 +105,10 @@ func extract(r *http.Request) map[string]slots {
 			fields.add("bearer", f[1])
 		}
 	}
+	if u, p, ok := r.BasicAuth(); ok {
+		nh.add("basic:user", u)
+		nh.add("basic:password", p)
+	}
 	for _, n := range cookieNames {
 		for _, c := range r.CookiesNamed(n) {
 			nh.add("cookie:"+n, c.Value)
@@ -137,6 +147,54 @@ func extract(r *http.Request) map[string]slots {
 		}
 	}
 	return map[string]slots{"go-nethttp": nh, "go-bearer-fields": fields, "go-json-struct": st, "go-json-map": mp}
+}
+
+// ginEngine answers every request with what gin's context hands a handler.
+func ginEngine() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.NoRoute(func(c *gin.Context) {
+		s := slots{}
+		for _, a := range c.Request.Header.Values("Authorization") {
+			if tok, ok := strings.CutPrefix(a, "Bearer "); ok {
+				s.add("bearer", tok)
+			}
+		}
+		if u, p, ok := c.Request.BasicAuth(); ok {
+			s.add("basic:user", u)
+			s.add("basic:password", p)
+		}
+		for _, n := range cookieNames {
+			if v, err := c.Cookie(n); err == nil {
+				s.add("cookie:"+n, v)
+			}
+		}
+		for _, n := range headerNames {
+			if v := c.GetHeader(n); v != "" {
+				s.add("header:"+n, v)
+			}
+		}
+		for _, n := range queryNames {
+			s.add("query:"+n, c.QueryArray(n)...)
+		}
+		body, _ := c.GetRawData()
+		c.Request.Body = io.NopCloser(bytes.NewReader(body))
+		for _, n := range formNames {
+			s.add("form:"+n, c.PostFormArray(n)...)
+		}
+		c.Request.Body = io.NopCloser(bytes.NewReader(body))
+		var st refreshStruct
+		if c.ShouldBindJSON(&st) == nil {
+			if st.RefreshToken != nil {
+				s.add("json:refreshToken", *st.RefreshToken)
+			}
+			if st.RefreshToken2 != nil {
+				s.add("json:refresh_token", *st.RefreshToken2)
+			}
+		}
+		c.JSON(http.StatusOK, map[string]slots{"go-gin": s})
+	})
+	return e
 }
 
 // put records a JSON value as a slot carries it: a string as-is, a number
@@ -201,6 +259,16 @@ func send(addr string, data []byte) (map[string]slots, string) {
 		fail("decode answer: %v", err)
 	}
 	return out, ""
+}
+
+func mergeSlots(a, b map[string]slots) map[string]slots {
+	if a == nil {
+		a = map[string]slots{}
+	}
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
 }
 
 func claimsOf(m map[string]any) map[string]any {
@@ -284,6 +352,13 @@ func main() {
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
+	ginLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fail("listen: %v", err)
+	}
+	ginSrv := &http.Server{Handler: ginEngine(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = ginSrv.Serve(ginLn) }()
+	defer ginSrv.Close()
 
 	parsers := jwtParsers([]byte(c.Secret))
 	results := map[string]map[string]any{}
@@ -292,6 +367,11 @@ func main() {
 		per := map[string]any{}
 		if got == nil {
 			per["go-nethttp"] = slots{"_rejected": {status}}
+		}
+		if g, status := send(ginLn.Addr().String(), wire(&c, i)); g == nil {
+			per["go-gin"] = slots{"_rejected": {status}}
+		} else {
+			got = mergeSlots(got, g)
 		}
 		cands := append([]string(nil), cs.JWTTokens...)
 		for name, s := range got {
