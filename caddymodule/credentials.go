@@ -136,9 +136,39 @@ type extraction struct {
 	uninspected bool
 }
 
-// add records a candidate, once: the same string found twice is checked
-// once, as an access token if any source presents it as one.
+// add records a candidate, and the readings of it that some framework
+// hands to an app instead of the raw value: trimmed of spaces and
+// control bytes around it (Tornado turns control bytes into spaces and
+// strips them; so do many apps' own reads), and without one pair of
+// double quotes around it (Rails' token_and_options unquotes a quoted
+// bearer). A value without any of these costs two byte tests.
 func (x *extraction) add(source string, kind credKind, raw string) {
+	x.addOne(source, kind, raw)
+	if t := trimControl(raw); len(t) != len(raw) {
+		raw = t
+		x.addOne(source, kind, raw)
+	}
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		x.addOne(source, kind, trimControl(raw[1:len(raw)-1]))
+	}
+}
+
+// trimControl returns s without the spaces and control bytes (0x00-0x20,
+// 0x7F) around it.
+func trimControl(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] <= ' ' || s[i] == 0x7f) {
+		i++
+	}
+	for j > i && (s[j-1] <= ' ' || s[j-1] == 0x7f) {
+		j--
+	}
+	return s[i:j]
+}
+
+// addOne records one candidate, once: the same string found twice is
+// checked once, as an access token if any source presents it as one.
+func (x *extraction) addOne(source string, kind credKind, raw string) {
 	if raw == "" || len(raw) > maxCandidateLen || kind == credValue && !valueShaped(raw) {
 		return
 	}
@@ -1137,6 +1167,7 @@ func (e *extractor) multipartScan(x *extraction, text, boundary string) {
 		if end >= 0 {
 			part = part[:end]
 		}
+		unterminated := end < 0
 		var hdr, val string
 		crlf, lf := strings.Index(part, "\r\n\r\n"), strings.Index(part, "\n\n")
 		switch {
@@ -1154,6 +1185,9 @@ func (e *extractor) multipartScan(x *extraction, text, boundary string) {
 			x.add(srcBody, kind, strings.TrimSpace(val))
 		}
 		x.add(srcBody, credValue, val)
+		if unterminated {
+			heldBack(x, val, kind, named, len(boundary))
+		}
 		if len(val) >= minValueLen && len(val) <= 4096 {
 			// Values of a part's own fields (a JSON or url-encoded
 			// part); a large part (a file) is read whole above.
@@ -1164,6 +1198,22 @@ func (e *extractor) multipartScan(x *extraction, text, boundary string) {
 				headerValues(x, srcBody, strings.TrimSpace(v))
 			}
 		}
+	}
+}
+
+// heldBack reads the value of a last part that no boundary line ends as
+// a streaming parser may hand it to an app: without the tail it held
+// back in case that tail begins a boundary (Mojolicious keeps the last
+// len(boundary)+8 bytes, and hands an app a token followed by that many
+// bytes as the bare token). Every such prefix is read, down to
+// len(boundary)+16 bytes shorter: a few dozen hashes, and only for a
+// body no well-formed client sends.
+func heldBack(x *extraction, val string, kind credKind, named bool, boundary int) {
+	if !named {
+		kind = credValue
+	}
+	for k := 1; k <= boundary+16 && k < len(val); k++ {
+		x.add(srcBody, kind, val[:len(val)-k])
 	}
 }
 
