@@ -747,6 +747,7 @@ func (s *RedisStore) read(ctx context.Context, ok func()) error {
 			Count:   readBatch,
 			Block:   block,
 		})
+		blocked := block
 		block = time.Duration(s.block.Load())
 		_, _ = pipe.Exec(ctx) // errors are read per command below
 
@@ -792,7 +793,19 @@ func (s *RedisStore) read(ctx context.Context, ok func()) error {
 		if n < readBatch {
 			// Everything committed before the read was issued is applied
 			// now; a full batch may have left more behind.
-			s.confirm(issued)
+			at := issued
+			if n == 0 && blocked > 0 {
+				// An empty answer to a blocking read: Redis waited the
+				// whole block after it received the read, so nothing was
+				// committed until then either. Stamping the issue time
+				// instead would make an idle, healthy copy look a whole
+				// block stale right after each read.
+				at = issued.Add(blocked)
+				if now := s.now(); now.Before(at) {
+					at = now // a clock that moved less than the block
+				}
+			}
+			s.confirm(at)
 		}
 		s.setUp()
 		ok()
