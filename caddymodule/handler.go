@@ -113,7 +113,7 @@ type Handler struct {
 	// costs one hash and a few lookups. Default 100000.
 	TokenCacheSize int `json:"token_cache_size,omitempty"`
 
-	// FeedMaxLen bounds the Redis change feed. Default 100000 entries; a
+	// FeedMaxLen bounds the Redis change feed. Default 1000000 entries; a
 	// replica that falls further behind reloads in full.
 	FeedMaxLen int64 `json:"feed_max_len,omitempty"`
 

@@ -32,6 +32,9 @@ type TokenInfo struct {
 	cleanIn atomic.Pointer[epoch]
 }
 
+// DefaultCacheSize is how many tokens an Inspector remembers by default.
+const DefaultCacheSize = 100_000
+
 // InspectorConfig configures an Inspector.
 type InspectorConfig struct {
 	// Verifier checks tokens; nil when no key is configured, in which case
@@ -43,7 +46,8 @@ type InspectorConfig struct {
 	Store Store
 	// SessionTTL is how long a noted session is remembered.
 	SessionTTL time.Duration
-	// CacheSize bounds the number of tokens remembered. Default 100000.
+	// CacheSize bounds the number of tokens remembered. Default
+	// DefaultCacheSize.
 	CacheSize int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -77,7 +81,7 @@ type cacheShard struct {
 // NewInspector returns an Inspector with an empty cache.
 func NewInspector(cfg InspectorConfig) *Inspector {
 	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = 100000
+		cfg.CacheSize = DefaultCacheSize
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

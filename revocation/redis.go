@@ -141,7 +141,8 @@ type RedisOptions struct {
 	SnapshotEvery time.Duration
 	// FeedMaxLen caps the change feed (approximate, XTRIM MAXLEN ~) when
 	// a storm outgrows FeedRetention.
-	// Default 100000. A replica that falls further behind reloads in full.
+	// Default DefaultFeedMaxLen. A replica that falls further behind
+	// reloads in full.
 	FeedMaxLen int64
 	// Block is how long one XREAD waits for news; it is also the longest
 	// quiet interval between two confirmations that the local copy is
@@ -168,10 +169,12 @@ type RedisOptions struct {
 	Hooks Hooks
 }
 
-// The defaults of RedisOptions.FeedRetention and SnapshotEvery.
+// The defaults of RedisOptions.FeedRetention, SnapshotEvery and
+// FeedMaxLen.
 const (
 	DefaultFeedRetention = 5 * time.Minute
 	DefaultSnapshotEvery = time.Minute
+	DefaultFeedMaxLen    = 1_000_000
 )
 
 // KeyBase returns the common start of every key for a prefix.
@@ -189,7 +192,7 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		opts.KeyPrefix = "revocation:"
 	}
 	if opts.FeedMaxLen <= 0 {
-		opts.FeedMaxLen = 1_000_000
+		opts.FeedMaxLen = DefaultFeedMaxLen
 	}
 	if opts.FeedRetention <= 0 {
 		opts.FeedRetention = DefaultFeedRetention
