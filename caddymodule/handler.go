@@ -241,6 +241,9 @@ const (
 	defaultInspectBody    = 64 << 10
 	maxInspectBodyLimit   = 16 << 20
 	defaultMaxCredentials = 32
+	defaultOnStoreDown    = "fail_closed"
+	defaultOversizedBody  = "pass"
+	defaultLogBlocked     = "info"
 )
 
 // Provision sets the handler up: defaults, keys, the shared store.
@@ -266,8 +269,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.staleAfter = time.Duration(h.StaleAfter)
 	switch h.OnStoreDown {
-	case "", "fail_closed":
-		h.OnStoreDown = "fail_closed"
+	case "", defaultOnStoreDown:
+		h.OnStoreDown = defaultOnStoreDown
 	case "fail_open":
 		h.failOpen = true
 	default:
@@ -293,7 +296,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("max_credentials: %d: want 1 to 1024", h.MaxCredentials)
 	}
 	switch h.OversizedBody {
-	case "", "pass", "reject":
+	case "", defaultOversizedBody, "reject":
 	default:
 		return fmt.Errorf("oversized_body: %q: want pass or reject", h.OversizedBody)
 	}
@@ -422,7 +425,7 @@ func validToken(s string) bool {
 
 func (h *Handler) provisionLogLevel() error {
 	switch strings.ToLower(h.LogBlocked) {
-	case "", "info":
+	case "", defaultLogBlocked:
 		h.blockLevel, h.logBlocks = zapcore.InfoLevel, true
 	case "debug":
 		h.blockLevel, h.logBlocks = zapcore.DebugLevel, true

@@ -35,6 +35,10 @@ type TokenInfo struct {
 // DefaultCacheSize is how many tokens an Inspector remembers by default.
 const DefaultCacheSize = 100_000
 
+// DefaultSessionClaim is the claim that names a token's session unless
+// configured otherwise (the OpenID Connect sid).
+const DefaultSessionClaim = "sid"
+
 // InspectorConfig configures an Inspector.
 type InspectorConfig struct {
 	// Verifier checks tokens; nil when no key is configured, in which case
@@ -87,7 +91,7 @@ func NewInspector(cfg InspectorConfig) *Inspector {
 		cfg.Now = time.Now
 	}
 	if cfg.SessionClaim == "" {
-		cfg.SessionClaim = "sid"
+		cfg.SessionClaim = DefaultSessionClaim
 	}
 	if cfg.Verifier != nil {
 		cfg.SessionClaim = cfg.Verifier.SessionClaim()
