@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
@@ -134,5 +135,77 @@ func TestDocDuration(t *testing.T) {
 		if got := docDuration(d); got != want {
 			t.Errorf("%v: %q, want %q", d, got, want)
 		}
+	}
+}
+
+var (
+	mdLink    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	mdHeading = regexp.MustCompile(`(?m)^#{1,6} (.+)$`)
+)
+
+// anchor is the id GitHub gives a heading: lower case, punctuation other
+// than - and _ dropped, spaces as -.
+func anchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Every link between the README and the docs lands on a file that exists
+// and, when it names one, on a heading of that file.
+func TestDocsLinks(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("..", "README.md"))
+	anchors := map[string]map[string]bool{}
+	read := func(path string) string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return ""
+		}
+		if anchors[path] == nil {
+			anchors[path] = map[string]bool{}
+			for _, m := range mdHeading.FindAllStringSubmatch(string(data), -1) {
+				anchors[path][anchor(m[1])] = true
+			}
+		}
+		return string(data)
+	}
+	n := 0
+	for _, f := range files {
+		for _, m := range mdLink.FindAllStringSubmatch(read(f), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			path, frag, _ := strings.Cut(target, "#")
+			dest := f
+			if path != "" {
+				dest = filepath.Join(filepath.Dir(f), path)
+				if _, err := os.Stat(dest); err != nil {
+					t.Errorf("%s: link %s: no such file", f, target)
+					continue
+				}
+			}
+			if frag != "" && strings.HasSuffix(dest, ".md") {
+				read(dest)
+				if !anchors[dest][frag] {
+					t.Errorf("%s: link %s: no heading #%s in %s", f, target, frag, dest)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d links found", n)
 	}
 }
