@@ -40,7 +40,7 @@ type rendered struct {
 	order       []string // kind/name, as rendered
 }
 
-// filledSecrets is secrets.env as the README's quick start has the user
+// filledSecrets is secrets.env as the Kubernetes quick start (docs/operating.md) has the user
 // write it.
 const filledSecrets = "jwt-secret=c2VjcmV0LW9mLXRoZS1hcHA+/=\nredis-password=cmVkaXMtcGFzc3dvcmQ=\n"
 
@@ -159,7 +159,7 @@ func TestKustomizeBase(t *testing.T) {
 	r := render(t)
 	caddyfile := readFile(t, filepath.Join(base, "Caddyfile"))
 
-	// The object list: what the README's quick start says gets applied.
+	// The object list: what the Kubernetes quick start (docs/operating.md) says gets applied.
 	want := []string{"ConfigMap/caddy-revocation-caddyfile-*", "Deployment/app", "Deployment/redis-example", "Secret/caddy-revocation-*", "Service/app", "Service/redis-example"}
 	got := slices.Sorted(slices.Values(r.order))
 	if len(got) != len(want) {

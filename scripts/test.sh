@@ -81,7 +81,7 @@ step "go vet"
 step "staticcheck (it keeps its own cache: ~/.cache/staticcheck, or \$STATICCHECK_CACHE)"
 "${trimpath[@]}" go tool -modfile=tools/go.mod staticcheck ./...
 
-step "build ./caddy with ./xcaddy.sh (the README's build)"
+step "build ./caddy with ./xcaddy.sh (the quick start's build)"
 # What ./caddy is built from: the product's Go files (tests excluded),
 # the module files, the build script, the Go and Caddy versions.
 build_hash=$( {
