@@ -104,7 +104,7 @@ else
 fi
 
 step "caddy fmt: the shipped Caddyfiles"
-for f in Caddyfile.example deploy/kubernetes/Caddyfile; do
+for f in Caddyfile.example deploy/kubernetes/Caddyfile cmd/session-app/Caddyfile; do
 	if ! ./caddy fmt "$f" | cmp -s - "$f"; then
 		echo "$f is not formatted as caddy fmt formats it; run: ./caddy fmt --overwrite $f" >&2
 		./caddy fmt --diff "$f" >&2
