@@ -17,7 +17,7 @@ RUN go mod download && cd tools && go mod download
 COPY . .
 # Static: no libc needed at run time.
 ENV CGO_ENABLED=0
-# The README's build command, unchanged: ./caddy through xcaddy.
+# The quick start's build command, unchanged: ./caddy through xcaddy.
 RUN ./xcaddy.sh
 RUN ./caddy version && ./caddy list-modules | grep -qx http.handlers.revocation \
 	&& mkdir -p /out/data/config

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's benchmark table (SPEC section 6), all in one run:
+# Reproduces the benchmark tables of docs/performance.md (SPEC section 6), all in one run:
 #
 #   (a) the denylist check at 0, 1e4, 1e6 and 1e7 entries (ns/op, allocs/op),
 #       beside four plain map lookups of the same size;
@@ -62,7 +62,7 @@ go test -run '^$' -bench 'DenylistCheck|BaselineMapLookup|DenylistMemory|Request
 	-benchmem -count "${COUNT:-3}" ./revocation/ | tee "$out/go.txt"
 echo "==> the handler's own cost per proxied request, per credential source (a token seen before)"
 go test -run '^$' -bench 'Guard' -benchmem -count "${COUNT:-3}" ./caddymodule/ | grep -E '^(Benchmark|ok)' | tee -a "$out/go.txt"
-echo "==> (a, b) median of the ${COUNT:-3} runs of each Go benchmark (what the README quotes)"
+echo "==> (a, b) median of the ${COUNT:-3} runs of each Go benchmark (what docs/performance.md quotes)"
 # For each benchmark, in the order they ran, the median of every metric
 # (ns/op, B/op, allocs/op, bytes/entry) over its runs.
 awk '/^Benchmark/ {

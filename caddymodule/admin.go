@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -234,9 +235,15 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	now := time.Now()
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var reqs []AdminRevokeRequest
-		if err := decodeStrict(trimmed, &reqs); err != nil {
+		var raws []json.RawMessage
+		if err := decodeStrict(trimmed, &raws); err != nil {
 			return apiErr(http.StatusBadRequest, "decode request: %v", err)
+		}
+		reqs := make([]AdminRevokeRequest, len(raws))
+		for i, raw := range raws {
+			if err := decodeRevokeRequest(raw, &reqs[i]); err != nil {
+				return apiErr(http.StatusBadRequest, "element %d: %v", i+1, err)
+			}
 		}
 		if len(reqs) == 0 {
 			return apiErr(http.StatusBadRequest, "empty array: no revocation given")
@@ -253,7 +260,7 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 		return a.revokeOrders(w, r, "bulk", orders)
 	}
 	var req AdminRevokeRequest
-	if err := decodeStrict(trimmed, &req); err != nil {
+	if err := decodeRevokeRequest(trimmed, &req); err != nil {
 		return apiErr(http.StatusBadRequest, "decode request: %v", err)
 	}
 	if req.All || req.Before != "" {
@@ -265,6 +272,46 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	kind, _ := o.OrderKind() // checked by order
 	return a.revokeOrders(w, r, kind, []revocation.Order{o})
+}
+
+// decodeRevokeRequest decodes one revocation object, refusing a member
+// that is present but empty, blank or null: decoded into a plain string
+// it would read as absent, and {"subject":"a","session":""} would revoke
+// every session of the subject instead of one.
+func decodeRevokeRequest(data []byte, req *AdminRevokeRequest) error {
+	if err := decodeStrict(data, req); err != nil {
+		return err
+	}
+	return noBlankMembers(data)
+}
+
+// noBlankMembers refuses an object member whose value is null or a
+// string of nothing but white space, naming the member. Members of other
+// types are left to the decoder.
+func noBlankMembers(data []byte, except ...string) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return nil // not an object: the strict decode says why
+	}
+	names := make([]string, 0, len(members))
+	for name := range members {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the first one named is always the same
+	for _, name := range names {
+		if slices.Contains(except, name) {
+			continue
+		}
+		raw := bytes.TrimSpace(members[name])
+		if string(raw) == "null" {
+			return fmt.Errorf("%q is null: give a value, or leave the member out", name)
+		}
+		var str string
+		if json.Unmarshal(raw, &str) == nil && strings.TrimSpace(str) == "" {
+			return fmt.Errorf("%q is empty: give a value, or leave the member out (an empty member never widens a revocation)", name)
+		}
+	}
+	return nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.

@@ -158,6 +158,18 @@ func TestAdminRevokeBadRequestsApplyNothing(t *testing.T) {
 		{`[{"subject":"a"},"b"]`, 400},
 		{`[{"subject":"a"}`, 400},
 		{`[` + strings.Repeat(`{"jti":"x"},`, maxBulkOrders) + `{"jti":"x"}]`, 413},
+		// An empty, blank or null member never widens a revocation.
+		{`{"subject":"a","session":""}`, 400},
+		{`{"subject":"a","session":" "}`, 400},
+		{`{"subject":"a","session":null}`, 400},
+		{`{"subject":"","session":"s"}`, 400},
+		{`{"subject":""}`, 400},
+		{`{"jti":""}`, 400},
+		{`{"token":"\t"}`, 400},
+		{`{"jti":"a","expires":""}`, 400},
+		{`{"all":true,"before":""}`, 400},
+		{`{"all":true,"before":null}`, 400},
+		{`[{"subject":"a"},{"subject":"b","session":""}]`, 400},
 	}
 	for _, c := range bad {
 		st, _, msg := adminPost(t, c.body)
@@ -167,6 +179,17 @@ func TestAdminRevokeBadRequestsApplyNothing(t *testing.T) {
 	}
 	if n := s.Denylist().Total(); n != 0 {
 		t.Fatalf("bad requests wrote %d entries", n)
+	}
+	// The 400 names the member, and the element of a bulk request.
+	for body, want := range map[string]string{
+		`{"subject":"a","session":""}`:                   `"session" is empty`,
+		`{"subject":"a","session":null}`:                 `"session" is null`,
+		`{"jti":"a","expires":" "}`:                      `"expires" is empty`,
+		`[{"subject":"a"},{"subject":"b","session":""}]`: `element 2: "session" is empty`,
+	} {
+		if _, _, msg := adminPost(t, body); !strings.Contains(msg, want) {
+			t.Errorf("%s: %q does not say %q", body, msg, want)
+		}
 	}
 }
 
@@ -215,6 +238,9 @@ func TestReadBulk(t *testing.T) {
 		"{\"subject\":\"a\"}\nnot json\n",
 		"{\"subject\":\"a\"}\n{\"jti\":\"j\",\"subject\":\"a\"}\n",
 		"{\"subject\":\"a\"} {\"subject\":\"b\"}\n",
+		"{\"subject\":\"a\",\"session\":\"\"}\n",
+		"{\"subject\":\"a\",\"session\":null}\n",
+		"{\"jti\":\" \"}\n",
 	} {
 		if _, err := readBulk(strings.NewReader(bad), now); err == nil {
 			t.Errorf("readBulk(%q) accepted", bad)

@@ -56,21 +56,22 @@ func TestReadiness(t *testing.T) {
 }
 
 // readmeExample returns the JSON block that follows a marker comment
-// (<!-- admin: name -->) in the README.
+// (<!-- admin: name -->) in docs/operating.md.
 func readmeExample(t *testing.T, readme, name string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(readme, "<!-- admin: "+name+" -->\n```json\n")
 	if !ok {
-		t.Fatalf("README.md has no example %q", name)
+		t.Fatalf("docs/operating.md has no example %q", name)
 	}
 	block, _, _ := strings.Cut(rest, "\n```")
 	return block
 }
 
-// The admin API as the README documents it is what the routes answer:
-// the ready bodies byte for byte, the other answers field for field.
-func TestReadmeDocumentsAdminAPI(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+// The admin API as docs/operating.md documents it is what the routes
+// answer: the ready bodies byte for byte, the other answers field for
+// field.
+func TestDocsDocumentAdminAPI(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "docs", "operating.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestReadmeDocumentsAdminAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got, want := w.Body.String(), readmeExample(t, readme, "ready-response")+"\n"; w.Code != http.StatusOK || got != want {
-			t.Fatalf("GET /revocation/ready: %d %q; the README documents 200 %q", w.Code, got, want)
+			t.Fatalf("GET /revocation/ready: %d %q; the docs document 200 %q", w.Code, got, want)
 		}
 	})
 
@@ -106,7 +107,7 @@ func TestReadmeDocumentsAdminAPI(t *testing.T) {
 		ready, reason := readiness(h, 31*time.Second, 30*time.Second, true)
 		code, answer := readyAnswer([]StoreStatus{{Describe: desc, Ready: ready, Reason: reason}})
 		if got, want := encode(answer), readmeExample(t, readme, "not-ready-response"); code != http.StatusServiceUnavailable || got != want {
-			t.Fatalf("not ready: %d\n%s\nthe README documents 503\n%s", code, got, want)
+			t.Fatalf("not ready: %d\n%s\nthe docs document 503\n%s", code, got, want)
 		}
 	})
 
@@ -122,7 +123,7 @@ func TestReadmeDocumentsAdminAPI(t *testing.T) {
 		dec := json.NewDecoder(strings.NewReader(readmeExample(t, readme, name)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(into); err != nil {
-			t.Fatalf("README example %s: %v", name, err)
+			t.Fatalf("docs example %s: %v", name, err)
 		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(readmeExample(t, readme, name)), &m); err != nil {
@@ -133,14 +134,14 @@ func TestReadmeDocumentsAdminAPI(t *testing.T) {
 	t.Run("revoke", func(t *testing.T) {
 		var ex AdminRevokeResponse
 		if got, want := exampleFields("revoke-response", &ex), fields(AdminRevokeResponse{}); !slices.Equal(got, want) {
-			t.Fatalf("README revoke example has fields %v, the route answers %v", got, want)
+			t.Fatalf("docs revoke example has fields %v, the route answers %v", got, want)
 		}
 	})
 	t.Run("status", func(t *testing.T) {
 		var ex StatusResponse
 		exampleFields("status-response", &ex)
 		if len(ex.Stores) != 1 {
-			t.Fatalf("README status example has %d stores, want 1", len(ex.Stores))
+			t.Fatalf("docs status example has %d stores, want 1", len(ex.Stores))
 		}
 		var m struct {
 			Stores []map[string]any `json:"stores"`
@@ -153,16 +154,16 @@ func TestReadmeDocumentsAdminAPI(t *testing.T) {
 		want := fields(StoreStatus{Confirmed: &now})
 		want = slices.DeleteFunc(want, func(f string) bool { return f == "reason" || f == "last_error" })
 		if !slices.Equal(got, want) {
-			t.Fatalf("README status example has fields %v, a healthy store shows %v", got, want)
+			t.Fatalf("docs status example has fields %v, a healthy store shows %v", got, want)
 		}
 		for _, f := range []string{"reason", "last_error"} {
 			if !strings.Contains(readme, "| `"+f+"` |") {
-				t.Errorf("the README's status table does not describe %s", f)
+				t.Errorf("the docs' status table does not describe %s", f)
 			}
 		}
 		for _, f := range want {
 			if !strings.Contains(readme, "| `"+f+"` |") {
-				t.Errorf("the README's status table does not describe %s", f)
+				t.Errorf("the docs' status table does not describe %s", f)
 			}
 		}
 	})

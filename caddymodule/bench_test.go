@@ -24,7 +24,7 @@ import (
 // a credential it has seen before, one sub-benchmark per place a
 // credential comes from, and one request with none: everything
 // ServeHTTP does before calling the next handler (here one that does
-// nothing). The README quotes each beside baseline-sha256, the SHA-256
+// nothing). docs/performance.md quotes each beside baseline-sha256, the SHA-256
 // of the token alone, measured in the same run; compare both with the
 // ~100 µs of server CPU a whole proxied request costs on this machine.
 //

@@ -11,14 +11,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func init() {
@@ -64,10 +68,58 @@ Exit status: 0 on success; 1 when the instance cannot be reached, refuses
 the request, or (health) is not ready, with the reason on one line of
 standard error.
 `,
-		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(revokeCommand(), statusCommand(), healthCommand(), explainCommand())
-		},
+		CobraFunc: setUpCommand,
 	})
+}
+
+// setUpCommand fills in caddy revocation's cobra command.
+func setUpCommand(cmd *cobra.Command) {
+	cmd.AddCommand(revokeCommand(), statusCommand(), healthCommand(), explainCommand())
+	// Without a RunE of its own, cobra answers a word it does not
+	// know (caddy revocation bulk) with the help and exit status
+	// 0, and a misspelt subcommand followed by its flags with
+	// "unknown flag". The flags are let through to reach RunE,
+	// which names the word.
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.FParseErrWhitelist.UnknownFlags = true
+	cmd.RunE = unknownSubcommand
+	cmd.SetHelpTemplate(cmd.HelpTemplate() + "\n" + docsFooter + "\n")
+}
+
+// docsFooter ends the help of caddy revocation and its subcommands, in
+// place of Caddy's pointer to its own command-line documentation.
+const docsFooter = `Full documentation of caddy revocation (the CLI, the admin API):
+https://github.com/caddy-revocation/caddy-revocation/blob/main/docs/operating.md`
+
+// unknownSubcommand is caddy revocation's own RunE: with no word it
+// prints the help; with one it does not know, it says so, suggests the
+// subcommand (or the flag) that was probably meant, and exits 1.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	word := args[0]
+	var names []string
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() && sub.Name() != "completion" {
+			names = append(names, sub.Name())
+		}
+	}
+	hint := "want one of: " + strings.Join(names, ", ")
+	cmd.SuggestionsMinimumDistance = 2 // statsu, revok
+	if s := cmd.SuggestionsFor(word); len(s) > 0 {
+		hint = "did you mean " + strings.Join(s, " or ") + "?"
+	} else {
+		for _, sub := range cmd.Commands() {
+			if f := sub.Flags().Lookup(strings.TrimLeft(word, "-")); f != nil && !slices.Contains([]string{"address", "config", "adapter", "timeout", "json"}, f.Name) {
+				hint = fmt.Sprintf("did you mean caddy revocation %s --%s?", sub.Name(), f.Name)
+				break
+			}
+		}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "caddy revocation: unknown subcommand %q; %s (caddy revocation --help lists them)\n", word, hint)
+	cmd.SilenceErrors = true
+	return fmt.Errorf("unknown subcommand %q", word)
 }
 
 // plainErrors runs a command and prints its error the way command-line
@@ -77,7 +129,10 @@ standard error.
 // output.
 func plainErrors(f caddycmd.CommandFunc) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		_, err := f(caddycmd.Flags{FlagSet: cmd.Flags()})
+		err := noBlankFlags(cmd)
+		if err == nil {
+			_, err = f(caddycmd.Flags{FlagSet: cmd.Flags()})
+		}
 		if err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "caddy revocation %s: %v\n", cmd.Name(), err)
 			// Printed above; cobra must not repeat it. Caddy's main exits
@@ -86,6 +141,20 @@ func plainErrors(f caddycmd.CommandFunc) func(*cobra.Command, []string) error {
 		}
 		return err
 	}
+}
+
+// noBlankFlags refuses a string flag given with an empty or blank value:
+// read as absent, --subject a --session ” would revoke every session of
+// the subject instead of one, and --address ” would silently fall back
+// to another instance.
+func noBlankFlags(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if err == nil && f.Value.Type() == "string" && strings.TrimSpace(f.Value.String()) == "" {
+			err = fmt.Errorf("--%s is empty: give a value, or leave the flag out", f.Name)
+		}
+	})
+	return err
 }
 
 // adminFlags adds the flags that find the admin endpoint, as caddy stop
@@ -346,7 +415,7 @@ func readBulk(r io.Reader, now time.Time) ([]AdminRevokeRequest, error) {
 			continue
 		}
 		var req AdminRevokeRequest
-		if err := decodeStrict(text, &req); err != nil {
+		if err := decodeRevokeRequest(text, &req); err != nil {
 			return nil, fmt.Errorf("--bulk line %d: %w", line, err)
 		}
 		if _, err := req.order(now); err != nil {
@@ -463,7 +532,7 @@ func exitCode(err error) int {
 // adminCall sends one request to the admin API, found as the other caddy
 // commands find it, and returns the status and body whatever the status.
 func adminCall(fl caddycmd.Flags, method, path string, body []byte) (int, []byte, error) {
-	addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, fl.String("config"), fl.String("adapter"))
+	addr, err := adminAddress(fl.String("address"), fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return 0, nil, fmt.Errorf("find the admin address: %w", err)
 	}
@@ -472,6 +541,65 @@ func adminCall(fl caddycmd.Flags, method, path string, body []byte) (int, []byte
 		return 0, nil, fmt.Errorf("--timeout %s: want a positive duration", timeout)
 	}
 	return adminRequest(addr, method, path, body, timeout)
+}
+
+// adminAddress finds the admin endpoint as the other caddy commands do
+// (--address, else the admin address of --config, else $CADDY_ADMIN,
+// else localhost:2019), with two differences: --address may be written
+// as a URL (http://localhost:2019), and --config is adapted without
+// Caddy's log lines about it, which would bury the command's own output
+// (and a probe's) under JSON.
+func adminAddress(address, configFile, adapterName string) (string, error) {
+	if address != "" {
+		if rest, ok := strings.CutPrefix(address, "http://"); ok {
+			return strings.TrimSuffix(rest, "/"), nil
+		}
+		if strings.HasPrefix(address, "https://") {
+			return "", fmt.Errorf("--address %s: the admin API speaks plain HTTP; give host:port or http://host:port", address)
+		}
+		return address, nil
+	}
+	if configFile != "" {
+		listen, err := configAdminListen(configFile, adapterName)
+		if err != nil {
+			return "", err
+		}
+		if listen != "" {
+			return listen, nil
+		}
+	}
+	return caddy.DefaultAdminListen, nil // $CADDY_ADMIN, else localhost:2019
+}
+
+// configAdminListen reads admin.listen from a config file, adapting it
+// as caddy run would (a file named Caddyfile*, *.caddyfile, or --adapter)
+// and dropping the adapter's warnings.
+func configAdminListen(configFile, adapterName string) (string, error) {
+	data, err := os.ReadFile(configFile)
+	if err != nil {
+		return "", fmt.Errorf("reading config file: %w", err)
+	}
+	base := strings.ToLower(filepath.Base(configFile))
+	if adapterName == "" && (strings.HasPrefix(base, "caddyfile") || filepath.Ext(base) == ".caddyfile") {
+		adapterName = "caddyfile"
+	}
+	if adapterName != "" {
+		adapter := caddyconfig.GetAdapter(adapterName)
+		if adapter == nil {
+			return "", fmt.Errorf("unrecognized config adapter: %s", adapterName)
+		}
+		data, _, err = adapter.Adapt(data, map[string]any{"filename": configFile})
+		if err != nil {
+			return "", fmt.Errorf("adapting config using %s: %w", adapterName, err)
+		}
+	}
+	var cfg struct {
+		Admin caddy.AdminConfig `json:"admin"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return "", fmt.Errorf("reading the admin address from %s: %w", configFile, err)
+	}
+	return cfg.Admin.Listen, nil
 }
 
 // adminRequest is caddycmd.AdminAPIRequest without its turning every

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"bytes"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -118,7 +120,54 @@ func TestCommandErrorsArePlainText(t *testing.T) {
 			"caddy revocation revoke: --expires applies to --jti only\n"},
 		{"unreachable instance", healthCommand, []string{"--address", "127.0.0.1:1", "--timeout", "2s"},
 			"caddy revocation health: admin API at 127.0.0.1:1: "},
+		{"explain, unreachable instance", explainCommand, []string{"--address", "127.0.0.1:1", "--timeout", "2s"},
+			"caddy revocation explain: admin API at 127.0.0.1:1: "},
+		{"https address", statusCommand, []string{"--address", "https://localhost:2019"},
+			"caddy revocation status: find the admin address: --address https://localhost:2019: the admin API speaks plain HTTP"},
+		{"unknown subcommand", parentCommand, []string{"bulk"},
+			`caddy revocation: unknown subcommand "bulk"; did you mean caddy revocation revoke --bulk?`},
+		{"misspelt subcommand with flags", parentCommand, []string{"revok", "--address", "localhost:2019", "--subject", "a"},
+			`caddy revocation: unknown subcommand "revok"; did you mean revoke?`},
+		{"misspelt status", parentCommand, []string{"statsu"},
+			`caddy revocation: unknown subcommand "statsu"; did you mean status?`},
 	}
+	// Every string flag, given empty or blank, is refused: none of them
+	// means "everything" or falls back to something else.
+	for _, c := range []struct {
+		cmd  func() *cobra.Command
+		args []string
+	}{
+		{revokeCommand, []string{"--subject", "alice", "--session", ""}},
+		{revokeCommand, []string{"--subject", "alice", "--session", " "}},
+		{revokeCommand, []string{"--subject", ""}},
+		{revokeCommand, []string{"--jti", ""}},
+		{revokeCommand, []string{"--jti", "j", "--expires", ""}},
+		{revokeCommand, []string{"--token", ""}},
+		{revokeCommand, []string{"--all", "--before", ""}},
+		{revokeCommand, []string{"--subject", "alice", "--address", ""}},
+		{revokeCommand, []string{"--subject", "alice", "--config", ""}},
+		{revokeCommand, []string{"--subject", "alice", "--adapter", ""}},
+		{statusCommand, []string{"--address", " "}},
+		{healthCommand, []string{"--config", ""}},
+		{explainCommand, []string{"--method", ""}},
+		{explainCommand, []string{"--path", ""}},
+	} {
+		flag := ""
+		for i, a := range c.args {
+			if i+1 < len(c.args) && strings.TrimSpace(c.args[i+1]) == "" {
+				flag = a
+			}
+		}
+		cases = append(cases, struct {
+			name string
+			cmd  func() *cobra.Command
+			args []string
+			want string
+		}{"empty " + flag + " of " + c.cmd().Name(), c.cmd, c.args,
+			"caddy revocation " + c.cmd().Name() + ": " + flag + " is empty: give a value, or leave the flag out\n"})
+	}
+	stdin = strings.NewReader("Cookie: a=b\n")
+	t.Cleanup(func() { stdin = os.Stdin })
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := c.cmd()
@@ -134,5 +183,46 @@ func TestCommandErrorsArePlainText(t *testing.T) {
 				t.Fatalf("stderr %q, want one plain line starting %q", got, c.want)
 			}
 		})
+	}
+}
+
+// parentCommand is caddy revocation itself, as Caddy registers it.
+func parentCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "revocation"}
+	setUpCommand(cmd)
+	return cmd
+}
+
+// The admin address: a URL works as --address; --config gives the
+// config's admin address, adapted from a Caddyfile (unformatted, so that
+// the adapter warns: the warning is dropped).
+func TestAdminAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://localhost:2019":      "localhost:2019",
+		"http://127.0.0.1:2020/":     "127.0.0.1:2020",
+		"localhost:2019":             "localhost:2019",
+		"unix//run/caddy-admin.sock": "unix//run/caddy-admin.sock",
+	} {
+		if got, err := adminAddress(in, "", ""); err != nil || got != want {
+			t.Errorf("--address %s: %q, %v; want %q", in, got, err, want)
+		}
+	}
+	dir := t.TempDir()
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(caddyfile, []byte("{\n admin localhost:2999\n}\n:8080 {\n  respond ok\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := adminAddress("", caddyfile, ""); err != nil || got != "localhost:2999" {
+		t.Errorf("--config %s: %q, %v", caddyfile, got, err)
+	}
+	js := filepath.Join(dir, "caddy.json")
+	if err := os.WriteFile(js, []byte(`{"admin":{"listen":"localhost:2998"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := adminAddress("", js, ""); err != nil || got != "localhost:2998" {
+		t.Errorf("--config %s: %q, %v", js, got, err)
+	}
+	if _, err := adminAddress("", filepath.Join(dir, "missing"), ""); err == nil {
+		t.Error("a missing config file: no error")
 	}
 }

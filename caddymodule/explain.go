@@ -157,9 +157,19 @@ func (a *adminAPI) handleExplain(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use POST", r.Method)
 	}
 	var req ExplainRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxExplainBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxExplainBody+1))
+	if err != nil {
+		return apiErr(http.StatusBadRequest, "read request: %v", err)
+	}
+	if len(data) > maxExplainBody {
+		return apiErr(http.StatusRequestEntityTooLarge, "request larger than %d MiB", maxExplainBody>>20)
+	}
+	if err := decodeStrict(data, &req); err != nil {
+		return apiErr(http.StatusBadRequest, "decode request: %v", err)
+	}
+	// An empty method or path is refused rather than read as GET or /,
+	// like every other admin field; an empty body is a request's body.
+	if err := noBlankMembers(data, "body", "headers"); err != nil {
 		return apiErr(http.StatusBadRequest, "decode request: %v", err)
 	}
 	target, err := explainTarget(req, r)
@@ -208,7 +218,7 @@ It runs the guard's own code, so what it says is what the guard does.
   caddy revocation explain --path '/api?access_token=-' < headers.txt
   curl -sv ... 2>&1 | sed -n 's/^> //p' | caddy revocation explain`,
 		Args: cobra.NoArgs,
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdExplain),
+		RunE: plainErrors(cmdExplain),
 	}
 	adminFlags(cmd)
 	cmd.Flags().Bool("json", false, "Print the admin API's JSON answer as is")
@@ -218,9 +228,12 @@ It runs the guard's own code, so what it says is what the guard does.
 }
 
 func cmdExplain(fl caddycmd.Flags) (int, error) {
-	req, err := readExplainRequest(stdin)
+	req, note, err := readExplainRequest(stdin)
 	if err != nil {
 		return 1, err
+	}
+	if note != "" {
+		fmt.Fprintln(os.Stderr, "note: "+note)
 	}
 	if m := fl.String("method"); m != "" {
 		req.Method = m
@@ -274,13 +287,16 @@ func printExplain(w io.Writer, out ExplainResponse) error {
 var requestLine = regexp.MustCompile(`^[A-Za-z]+ \S+ HTTP/\d(\.\d)?\r?$`)
 
 // readExplainRequest reads a whole HTTP request, or header lines only.
-func readExplainRequest(r io.Reader) (ExplainRequest, error) {
+// A request whose body has no Content-Length (nor chunked coding) has its
+// body read to the end of input, as a person pasting one expects; the
+// note says so, for the caller to print.
+func readExplainRequest(r io.Reader) (_ ExplainRequest, note string, _ error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxExplainBody/2+1))
 	if err != nil {
-		return ExplainRequest{}, fmt.Errorf("read request from stdin: %w", err)
+		return ExplainRequest{}, "", fmt.Errorf("read request from stdin: %w", err)
 	}
 	if len(data) > maxExplainBody/2 {
-		return ExplainRequest{}, errors.New("read request from stdin: larger than 16 MiB")
+		return ExplainRequest{}, "", errors.New("read request from stdin: larger than 16 MiB")
 	}
 	data = bytes.TrimLeft(data, "\r\n")
 	first, _, _ := bytes.Cut(data, []byte("\n"))
@@ -288,15 +304,24 @@ func readExplainRequest(r io.Reader) (ExplainRequest, error) {
 		if !bytes.Contains(data, []byte("\n\n")) && !bytes.Contains(data, []byte("\r\n\r\n")) {
 			data = append(data, '\n', '\n') // headers only, no blank line
 		}
-		hr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
+		br := bufio.NewReader(bytes.NewReader(data))
+		hr, err := http.ReadRequest(br)
 		if err != nil {
-			return ExplainRequest{}, fmt.Errorf("read request from stdin: %w", err)
+			return ExplainRequest{}, "", fmt.Errorf("read request from stdin: %w", err)
 		}
 		b, err := io.ReadAll(hr.Body)
 		if err != nil {
-			return ExplainRequest{}, fmt.Errorf("read request body from stdin: %w", err)
+			return ExplainRequest{}, "", fmt.Errorf("read request body from stdin: %w", err)
 		}
-		return ExplainRequest{Method: hr.Method, Path: hr.RequestURI, Headers: hr.Header, Body: string(b)}, nil
+		if hr.Header.Get("Content-Length") == "" && len(hr.TransferEncoding) == 0 {
+			// net/http reads such a request as having no body.
+			rest, _ := io.ReadAll(br) // a bytes.Reader: no error
+			if len(bytes.TrimRight(rest, "\r\n")) > 0 {
+				b = rest
+				note = fmt.Sprintf("the request has no Content-Length: its body is read to the end of input (%d bytes)", len(rest))
+			}
+		}
+		return ExplainRequest{Method: hr.Method, Path: hr.RequestURI, Headers: hr.Header, Body: string(b)}, note, nil
 	}
 	req := ExplainRequest{Headers: map[string][]string{}}
 	for n, line := range strings.Split(string(data), "\n") {
@@ -306,13 +331,13 @@ func readExplainRequest(r io.Reader) (ExplainRequest, error) {
 		}
 		name, value, ok := strings.Cut(line, ":")
 		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(name, " \t") {
-			return ExplainRequest{}, fmt.Errorf("stdin line %d: want \"Name: value\" or a request line", n+1)
+			return ExplainRequest{}, "", fmt.Errorf("stdin line %d: want \"Name: value\" or a request line", n+1)
 		}
 		name = http.CanonicalHeaderKey(name)
 		req.Headers[name] = append(req.Headers[name], strings.TrimLeft(value, " \t"))
 	}
 	if len(req.Headers) == 0 {
-		return ExplainRequest{}, errors.New("read request from stdin: no header")
+		return ExplainRequest{}, "", errors.New("read request from stdin: no header")
 	}
-	return req, nil
+	return req, "", nil
 }

@@ -100,7 +100,8 @@ func TestAdminExplain(t *testing.T) {
 	if !found {
 		t.Fatalf("handler not found in %s", w.Body)
 	}
-	for _, bad := range []string{`{"path":"no-slash"}`, `{"method":"BAD METHOD"}`, `{"nope":1}`, `[`} {
+	for _, bad := range []string{`{"path":"no-slash"}`, `{"method":"BAD METHOD"}`, `{"nope":1}`, `[`,
+		`{"method":""}`, `{"path":" "}`, `{"method":null}`, `{"path":""}`} {
 		err := a.handleExplain(httptest.NewRecorder(), httptest.NewRequest("POST", "/revocation/explain", strings.NewReader(bad)))
 		var ae caddy.APIError
 		if !errors.As(err, &ae) || ae.HTTPStatus != http.StatusBadRequest {
@@ -111,18 +112,18 @@ func TestAdminExplain(t *testing.T) {
 
 func TestReadExplainRequest(t *testing.T) {
 	whole := "POST /logout?x=1 HTTP/1.1\r\nHost: app\r\nCookie: JSESSIONID=abc\r\nContent-Length: 4\r\n\r\nbody"
-	req, err := readExplainRequest(strings.NewReader(whole))
-	if err != nil {
-		t.Fatal(err)
+	req, note, err := readExplainRequest(strings.NewReader(whole))
+	if err != nil || note != "" {
+		t.Fatal(err, note)
 	}
 	if req.Method != "POST" || req.Path != "/logout?x=1" || req.Headers["Cookie"][0] != "JSESSIONID=abc" || req.Body != "body" {
 		t.Fatalf("whole request read as %+v", req)
 	}
-	req, err = readExplainRequest(strings.NewReader("GET / HTTP/1.1\nCookie: a=b\n"))
+	req, _, err = readExplainRequest(strings.NewReader("GET / HTTP/1.1\nCookie: a=b\n"))
 	if err != nil || req.Headers["Cookie"][0] != "a=b" {
 		t.Fatalf("request without blank line: %+v, %v", req, err)
 	}
-	req, err = readExplainRequest(strings.NewReader("cookie: JSESSIONID=abc\nX-Auth-Token:  tok \n\nCookie: b=c\n"))
+	req, _, err = readExplainRequest(strings.NewReader("cookie: JSESSIONID=abc\nX-Auth-Token:  tok \n\nCookie: b=c\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +131,15 @@ func TestReadExplainRequest(t *testing.T) {
 		t.Fatalf("header lines read as %+v", req)
 	}
 	for _, bad := range []string{"", "not a header", "Bad Name: x"} {
-		if _, err := readExplainRequest(strings.NewReader(bad)); err == nil {
+		if _, _, err := readExplainRequest(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+	// A pasted request often has no Content-Length: its body is read to
+	// the end of input, and the note says so.
+	pasted := "POST /refresh HTTP/1.1\nHost: app\nContent-Type: application/x-www-form-urlencoded\n\nrefresh_token=abc\n"
+	req, note, err = readExplainRequest(strings.NewReader(pasted))
+	if err != nil || req.Body != "refresh_token=abc\n" || !strings.Contains(note, "no Content-Length") {
+		t.Fatalf("body without Content-Length: %+v, note %q, %v", req, note, err)
 	}
 }

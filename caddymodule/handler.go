@@ -118,7 +118,7 @@ type Handler struct {
 	// costs one hash and a few lookups. Default 100000.
 	TokenCacheSize int `json:"token_cache_size,omitempty"`
 
-	// FeedMaxLen bounds the Redis change feed. Default 100000 entries; a
+	// FeedMaxLen bounds the Redis change feed. Default 1000000 entries; a
 	// replica that falls further behind reloads in full.
 	FeedMaxLen int64 `json:"feed_max_len,omitempty"`
 
@@ -261,6 +261,9 @@ const (
 	defaultInspectBody    = 64 << 10
 	maxInspectBodyLimit   = 16 << 20
 	defaultMaxCredentials = 64
+	defaultOnStoreDown    = "fail_closed"
+	defaultOversizedBody  = "pass"
+	defaultLogBlocked     = "info"
 )
 
 // defaultRedisWaitTimeout is far above a replica's usual lag (well under
@@ -291,8 +294,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.staleAfter = time.Duration(h.StaleAfter)
 	switch h.OnStoreDown {
-	case "", "fail_closed":
-		h.OnStoreDown = "fail_closed"
+	case "", defaultOnStoreDown:
+		h.OnStoreDown = defaultOnStoreDown
 	case "fail_open":
 		h.failOpen = true
 	default:
@@ -318,7 +321,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("max_credentials: %d: want 1 to 1024", h.MaxCredentials)
 	}
 	switch h.OversizedBody {
-	case "", "pass", "reject":
+	case "", defaultOversizedBody, "reject":
 	default:
 		return fmt.Errorf("oversized_body: %q: want pass or reject", h.OversizedBody)
 	}
@@ -462,7 +465,7 @@ func validToken(s string) bool {
 
 func (h *Handler) provisionLogLevel() error {
 	switch strings.ToLower(h.LogBlocked) {
-	case "", "info":
+	case "", defaultLogBlocked:
 		h.blockLevel, h.logBlocks = zapcore.InfoLevel, true
 	case "debug":
 		h.blockLevel, h.logBlocks = zapcore.DebugLevel, true

@@ -110,7 +110,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	// The panels the README promises: blocks by reason, revocations by
+	// The panels docs/operating.md promises: blocks by reason, revocations by
 	// endpoint, store up and staleness, propagation lag, loads.
 	for _, n := range []string{"caddy_revocation_requests_blocked_total", "caddy_revocation_revocations_total",
 		"caddy_revocation_store_up", "caddy_revocation_store_staleness_seconds",

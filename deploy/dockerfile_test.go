@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// buildCommand is the README's build command. The Dockerfile must build
-// with it unchanged: the README has it as a line of its own, the
-// Dockerfile as "RUN ./xcaddy.sh".
+// buildCommand is the build command of the README's quick start and of
+// docs/operating.md. The Dockerfile must build with it unchanged: the
+// docs have it as a line of its own, the Dockerfile as "RUN ./xcaddy.sh".
 const buildCommand = "./xcaddy.sh"
 
 // repoRoot is the repository's top directory, seen from this module.
@@ -68,10 +68,15 @@ func parseDockerfile(t *testing.T) []stage {
 	return stages
 }
 
-func TestDockerfileBuildsLikeTheREADME(t *testing.T) {
+func TestDockerfileBuildsLikeTheDocs(t *testing.T) {
+	// The quick start builds with it too: ./xcaddy.sh && ./caddy run ...
 	readme := readFile(t, filepath.Join(repoRoot, "README.md"))
-	if !slices.ContainsFunc(strings.Split(readme, "\n"), func(l string) bool { return strings.TrimSpace(l) == buildCommand }) {
-		t.Errorf("README.md has no line %q (its build command)", buildCommand)
+	if !strings.Contains(readme, "\n"+buildCommand+" && ") {
+		t.Errorf("README.md's quick start does not build with %q", buildCommand)
+	}
+	page := readFile(t, filepath.Join(repoRoot, "docs", "operating.md"))
+	if !slices.ContainsFunc(strings.Split(page, "\n"), func(l string) bool { return strings.TrimSpace(l) == buildCommand }) {
+		t.Errorf("docs/operating.md has no line %q (the image's build command)", buildCommand)
 	}
 
 	stages := parseDockerfile(t)

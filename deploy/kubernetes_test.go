@@ -40,7 +40,7 @@ type rendered struct {
 	order       []string // kind/name, as rendered
 }
 
-// filledSecrets is secrets.env as the README's quick start has the user
+// filledSecrets is secrets.env as the Kubernetes quick start (docs/operating.md) has the user
 // write it.
 const filledSecrets = "jwt-secret=c2VjcmV0LW9mLXRoZS1hcHA+/=\nredis-password=cmVkaXMtcGFzc3dvcmQ=\n"
 
@@ -159,7 +159,7 @@ func TestKustomizeBase(t *testing.T) {
 	r := render(t)
 	caddyfile := readFile(t, filepath.Join(base, "Caddyfile"))
 
-	// The object list: what the README's quick start says gets applied.
+	// The object list: what the Kubernetes quick start (docs/operating.md) says gets applied.
 	want := []string{"ConfigMap/caddy-revocation-caddyfile-*", "Deployment/app", "Deployment/redis-example", "Secret/caddy-revocation-*", "Service/app", "Service/redis-example"}
 	got := slices.Sorted(slices.Values(r.order))
 	if len(got) != len(want) {
@@ -272,6 +272,11 @@ func TestKustomizeBase(t *testing.T) {
 			}
 			if slices.Contains(cmd, "--live") != live {
 				t.Fatalf("%s runs %q: --live is for liveness only", what, cmd)
+			}
+			// The probe finds the admin endpoint where the container's
+			// own Caddyfile puts it, not at a default it might have left.
+			if i := slices.Index(cmd, "--config"); i < 0 || i+1 >= len(cmd) || !slices.Contains(sidecar.Args, cmd[i+1]) {
+				t.Fatalf("%s runs %q: want --config with the Caddyfile the container runs (%q)", what, cmd, sidecar.Args)
 			}
 			if p.TimeoutSeconds < 2 {
 				t.Fatalf("%s: timeoutSeconds %d leaves no room for starting the command", what, p.TimeoutSeconds)
@@ -647,5 +652,59 @@ func TestRedisExampleCommand(t *testing.T) {
 		if strings.Contains(string(cmdline), password) {
 			t.Fatalf("process %d's command line shows the password: %q", pid, cmdline)
 		}
+	}
+}
+
+// The overlay of the Kubernetes quick start (docs/operating.md), written
+// as the docs write it, names the image the user pushed: kubectl's
+// built-in kustomize has no "edit", so the overlay is how the image is
+// set. The docs' heredoc is rendered over the base, as kubectl
+// kustomize deploy/local renders it.
+func TestKustomizeOverlayOfTheDocs(t *testing.T) {
+	page := readFile(t, filepath.Join(repoRoot, "docs", "operating.md"))
+	_, rest, ok := strings.Cut(page, "<!-- doc-test: overlay -->")
+	if !ok {
+		t.Fatal("docs/operating.md has no <!-- doc-test: overlay --> block")
+	}
+	_, rest, ok = strings.Cut(rest, "cat > deploy/local/kustomization.yaml <<EOF\n")
+	if !ok {
+		t.Fatal("the overlay block does not write deploy/local/kustomization.yaml with a heredoc")
+	}
+	var overlay []string
+	for line := range strings.SplitSeq(rest, "\n") {
+		line = strings.TrimPrefix(line, "   ") // the block sits in a list item
+		if line == "EOF" {
+			break
+		}
+		overlay = append(overlay, line)
+	}
+	const image, tag = "reg.test/team/caddy-revocation", "abc1234"
+	text := strings.NewReplacer("$IMAGE", image, "$TAG", tag).Replace(strings.Join(overlay, "\n") + "\n")
+	fs := baseFS(t, filledSecrets)
+	if err := fs.WriteFile(filepath.Join("local", "kustomization.yaml"), []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "local")
+	if err != nil {
+		t.Fatalf("kustomize build of the docs' overlay:\n%s\n%v", text, err)
+	}
+	found := false
+	for _, res := range resMap.Resources() {
+		if res.GetKind() != "Deployment" || res.GetName() != "app" {
+			continue
+		}
+		data, err := res.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d appsv1.Deployment
+		decodeStrict(t, "Deployment/app", data, &d)
+		found = true
+		if got := container(t, d.Spec.Template.Spec, sidecarName).Image; got != image+":"+tag {
+			t.Fatalf("the overlay renders the sidecar image %q, want %q:\n%s", got, image+":"+tag, text)
+		}
+	}
+	if !found {
+		t.Fatal("the overlay renders no Deployment app")
 	}
 }

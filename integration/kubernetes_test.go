@@ -70,12 +70,18 @@ func TestKubernetesCaddyfile(t *testing.T) {
 		t.Fatalf("the Kubernetes Caddyfile is not caddy fmt clean:\n%s", c.Logs())
 	}
 
-	// The probes, as the Deployment runs them.
-	if code, out, errOut := runCLI(t, "", nil, "revocation", "health", "--quiet", "--address", c.Admin); code != 0 {
-		t.Fatalf("readiness probe: exit %d\n%s%s", code, out, errOut)
-	}
-	if code, out, errOut := runCLI(t, "", nil, "revocation", "health", "--live", "--quiet", "--address", c.Admin); code != 0 {
-		t.Fatalf("liveness probe: exit %d\n%s%s", code, out, errOut)
+	// The probes, as the Deployment runs them: the admin address read
+	// from the Caddyfile, with the container's environment; they print
+	// nothing (no adapter log lines either) when healthy.
+	_, adminPort, _ := strings.Cut(c.Admin, ":")
+	probeEnv := []string{"ADMIN_PORT=" + adminPort, "REDIS_PASSWORD=x", "JWT_SECRET=" + testSecret}
+	for _, probe := range [][]string{
+		{"revocation", "health", "--quiet", "--config", path, "--adapter", "caddyfile"},
+		{"revocation", "health", "--live", "--quiet", "--config", path, "--adapter", "caddyfile"},
+	} {
+		if code, out, errOut := runCLI(t, "", probeEnv, probe...); code != 0 || out != "" || errOut != "" {
+			t.Fatalf("probe %q: exit %d\nstdout: %s\nstderr: %s", probe, code, out, errOut)
+		}
 	}
 
 	// A valid token passes; the same user's logout revokes it.

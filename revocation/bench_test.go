@@ -17,7 +17,7 @@ import (
 // The benchmarks of SPEC section 6 that live in Go: the denylist check at
 // 0 to 10 million entries, memory per entry, and the whole per-request
 // path for a token seen before. Each has a baseline measured in the same
-// run (a plain Go map lookup, a SHA-256 of a token) so that the README can
+// run (a plain Go map lookup, a SHA-256 of a token) so that docs/performance.md can
 // report ratios, which survive this machine's noise better than absolute
 // figures.
 //

@@ -32,6 +32,13 @@ type TokenInfo struct {
 	cleanIn atomic.Pointer[epoch]
 }
 
+// DefaultCacheSize is how many tokens an Inspector remembers by default.
+const DefaultCacheSize = 100_000
+
+// DefaultSessionClaim is the claim that names a token's session unless
+// configured otherwise (the OpenID Connect sid).
+const DefaultSessionClaim = "sid"
+
 // InspectorConfig configures an Inspector.
 type InspectorConfig struct {
 	// Verifier checks tokens; nil when no key is configured, in which case
@@ -43,7 +50,8 @@ type InspectorConfig struct {
 	Store Store
 	// SessionTTL is how long a noted session is remembered.
 	SessionTTL time.Duration
-	// CacheSize bounds the number of tokens remembered. Default 100000.
+	// CacheSize bounds the number of tokens remembered. Default
+	// DefaultCacheSize.
 	CacheSize int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -77,13 +85,13 @@ type cacheShard struct {
 // NewInspector returns an Inspector with an empty cache.
 func NewInspector(cfg InspectorConfig) *Inspector {
 	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = 100000
+		cfg.CacheSize = DefaultCacheSize
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.SessionClaim == "" {
-		cfg.SessionClaim = "sid"
+		cfg.SessionClaim = DefaultSessionClaim
 	}
 	if cfg.Verifier != nil {
 		cfg.SessionClaim = cfg.Verifier.SessionClaim()

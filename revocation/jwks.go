@@ -24,6 +24,10 @@ const maxJWKSBytes = 1 << 20
 // refetch allowance, and so the refetch itself.
 const maxKidWait = 5 * time.Second
 
+// DefaultMinRefetch is the least time between two fetches of a key set
+// for unknown kids, unless configured (jwks_refetch_interval).
+const DefaultMinRefetch = 30 * time.Second
+
 // RemoteKeySet is a JWKS fetched over HTTP(S) and cached, through
 // keyfunc and jwkset: fetched first when Start is called (when Caddy
 // starts the configuration, never while it only validates it) or when a
@@ -45,7 +49,7 @@ type RemoteKeySetConfig struct {
 	// 1 MiB are refused whatever the client.
 	Client *http.Client
 	// MinRefetch is the least time between fetches for unknown kids;
-	// default 30s.
+	// default DefaultMinRefetch.
 	MinRefetch time.Duration
 	// MaxAge is how often the set is fetched again; default 1h.
 	MaxAge time.Duration
@@ -59,7 +63,7 @@ type RemoteKeySetConfig struct {
 // the first token that needs a key.
 func NewRemoteKeySet(ctx context.Context, cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 	if cfg.MinRefetch <= 0 {
-		cfg.MinRefetch = 30 * time.Second
+		cfg.MinRefetch = DefaultMinRefetch
 	}
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = time.Hour

@@ -152,7 +152,8 @@ type RedisOptions struct {
 	SnapshotEvery time.Duration
 	// FeedMaxLen caps the change feed (approximate, XTRIM MAXLEN ~) when
 	// a storm outgrows FeedRetention.
-	// Default 100000. A replica that falls further behind reloads in full.
+	// Default DefaultFeedMaxLen. A replica that falls further behind
+	// reloads in full.
 	FeedMaxLen int64
 	// Block is how long one XREAD waits for news; it is also the longest
 	// quiet interval between two confirmations that the local copy is
@@ -205,10 +206,12 @@ type RedisOptions struct {
 	CarryFrom *RedisStore
 }
 
-// The defaults of RedisOptions.FeedRetention and SnapshotEvery.
+// The defaults of RedisOptions.FeedRetention, SnapshotEvery and
+// FeedMaxLen.
 const (
 	DefaultFeedRetention = 5 * time.Minute
 	DefaultSnapshotEvery = time.Minute
+	DefaultFeedMaxLen    = 1_000_000
 )
 
 // KeyBase returns the common start of every key for a prefix.
@@ -226,7 +229,7 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		opts.KeyPrefix = "revocation:"
 	}
 	if opts.FeedMaxLen <= 0 {
-		opts.FeedMaxLen = 1_000_000
+		opts.FeedMaxLen = DefaultFeedMaxLen
 	}
 	if opts.FeedRetention <= 0 {
 		opts.FeedRetention = DefaultFeedRetention
@@ -844,6 +847,7 @@ func (s *RedisStore) read(ctx context.Context, ok func()) error {
 		// reports the store unreachable instead of waiting for the
 		// operating system to give up on the connection.
 		rctx, cancel := context.WithTimeout(ctx, max(block, 0)+s.ioTimeout)
+		blocked := block
 		block = time.Duration(s.block.Load())
 		_, _ = pipe.Exec(rctx) // errors are read per command below
 		cancel()
@@ -898,7 +902,19 @@ func (s *RedisStore) read(ctx context.Context, ok func()) error {
 		if n < readBatch {
 			// Everything committed before the read was issued is applied
 			// now; a full batch may have left more behind.
-			s.confirm(issued)
+			at := issued
+			if n == 0 && blocked > 0 {
+				// An empty answer to a blocking read: Redis waited the
+				// whole block after it received the read, so nothing was
+				// committed until then either. Stamping the issue time
+				// instead would make an idle, healthy copy look a whole
+				// block stale right after each read.
+				at = issued.Add(blocked)
+				if now := s.now(); now.Before(at) {
+					at = now // a clock that moved less than the block
+				}
+			}
+			s.confirm(at)
 		}
 		s.setUp()
 		ok()

@@ -157,7 +157,7 @@ func (r *Revoker) Examine(ctx context.Context, raw string) *Credential {
 		return c
 	}
 	c := NewCredential(raw)
-	sessionClaim := "sid"
+	sessionClaim := DefaultSessionClaim
 	if r.Verifier != nil {
 		sessionClaim = r.Verifier.SessionClaim()
 	}

@@ -114,7 +114,7 @@ type VerifierConfig struct {
 	Algorithms []string
 	// Leeway tolerates clock skew on exp, nbf and iat.
 	Leeway time.Duration
-	// SessionClaim names the session claim; default "sid".
+	// SessionClaim names the session claim; default DefaultSessionClaim.
 	SessionClaim string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -139,7 +139,7 @@ var (
 // every allowed algorithm backed by a key that can verify it.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.SessionClaim == "" {
-		cfg.SessionClaim = "sid"
+		cfg.SessionClaim = DefaultSessionClaim
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -31,10 +31,14 @@ func main() {
 	ttl := flag.Duration("ttl", 15*time.Minute, "lifetime (exp - iat)")
 	iss := flag.String("iss", "", "issuer (iss); none when empty")
 	aud := flag.String("aud", "", "audience (aud); none when empty")
-	authAge := flag.Duration("auth-age", -1, "when set, add auth_time this long before now")
+	// No default is shown for -auth-age: auth_time is added only when the
+	// flag is given (0 means now).
+	authAge := flag.Duration("auth-age", 0, "when given, add auth_time this long before now (0: now)")
 	azp := flag.String("azp", "", "authorized party (azp), the client the token was issued to; none when empty")
 	kind := flag.String("kind", "access", "access (an access or refresh token), logout (a back-channel logout token) or set (a CAEP session-revoked SET)")
 	flag.Parse()
+	authAgeGiven := false
+	flag.Visit(func(f *flag.Flag) { authAgeGiven = authAgeGiven || f.Name == "auth-age" })
 
 	if *jti == "" {
 		b := make([]byte, 12)
@@ -55,7 +59,7 @@ func main() {
 	if *aud != "" {
 		claims["aud"] = *aud
 	}
-	if *authAge >= 0 {
+	if authAgeGiven {
 		claims["auth_time"] = now.Add(-*authAge).Unix()
 	}
 	if *azp != "" {
