@@ -164,6 +164,12 @@ type Handler struct {
 	// store cannot take it, the client gets 503 instead. Default: none.
 	AppLogout []string `json:"app_logout,omitempty"`
 
+	// CloseStreamsAtExpiry ends an open stream (a WebSocket, an event
+	// stream, a long response) when the access token that opened it
+	// expires, for apps that check tokens only when a socket opens.
+	// Revocations end streams whatever this says. Default false.
+	CloseStreamsAtExpiry bool `json:"close_streams_at_expiry,omitempty"`
+
 	ctx            caddy.Context
 	log            *zap.Logger
 	blockLevel     zapcore.Level
@@ -617,7 +623,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.appLogout[r.URL.Path] {
 		return h.serveAppLogout(w, r, next, x.creds)
 	}
-	return next.ServeHTTP(w, r)
+	return h.proxy(w, r, next, x.creds)
 }
 
 // inspect says whether one candidate is revoked, and what the guard

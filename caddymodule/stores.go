@@ -48,6 +48,20 @@ type sharedStore struct {
 	// guards holds the provisioned handlers using the store (*Handler
 	// keys), for the admin API's dry run.
 	guards sync.Map
+	// tracker holds the open streams of every handler using the store
+	// (streams.go): it lives as long as the store, so a reload that
+	// keeps the store keeps the streams tracked.
+	tracker *revocation.Tracker
+}
+
+// track makes every entry applied to the store's denylist, from a local
+// commit, the change feed, a load or a snapshot, reach the open streams.
+func (s *sharedStore) track() {
+	s.tracker = revocation.NewTracker()
+	dl := s.Denylist()
+	dl.SetApplied(func(entries []revocation.Entry) {
+		s.tracker.Applied(dl, entries, time.Now().Unix())
+	})
 }
 
 // starter is a store that opens no connection until it is started (the
@@ -195,6 +209,7 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 		started := make(chan struct{})
 		close(started)
 		shared.started = started
+		shared.track()
 		return shared, nil
 	}
 	opts, err := settings.Redis.Options(settings.DialTimeout, settings.IOTimeout)
@@ -221,6 +236,7 @@ func openStore(key string, settings storeSettings, log *zap.Logger) (*sharedStor
 		Hooks:  storeHooks(settings),
 	})
 	shared.Store, shared.started = rs, rs.Started()
+	shared.track()
 	return shared, nil
 }
 
