@@ -203,7 +203,7 @@ func (s *openStream) end(reason string, i int) {
 	s.mu.Unlock()
 	closeFrame := false
 	if conn != nil {
-		closeFrame = conn.revoke()
+		closeFrame = conn.revoke(reason)
 	}
 	s.cancel(errStreamEnded)
 	if conn != nil {
@@ -322,10 +322,10 @@ func (s *openStream) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	s.hijacked.Store(true)
 	s.mu.Lock()
 	s.conn = sc
-	ended := s.ended.Load()
+	ended, reason := s.ended.Load(), s.reason
 	s.mu.Unlock()
 	if ended {
-		sc.revoke()
+		sc.revoke(reason)
 	}
 	return sc, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(sc)), nil
 }
@@ -346,9 +346,15 @@ type streamConn struct {
 	left    uint64 // payload bytes of the current frame still to come
 }
 
-// wsCloseRevoked is a close frame with status 1008 (policy violation)
-// and the reason "revoked".
-var wsCloseRevoked = []byte{0x88, 9, 1008 >> 8, 1008 & 0xff, 'r', 'e', 'v', 'o', 'k', 'e', 'd'}
+// wsClose returns a close frame with status 1008 (policy violation)
+// and a reason: "revoked", or "expired" at the token's expiry.
+func wsClose(reason string) []byte {
+	why := "revoked"
+	if reason == reasonExpired {
+		why = "expired"
+	}
+	return append([]byte{0x88, byte(2 + len(why)), 1008 >> 8, 1008 & 0xff}, why...)
+}
 
 func (c *streamConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -422,10 +428,10 @@ func (c *streamConn) follow(p []byte) {
 }
 
 // revoke stops the handler's writes and, at a frame boundary of a
-// WebSocket, sends the close frame; it reports whether it did. A write
+// WebSocket, sends the close frame for reason; it reports whether it did. A write
 // stuck on a client that reads nothing is cut short by a deadline, and
 // the close frame waits for it at most as long.
-func (c *streamConn) revoke() bool {
+func (c *streamConn) revoke(reason string) bool {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFrameTimeout))
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -436,7 +442,7 @@ func (c *streamConn) revoke() bool {
 	if !c.ws || c.hn != 0 || c.left != 0 {
 		return false
 	}
-	if _, err := c.Conn.Write(wsCloseRevoked); err != nil {
+	if _, err := c.Conn.Write(wsClose(reason)); err != nil {
 		return false
 	}
 	// The client reads the close frame, then the end of the stream.

@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -459,4 +460,164 @@ func TestStreamsEndOnEveryKindOfRevocation(t *testing.T) {
 		!strings.Contains(metricsText, "caddy_revocation_streams_open ") {
 		t.Fatalf("metrics at replica 1: %d, no streams metrics:\n%.2000s", st, metricsText)
 	}
+}
+
+// streamsOpen reads the count of open streams at a replica's
+// /revocation/status.
+func streamsOpen(t *testing.T, c *Caddy) int {
+	t.Helper()
+	st, body := c.AdminDo("GET", "/revocation/status", "")
+	var s struct {
+		StreamsOpen *int `json:"streams_open"`
+	}
+	if st != http.StatusOK || json.Unmarshal([]byte(body), &s) != nil || s.StreamsOpen == nil {
+		t.Fatalf("status: %d %s", st, body)
+	}
+	return *s.StreamsOpen
+}
+
+// A reload that keeps the store keeps the streams tracked, and closes
+// none of them itself (reverse_proxy's stream_close_delay, a minute
+// here, governs the upgraded ones).
+func TestStreamsTrackedAcrossReload(t *testing.T) {
+	srv := testredis.Start(t)
+	app := startStreamApp(t)
+	p := startProvider(t, "https://idp.example.com", "web-app")
+	c := StartCaddy(t, streamsConfig(srv.URL(), p, app, ""), "SSL_CERT_FILE="+p.certFile)
+	c.WaitReady()
+	e := &streamsEnv{app: app, p: p, cs: []*Caddy{c}}
+	old := time.Now().Add(-time.Minute)
+	victim, _ := e.access(t, "alice-"+randomID(), "s1-"+randomID(), old)
+	other, _ := e.access(t, "bob-"+randomID(), "s9-"+randomID(), old)
+	victims, spared := e.openAll(t, victim, "victim"), e.openAll(t, other, "other user")
+	// The long responses count once they outlive the registration
+	// threshold (half a second).
+	Eventually(t, "streams_open 6 before the reload", func() bool { return streamsOpen(t, c) == 6 })
+
+	c.Reload(streamsConfig(srv.URL(), p, app, "log_blocked warn"))
+	for _, s := range append(victims, spared...) {
+		expectFlowing(t, app, s)
+	}
+	if n := streamsOpen(t, c); n != 6 {
+		t.Fatalf("streams_open %d after the reload, want 6", n)
+	}
+	revokeTokenAt(t, c, victim)
+	for _, s := range victims {
+		expectEnded(t, app, s)
+	}
+	for _, s := range spared {
+		expectFlowing(t, app, s)
+	}
+	Eventually(t, "streams_open counting the spared streams only", func() bool { return streamsOpen(t, c) == 3 })
+}
+
+// close_streams_at_expiry ends a stream when its token expires; without
+// it, the stream stays open (the guard checked the token when it came).
+func TestStreamsCloseAtExpiry(t *testing.T) {
+	srv := testredis.Start(t)
+	app := startStreamApp(t)
+	p := startProvider(t, "https://idp.example.com", "web-app")
+	with := StartCaddy(t, streamsConfig(srv.URL(), p, app, "close_streams_at_expiry"), "SSL_CERT_FILE="+p.certFile)
+	without := StartCaddy(t, streamsConfig(srv.URL(), p, app, ""), "SSL_CERT_FILE="+p.certFile)
+	with.WaitReady()
+	without.WaitReady()
+	e := &streamsEnv{app: app, p: p}
+	now := time.Now()
+	short := p.sign(t, "JWT", jwt.MapClaims{
+		"iss": p.issuer, "sub": "carol", "sid": "s1", "jti": randomID(), "iat": now.Unix() - 60, "exp": now.Unix() + 3,
+	})
+	long, _ := e.access(t, "dave", "s2", now.Add(-time.Minute))
+
+	var ending, staying []*clientStream
+	for _, kind := range []string{"ws", "sse", "long"} {
+		ending = append(ending, openStream(t, app, with, kind, short, "short-lived token "+kind+" with the option"))
+		staying = append(staying, openStream(t, app, with, kind, long, "long-lived token "+kind+" with the option"))
+		staying = append(staying, openStream(t, app, without, kind, short, "short-lived token "+kind+" without the option"))
+	}
+	for _, s := range ending {
+		if s.ws != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var err error
+			for err == nil {
+				_, _, err = s.ws.Read(ctx)
+			}
+			cancel()
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "expired" {
+				t.Fatalf("%s: ended with %v, want close 1008 expired", s.name, err)
+			}
+			if time.Now().Before(time.Unix(now.Unix()+3, 0)) {
+				t.Fatalf("%s: ended before its token expired", s.name)
+			}
+			continue
+		}
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: still open well after its token expired", s.name)
+		}
+	}
+	for _, s := range staying {
+		expectFlowing(t, app, s)
+	}
+	if n := logCount(with, "stream ended: token expired"); n != 3 {
+		t.Fatalf("%d audit lines for the expired streams, want 3", n)
+	}
+}
+
+// An event stream over HTTP/2 (h2c here) ends as the others do: the
+// stream is reset, the connection and its other streams stay.
+func TestStreamsHTTP2StreamEnds(t *testing.T) {
+	srv := testredis.Start(t)
+	app := startStreamApp(t)
+	p := startProvider(t, "https://idp.example.com", "web-app")
+	config := strings.Replace(streamsConfig(srv.URL(), p, app, ""), "admin {{ADMIN}}", "admin {{ADMIN}}\n\tservers {\n\t\tprotocols h1 h2c\n\t}", 1)
+	c := StartCaddy(t, config, "SSL_CERT_FILE="+p.certFile)
+	c.WaitReady()
+	e := &streamsEnv{app: app, p: p}
+	old := time.Now().Add(-time.Minute)
+	victim, _ := e.access(t, "erin-"+randomID(), "s1", old)
+	other, _ := e.access(t, "frank-"+randomID(), "s2", old)
+
+	// One HTTP/2 connection carries both streams.
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	open := func(token, name string) (*clientStream, *http.Response) {
+		s := &clientStream{name: name, id: randomID(), done: make(chan struct{})}
+		req, _ := http.NewRequest("GET", c.URL+"/sse?id="+s.id, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("%s: %s, want HTTP/2", name, resp.Proto)
+		}
+		go func() {
+			defer close(s.done)
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				s.ticks.Add(1)
+			}
+			s.err = sc.Err()
+		}()
+		Eventually(t, name+" flowing", func() bool { return s.ticks.Load() >= 2 })
+		return s, resp
+	}
+	vs, _ := open(victim, "victim HTTP/2 event stream")
+	os, _ := open(other, "other user's HTTP/2 event stream")
+	revokeTokenAt(t, c, victim)
+	select {
+	case <-vs.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the HTTP/2 stream is still open 5s after the revocation")
+	}
+	if vs.err == nil {
+		t.Fatal("the HTTP/2 stream ended as if complete")
+	}
+	Eventually(t, "the app's side closed", func() bool { return app.upstreamClosed(vs.id) })
+	expectFlowing(t, app, os)
 }
