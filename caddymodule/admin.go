@@ -456,6 +456,8 @@ type StoreStatus struct {
 	LastError string `json:"last_error,omitempty"`
 	// Load is the progress of a full load under way, absent when none is.
 	Load *LoadStatus `json:"load,omitempty"`
+
+	// streamsOpen adds up, over the stores, to StatusResponse.StreamsOpen.
 	streamsOpen int64
 }
 
