@@ -76,10 +76,19 @@ func run() error {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return errors.New("redis-server not found (on Debian: apt-get install -y redis-server)")
 	}
-	// Two descriptors per stream in caddy (client, upstream) and two here.
-	lim := syscall.Rlimit{Cur: uint64(4*o.streams + 10000), Max: uint64(4*o.streams + 10000)}
+	// Two descriptors per stream in caddy (client, upstream), and two
+	// here (client, upstream): the soft limit is raised to the hard one,
+	// which caddy inherits.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("open file limit: %w", err)
+	}
+	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("raise the open file limit to %d: %w", lim.Cur, err)
+		return fmt.Errorf("raise the open file limit to %d: %w", lim.Max, err)
+	}
+	if need := uint64(2*o.streams + 1000); need > lim.Max {
+		return fmt.Errorf("-streams %d needs %d open files per process; the hard limit is %d", o.streams, need, lim.Max)
 	}
 	work, err := os.MkdirTemp("", "streams-")
 	if err != nil {
