@@ -623,7 +623,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.appLogout[r.URL.Path] {
 		return h.serveAppLogout(w, r, next, x.creds)
 	}
-	return h.proxy(w, r, next, x.creds)
+	return h.proxy(w, r, next, x.creds, now)
 }
 
 // inspect says whether one candidate is revoked, and what the guard

@@ -52,6 +52,9 @@ type sharedStore struct {
 	// (streams.go): it lives as long as the store, so a reload that
 	// keeps the store keeps the streams tracked.
 	tracker *revocation.Tracker
+	// young holds the requests of the store's handlers not yet old
+	// enough to be tracked.
+	young youngStreams
 }
 
 // track makes every entry applied to the store's denylist, from a local

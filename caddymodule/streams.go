@@ -31,7 +31,8 @@ import (
 // sent safely).
 
 // streamThreshold is how long an ordinary proxied request runs before it
-// is registered: most requests end sooner and never touch the tracker.
+// is registered (youngStreams: within a quarter more): most requests end
+// sooner and never touch the tracker.
 // Upgrades and requests that ask for a stream register at once. A
 // revocation that arrives while a request is younger reaches it when it
 // registers, which checks the denylist again.
@@ -70,12 +71,17 @@ type openStream struct {
 	cancel context.CancelCauseFunc
 	start  time.Time
 	kind   string // what it was registered as at once; "" for a long request
-	timer  *time.Timer
 
 	// wroteHeader is set once a final (non-1xx) answer has begun;
 	// hijacked once the connection was taken over; ended once a
 	// revocation or expiry ended it.
 	wroteHeader, hijacked, ended atomic.Bool
+
+	// On the store's list of young requests (youngStreams), under its
+	// lock.
+	young      bool
+	prev, next *openStream
+	store      *sharedStore
 
 	mu      sync.Mutex
 	done    bool // the request returned
@@ -90,14 +96,15 @@ type openStream struct {
 // proxy passes a request that the guard let through on to the next
 // handler, and ends it if a revocation (or close_streams_at_expiry)
 // catches up with it while it is open.
-func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []credential) error {
+// now is when the guard looked at the request.
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []credential, now time.Time) error {
 	ctx, cancel := context.WithCancelCause(r.Context())
-	s := &openStream{ResponseWriter: w, h: h, creds: creds, cancel: cancel, start: time.Now(), kind: streamKind(r)}
+	s := &openStream{ResponseWriter: w, h: h, store: h.store, creds: creds, cancel: cancel, start: now, kind: streamKind(r)}
 	s.req = r.WithContext(ctx)
 	if s.kind != "" {
 		s.register()
 	} else {
-		s.timer = time.AfterFunc(streamThreshold, s.register)
+		s.store.young.add(s)
 	}
 	defer s.finish()
 	err := next.ServeHTTP(s, s.req)
@@ -126,6 +133,89 @@ func streamKind(r *http.Request) string {
 		return "grpc"
 	}
 	return ""
+}
+
+// youngStreams holds a store's proxied requests that are not registered
+// yet, oldest first, until they finish or outlive streamThreshold: a
+// list linked through the requests themselves, so that joining and
+// leaving it cost a lock and no allocation. One sweep, running only while
+// the list is not empty, registers the requests that outlive the
+// threshold.
+type youngStreams struct {
+	mu         sync.Mutex
+	head, tail *openStream
+	running    bool
+}
+
+// add puts a request that has just passed the guard at the end of the
+// list.
+func (y *youngStreams) add(s *openStream) {
+	y.mu.Lock()
+	s.young = true
+	s.prev = y.tail
+	if y.tail != nil {
+		y.tail.next = s
+	} else {
+		y.head = s
+	}
+	y.tail = s
+	if !y.running {
+		y.running = true
+		go y.sweep()
+	}
+	y.mu.Unlock()
+}
+
+// remove takes a request off the list, if it is on it.
+func (y *youngStreams) remove(s *openStream) {
+	y.mu.Lock()
+	y.unlink(s)
+	y.mu.Unlock()
+}
+
+func (y *youngStreams) unlink(s *openStream) {
+	if !s.young {
+		return
+	}
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		y.head = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		y.tail = s.prev
+	}
+	s.prev, s.next, s.young = nil, nil, false
+}
+
+// sweep runs every quarter of the threshold until the list is empty,
+// registering the requests that have outlived the threshold.
+func (y *youngStreams) sweep() {
+	tick := time.NewTicker(streamThreshold / 4)
+	defer tick.Stop()
+	var due []*openStream
+	for now := range tick.C {
+		y.mu.Lock()
+		for s := y.head; s != nil && now.Sub(s.start) >= streamThreshold; s = y.head {
+			y.unlink(s)
+			due = append(due, s)
+		}
+		empty := y.head == nil
+		if empty {
+			y.running = false
+		}
+		y.mu.Unlock()
+		for _, s := range due {
+			s.register()
+		}
+		clear(due)
+		due = due[:0]
+		if empty {
+			return
+		}
+	}
 }
 
 // isWebSocket reports whether r asks for a WebSocket over HTTP/1.1.
@@ -249,8 +339,8 @@ func (s *openStream) describe(hijacked bool) string {
 
 // finish unregisters the stream once its request has returned.
 func (s *openStream) finish() {
-	if s.timer != nil {
-		s.timer.Stop()
+	if s.kind == "" {
+		s.store.young.remove(s)
 	}
 	s.mu.Lock()
 	s.done = true
