@@ -164,26 +164,36 @@ func (tr *Tracker) Applied(dl *Denylist, entries []Entry, now int64) {
 		return
 	}
 	var cand []*Tracked
-	tr.mu.Lock()
-	tr.gen++
-	gen := tr.gen
+	var gen uint64
 	take := func(t *Tracked) {
 		if t.mark != gen && !t.ended.Load() {
 			t.mark = gen
 			cand = append(cand, t)
 		}
 	}
-	for i := range entries {
-		e := &entries[i]
-		if e.Kind() == KindGlobal {
-			tr.issuedUpTo(e.Cutoff, take)
-			continue
+	// A load applies entries by the million: the lock is let go between
+	// chunks, so that a stream opening meanwhile waits for one chunk at
+	// most. A candidate taken twice (in two chunks) is checked twice,
+	// ended once.
+	const chunk = 512
+	for len(entries) > 0 {
+		part := entries[:min(chunk, len(entries))]
+		entries = entries[len(part):]
+		tr.mu.Lock()
+		tr.gen++
+		gen = tr.gen
+		for i := range part {
+			e := &part[i]
+			if e.Kind() == KindGlobal {
+				tr.issuedUpTo(e.Cutoff, take)
+				continue
+			}
+			for nd := tr.byKey[e.Key]; nd != nil; nd = nd.next {
+				take(nd.t)
+			}
 		}
-		for nd := tr.byKey[e.Key]; nd != nil; nd = nd.next {
-			take(nd.t)
-		}
+		tr.mu.Unlock()
 	}
-	tr.mu.Unlock()
 	for _, t := range cand {
 		if r, i := t.Check(dl, now); r != NotBlocked && t.Ended() {
 			t.end(r, i)

@@ -175,3 +175,28 @@ func TestTrackerRevocationBeforeAddIsCaughtByCheck(t *testing.T) {
 		t.Fatalf("Check: %v at %d, want jti at 1", r, i)
 	}
 }
+
+// A load applies entries in large batches, which the tracker takes in
+// chunks: an entry anywhere in a batch reaches its stream, once.
+func TestTrackerLargeBatch(t *testing.T) {
+	dl := NewDenylist()
+	_, uses := trackAll(dl,
+		streamID("t1", "alice", "s1", "i", "j1", 100),
+		streamID("t2", "bob", "s2", "i", "j2", 100),
+	)
+	batch := make([]Entry, 0, 2000)
+	for i := range 1999 {
+		batch = append(batch, Entry{Key: JTIKey(fmt.Sprint("other-", i)), Expires: 1 << 30})
+		if i == 1500 {
+			batch = append(batch, Entry{Key: SessionKey("bob", "s2"), Expires: 1 << 30})
+		}
+	}
+	batch = append(batch, Entry{Key: SessionKey("bob", "s2"), Expires: 1 << 30})
+	dl.Apply(batch...)
+	if r, n := uses[1].ended(); r != BlockedSession || n != 1 {
+		t.Fatalf("bob's stream: %v, ended %d times; want session, once", r, n)
+	}
+	if _, n := uses[0].ended(); n != 0 {
+		t.Fatal("alice's stream ended")
+	}
+}
