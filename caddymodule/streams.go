@@ -68,7 +68,7 @@ type openStream struct {
 	h      *Handler
 	req    *http.Request // as passed on: its context is the one cancelled
 	creds  []credential
-	cancel context.CancelCauseFunc
+	cancel context.CancelCauseFunc // nil for an ordinary request (cancelOrdinary)
 	start  time.Time
 	kind   string // what it was registered as at once; "" for a long request
 
@@ -95,12 +95,22 @@ type openStream struct {
 
 // proxy passes a request that the guard let through on to the next
 // handler, and ends it if a revocation (or close_streams_at_expiry)
-// catches up with it while it is open.
-// now is when the guard looked at the request.
+// catches up with it while it is open. now is when the guard looked at
+// the request.
+//
+// A stream request (an upgrade, an event stream, gRPC) gets a context
+// of its own, which ending it cancels. An ordinary request costs no
+// more than the openStream that goes on its store's young list: if it
+// lasts and is ended, the server itself cancels its context (see
+// cancelOrdinary); HTTP/3, whose server offers no such way, gets a
+// context of its own too.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []credential, now time.Time) error {
-	ctx, cancel := context.WithCancelCause(r.Context())
-	s := &openStream{ResponseWriter: w, h: h, store: h.store, creds: creds, cancel: cancel, start: now, kind: streamKind(r)}
-	s.req = r.WithContext(ctx)
+	s := &openStream{ResponseWriter: w, h: h, store: h.store, creds: creds, start: now, kind: streamKind(r), req: r}
+	if s.kind != "" || r.ProtoMajor > 2 {
+		var ctx context.Context
+		ctx, s.cancel = context.WithCancelCause(r.Context())
+		s.req = r.WithContext(ctx)
+	}
 	if s.kind != "" {
 		s.register()
 	} else {
@@ -108,12 +118,44 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	defer s.finish()
 	err := next.ServeHTTP(s, s.req)
-	if s.ended.Load() && !s.wroteHeader.Load() && !s.hijacked.Load() {
-		// Ended before the upstream answered (a long poll): the client
-		// gets what a new request with the credential gets.
-		return s.answerEnded(w, r)
+	if s.ended.Load() && !s.hijacked.Load() {
+		if !s.wroteHeader.Load() {
+			// Ended before the upstream answered (a long poll): the
+			// client gets what a new request with the credential gets.
+			if r.ProtoMajor == 1 {
+				// Its connection's reads were failed on purpose
+				// (cancelOrdinary): it serves no other request.
+				w.Header().Set("Connection", "close")
+			}
+			return s.answerEnded(w, r)
+		}
+		// An answer cut short must not look complete, nor its connection
+		// serve another request: abort it, as reverse_proxy does.
+		panic(http.ErrAbortHandler)
 	}
 	return err
+}
+
+// cancelOrdinary ends an ordinary request through its server: over
+// HTTP/1.x a read deadline in the past fails the server's read of the
+// connection, which cancels the request's context (and a request body
+// still being read fails); over HTTP/2 a write deadline in the past
+// resets the stream, which cancels its context. Either way the handler
+// beneath sees its context end, as a cancelled one of its own would.
+func (s *openStream) cancelOrdinary() {
+	rc := http.NewResponseController(s.ResponseWriter)
+	past := time.Unix(1, 0)
+	var err error
+	if s.req.ProtoMajor == 2 {
+		err = rc.SetWriteDeadline(past)
+	} else {
+		err = rc.SetReadDeadline(past)
+	}
+	if err != nil {
+		// Its writes fail all the same (Write); a handler that neither
+		// writes nor reads stays until it answers.
+		caddy.Log().Named("http.handlers.revocation").Debug("cannot cancel an ended request through its server", zap.Error(err))
+	}
 }
 
 // streamKind says what a request opens that is worth registering at
@@ -295,7 +337,11 @@ func (s *openStream) end(reason string, i int) {
 	if conn != nil {
 		closeFrame = conn.revoke(reason)
 	}
-	s.cancel(errStreamEnded)
+	if s.cancel != nil {
+		s.cancel(errStreamEnded)
+	} else {
+		s.cancelOrdinary()
+	}
 	if conn != nil {
 		// reverse_proxy closes the client side as soon as the upstream
 		// side is closed; this is for a handler that does not.
@@ -353,7 +399,9 @@ func (s *openStream) finish() {
 		tracker.Remove(tracked)
 		metrics.streamsOpen.Dec()
 	}
-	s.cancel(nil)
+	if s.cancel != nil {
+		s.cancel(nil)
+	}
 }
 
 // answerEnded answers a request ended before its answer began, as the
@@ -374,8 +422,13 @@ func (s *openStream) answerEnded(w http.ResponseWriter, r *http.Request) error {
 	return deny(w, r, http.StatusUnauthorized, reason, source, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
-// WriteHeader records that the answer began.
+// WriteHeader records that the answer began. Once the stream is ended,
+// the answer is the guard's: a status from beneath (reverse_proxy's 499
+// for the context the guard had cancelled) is dropped.
 func (s *openStream) WriteHeader(code int) {
+	if s.ended.Load() {
+		return
+	}
 	if code >= 200 || code == http.StatusSwitchingProtocols {
 		s.wroteHeader.Store(true)
 	}
