@@ -565,8 +565,9 @@ func TestStreamsCloseAtExpiry(t *testing.T) {
 	}
 }
 
-// An event stream over HTTP/2 (h2c here) ends as the others do: the
-// stream is reset, the connection and its other streams stay.
+// An event stream and a long response over HTTP/2 (h2c here) end as the
+// others do: the stream is reset, the connection and its other streams
+// stay.
 func TestStreamsHTTP2StreamEnds(t *testing.T) {
 	srv := testredis.Start(t)
 	app := startStreamApp(t)
@@ -583,11 +584,13 @@ func TestStreamsHTTP2StreamEnds(t *testing.T) {
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()
-	open := func(token, name string) (*clientStream, *http.Response) {
+	open := func(path, token, name string) *clientStream {
 		s := &clientStream{name: name, id: randomID(), done: make(chan struct{})}
-		req, _ := http.NewRequest("GET", c.URL+"/sse?id="+s.id, nil)
+		req, _ := http.NewRequest("GET", c.URL+path+"?id="+s.id, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Accept", "text/event-stream")
+		if path == "/sse" {
+			req.Header.Set("Accept", "text/event-stream")
+		}
 		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -605,19 +608,32 @@ func TestStreamsHTTP2StreamEnds(t *testing.T) {
 			s.err = sc.Err()
 		}()
 		Eventually(t, name+" flowing", func() bool { return s.ticks.Load() >= 2 })
-		return s, resp
+		return s
 	}
-	vs, _ := open(victim, "victim HTTP/2 event stream")
-	os, _ := open(other, "other user's HTTP/2 event stream")
+	// An event stream is tracked at once; a long response once it is
+	// half a second old, and ended through the HTTP/2 server.
+	victims := []*clientStream{
+		open("/sse", victim, "victim HTTP/2 event stream"),
+		open("/long", victim, "victim HTTP/2 long response"),
+	}
+	others := []*clientStream{
+		open("/sse", other, "other user's HTTP/2 event stream"),
+		open("/long", other, "other user's HTTP/2 long response"),
+	}
+	Eventually(t, "every stream tracked", func() bool { return streamsOpen(t, c) == 4 })
 	revokeTokenAt(t, c, victim)
-	select {
-	case <-vs.done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the HTTP/2 stream is still open 5s after the revocation")
+	for _, vs := range victims {
+		select {
+		case <-vs.done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: still open 5s after the revocation", vs.name)
+		}
+		if vs.err == nil {
+			t.Fatalf("%s: ended as if complete", vs.name)
+		}
+		Eventually(t, vs.name+": the app's side closed", func() bool { return app.upstreamClosed(vs.id) })
 	}
-	if vs.err == nil {
-		t.Fatal("the HTTP/2 stream ended as if complete")
+	for _, os := range others {
+		expectFlowing(t, app, os)
 	}
-	Eventually(t, "the app's side closed", func() bool { return app.upstreamClosed(vs.id) })
-	expectFlowing(t, app, os)
 }
