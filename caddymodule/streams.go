@@ -89,6 +89,7 @@ type openStream struct {
 	tracked *revocation.Tracked
 	hashes  []revocation.TokenHash
 	expiry  *time.Timer
+	expIdx  int         // the credential whose expiry ends the stream
 	conn    *streamConn // the hijacked connection, nil before
 	reason  string      // why it ended
 }
@@ -285,7 +286,7 @@ func (s *openStream) register() {
 		info := h.inspector.InspectAt(s.req.Context(), s.creds[i].raw, unix, false)
 		ids[i], s.hashes[i] = info.ID, info.Hash
 		if s.creds[i].kind == credAccess && info.ExpiresAt > 0 && (exp == 0 || info.ExpiresAt < exp) {
-			exp = info.ExpiresAt
+			exp, s.expIdx = info.ExpiresAt, i
 		}
 	}
 	s.tracker = h.store.tracker
@@ -309,10 +310,10 @@ func (s *openStream) revoked(r revocation.Reason, i int) { go s.end(r.String(), 
 // expired ends the stream when its access token expires.
 func (s *openStream) expired() {
 	s.mu.Lock()
-	t := s.tracked
+	t, i := s.tracked, s.expIdx
 	s.mu.Unlock()
 	if t != nil && t.Ended() {
-		s.end(reasonExpired, 0)
+		s.end(reasonExpired, i)
 	}
 }
 
