@@ -508,6 +508,9 @@ type StoreStatus struct {
 	LastError string `json:"last_error,omitempty"`
 	// Load is the progress of a full load under way, absent when none is.
 	Load *LoadStatus `json:"load,omitempty"`
+
+	// streamsOpen adds up, over the stores, to StatusResponse.StreamsOpen.
+	streamsOpen int64
 }
 
 // LoadStatus is the progress of a full load of the local copy.
@@ -527,7 +530,7 @@ func statuses() []StoreStatus {
 		st := StoreStatus{
 			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
 			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
-			LastError: h.LastError,
+			LastError: h.LastError, streamsOpen: s.tracker.Len(),
 		}
 		if p := h.Load; p != nil {
 			st.Load = &LoadStatus{Entries: p.Entries, Expected: p.Expected, Seconds: now.Sub(p.Started).Seconds()}
@@ -591,7 +594,11 @@ func (a *adminAPI) handleStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 	}
-	return writeAdminJSON(w, http.StatusOK, StatusResponse{Stores: statuses()})
+	st := StatusResponse{Stores: statuses()}
+	for _, s := range st.Stores {
+		st.StreamsOpen += s.streamsOpen
+	}
+	return writeAdminJSON(w, http.StatusOK, st)
 }
 
 // ReadyResponse is the answer to GET /revocation/ready.
@@ -605,6 +612,10 @@ type ReadyResponse struct {
 // StatusResponse is the answer to GET /revocation/status.
 type StatusResponse struct {
 	Stores []StoreStatus `json:"stores"`
+	// StreamsOpen is the number of open streams tracked: proxied
+	// requests that carried a credential and are still open, which a
+	// revocation of that credential ends.
+	StreamsOpen int64 `json:"streams_open"`
 }
 
 func (a *adminAPI) handleReady(w http.ResponseWriter, r *http.Request) error {

@@ -100,6 +100,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    credential       cookie|header <name>
 //	    app_logout       <path...>
+//	    close_streams_at_expiry
 //	}
 //
 // Every option may appear once, except public_key, client, credential (one
@@ -178,6 +179,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("require_token takes no argument")
 			}
 			h.RequireToken = true
+		case "close_streams_at_expiry":
+			if d.NextArg() {
+				return d.Errf("close_streams_at_expiry takes no argument")
+			}
+			h.CloseStreamsAtExpiry = true
 		case "inspect_body":
 			var v string
 			if err := oneArg(d, "", &v); err != nil {
@@ -536,7 +542,8 @@ var (
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
 		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "feed_retention",
 		"snapshot_every", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",
-		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout"}
+		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout",
+		"close_streams_at_expiry"}
 	redisOptions = []string{"url", "addrs", "username", "password", "db", "tls", "tls_ca_file",
 		"tls_server_name", "tls_insecure_skip_verify", "master_name", "sentinel_username",
 		"sentinel_password", "cluster"}

@@ -83,6 +83,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints list":          "revocation {\nendpoints logout invalidate_session\n}",
 		"body inspection":         "revocation {\ninspect_body_limit 1MiB\noversized_body reject\n}",
 		"snapshots off":           "revocation {\nsnapshot_every off\n}",
+		"streams at expiry":       "revocation {\nclose_streams_at_expiry\n}",
 		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
@@ -92,6 +93,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints list":          `{"endpoints":["logout","invalidate_session"]}`,
 		"body inspection":         `{"inspect_body_limit":1048576,"oversized_body":"reject"}`,
 		"snapshots off":           `{"snapshot_every":-1}`,
+		"streams at expiry":       `{"close_streams_at_expiry":true}`,
 		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
@@ -125,6 +127,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"two values":              {"revocation {\nkey_prefix a b\n}", `key_prefix: want one value`},
 		"redis two urls":          {"revocation {\nredis a b\n}", `redis: want one URL`},
 		"require_token arg":       {"revocation {\nrequire_token yes\n}", `require_token takes no argument`},
+		"streams at expiry arg":   {"revocation {\nclose_streams_at_expiry on\n}", `close_streams_at_expiry takes no argument`},
 		"inspect_body value":      {"revocation {\ninspect_body maybe\n}", `inspect_body`},
 		"directive argument":      {`revocation extra { }`, `wrong argument count`},
 		"bad inspect_body_limit":  {"revocation {\ninspect_body_limit lots\n}", `inspect_body_limit: "lots"`},

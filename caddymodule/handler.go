@@ -182,6 +182,12 @@ type Handler struct {
 	// store cannot take it, the client gets 503 instead. Default: none.
 	AppLogout []string `json:"app_logout,omitempty"`
 
+	// CloseStreamsAtExpiry ends an open stream (a WebSocket, an event
+	// stream, a long response) when the access token that opened it
+	// expires, for apps that check tokens only when a socket opens.
+	// Revocations end streams whatever this says. Default false.
+	CloseStreamsAtExpiry bool `json:"close_streams_at_expiry,omitempty"`
+
 	ctx            caddy.Context
 	log            *zap.Logger
 	blockLevel     zapcore.Level
@@ -671,7 +677,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
 		return h.serveAppLogout(w, r, next, named)
 	}
-	return next.ServeHTTP(w, r)
+	return h.proxy(w, r, next, x.creds, now)
 }
 
 // budget bounds the costly work of one request. Hashing a candidate is

@@ -30,6 +30,8 @@ var metrics struct {
 	transitions   *prometheus.CounterVec // store, to
 	loads         *prometheus.CounterVec // store
 	remoteApply   prometheus.Histogram
+	streamsOpen   prometheus.Gauge
+	streamsClosed *prometheus.CounterVec // reason
 	storeGauges   prometheus.Collector
 	blockedByWhat map[string]prometheus.Counter
 }
@@ -74,6 +76,13 @@ func initMetrics() {
 			Help:    "Time from a revocation's write at another replica to its application here.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 		})
+		metrics.streamsOpen = prometheus.NewGauge(prometheus.GaugeOpts(opts("streams_open",
+			"Proxied requests that carried a credential and are open and tracked: upgrades (WebSockets), event streams, gRPC and HTTP/2 streams, and any request open longer than half a second.")))
+		metrics.streamsClosed = prometheus.NewCounterVec(prometheus.CounterOpts(opts("streams_closed_total",
+			"Open streams ended by the guard, by reason: what was revoked (token, jti, session, subject, global) or expired (close_streams_at_expiry).")), []string{"reason"})
+		for _, r := range streamReasons {
+			metrics.streamsClosed.WithLabelValues(r)
+		}
 		metrics.storeGauges = storeCollector{
 			entries: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_entries"),
 				"Entries in the local denylist, by kind.", []string{"store", "prefix", "kind"}, nil),
@@ -101,7 +110,7 @@ func collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		metrics.checked, metrics.hashOnly, metrics.valuesCapped, metrics.blocked, metrics.refused, metrics.revocations, metrics.appLogouts,
 		metrics.endpointErrs, metrics.storeErrs, metrics.transitions, metrics.loads,
-		metrics.remoteApply, metrics.storeGauges,
+		metrics.remoteApply, metrics.streamsOpen, metrics.streamsClosed, metrics.storeGauges,
 	}
 }
 

@@ -51,6 +51,23 @@ type sharedStore struct {
 	// guards holds the provisioned handlers using the store (*Handler
 	// keys), for the admin API's dry run.
 	guards sync.Map
+	// tracker holds the open streams of every handler using the store
+	// (streams.go): it lives as long as the store, so a reload that
+	// keeps the store keeps the streams tracked.
+	tracker *revocation.Tracker
+	// young holds the requests of the store's handlers not yet old
+	// enough to be tracked.
+	young youngStreams
+}
+
+// track makes every entry applied to the store's denylist, from a local
+// commit, the change feed, a load or a snapshot, reach the open streams.
+func (s *sharedStore) track() {
+	s.tracker = revocation.NewTracker()
+	dl := s.Denylist()
+	dl.SetApplied(func(entries []revocation.Entry) {
+		s.tracker.Applied(dl, entries, time.Now().Unix())
+	})
 }
 
 // starter is a store that opens no connection until it is started (the
@@ -222,6 +239,7 @@ func openStore(key string, settings storeSettings, prev *revocation.RedisStore, 
 		started := make(chan struct{})
 		close(started)
 		shared.started = started
+		shared.track()
 		return shared, nil
 	}
 	opts, err := settings.Redis.Options(settings.DialTimeout, settings.IOTimeout)
@@ -254,6 +272,7 @@ func openStore(key string, settings storeSettings, prev *revocation.RedisStore, 
 		CarryFrom: prev,
 	})
 	shared.Store, shared.started = rs, rs.Started()
+	shared.track()
 	return shared, nil
 }
 

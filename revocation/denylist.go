@@ -100,6 +100,10 @@ type Denylist struct {
 	// Time only ever makes entries expire, so a credential found clean
 	// in one epoch is clean for as long as the epoch lasts (CheckInfo).
 	epoch atomic.Pointer[epoch]
+
+	// applied, when set, is told of every batch of entries Apply records,
+	// after they are visible to Check (SetApplied).
+	applied atomic.Pointer[func([]Entry)]
 }
 
 // epoch marks one state of a Denylist's entries. It is never empty:
@@ -171,7 +175,24 @@ func (d *Denylist) Apply(entries ...Entry) {
 		// After the entries, so that a check that saw the old epoch
 		// also ran before them or saw them.
 		d.epoch.Store(new(epoch))
+		if f := d.applied.Load(); f != nil {
+			(*f)(entries)
+		}
 	}
+}
+
+// SetApplied makes Apply call f with each batch of entries it records,
+// once they are visible to Check: every entry reaches the denylist
+// through Apply (a local commit, the change feed, a load, a snapshot), so
+// f hears of every revocation, wherever it was made. f runs on the
+// applying goroutine (a commit, the feed reader) and must not block.
+// nil removes it.
+func (d *Denylist) SetApplied(f func([]Entry)) {
+	if f == nil {
+		d.applied.Store(nil)
+		return
+	}
+	d.applied.Store(&f)
 }
 
 // applyGlobal merges the global cutoff entry, as a subject entry merges.

@@ -21,6 +21,9 @@ type TokenInfo struct {
 	Verified bool
 	// Hash of the raw token, for logs (Short) and exact revocation.
 	Hash TokenHash
+	// ExpiresAt is the token's exp claim in unix milliseconds (verified
+	// when Verified), zero when it has none or is not a JWT.
+	ExpiresAt int64
 	// until is when this information stops being valid (unix seconds).
 	until int64
 	// verifyTried says whether verification was attempted: a token first
@@ -182,6 +185,7 @@ func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bo
 	}
 	info.ID = claims.Identity(h)
 	info.ID.Raw = rawKey
+	info.ExpiresAt = claims.ExpiresAt
 	if j.canonAlt != "" {
 		info.ID.Alt = append(info.ID.Alt, domainHash(jwsDomain, j.canonAlt).Key())
 	}

@@ -1,0 +1,595 @@
+package caddymodule
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+// Open streams. The guard decides once per request; a request that stays
+// open (a WebSocket or other upgraded tunnel, an event stream, a long
+// poll, a long download, an HTTP/2 or gRPC stream) would keep the access
+// of a credential revoked after it opened. So a proxied request that
+// carried a credential and lasts is registered with its store's tracker
+// (revocation.Tracker), which every revocation applied to the local
+// denylist consults, wherever the revocation was made; one that the
+// revocation would block now is ended: its context is cancelled, which
+// makes reverse_proxy close the upstream side, and the client side is
+// closed (after a WebSocket close frame 1008 "revoked" where one can be
+// sent safely).
+
+// streamThreshold is how long an ordinary proxied request runs before it
+// is registered (youngStreams: within a quarter more): most requests end
+// sooner and never touch the tracker.
+// Upgrades and requests that ask for a stream register at once. A
+// revocation that arrives while a request is younger reaches it when it
+// registers, which checks the denylist again.
+const streamThreshold = 500 * time.Millisecond
+
+// closeFrameTimeout bounds the wait to send a WebSocket close frame to a
+// client that reads nothing.
+const closeFrameTimeout = time.Second
+
+// hijackCloseGrace is how long after ending a tunnel its client side is
+// closed by the guard itself, if the handler that hijacked it (normally
+// reverse_proxy, which closes it at once) has not.
+const hijackCloseGrace = 2 * time.Second
+
+// errStreamEnded is the cause of an ended stream's context, and what
+// writes to it return after.
+var errStreamEnded = errors.New("revocation: stream ended: its credential was revoked or expired")
+
+// The reasons a stream is ended, beyond revocation.Reason's: its token
+// expired (close_streams_at_expiry).
+const reasonExpired = "expired"
+
+// streamReasons are the values of the reason label of
+// streams_closed_total.
+var streamReasons = []string{"token", "jti", "session", "subject", "global", reasonExpired}
+
+// openStream is one proxied request that carried a credential, from the
+// guard's pass until it returns. It is the ResponseWriter the rest of the
+// chain writes to, so that writes stop when it ends, and a hijacked
+// connection goes through it.
+type openStream struct {
+	http.ResponseWriter
+	h      *Handler
+	req    *http.Request // as passed on: its context is the one cancelled
+	creds  []credential
+	cancel context.CancelCauseFunc // nil for an ordinary request (cancelOrdinary)
+	start  time.Time
+	kind   string // what it was registered as at once; "" for a long request
+
+	// wroteHeader is set once a final (non-1xx) answer has begun;
+	// hijacked once the connection was taken over; ended once a
+	// revocation or expiry ended it.
+	wroteHeader, hijacked, ended atomic.Bool
+
+	// On the store's list of young requests (youngStreams), under its
+	// lock.
+	young      bool
+	prev, next *openStream
+	store      *sharedStore
+
+	mu      sync.Mutex
+	done    bool // the request returned
+	tracker *revocation.Tracker
+	tracked *revocation.Tracked
+	hashes  []revocation.TokenHash
+	expiry  *time.Timer
+	expIdx  int         // the credential whose expiry ends the stream
+	conn    *streamConn // the hijacked connection, nil before
+	reason  string      // why it ended
+}
+
+// proxy passes a request that the guard let through on to the next
+// handler, and ends it if a revocation (or close_streams_at_expiry)
+// catches up with it while it is open. now is when the guard looked at
+// the request.
+//
+// A stream request (an upgrade, an event stream, gRPC) gets a context
+// of its own, which ending it cancels. An ordinary request costs no
+// more than the openStream that goes on its store's young list: if it
+// lasts and is ended, the server itself cancels its context (see
+// cancelOrdinary); HTTP/3, whose server offers no such way, gets a
+// context of its own too.
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []credential, now time.Time) error {
+	s := &openStream{ResponseWriter: w, h: h, store: h.store, creds: creds, start: now, kind: streamKind(r), req: r}
+	if s.kind != "" || r.ProtoMajor > 2 {
+		var ctx context.Context
+		ctx, s.cancel = context.WithCancelCause(r.Context())
+		s.req = r.WithContext(ctx)
+	}
+	if s.kind != "" {
+		s.register()
+	} else {
+		s.store.young.add(s)
+	}
+	defer s.finish()
+	err := next.ServeHTTP(s, s.req)
+	if s.ended.Load() && !s.hijacked.Load() {
+		if !s.wroteHeader.Load() {
+			// Ended before the upstream answered (a long poll): the
+			// client gets what a new request with the credential gets.
+			if r.ProtoMajor == 1 {
+				// Its connection's reads were failed on purpose
+				// (cancelOrdinary): it serves no other request.
+				w.Header().Set("Connection", "close")
+			}
+			return s.answerEnded(w, r)
+		}
+		// An answer cut short must not look complete, nor its connection
+		// serve another request: abort it, as reverse_proxy does.
+		panic(http.ErrAbortHandler)
+	}
+	return err
+}
+
+// cancelOrdinary ends an ordinary request through its server: over
+// HTTP/1.x a read deadline in the past fails the server's read of the
+// connection, which cancels the request's context (and a request body
+// still being read fails); over HTTP/2 a write deadline in the past
+// resets the stream, which cancels its context. Either way the handler
+// beneath sees its context end, as a cancelled one of its own would.
+func (s *openStream) cancelOrdinary() {
+	rc := http.NewResponseController(s.ResponseWriter)
+	past := time.Unix(1, 0)
+	var err error
+	if s.req.ProtoMajor == 2 {
+		err = rc.SetWriteDeadline(past)
+	} else {
+		err = rc.SetReadDeadline(past)
+	}
+	if err != nil {
+		// Its writes fail all the same (Write); a handler that neither
+		// writes nor reads stays until it answers.
+		caddy.Log().Named("http.handlers.revocation").Debug("cannot cancel an ended request through its server", zap.Error(err))
+	}
+}
+
+// streamKind says what a request opens that is worth registering at
+// once, "" for an ordinary request.
+func streamKind(r *http.Request) string {
+	switch {
+	case r.Header.Get("Upgrade") != "":
+		if isWebSocket(r) {
+			return "websocket"
+		}
+		return "upgrade"
+	case r.Method == http.MethodConnect:
+		return "connect" // an HTTP/2 extended CONNECT (WebSocket over HTTP/2) or a tunnel
+	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		return "event_stream"
+	case strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc"):
+		return "grpc"
+	}
+	return ""
+}
+
+// youngStreams holds a store's proxied requests that are not registered
+// yet, oldest first, until they finish or outlive streamThreshold: a
+// list linked through the requests themselves, so that joining and
+// leaving it cost a lock and no allocation. One sweep, running only while
+// the list is not empty, registers the requests that outlive the
+// threshold.
+type youngStreams struct {
+	mu         sync.Mutex
+	head, tail *openStream
+	running    bool
+}
+
+// add puts a request that has just passed the guard at the end of the
+// list.
+func (y *youngStreams) add(s *openStream) {
+	y.mu.Lock()
+	s.young = true
+	s.prev = y.tail
+	if y.tail != nil {
+		y.tail.next = s
+	} else {
+		y.head = s
+	}
+	y.tail = s
+	if !y.running {
+		y.running = true
+		go y.sweep()
+	}
+	y.mu.Unlock()
+}
+
+// remove takes a request off the list, if it is on it.
+func (y *youngStreams) remove(s *openStream) {
+	y.mu.Lock()
+	y.unlink(s)
+	y.mu.Unlock()
+}
+
+func (y *youngStreams) unlink(s *openStream) {
+	if !s.young {
+		return
+	}
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		y.head = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		y.tail = s.prev
+	}
+	s.prev, s.next, s.young = nil, nil, false
+}
+
+// sweep runs every quarter of the threshold until the list is empty,
+// registering the requests that have outlived the threshold.
+func (y *youngStreams) sweep() {
+	tick := time.NewTicker(streamThreshold / 4)
+	defer tick.Stop()
+	var due []*openStream
+	for now := range tick.C {
+		y.mu.Lock()
+		for s := y.head; s != nil && now.Sub(s.start) >= streamThreshold; s = y.head {
+			y.unlink(s)
+			due = append(due, s)
+		}
+		empty := y.head == nil
+		if empty {
+			y.running = false
+		}
+		y.mu.Unlock()
+		for _, s := range due {
+			s.register()
+		}
+		clear(due)
+		due = due[:0]
+		if empty {
+			return
+		}
+	}
+}
+
+// isWebSocket reports whether r asks for a WebSocket over HTTP/1.1.
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+}
+
+// register puts the stream in its store's tracker, then checks the
+// denylist again for what was revoked since the guard's check.
+func (s *openStream) register() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done || s.tracked != nil {
+		return
+	}
+	h := s.h
+	now := time.Now()
+	unix := now.Unix()
+	ids := make([]revocation.Identity, len(s.creds))
+	s.hashes = make([]revocation.TokenHash, len(s.creds))
+	var exp int64
+	for i := range s.creds {
+		// Seen by the guard moments ago: a cache hit, one hash.
+		info := h.inspector.InspectAt(s.req.Context(), s.creds[i].raw, unix, false)
+		ids[i], s.hashes[i] = info.ID, info.Hash
+		if s.creds[i].kind == credAccess && info.ExpiresAt > 0 && (exp == 0 || info.ExpiresAt < exp) {
+			exp, s.expIdx = info.ExpiresAt, i
+		}
+	}
+	s.tracker = h.store.tracker
+	s.tracked = s.tracker.Add(ids, s.revoked)
+	metrics.streamsOpen.Inc()
+	if r, i := s.tracked.Check(h.store.Denylist(), unix); r != revocation.NotBlocked && s.tracked.Ended() {
+		go s.end(r.String(), i)
+	}
+	if h.CloseStreamsAtExpiry && exp > 0 {
+		if h.verifier != nil {
+			exp += h.verifier.Leeway().Milliseconds()
+		}
+		s.expiry = time.AfterFunc(time.UnixMilli(exp).Sub(now), s.expired)
+	}
+}
+
+// revoked is the tracker's callback: it runs on the goroutine that
+// applied the revocation, so the work is done on another.
+func (s *openStream) revoked(r revocation.Reason, i int) { go s.end(r.String(), i) }
+
+// expired ends the stream when its access token expires.
+func (s *openStream) expired() {
+	s.mu.Lock()
+	t, i := s.tracked, s.expIdx
+	s.mu.Unlock()
+	if t != nil && t.Ended() {
+		s.end(reasonExpired, i)
+	}
+}
+
+// end ends a stream that is still open: a WebSocket close frame where
+// one can be sent, then the context (and with it the upstream side),
+// then the client side.
+func (s *openStream) end(reason string, i int) {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return
+	}
+	s.reason = reason
+	s.ended.Store(true)
+	conn := s.conn
+	var hash string
+	if i >= 0 && i < len(s.hashes) {
+		hash = s.hashes[i].Short()
+	}
+	s.mu.Unlock()
+	closeFrame := false
+	if conn != nil {
+		closeFrame = conn.revoke(reason)
+	}
+	if s.cancel != nil {
+		s.cancel(errStreamEnded)
+	} else {
+		s.cancelOrdinary()
+	}
+	if conn != nil {
+		// reverse_proxy closes the client side as soon as the upstream
+		// side is closed; this is for a handler that does not.
+		time.AfterFunc(hijackCloseGrace, func() { _ = conn.Close() })
+	}
+	metrics.streamsClosed.WithLabelValues(reason).Inc()
+	msg := "stream ended: credential revoked"
+	if reason == reasonExpired {
+		msg = "stream ended: token expired"
+	}
+	// Caddy's current logger: a stream may outlive the config that
+	// opened it (caddy reload), and that config's log writers with it.
+	log := caddy.Log().Named("http.handlers.revocation")
+	if ce := log.Check(zap.InfoLevel, msg); ce != nil {
+		ce.Write(
+			zap.String("reason", reason),
+			zap.String("token_hash", hash),
+			zap.Float64("open_seconds", time.Since(s.start).Seconds()),
+			zap.String("stream", s.describe(conn != nil)),
+			zap.Bool("close_frame", closeFrame),
+			zap.String("remote_ip", clientIP(s.req)),
+			zap.String("method", s.req.Method),
+			zap.String("path", s.req.URL.Path),
+			zap.String("request_id", requestID(s.req)),
+		)
+	}
+}
+
+// describe names the stream for the audit line.
+func (s *openStream) describe(hijacked bool) string {
+	switch {
+	case s.kind != "":
+		return s.kind
+	case hijacked:
+		return "upgrade"
+	case s.wroteHeader.Load():
+		return "long_response"
+	}
+	return "long_poll"
+}
+
+// finish unregisters the stream once its request has returned.
+func (s *openStream) finish() {
+	if s.kind == "" {
+		s.store.young.remove(s)
+	}
+	s.mu.Lock()
+	s.done = true
+	tracker, tracked, expiry := s.tracker, s.tracked, s.expiry
+	s.mu.Unlock()
+	if expiry != nil {
+		expiry.Stop()
+	}
+	if tracked != nil {
+		tracker.Remove(tracked)
+		metrics.streamsOpen.Dec()
+	}
+	if s.cancel != nil {
+		s.cancel(nil)
+	}
+}
+
+// answerEnded answers a request ended before its answer began, as the
+// guard answers a revoked (or, at expiry, expired) credential.
+func (s *openStream) answerEnded(w http.ResponseWriter, r *http.Request) error {
+	s.mu.Lock()
+	reason := s.reason
+	s.mu.Unlock()
+	desc := "The access token has been revoked"
+	if reason == reasonExpired {
+		desc = "The access token has expired"
+	}
+	source := ""
+	if len(s.creds) > 0 {
+		source = s.creds[0].source
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
+	return deny(w, r, http.StatusUnauthorized, reason, source, map[string]string{"error": "invalid_token", "error_description": desc})
+}
+
+// WriteHeader records that the answer began. Once the stream is ended,
+// the answer is the guard's: a status from beneath (reverse_proxy's 499
+// for the context the guard had cancelled) is dropped.
+func (s *openStream) WriteHeader(code int) {
+	if s.ended.Load() {
+		return
+	}
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		s.wroteHeader.Store(true)
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write passes the body on until the stream ends.
+func (s *openStream) Write(p []byte) (int, error) {
+	if s.ended.Load() {
+		return 0, errStreamEnded
+	}
+	s.wroteHeader.Store(true)
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach Flush, deadlines and the
+// rest on the writer beneath.
+func (s *openStream) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Hijack takes over the connection as the writer beneath does, and hands
+// out a wrapper that lets the guard end it (see streamConn).
+func (s *openStream) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Send what net/http buffered (the 101 answer) now, so that every
+	// later byte goes through the wrapper.
+	if err := brw.Flush(); err != nil {
+		_ = c.Close()
+		return nil, nil, err
+	}
+	sc := &streamConn{Conn: c, ws: s.kind == "websocket"}
+	s.hijacked.Store(true)
+	s.mu.Lock()
+	s.conn = sc
+	ended, reason := s.ended.Load(), s.reason
+	s.mu.Unlock()
+	if ended {
+		sc.revoke(reason)
+	}
+	return sc, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(sc)), nil
+}
+
+// streamConn is a hijacked client connection as the guard hands it to
+// the handler that hijacked it. Its writes are serialized with the
+// guard's close frame, and it follows the WebSocket frames written to it
+// (RFC 6455 section 5.2: server frames are unmasked) to know when a
+// write ends at a frame boundary: only there can a close frame be sent
+// without corrupting the stream.
+type streamConn struct {
+	net.Conn
+	mu      sync.Mutex
+	ws      bool // a WebSocket whose frames are followed so far
+	revoked bool
+	hdr     [14]byte // the frame header being read
+	hn      int
+	left    uint64 // payload bytes of the current frame still to come
+}
+
+// wsClose returns a close frame with status 1008 (policy violation)
+// and a reason: "revoked", or "expired" at the token's expiry.
+func wsClose(reason string) []byte {
+	why := "revoked"
+	if reason == reasonExpired {
+		why = "expired"
+	}
+	return append([]byte{0x88, byte(2 + len(why)), 1008 >> 8, 1008 & 0xff}, why...)
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.revoked {
+		return 0, errStreamEnded
+	}
+	n, err := c.Conn.Write(p)
+	if c.ws {
+		c.follow(p[:n])
+	}
+	return n, err
+}
+
+// CloseWrite half-closes the connection beneath when it can, as
+// reverse_proxy does to pass on the end of the upstream's side.
+func (c *streamConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// follow advances the frame parser over bytes written.
+func (c *streamConn) follow(p []byte) {
+	for len(p) > 0 {
+		if c.left > 0 {
+			k := uint64(len(p))
+			if k > c.left {
+				k = c.left
+			}
+			p = p[k:]
+			c.left -= k
+			continue
+		}
+		c.hdr[c.hn] = p[0]
+		c.hn++
+		p = p[1:]
+		if c.hn < 2 {
+			continue
+		}
+		need := 2
+		switch c.hdr[1] & 0x7f {
+		case 126:
+			need += 2
+		case 127:
+			need += 8
+		}
+		if c.hdr[1]&0x80 != 0 {
+			need += 4 // a masked frame: not from a server, but parse it
+		}
+		if c.hn < need {
+			continue
+		}
+		switch n := uint64(c.hdr[1] & 0x7f); n {
+		case 126:
+			c.left = uint64(c.hdr[2])<<8 | uint64(c.hdr[3])
+		case 127:
+			for _, b := range c.hdr[2:10] {
+				c.left = c.left<<8 | uint64(b)
+			}
+			if c.left>>63 != 0 {
+				c.ws = false // not a frame RFC 6455 allows: stop following
+				return
+			}
+		default:
+			c.left = n
+		}
+		c.hn = 0
+	}
+}
+
+// revoke stops the handler's writes and, at a frame boundary of a
+// WebSocket, sends the close frame for reason; it reports whether it did. A write
+// stuck on a client that reads nothing is cut short by a deadline, and
+// the close frame waits for it at most as long.
+func (c *streamConn) revoke(reason string) bool {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFrameTimeout))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.revoked {
+		return false
+	}
+	c.revoked = true
+	if !c.ws || c.hn != 0 || c.left != 0 {
+		return false
+	}
+	if _, err := c.Conn.Write(wsClose(reason)); err != nil {
+		return false
+	}
+	// The client reads the close frame, then the end of the stream.
+	_ = c.CloseWrite()
+	return true
+}

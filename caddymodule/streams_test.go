@@ -1,0 +1,134 @@
+package caddymodule
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// wsFrame is a server frame (unmasked) with opcode op and payload p.
+func wsFrame(op byte, p []byte) []byte {
+	f := []byte{0x80 | op}
+	switch n := len(p); {
+	case n < 126:
+		f = append(f, byte(n))
+	case n < 1<<16:
+		f = append(f, 126, byte(n>>8), byte(n))
+	default:
+		f = append(f, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(f, p...)
+}
+
+// loopbackPair returns the two ends of a TCP connection on loopback.
+func loopbackPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// The close frame goes out only between two frames: in the middle of
+// one it would corrupt the stream, so then the connection just ends.
+func TestStreamConnCloseFrameOnlyAtAFrameBoundary(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 70000) // a 64-bit length
+	mid := bytes.Repeat([]byte("y"), 300)   // a 16-bit length
+	cases := []struct {
+		name   string
+		writes [][]byte // as the proxy writes them, split anywhere
+		want   bool
+	}{
+		{"nothing written", nil, true},
+		{"whole frames", [][]byte{wsFrame(1, []byte("hello")), wsFrame(2, mid), wsFrame(1, big)}, true},
+		{"frames split across writes", func() [][]byte {
+			all := append(append(wsFrame(1, []byte("hi")), wsFrame(2, mid)...), wsFrame(1, big)...)
+			return [][]byte{all[:1], all[1:3], all[3:9], all[9:400], all[400:]}
+		}(), true},
+		{"in a header", [][]byte{wsFrame(1, mid)[:3]}, false},
+		{"in a payload", [][]byte{wsFrame(1, big)[:5000]}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			server, client := loopbackPair(t)
+			sc := &streamConn{Conn: server, ws: true}
+			var sent []byte
+			got := make(chan []byte)
+			go func() {
+				b, _ := io.ReadAll(client)
+				got <- b
+			}()
+			for _, w := range c.writes {
+				if _, err := sc.Write(w); err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, w...)
+			}
+			if ok := sc.revoke("session"); ok != c.want {
+				t.Fatalf("revoke sent a close frame: %v, want %v", ok, c.want)
+			}
+			if _, err := sc.Write(wsFrame(1, []byte("after"))); err == nil {
+				t.Fatal("a write after the end went through")
+			}
+			server.Close()
+			b := <-got
+			want := sent
+			if c.want {
+				want = append(append([]byte(nil), sent...), wsClose("session")...)
+			}
+			if !bytes.Equal(b, want) {
+				t.Fatalf("the client read %d bytes, want %d (the frames, then the close frame: %v)", len(b), len(want), c.want)
+			}
+		})
+	}
+	if f := wsClose(reasonExpired); !bytes.Equal(f[2:], []byte{0x03, 0xf0, 'e', 'x', 'p', 'i', 'r', 'e', 'd'}) || f[1] != 9 {
+		t.Fatalf("close frame at expiry: % x", f)
+	}
+}
+
+// A write that a client never reads cannot hold the end up: the
+// deadline cuts it, and the stream ends without a close frame.
+func TestStreamConnRevokeDoesNotWaitForAStuckClient(t *testing.T) {
+	server, _ := loopbackPair(t)
+	sc := &streamConn{Conn: server, ws: true}
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := sc.Write(wsFrame(2, bytes.Repeat([]byte("z"), 64<<20)))
+		stuck <- err
+	}()
+	// Until the write holds the connection (it blocks once the socket
+	// buffers are full).
+	for sc.mu.TryLock() {
+		sc.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan bool)
+	go func() { done <- sc.revoke("token") }()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatal("a close frame was sent in the middle of a frame")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("revoke waited on a client that reads nothing")
+	}
+	if err := <-stuck; err == nil {
+		t.Fatal("the stuck write succeeded")
+	}
+}
