@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the test suite: what a change must pass. CI (.ci/run) runs it, then
-# scripts/test-deploy.sh (the deploy/ module: the kustomize base and the
-# Dockerfile, with the Kubernetes libraries) and scripts/fuzz.sh (each
-# fuzz target for a while). The fuzz targets' seed corpora run here, as
-# the unit tests they also are.
+# Runs the whole test suite: what a change must pass, and what the README's
+# test command is. It ends with scripts/test-deploy.sh (the deploy/
+# module: the kustomize base and the Dockerfile, with the Kubernetes
+# libraries; also runnable alone). The fuzz targets' seed corpora run
+# here, as the unit tests they also are; CI (.ci/run) then fuzzes each
+# target for a while with scripts/fuzz.sh.
 #
 # Makes sure the binaries the tests run exist (redis-server,
 # redis-sentinel, redis-cli; promtool for the alerting rules): from PATH,
@@ -119,6 +120,9 @@ promtool test rules deploy/monitoring/alerts_test.yml
 
 step "go test -race ./... (integration tests run the ./caddy just built)"
 CADDY_BIN="$PWD/caddy" go test -race -count=1 ./...
+
+step "deploy/: the kustomize base, its overlay and the Dockerfile (scripts/test-deploy.sh)"
+scripts/test-deploy.sh
 
 step ""
 echo "==> all tests passed in ${SECONDS}s"
