@@ -104,7 +104,7 @@ func TestDocsDocumentAdminAPI(t *testing.T) {
 	t.Run("not ready", func(t *testing.T) {
 		desc := "redis " + revocation.RedisConfig{URL: "redis://10.0.0.5:6379"}.Describe()
 		h := revocation.Health{Store: "redis", Loaded: true, LastError: "follow feed: dial tcp 10.0.0.5:6379: connect: connection refused"}
-		ready, reason := readiness(h, 31*time.Second, 30*time.Second, true)
+		ready, reason := readiness(h, 6*time.Second, 5*time.Second, true)
 		code, answer := readyAnswer([]StoreStatus{{Describe: desc, Ready: ready, Reason: reason}})
 		if got, want := encode(answer), readmeExample(t, readme, "not-ready-response"); code != http.StatusServiceUnavailable || got != want {
 			t.Fatalf("not ready: %d\n%s\nthe docs document 503\n%s", code, got, want)

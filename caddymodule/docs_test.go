@@ -22,6 +22,8 @@ var codeDefaults = map[string]string{
 	"session_ttl":           docDuration(defaultSessionTTL),
 	"stale_after":           docDuration(defaultStaleAfter),
 	"redis_timeout":         docDuration(defaultRedisTimeout),
+	"redis_wait_replicas":   "auto", // "" reads as auto (parseWaitReplicas)
+	"redis_wait_timeout":    docDuration(defaultRedisWaitTimeout),
 	"on_store_down":         defaultOnStoreDown,
 	"oversized_body":        defaultOversizedBody,
 	"log_blocked":           defaultLogBlocked,
@@ -207,5 +209,17 @@ func TestDocsLinks(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("only %d links found", n)
+	}
+}
+
+// redis_wait_replicas has no constant: an unset value reads as a word,
+// and the default the docs quote must be the word it reads as.
+func TestDocsDefaultWaitReplicas(t *testing.T) {
+	unset, err := parseWaitReplicas("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quoted, err := parseWaitReplicas(codeDefaults["redis_wait_replicas"]); err != nil || quoted != unset {
+		t.Fatalf("redis_wait_replicas %q reads as %d (%v); unset reads as %d", codeDefaults["redis_wait_replicas"], quoted, err, unset)
 	}
 }
