@@ -139,7 +139,12 @@ func TestDocsDocumentAdminAPI(t *testing.T) {
 	})
 	t.Run("status", func(t *testing.T) {
 		var ex StatusResponse
-		exampleFields("status-response", &ex)
+		if got, want := exampleFields("status-response", &ex), fields(StatusResponse{}); !slices.Equal(got, want) {
+			t.Fatalf("docs status example has fields %v, the route answers %v", got, want)
+		}
+		if !strings.Contains(readme, "| `streams_open` |") {
+			t.Errorf("the docs' status table does not describe streams_open")
+		}
 		if len(ex.Stores) != 1 {
 			t.Fatalf("docs status example has %d stores, want 1", len(ex.Stores))
 		}

@@ -18,25 +18,26 @@ import (
 // quoted in the docs for an option not listed here fails the test, so a
 // new one is added here with its constant.
 var codeDefaults = map[string]string{
-	"key_prefix":            strconv.Quote(defaultKeyPrefix),
-	"session_ttl":           docDuration(defaultSessionTTL),
-	"stale_after":           docDuration(defaultStaleAfter),
-	"redis_timeout":         docDuration(defaultRedisTimeout),
-	"redis_wait_replicas":   "auto", // "" reads as auto (parseWaitReplicas)
-	"redis_wait_timeout":    docDuration(defaultRedisWaitTimeout),
-	"on_store_down":         defaultOnStoreDown,
-	"oversized_body":        defaultOversizedBody,
-	"log_blocked":           defaultLogBlocked,
-	"inspect_body_limit":    docSize(defaultInspectBody),
-	"max_credentials":       strconv.Itoa(defaultMaxCredentials),
-	"token_cache_size":      strconv.Itoa(revocation.DefaultCacheSize),
-	"feed_max_len":          strconv.Itoa(revocation.DefaultFeedMaxLen),
-	"feed_retention":        docDuration(revocation.DefaultFeedRetention),
-	"snapshot_every":        docDuration(revocation.DefaultSnapshotEvery),
-	"jwks_refetch_interval": docDuration(revocation.DefaultMinRefetch),
-	"session_claim":         revocation.DefaultSessionClaim,
-	"inspect_body":          "on", // InspectBody nil reads as true (Provision)
-	"leeway":                "0",  // the zero caddy.Duration
+	"key_prefix":              strconv.Quote(defaultKeyPrefix),
+	"session_ttl":             docDuration(defaultSessionTTL),
+	"stale_after":             docDuration(defaultStaleAfter),
+	"redis_timeout":           docDuration(defaultRedisTimeout),
+	"redis_wait_replicas":     "auto", // "" reads as auto (parseWaitReplicas)
+	"redis_wait_timeout":      docDuration(defaultRedisWaitTimeout),
+	"on_store_down":           defaultOnStoreDown,
+	"oversized_body":          defaultOversizedBody,
+	"log_blocked":             defaultLogBlocked,
+	"inspect_body_limit":      docSize(defaultInspectBody),
+	"max_credentials":         strconv.Itoa(defaultMaxCredentials),
+	"token_cache_size":        strconv.Itoa(revocation.DefaultCacheSize),
+	"feed_max_len":            strconv.Itoa(revocation.DefaultFeedMaxLen),
+	"feed_retention":          docDuration(revocation.DefaultFeedRetention),
+	"snapshot_every":          docDuration(revocation.DefaultSnapshotEvery),
+	"jwks_refetch_interval":   docDuration(revocation.DefaultMinRefetch),
+	"session_claim":           revocation.DefaultSessionClaim,
+	"inspect_body":            "on",  // InspectBody nil reads as true (Provision)
+	"leeway":                  "0",   // the zero caddy.Duration
+	"close_streams_at_expiry": "off", // the zero bool
 }
 
 // docDuration writes a duration as the docs and the Caddyfile do: 720h,
