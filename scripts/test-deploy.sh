@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Tests the deploy/ module: the kustomize base in deploy/kubernetes
 # (rendered with kustomize's Go API, every object decoded strictly into
-# the Kubernetes API types) and the Dockerfile. CI runs it after
-# scripts/test.sh. It is a module of its own, with the Kubernetes
-# libraries, which take minutes to compile with a cold Go cache: that is
-# why the everyday scripts/test.sh leaves it out.
+# the Kubernetes API types) and the Dockerfile. scripts/test.sh runs it
+# as its last step; it can be run alone. It is a module of its own, so
+# that the Kubernetes libraries (minutes to compile with a cold Go cache)
+# stay out of the product's module.
 set -euo pipefail
 cd "$(dirname "$0")/../deploy"
 start=$SECONDS
