@@ -14,10 +14,11 @@ import (
 //
 //	{http.revocation.reason}      token, jti, session, subject (what is revoked),
 //	                              or token_required, store_stale,
-//	                              too_many_credentials, body_uninspectable,
-//	                              logout_not_recorded (why the request is refused)
+//	                              body_uninspectable, logout_not_recorded
+//	                              (why the request is refused)
 //	{http.revocation.credential}  where the credential was found: authorization,
-//	                              query, cookie, header, body (empty for a refusal)
+//	                              basic, query, cookie, header, body, path
+//	                              (empty for a refusal)
 //
 // The headers set before (WWW-Authenticate, Retry-After) stay on the
 // answer either way. When no handle_errors route of the server takes the
