@@ -45,6 +45,9 @@ type InspectorConfig struct {
 	SessionTTL time.Duration
 	// CacheSize bounds the number of tokens remembered. Default 100000.
 	CacheSize int
+	// Hasher derives the keys of jtis, sessions and subjects; nil derives
+	// them unkeyed.
+	Hasher *Hasher
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -156,7 +159,7 @@ func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bo
 	if claims == nil {
 		claims = decodeClaims(&j, in.cfg.SessionClaim)
 	}
-	info.ID = claims.Identity(h)
+	info.ID = in.cfg.Hasher.Identity(claims, h)
 	info.ID.Raw = rawKey
 	if j.canonAlt != "" {
 		info.ID.Alt = append(info.ID.Alt, domainHash(jwsDomain, j.canonAlt).Key())

@@ -74,6 +74,11 @@ type RedisStore struct {
 	log       *slog.Logger
 	now       func() time.Time
 	hooks     Hooks
+	// hasher is the replica's identity hasher (nil: unkeyed), checked
+	// against the store's record of the key (see checkHashKey);
+	// hashErr holds the mismatch found, which stops loads and commits.
+	hasher  *Hasher
+	hashErr atomic.Pointer[error]
 
 	mu      sync.Mutex
 	own     map[string]struct{} // feed ids this replica wrote, not yet read back
@@ -196,6 +201,12 @@ type RedisOptions struct {
 	// Now is the clock; time.Now when nil.
 	Now   func() time.Time
 	Hooks Hooks
+	// Hasher is the identity hasher of the replicas using the store (nil:
+	// unkeyed). Before it loads, the store compares it with the record of
+	// the key in Redis and refuses to load or commit when they differ
+	// (ErrHashKeyMismatch), and tells it since when unkeyed entries may
+	// be live there.
+	Hasher *Hasher
 	// CarryFrom is a loaded store on the same Redis and KeyPrefix, about
 	// to be replaced (a configuration reload that changes other store
 	// settings): the new store shares its local copy and starts reading
@@ -268,6 +279,7 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		log:         opts.Logger,
 		now:         opts.Now,
 		hooks:       opts.Hooks,
+		hasher:      opts.Hasher,
 		notes:       make(chan note, 4096),
 		own:         make(map[string]struct{}),
 		stop:        cancel,
@@ -375,6 +387,10 @@ func (s *RedisStore) entryKey(k Key) string {
 // when Redis keeps up, with others committed meanwhile under load), then
 // the local copy.
 func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
+	if err := s.hashErr.Load(); err != nil {
+		// Entries written under the wrong key would revoke nothing.
+		return Result{}, fmt.Errorf("commit revocation: %w", *err)
+	}
 	p := &pendingCommit{ctx: ctx, puts: len(c.Puts), reply: make(chan commitReply, 1)}
 	if err := s.encodeChange(&c, p); err != nil {
 		return Result{}, err
@@ -772,13 +788,19 @@ func (s *RedisStore) follow(ctx context.Context) {
 	// stale_after; a dial twice a second costs an unreachable Redis nothing.
 	const minPause, maxPause = 50 * time.Millisecond, 500 * time.Millisecond
 	pause := minPause
+	checked := false
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		loaded := s.loaded
 		s.mu.Unlock()
 		var err error
-		op := "load denylist"
-		if !loaded {
+		op := "check hash_key"
+		if !checked || !loaded {
+			err = s.CheckHashKey(ctx)
+			checked = err == nil
+		}
+		if err == nil && !loaded {
+			op = "load denylist"
 			err = s.fullLoad(ctx)
 		}
 		if err == nil {
@@ -796,6 +818,25 @@ func (s *RedisStore) follow(ctx context.Context) {
 		}
 		pause = min(2*pause, maxPause)
 	}
+}
+
+// CheckHashKey compares the replica's hash key (RedisOptions.Hasher) with
+// the record of the key in Redis, writing it when this is the first
+// keyed replica. A mismatch (ErrHashKeyMismatch) is logged once and
+// stops the store from loading and committing until a check passes: a
+// replica that computed other keys than the rest would let their
+// revocations through without a sign.
+func (s *RedisStore) CheckHashKey(ctx context.Context) error {
+	err := checkHashKey(ctx, s.client, s.base, s.hasher, s.now())
+	switch {
+	case errors.Is(err, ErrHashKeyMismatch):
+		if s.hashErr.Swap(&err) == nil {
+			s.log.Error("refusing to use the shared denylist", "store", "redis", "error", err)
+		}
+	case err == nil:
+		s.hashErr.Store(nil)
+	}
+	return err
 }
 
 // read applies feed entries as they come, until an error. Each XREAD is
