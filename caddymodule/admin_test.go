@@ -85,7 +85,7 @@ func TestReadmeDocumentsAdminAPI(t *testing.T) {
 
 	t.Run("ready", func(t *testing.T) {
 		// A real embedded store, answered by the real route.
-		store, err := acquireStore(storeSettings{KeyPrefix: "readme-ready:"}, zap.NewNop())
+		store, err := acquireStore(storeSettings{KeyPrefix: "readme-ready:"}, nil, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}
