@@ -30,7 +30,10 @@ import (
 //	<prefix>{dl}:feed               the change feed, a stream trimmed by age (FeedRetention), capped at FeedMaxLen
 //	<prefix>{dl}:snap               the header of the latest snapshot of the denylist
 //	<prefix>{dl}:snap:<id>:<n|x>    its chunks: fixed-size plain records, and cutoff records
-//	<prefix>{dl}:seen:<subject>     sessions in use, for subject revocations:
+//	<prefix>{dl}:n                  the state of the session notes' shards (see noteScript)
+//	<prefix>{dl}:n:<a>              sessions in use, for subject revocations: small hashes
+//	                                of subject+session -> expiry (unix s), EXPIRE their latest
+//	<prefix>{dl}:seen:<subject>     sessions in use as earlier versions note them (still read):
 //	                                a sorted set scored by expiry (unix s)
 //	<prefix>{dl}:once:<name>        one-time values (DPoP proof jtis)
 //
@@ -486,7 +489,7 @@ func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
 		if !sc.Keep.IsZero() {
 			keep = sc.Keep.String()
 		}
-		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
+		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String(), s.base+"n")
 		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At)
 	}
 	if g := c.Global; g != nil {
@@ -605,6 +608,10 @@ func (s *RedisStore) commitBatch(batch []*pendingCommit) {
 	}
 }
 
+// noteLoad is the notes a note shard holds on average before one is
+// split: well inside Redis's listpack limit for a hash (128 fields).
+const noteLoad = 64
+
 // maxOwnIDs bounds the feed ids remembered as this replica's own writes.
 const maxOwnIDs = 4096
 
@@ -647,21 +654,16 @@ func (s *RedisStore) writeNotes(ctx context.Context) {
 				break drain
 			}
 		}
-		// Each session is scored by its own expiry, and expired ones are
-		// dropped as notes come, so the set of an active subject holds
-		// its live sessions only instead of growing with every login.
-		now := s.now().Unix()
-		pipe := s.client.Pipeline()
+		// Each note carries its own expiry, and expired ones are dropped
+		// as notes come (see noteScript), so the notes of an active
+		// subject are its live sessions only, not every login.
+		args := make([]any, 0, 2+3*len(batch))
+		args = append(args, s.base, noteLoad)
 		for n := range batch {
-			k := s.base + "seen:" + n.subject.String()
-			ttl := ttlSeconds(n.ttl)
-			pipe.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now, 10))
-			pipe.ZAddGT(ctx, k, redis.Z{Score: float64(now + ttl), Member: n.session.String()})
-			pipe.ExpireNX(ctx, k, time.Duration(ttl)*time.Second)
-			pipe.ExpireGT(ctx, k, time.Duration(ttl)*time.Second)
+			args = append(args, n.subject.String(), n.session.String(), ttlSeconds(n.ttl))
 		}
 		opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := pipe.Exec(opCtx)
+		err := noteScript.Run(opCtx, s.client, []string{s.base + "n"}, args...).Err()
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.opError("note sessions", err)
@@ -685,15 +687,12 @@ func (s *RedisStore) SessionSeen(ctx context.Context, subject, session Key) (boo
 	if ok && exp > now {
 		return true, nil
 	}
-	score, err := s.client.ZScore(ctx, s.base+"seen:"+subject.String(), session.String()).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return false, nil
-	case err != nil:
+	exp, err := seenScript.Run(ctx, s.client, []string{s.base + "n"}, s.base, subject.String(), session.String()).Int64()
+	if err != nil {
 		s.opError("session seen", err)
 		return false, fmt.Errorf("session seen: %w: %w", ErrUnavailable, err)
 	}
-	return int64(score) > now, nil
+	return exp > now, nil
 }
 
 // Remember implements Store.
