@@ -396,9 +396,14 @@ if v then
   if l then L, p, n, c, sum = tonumber(l), tonumber(q), tonumber(m), tonumber(cc), tonumber(ss) end
 end
 
--- prune drops a shard's expired fields and returns its live ones, as a
--- flat field, value list, with their latest expiry.
-local function prune(sk)
+-- The count of this turn (sum) covers the shards below c: each change to
+-- one of those is counted there too, so that the count a turn ends with
+-- is the live notes then.
+
+-- prune drops the expired fields of shard a and returns its live ones,
+-- as a flat field, value list.
+local function prune(a)
+  local sk = base .. 'n:' .. num(a)
   local all = redis.call('HGETALL', sk)
   local live, gone, last = {}, {}, 0
   for j = 1, #all, 2 do
@@ -414,8 +419,9 @@ local function prune(sk)
   if #gone > 0 then
     redis.call('HDEL', sk, unpack(gone))
     n = math.max(0, n - #gone)
+    if a < c then sum = math.max(0, sum - #gone) end
   end
-  return live, last
+  return live
 end
 
 -- split moves the fields of shard p that belong to shard p+2^L there,
@@ -423,7 +429,7 @@ end
 local function split()
   local size = 2 ^ L
   local from, to = base .. 'n:' .. num(p), base .. 'n:' .. num(p + size)
-  local live = prune(from)
+  local live = prune(p)
   local moved, gone, last = {}, {}, 0
   for j = 1, #live, 2 do
     if hashOf(live[j]) % (2 * size) ~= p then
@@ -438,6 +444,8 @@ local function split()
     redis.call('HSET', to, unpack(moved))
     redis.call('EXPIREAT', to, last)
     redis.call('HDEL', from, unpack(gone))
+    -- counted in this turn already, and to be counted again there
+    if p < c and p + size >= c then sum = math.max(0, sum - #gone) end
   end
   p = p + 1
   if p == size then L, p = L + 1, 0 end
@@ -450,9 +458,12 @@ for _, nt in ipairs(notes) do
   local a = h % 2 ^ L
   if a < p then a = h % 2 ^ (L + 1) end
   local sk = base .. 'n:' .. num(a)
-  prune(sk)
+  prune(a)
   local cur = tonumber(redis.call('HGET', sk, f))
-  if not cur then n = n + 1 end
+  if not cur then
+    n = n + 1
+    if a < c then sum = sum + 1 end
+  end
   if not cur or cur < exp then
     redis.call('HSET', sk, f, num(exp))
     redis.call('EXPIRE', sk, ttl, 'NX')
@@ -466,7 +477,7 @@ end
 if c >= 2 ^ L + p then
   n, c, sum = sum, 0, 0
 end
-local live = prune(base .. 'n:' .. num(c))
+local live = prune(c)
 sum, c = sum + #live / 2, c + 1
 redis.call('SET', base .. 'n', num(L) .. ' ' .. num(p) .. ' ' .. num(n) .. ' ' .. num(c) .. ' ' .. num(sum))
 return #notes

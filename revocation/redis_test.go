@@ -248,7 +248,9 @@ func TestRedisNotesSharded(t *testing.T) {
 	for i := 0; i < subjects; i++ {
 		subj, sess := sub(i)
 		s.NoteSession(subj, sess, time.Hour)
-		if (i+1)%1000 == 0 {
+		// Small batches: many script calls, so that the pruning cursor
+		// goes round the shards many times while they split.
+		if (i+1)%10 == 0 {
 			waitFor(t, "notes written", func() bool {
 				v, _ := s.client.Get(ctx, s.base+"n").Result()
 				var L, p, n int
@@ -260,6 +262,19 @@ func TestRedisNotesSharded(t *testing.T) {
 	shards, err := s.client.Keys(ctx, s.base+"n:*").Result()
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The count that decides splits is the notes there are, however many
+	// turns of the pruning cursor went by.
+	total := int64(0)
+	for _, k := range shards {
+		n, _ := s.client.HLen(ctx, k).Result()
+		total += n
+	}
+	v, _ := s.client.Get(ctx, s.base+"n").Result()
+	var L, p, counted int64
+	fmt.Sscanf(v, "%d %d %d", &L, &p, &counted)
+	if total != subjects || counted != subjects {
+		t.Errorf("%d notes in the shards, %d counted (state %q): want %d", total, counted, v, subjects)
 	}
 	if len(shards) < subjects/(2*noteLoad) {
 		t.Fatalf("%d shards for %d notes: want them split near %d each", len(shards), subjects, noteLoad)

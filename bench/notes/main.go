@@ -1,5 +1,5 @@
-// Command notes measures what the session notes (the seen-session sets a
-// subject revocation reads) cost in Redis: n active subjects, each with
+// Command notes measures what the session notes (the sessions in use that
+// a subject revocation reads) cost in Redis: n active subjects, each with
 // -sessions live sessions, noted through the store's own NoteSession
 // path, as the proxy notes every verified token with a subject and a
 // session. It prints Redis's used_memory growth per active session and
@@ -52,6 +52,28 @@ func usedMemory(ctx context.Context, c *redis.Client) (int64, error) {
 	return 0, fmt.Errorf("no used_memory in INFO")
 }
 
+// countNotes counts the notes in either layout: one sorted set per
+// subject (earlier versions), or the fields of the shared note shards.
+func countNotes(ctx context.Context, c *redis.Client, base string) (int64, error) {
+	var got int64
+	iter := c.Scan(ctx, 0, base+"seen:*", 10000).Iterator()
+	for iter.Next(ctx) {
+		got++
+	}
+	shards := c.Scan(ctx, 0, base+"n:*", 10000).Iterator()
+	for shards.Next(ctx) {
+		n, err := c.HLen(ctx, shards.Val()).Result()
+		if err != nil {
+			return 0, err
+		}
+		got += n
+	}
+	if err := iter.Err(); err != nil {
+		return 0, err
+	}
+	return got, shards.Err()
+}
+
 func run(addr string, n, per, entries int) error {
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: addr})
@@ -80,12 +102,18 @@ func run(addr string, n, per, entries int) error {
 		if (i+1)%1000 == 0 {
 			// The note queue drops what it cannot hold (a proxy never
 			// notes a million new subjects at once): keep within it.
-			for {
+			for stall := time.Now().Add(2 * time.Second); time.Now().Before(stall); {
+				// Written so far: one key per subject (earlier versions),
+				// or the count in the note shards' state.
 				k, err := c.DBSize(ctx).Result()
 				if err != nil {
 					return err
 				}
-				if k+2000 >= int64(i+1)+keys0 {
+				var L, p, noted int64
+				if v, err := c.Get(ctx, base+"n").Result(); err == nil {
+					fmt.Sscanf(v, "%d %d %d", &L, &p, &noted)
+				}
+				if k-keys0+noted+2000 >= int64(i+1) {
 					break
 				}
 				time.Sleep(time.Millisecond)
@@ -94,10 +122,9 @@ func run(addr string, n, per, entries int) error {
 	}
 	want := int64(n)
 	for deadline := time.Now().Add(time.Minute); ; {
-		got := int64(0)
-		iter := c.Scan(ctx, 0, base+"seen:*", 10000).Iterator()
-		for iter.Next(ctx) {
-			got++
+		got, err := countNotes(ctx, c, base)
+		if err != nil {
+			return err
 		}
 		if got >= want || time.Now().After(deadline) {
 			if got < want*99/100 {
@@ -114,8 +141,11 @@ func run(addr string, n, per, entries int) error {
 		return err
 	}
 	sample, _ := c.MemoryUsage(ctx, base+"seen:"+revocation.SubjectKey("user-0").String()).Result()
+	if sample == 0 {
+		sample, _ = c.MemoryUsage(ctx, base+"n:0").Result()
+	}
 	grew := after - before
-	fmt.Printf("%s notes: %d subjects x %d sessions in %.1f s: used_memory +%d B: %.1f B per active session, %.1f B per active subject (MEMORY USAGE of one set: %d B)\n",
+	fmt.Printf("%s notes: %d subjects x %d sessions in %.1f s: used_memory +%d B: %.1f B per active session, %.1f B per active subject (MEMORY USAGE of one set or shard: %d B)\n",
 		time.Now().UTC().Format("2006-01-02"), n, per, took.Seconds(), grew, float64(grew)/float64(n*per), float64(grew)/float64(n), sample)
 	if entries > 0 {
 		before = after
