@@ -340,7 +340,8 @@ func (r *Revoker) RevokeProviderEvents(ctx context.Context, events []ProviderEve
 				return Result{}, fmt.Errorf("%w: a session without subject or issuer", ErrBadRequest)
 			}
 		case ev.Subject != "":
-			cut := &SubjectCut{Subject: r.Hasher.Subject(ev.Subject), TTL: r.SessionTTL, At: ev.At}
+			cut := r.subjectCut(ev.Subject, "")
+			cut.At = ev.At
 			if c.Subject != nil {
 				if c.Subject.Subject != cut.Subject {
 					return Result{}, fmt.Errorf("%w: events about more than one subject", ErrBadRequest)

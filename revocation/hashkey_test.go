@@ -197,6 +197,26 @@ func TestUnkeyedEntriesBlockDuringWindow(t *testing.T) {
 		t.Errorf("the keyed subject entry is not in Redis")
 	}
 
+	// A session an unkeyed replica noted, idle since: a subject revoked
+	// at the keyed replica revokes it by name too, so that a token minted
+	// for it after the revocation is stopped.
+	old.NoteSession(SubjectKey("ivy"), SessionKey("ivy", "s-idle"), time.Hour)
+	waitFor(t, "the unkeyed note", func() bool { return sessionsNoted(t, old, SubjectKey("ivy")) == 1 })
+	res, err := NewRevoker(nw, h).RevokeSubject(ctx, "ivy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := false
+	for _, e := range res.Entries {
+		named = named || e.Key == SessionKey("ivy", "s-idle")
+	}
+	if !named {
+		t.Errorf("the keyed subject revocation did not revoke the session noted unkeyed: %v", res.Entries)
+	}
+	if got := check(&Claims{Subject: "ivy", Session: "s-idle", IssuedAt: res.Time + 60_000}); got != BlockedSession {
+		t.Errorf("a token minted later for the session noted unkeyed: %v, want session", got)
+	}
+
 	// Past the window, unkeyed entries are no longer looked for.
 	clock = clock.Add(2*time.Hour + time.Second)
 	if h.ChecksUnkeyed() {

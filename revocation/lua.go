@@ -46,7 +46,9 @@ import "github.com/redis/go-redis/v9"
 // puts N, then per put: kind, key hex, key bytes (16), absolute expiry
 // (unix s, 0 = use TTL), TTL (s); then the number of subject cuts M, then
 // per cut: subject hex, kept session hex or "-", TTL (s), cutoff (unix ms,
-// 0 = now; a later one is now too); then the global cut: "1", global key
+// 0 = now; a later one is now too), the subject's unkeyed form whose
+// noted sessions are revoked too, or "-", and the kept session's unkeyed
+// form, or "-"; then the global cut: "1", global key
 // hex, cutoff (unix ms, 0 = now), TTL (s); or "0".
 //
 // Returns { feed id, server time (unix ms), then per change: existed
@@ -150,16 +152,19 @@ for c = 1, nchanges do
   local cuts = {}
   for k = 1, m do
     local subj, keep, ttl, at = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
-    if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl or not at then
+    local also, alsoKeep = ARGV[i+4], ARGV[i+5]
+    if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl or not at
+      or (also ~= '-' and not ishex(also)) or (alsoKeep ~= '-' and not ishex(alsoKeep)) then
       return redis.error_reply('revocation: bad subject cut ' .. k)
     end
     -- type-check the seen-session set and the bucket state of the
     -- sessions it revokes before the first write; the set is read
     -- again when the cut is applied, after earlier changes
     noted(subj)
+    if also ~= '-' then noted(also) end
     if ttl > 0 then state(math.floor((nowSec + ttl) / width)) end
-    cuts[k] = { subj, keep, ttl, at }
-    i = i + 4
+    cuts[k] = { subj, keep, ttl, at, also, alsoKeep }
+    i = i + 6
   end
   local global = nil
   if ARGV[i] == '1' then
@@ -264,7 +269,7 @@ for c = 1, nchanges do
   end
 
   for _, cut in ipairs(cuts) do
-    local subj, keep, ttl, at = cut[1], cut[2], cut[3], cut[4]
+    local subj, keep, ttl, at, also, alsoKeep = cut[1], cut[2], cut[3], cut[4], cut[5], cut[6]
     local sk = base .. 'u:' .. subj
     local exp = nowSec + ttl
     local sessExp = exp
@@ -288,6 +293,11 @@ for c = 1, nchanges do
     recs[#recs + 1] = subj .. '=' .. v
     for _, m in ipairs(seen) do
       if m ~= keep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), tonumber(m:sub(1, 8), 16), sessExp) end
+    end
+    if also ~= '-' then
+      for _, m in ipairs(noted(also)) do
+        if m ~= alsoKeep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), tonumber(m:sub(1, 8), 16), sessExp) end
+      end
     end
     redis.call('ZREMRANGEBYSCORE', base .. 'seen:' .. subj, '-inf', num(nowSec))
   end

@@ -489,8 +489,15 @@ func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
 		if !sc.Keep.IsZero() {
 			keep = sc.Keep.String()
 		}
+		also, alsoKeep := "-", "-"
+		if !sc.Unkeyed.IsZero() && sc.Unkeyed.Kind() == KindSubject {
+			also = sc.Unkeyed.String()
+			if !sc.UnkeyedKeep.IsZero() && sc.UnkeyedKeep.Kind() == KindSession {
+				alsoKeep = sc.UnkeyedKeep.String()
+			}
+		}
 		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String(), s.base+"n")
-		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At)
+		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At, also, alsoKeep)
 	}
 	if g := c.Global; g != nil {
 		gk := GlobalKey()

@@ -214,6 +214,23 @@ func (r *Revoker) accessPuts(c *Credential) []Put {
 	return puts
 }
 
+// subjectCut revokes a subject, sparing the session keep (none when
+// empty). While unkeyed entries are checked (see Hasher), the sessions
+// noted under the subject's unkeyed form are revoked by name too.
+func (r *Revoker) subjectCut(subject, keep string) *SubjectCut {
+	c := &SubjectCut{Subject: r.Hasher.Subject(subject), TTL: r.SessionTTL}
+	if keep != "" {
+		c.Keep = r.Hasher.Session(subject, keep)
+	}
+	if r.Hasher.ChecksUnkeyed() {
+		c.Unkeyed = SubjectKey(subject)
+		if keep != "" {
+			c.UnkeyedKeep = SessionKey(subject, keep)
+		}
+	}
+	return c
+}
+
 func (r *Revoker) sessionPut(subject, sid string) Put {
 	return Put{Key: r.Hasher.Session(subject, sid), TTL: r.SessionTTL}
 }
@@ -283,7 +300,7 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 	var c Change
 	switch target {
 	case TargetAll:
-		c.Subject = &SubjectCut{Subject: r.Hasher.Subject(cl.Subject), TTL: r.SessionTTL}
+		c.Subject = r.subjectCut(cl.Subject, "")
 		c.Puts = r.accessPuts(caller)
 		if cl.Session != "" {
 			// Tokens minted later for the current session (a refresh)
@@ -294,7 +311,7 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 		if cl.Session == "" {
 			return Result{}, fmt.Errorf("%w: the access token names no session, so there is no current session to keep", ErrBadRequest)
 		}
-		c.Subject = &SubjectCut{Subject: r.Hasher.Subject(cl.Subject), Keep: r.Hasher.Session(cl.Subject, cl.Session), TTL: r.SessionTTL}
+		c.Subject = r.subjectCut(cl.Subject, cl.Session)
 	case TargetMine:
 		c.Puts = r.accessPuts(caller)
 		if cl.Session != "" {
@@ -412,7 +429,7 @@ func (r *Revoker) RevokeSubject(ctx context.Context, subject string) (Result, er
 	if subject == "" {
 		return Result{}, fmt.Errorf("%w: empty subject", ErrBadRequest)
 	}
-	return r.Store.Commit(ctx, Change{Subject: &SubjectCut{Subject: r.Hasher.Subject(subject), TTL: r.SessionTTL}})
+	return r.Store.Commit(ctx, Change{Subject: r.subjectCut(subject, "")})
 }
 
 // RevokeSession revokes one session of one subject.
@@ -555,7 +572,7 @@ func (r *Revoker) RevokeBulk(ctx context.Context, orders []Order, batch int) (Bu
 			case OrderSession:
 				c.Puts = append(c.Puts, r.sessionPut(o.Subject, o.Session))
 			case OrderSubject:
-				c.Subjects = append(c.Subjects, SubjectCut{Subject: r.Hasher.Subject(o.Subject), TTL: r.SessionTTL})
+				c.Subjects = append(c.Subjects, *r.subjectCut(o.Subject, ""))
 			}
 		}
 		out, err := r.Store.Commit(ctx, c)
