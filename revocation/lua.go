@@ -369,9 +369,9 @@ return reply
 //	<base>n:<a>   shard a, a hash, expiring with its latest note
 //
 // Redis expires keys, not fields: the expired fields of a shard are
-// dropped whenever a note is written into it, when it is split, and when
-// its turn comes (one shard per call, in order); a shard whose notes have
-// all expired expires whole.
+// dropped when a note comes to it full (2*LOAD fields), when it is split,
+// and when its turn comes (one shard per call, in order); a shard whose
+// notes have all expired expires whole.
 //
 // KEYS[1] is the state key. ARGV: base, LOAD, then per note: subject
 // hex, session hex, TTL (s). Returns the number of notes written.
@@ -468,7 +468,8 @@ for _, nt in ipairs(notes) do
   local a = h % 2 ^ L
   if a < p then a = h % 2 ^ (L + 1) end
   local sk = base .. 'n:' .. num(a)
-  prune(a)
+  -- a full shard is pruned before it outgrows the compact encoding
+  if redis.call('HLEN', sk) >= 2 * load then prune(a) end
   local cur = tonumber(redis.call('HGET', sk, f))
   if not cur then
     n = n + 1
