@@ -74,6 +74,27 @@ func countNotes(ctx context.Context, c *redis.Client, base string) (int64, error
 	return got, shards.Err()
 }
 
+// redisCPU returns the CPU time Redis has used (user and system).
+func redisCPU(ctx context.Context, c *redis.Client) (time.Duration, error) {
+	info, err := c.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return 0, err
+				}
+				total += f
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second)), nil
+}
+
 func run(addr string, n, per, entries int) error {
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: addr})
@@ -90,6 +111,10 @@ func run(addr string, n, per, entries int) error {
 	})
 	defer s.Close()
 	keys0, err := c.DBSize(ctx).Result()
+	if err != nil {
+		return err
+	}
+	cpu0, err := redisCPU(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -137,6 +162,10 @@ func run(addr string, n, per, entries int) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	took := time.Since(start)
+	cpu1, err := redisCPU(ctx, c)
+	if err != nil {
+		return err
+	}
 	after, err := usedMemory(ctx, c)
 	if err != nil {
 		return err
@@ -146,8 +175,8 @@ func run(addr string, n, per, entries int) error {
 		sample, _ = c.MemoryUsage(ctx, base+"n:0").Result()
 	}
 	grew := after - before
-	fmt.Printf("%s notes: %d subjects x %d sessions in %.1f s: used_memory +%d B: %.1f B per active session, %.1f B per active subject (MEMORY USAGE of one set or shard: %d B)\n",
-		time.Now().UTC().Format("2006-01-02"), n, per, took.Seconds(), grew, float64(grew)/float64(n*per), float64(grew)/float64(n), sample)
+	fmt.Printf("%s notes: %d subjects x %d sessions in %.1f s, %.1f µs of Redis CPU per note (polling included): used_memory +%d B: %.1f B per active session, %.1f B per active subject (MEMORY USAGE of one set or shard: %d B)\n",
+		time.Now().UTC().Format("2006-01-02"), n, per, took.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(n*per), grew, float64(grew)/float64(n*per), float64(grew)/float64(n), sample)
 	if entries > 0 {
 		before = after
 		if _, err := fill.Fill(ctx, fill.Options{Addr: addr, KeyPrefix: prefix, Entries: entries, Expires: time.Now().Add(time.Hour), Spread: time.Hour}); err != nil {
