@@ -109,6 +109,17 @@ func TestHashKeyRollingUpgrade(t *testing.T) {
 	adminRevoke(t, a, `{"subject":"bob"}`)
 	adminRevoke(t, a, `{"subject":"carol","session":"c-1"}`)
 	adminRevoke(t, a, `{"jti":"j-old"}`)
+	// A session in use at the old replica, noted there (a sorted set
+	// under the unkeyed subject), idle afterwards.
+	ExpectStatus(t, "ivy at the old replica", Get(t, a.URL+"/orders", Token(t, jwt.MapClaims{"sub": "ivy", "sid": "iv-1"})), http.StatusOK)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	ctx := context.Background()
+	base := revocation.KeyBase("revocation:")
+	Eventually(t, "the old replica notes ivy's session", func() bool {
+		_, err := rc.ZScore(ctx, base+"seen:"+revocation.SubjectKey("ivy").String(), revocation.SessionKey("ivy", "iv-1").String()).Result()
+		return err == nil
+	})
 
 	b := StartCaddy(t, keyed, key)
 	b.WaitReady()
@@ -131,10 +142,6 @@ func TestHashKeyRollingUpgrade(t *testing.T) {
 	revokeTokenAt(t, b, tok)
 	eventuallyAll(t, "a token the keyed replica revoked", cs, tok, http.StatusUnauthorized)
 
-	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer rc.Close()
-	ctx := context.Background()
-	base := revocation.KeyBase("revocation:")
 	if n, err := rc.Exists(ctx, base+"u:"+revocation.SubjectKey("bob").String()).Result(); err != nil || n != 1 {
 		t.Fatalf("the old replica's unkeyed subject entry: %d %v", n, err)
 	}
@@ -145,6 +152,13 @@ func TestHashKeyRollingUpgrade(t *testing.T) {
 	if len(keys) != 2 {
 		t.Errorf("subject entries %v: want bob's unkeyed and frank's keyed", keys)
 	}
+
+	// ivy revoked at the keyed replica: her session noted by the old one
+	// is revoked by name, so a token minted for it afterwards is stopped
+	// at both.
+	adminRevoke(t, b, `{"subject":"ivy"}`)
+	time.Sleep(1100 * time.Millisecond) // a token issued in a later second
+	eventuallyAll(t, "a later token of ivy's session noted before the key", cs, Token(t, jwt.MapClaims{"sub": "ivy", "sid": "iv-1"}), http.StatusUnauthorized)
 
 	// Misconfigured replicas refuse to start, naming the key in use.
 	rec, err := rc.Get(ctx, base+"hashkey").Result()
