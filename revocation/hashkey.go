@@ -8,8 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,8 +48,11 @@ var ErrHashKeyMismatch = errors.New("hash_key does not match the store's")
 // a request carries, so those entries keep blocking until they expire.
 type Hasher struct {
 	secret []byte
-	fp     string
-	now    func() time.Time
+	// macs holds HMAC states keyed with secret, reset between uses: a
+	// new one costs some thirty allocations.
+	macs sync.Pool
+	fp   string
+	now  func() time.Time
 	// since is when the store first saw this key over existing unkeyed
 	// entries, in unix seconds: 0 when it never held any, -1 until the
 	// store has been asked (unkeyed forms are then checked, to be safe).
@@ -62,6 +68,7 @@ func NewHasher(secret []byte) (*Hasher, error) {
 		return nil, fmt.Errorf("hash_key: %d bytes: want at least %d (32 random bytes, base64-encoded, are a good choice)", len(secret), MinHashKeyLen)
 	}
 	h := &Hasher{secret: append([]byte(nil), secret...), now: time.Now}
+	h.macs.New = func() any { return hmac.New(sha256.New, h.secret) }
 	m := hmac.New(sha256.New, h.secret)
 	m.Write([]byte("caddy-revocation/hash-key-fingerprint\x00"))
 	h.fp = hex.EncodeToString(m.Sum(nil)[:8])
@@ -169,13 +176,15 @@ func (h *Hasher) derive(kind Kind, a, b string) Key {
 	if h == nil {
 		return derive(kind, a, b)
 	}
-	m := hmac.New(sha256.New, h.secret)
+	m := h.macs.Get().(hash.Hash)
+	m.Reset()
 	hdr := deriveHeader(kind, a, b)
 	m.Write(hdr[:])
-	m.Write([]byte(a))
-	m.Write([]byte(b))
+	io.WriteString(m, a)
+	io.WriteString(m, b)
 	var sum [32]byte
 	m.Sum(sum[:0])
+	h.macs.Put(m)
 	var k Key
 	copy(k[:15], sum[:15])
 	k[15] = byte(kind)
