@@ -506,6 +506,13 @@ type StoreStatus struct {
 	// stale under fail_open, why it is degraded.
 	Reason    string `json:"reason,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// HashKey is the fingerprint of the hash_key identities are keyed
+	// with (never the key), absent when none is configured.
+	HashKey string `json:"hash_key_fingerprint,omitempty"`
+	// UnkeyedUntil is when unkeyed identity entries (written before the
+	// key, or by older replicas) stop being checked, absent when they
+	// are not.
+	UnkeyedUntil *time.Time `json:"unkeyed_until,omitempty"`
 	// Load is the progress of a full load under way, absent when none is.
 	Load *LoadStatus `json:"load,omitempty"`
 
@@ -531,6 +538,10 @@ func statuses() []StoreStatus {
 			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
 			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
 			LastError: h.LastError, streamsOpen: s.tracker.Len(),
+			HashKey: s.hasher.Fingerprint(),
+		}
+		if u := s.hasher.UnkeyedUntil(); !u.IsZero() && s.hasher.ChecksUnkeyed() {
+			st.UnkeyedUntil = &u
 		}
 		if p := h.Load; p != nil {
 			st.Load = &LoadStatus{Entries: p.Entries, Expected: p.Expected, Seconds: now.Sub(p.Started).Seconds()}

@@ -21,7 +21,7 @@ func adminStore(t *testing.T) *sharedStore {
 	t.Helper()
 	initMetrics()
 	settings := storeSettings{KeyPrefix: "admin-test-" + t.Name() + ":"}
-	s, err := acquireStore(settings, zap.NewNop())
+	s, err := acquireStore(settings, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func TestDocsDocumentAdminAPI(t *testing.T) {
 
 	t.Run("ready", func(t *testing.T) {
 		// A real embedded store, answered by the real route.
-		store, err := acquireStore(storeSettings{KeyPrefix: "readme-ready:"}, zap.NewNop())
+		store, err := acquireStore(storeSettings{KeyPrefix: "readme-ready:"}, nil, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,6 +53,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        cluster
 //	    }
 //	    key_prefix    <prefix>
+//	    hash_key      <secret>
 //	    jwt {
 //	        hmac_secret           <secret>
 //	        public_key            <pem-file>
@@ -149,6 +150,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "key_prefix":
 			if err := oneArg(d, "", &h.KeyPrefix); err != nil {
+				return err
+			}
+		case "hash_key":
+			if err := oneArg(d, "", &h.HashKey); err != nil {
 				return err
 			}
 		case "jwt":
@@ -538,7 +543,7 @@ func (h *Handler) unmarshalEndpoints(d *caddyfile.Dispenser) error {
 
 // The options of each block, for "did you mean" hints.
 var (
-	handlerOptions = []string{"app_id", "redis", "key_prefix", "jwt", "session_ttl", "endpoints",
+	handlerOptions = []string{"app_id", "redis", "key_prefix", "hash_key", "jwt", "session_ttl", "endpoints",
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
 		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "feed_retention",
 		"snapshot_every", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",

@@ -36,6 +36,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 			tls_server_name redis.internal
 		}
 		key_prefix rv:
+		hash_key {env.REVOCATION_HASH_KEY}
 		jwt {
 			hmac_secret {env.JWT_SECRET}
 			public_key /etc/keys/a.pem
@@ -69,7 +70,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(h)
-	want := `{"app_id":"web","redis":{"addrs":["10.0.0.1:26379","10.0.0.2:26379"],"username":"app","password":"{env.REDIS_PASSWORD}","db":2,"tls":true,"tls_server_name":"redis.internal","master_name":"mymaster"},"key_prefix":"rv:","jwt":{"hmac_secret":"{env.JWT_SECRET}","public_keys":["/etc/keys/a.pem","/etc/keys/b.pem"],"jwks_url":"https://auth.example.com/jwks.json","jwks_refetch_interval":60000000000,"issuer":"https://auth.example.com","audience":["api","web"],"algorithms":["ES256","RS256"],"leeway":10000000000,"session_claim":"session"},"session_ttl":86400000000000,"endpoints":["logout","revoke_sessions"],"paths":{"logout":"/api/logout"},"on_store_down":"fail_open","stale_after":60000000000,"require_token":true,"inspect_body":false,"max_credentials":8,"token_cache_size":5000,"feed_max_len":2000,"feed_retention":600000000000,"snapshot_every":120000000000,"redis_timeout":500000000,"log_blocked":"warn"}`
+	want := `{"app_id":"web","redis":{"addrs":["10.0.0.1:26379","10.0.0.2:26379"],"username":"app","password":"{env.REDIS_PASSWORD}","db":2,"tls":true,"tls_server_name":"redis.internal","master_name":"mymaster"},"key_prefix":"rv:","hash_key":"{env.REVOCATION_HASH_KEY}","jwt":{"hmac_secret":"{env.JWT_SECRET}","public_keys":["/etc/keys/a.pem","/etc/keys/b.pem"],"jwks_url":"https://auth.example.com/jwks.json","jwks_refetch_interval":60000000000,"issuer":"https://auth.example.com","audience":["api","web"],"algorithms":["ES256","RS256"],"leeway":10000000000,"session_claim":"session"},"session_ttl":86400000000000,"endpoints":["logout","revoke_sessions"],"paths":{"logout":"/api/logout"},"on_store_down":"fail_open","stale_after":60000000000,"require_token":true,"inspect_body":false,"max_credentials":8,"token_cache_size":5000,"feed_max_len":2000,"feed_retention":600000000000,"snapshot_every":120000000000,"redis_timeout":500000000,"log_blocked":"warn"}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}

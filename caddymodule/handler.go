@@ -51,6 +51,15 @@ type Handler struct {
 	// separates embedded stores: handlers with the same prefix share one.
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
+	// HashKey keys the hashes under which jtis, sessions and subjects are
+	// stored (HMAC-SHA256), so that reading Redis does not tell whether a
+	// known user was revoked. Placeholders such as {env.REVOCATION_HASH_KEY}
+	// are replaced; at least 16 bytes. Every replica on one Redis must
+	// share it: one with another key, or none where the others have one,
+	// refuses to start. Default: none (identities hashed unkeyed, as
+	// before). Token hashes are never keyed.
+	HashKey string `json:"hash_key,omitempty"`
+
 	// JWT configures token verification. Required when any endpoint is
 	// served or require_token is set.
 	JWT *JWTConfig `json:"jwt,omitempty"`
@@ -397,7 +406,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 		}
 	}
-	store, err := acquireStore(settings, h.log)
+	var hasher *revocation.Hasher
+	if h.HashKey != "" {
+		secret := repl.ReplaceKnown(h.HashKey, "")
+		if secret == "" {
+			return fmt.Errorf("hash_key %q is empty once its placeholders are replaced: is the variable set?", h.HashKey)
+		}
+		if hasher, err = revocation.NewHasher([]byte(secret)); err != nil {
+			return err
+		}
+		settings.HashKey = hasher.Fingerprint()
+	}
+	store, err := acquireStore(settings, hasher, h.log)
 	if err != nil {
 		return fmt.Errorf("revocation store: %w", err)
 	}
@@ -405,7 +425,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	store.adopt(time.Duration(h.SessionTTL), h.staleAfter, h.failOpen)
 	// A store opens no connection before Caddy starts the configuration;
 	// without one (a bare context), its first request starts it.
-	if _, err := onStart(ctx, store.start); err != nil {
+	if _, err := onStart(ctx, store.startChecked); err != nil {
 		return err
 	}
 	store.guards.Store(h, struct{}{})
@@ -415,10 +435,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Store:      store,
 		SessionTTL: time.Duration(h.SessionTTL),
 		CacheSize:  h.TokenCacheSize,
+		Hasher:     store.hasher,
 	})
 	h.values = revocation.NewValueChecker(0)
 	h.headerValues = revocation.NewValueChecker(4096)
-	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL)}
+	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL), Hasher: store.hasher}
 	return nil
 }
 
@@ -564,7 +585,7 @@ func (h *Handler) remoteKeySet(ctx caddy.Context, u string) (*revocation.RemoteK
 	// The first fetch waits for Caddy to start the configuration, so that
 	// validating it opens no connection; a token that needs a key before
 	// then fetches it itself.
-	if _, err := onStart(ctx, func() { go func() { _ = ks.Start() }() }); err != nil {
+	if _, err := onStart(ctx, func() error { go func() { _ = ks.Start() }(); return nil }); err != nil {
 		return nil, err
 	}
 	return ks, nil

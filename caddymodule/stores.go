@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -48,6 +49,10 @@ type sharedStore struct {
 	// once for the embedded store; for Redis, after start.
 	started   <-chan struct{}
 	startOnce sync.Once
+	// hasher derives the keys of identities (nil: unkeyed): one per
+	// store, since the store's record of the key is what it is checked
+	// against.
+	hasher *revocation.Hasher
 	// guards holds the provisioned handlers using the store (*Handler
 	// keys), for the admin API's dry run.
 	guards sync.Map
@@ -76,6 +81,33 @@ type starter interface {
 	Start()
 	Started() <-chan struct{}
 }
+
+// unkeyedRollout is how long after a hash key's first use replicas of an
+// older build, which write unkeyed entries, may still run: unkeyed
+// entries are checked for session_ttl past it.
+const unkeyedRollout = 24 * time.Hour
+
+// startChecked is start, at Caddy's start of a configuration, after a
+// check of the hash key against the one the Redis store's identities are
+// keyed with: a replica with another key (or none among keyed ones)
+// fails to start with the reason, rather than let their revocations
+// through. When Redis does not answer in time the store starts anyway,
+// and checks before its first load.
+func (s *sharedStore) startChecked() error {
+	if rs, ok := s.Store.(*revocation.RedisStore); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), hashKeyCheckTimeout)
+		err := rs.CheckHashKey(ctx)
+		cancel()
+		if errors.Is(err, revocation.ErrHashKeyMismatch) {
+			return fmt.Errorf("revocation store: %w", err)
+		}
+	}
+	s.start()
+	return nil
+}
+
+// hashKeyCheckTimeout bounds the hash key check at start.
+const hashKeyCheckTimeout = 3 * time.Second
 
 // start begins the store's work in the background: for Redis, the first
 // load and then following the feed. It is called when Caddy starts a
@@ -122,6 +154,10 @@ func (s *sharedStore) adopt(sessionTTL, staleAfter time.Duration, failOpen bool)
 			break
 		}
 	}
+	// Unkeyed entries live at most the longest session_ttl, written up
+	// to a day after the key's first use (a rolling upgrade's older
+	// replicas write them until they are replaced).
+	s.hasher.SetUnkeyedWindow(time.Duration(s.sessionTTL.Load()) + unkeyedRollout)
 	for {
 		cur := s.staleAfter.Load()
 		if (cur != 0 && int64(staleAfter) >= cur) || s.staleAfter.CompareAndSwap(cur, int64(staleAfter)) {
@@ -135,18 +171,21 @@ func (s *sharedStore) Destruct() error { return s.Close() }
 
 // revoker returns a Revoker for operator actions on this store.
 func (s *sharedStore) revoker() *revocation.Revoker {
-	return &revocation.Revoker{Store: s, SessionTTL: time.Duration(s.sessionTTL.Load())}
+	return &revocation.Revoker{Store: s, SessionTTL: time.Duration(s.sessionTTL.Load()), Hasher: s.hasher}
 }
 
 // storeSettings is everything that makes two stores different.
 type storeSettings struct {
-	Redis       revocation.RedisConfig `json:"redis"`
-	KeyPrefix   string                 `json:"key_prefix"`
-	FeedMaxLen  int64                  `json:"feed_max_len"`
-	DialTimeout time.Duration          `json:"dial_timeout"`
-	IOTimeout   time.Duration          `json:"io_timeout"`
-	Retention   time.Duration          `json:"feed_retention"`
-	SnapEvery   time.Duration          `json:"snapshot_every"`
+	Redis     revocation.RedisConfig `json:"redis"`
+	KeyPrefix string                 `json:"key_prefix"`
+	// HashKey is the hash key's fingerprint (never the key): replicas
+	// with different keys never share a store.
+	HashKey     string        `json:"hash_key"`
+	FeedMaxLen  int64         `json:"feed_max_len"`
+	DialTimeout time.Duration `json:"dial_timeout"`
+	IOTimeout   time.Duration `json:"io_timeout"`
+	Retention   time.Duration `json:"feed_retention"`
+	SnapEvery   time.Duration `json:"snapshot_every"`
 	// WaitReplicas and WaitTimeout are RedisOptions' (0: auto).
 	WaitReplicas int           `json:"wait_replicas"`
 	WaitTimeout  time.Duration `json:"wait_timeout"`
@@ -188,13 +227,13 @@ func (s storeSettings) poolKey() string {
 
 // acquireStore returns the shared store for settings, opening it on first
 // use. Every successful call must be matched by releaseStore(key).
-func acquireStore(settings storeSettings, log *zap.Logger) (*sharedStore, error) {
+func acquireStore(settings storeSettings, hasher *revocation.Hasher, log *zap.Logger) (*sharedStore, error) {
 	key := settings.poolKey()
 	// Looked up before LoadOrNew: the pool's Range waits on an entry
 	// under construction, this one included.
 	prev := predecessor(key, settings)
 	val, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return openStore(key, settings, prev, log)
+		return openStore(key, settings, hasher, prev, log)
 	})
 	if err != nil {
 		return nil, err
@@ -227,14 +266,16 @@ func releaseStore(key string) error {
 	return nil
 }
 
-func openStore(key string, settings storeSettings, prev *revocation.RedisStore, log *zap.Logger) (*sharedStore, error) {
+func openStore(key string, settings storeSettings, hasher *revocation.Hasher, prev *revocation.RedisStore, log *zap.Logger) (*sharedStore, error) {
 	if err := settings.validate(); err != nil {
 		return nil, err
 	}
-	shared := &sharedStore{key: key, prefix: settings.KeyPrefix, redis: settings.Redis.Identity()}
+	shared := &sharedStore{key: key, prefix: settings.KeyPrefix, redis: settings.Redis.Identity(), hasher: hasher}
 	if settings.Redis.IsZero() {
 		log.Warn("revocation store is embedded: revocations live in this process only, are lost on restart and are not shared with other instances; set redis for production")
 		shared.Store = revocation.NewMemoryStore(revocation.MemoryOptions{})
+		// An embedded store starts empty: it never holds unkeyed entries.
+		hasher.SetUnkeyedSince(time.Time{})
 		shared.desc = "embedded"
 		started := make(chan struct{})
 		close(started)
@@ -270,6 +311,7 @@ func openStore(key string, settings storeSettings, prev *revocation.RedisStore, 
 		Hooks:        storeHooks(settings),
 		// Nil unless a reload replaces a store on the same Redis.
 		CarryFrom: prev,
+		Hasher:    hasher,
 	})
 	shared.Store, shared.started = rs, rs.Started()
 	shared.track()
@@ -287,7 +329,7 @@ func init() {
 // no connection. Handlers load it through caddy.Context.App; it has no
 // configuration of its own.
 type startsApp struct {
-	starts []func()
+	starts []func() error
 }
 
 // CaddyModule returns the Caddy module information.
@@ -304,7 +346,9 @@ func (startsApp) CaddyModule() caddy.ModuleInfo {
 // Redis.
 func (a *startsApp) Start() error {
 	for _, start := range a.starts {
-		start()
+		if err := start(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -316,7 +360,7 @@ func (a *startsApp) Stop() error { return nil }
 // onStart registers f to run when Caddy starts the configuration of ctx.
 // It reports false when ctx belongs to no configuration (a bare
 // caddy.NewContext, as in benchmarks): then nothing will call f.
-func onStart(ctx caddy.Context, f func()) (registered bool, err error) {
+func onStart(ctx caddy.Context, f func() error) (registered bool, err error) {
 	defer func() {
 		// Context.App dereferences the configuration, which a bare
 		// context lacks.

@@ -86,6 +86,9 @@ type Caddy struct {
 	cmd    *exec.Cmd
 	log    string
 	done   chan struct{}
+	// bin is the binary run: caddyBin unless StartCaddyBin named another
+	// (an older build, for rolling upgrades).
+	bin string
 }
 
 // StartCaddy runs caddy with a Caddyfile. The text may use {{ADMIN}} and
@@ -93,7 +96,13 @@ type Caddy struct {
 // guarded site); it is stopped, by its PID, when the test ends.
 func StartCaddy(t *testing.T, caddyfile string, env ...string) *Caddy {
 	t.Helper()
-	c := &Caddy{t: t, dir: t.TempDir()}
+	return StartCaddyBin(t, caddyBin, caddyfile, env...)
+}
+
+// StartCaddyBin is StartCaddy with another caddy binary.
+func StartCaddyBin(t *testing.T, bin, caddyfile string, env ...string) *Caddy {
+	t.Helper()
+	c := &Caddy{t: t, dir: t.TempDir(), bin: bin}
 	c.config = filepath.Join(c.dir, "Caddyfile")
 	t.Cleanup(c.Stop)
 	// A port found free may be taken by another process before caddy
@@ -138,7 +147,7 @@ func (c *Caddy) start(env []string) error {
 		c.t.Fatal(err)
 	}
 	defer f.Close()
-	c.cmd = exec.Command(caddyBin, "run", "--config", c.config, "--adapter", "caddyfile")
+	c.cmd = exec.Command(c.bin, "run", "--config", c.config, "--adapter", "caddyfile")
 	c.cmd.Env = append(os.Environ(),
 		"XDG_DATA_HOME="+filepath.Join(c.dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "config"),

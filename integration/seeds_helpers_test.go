@@ -1,19 +1,23 @@
 package integration
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
@@ -171,23 +175,30 @@ func (e *seedEnv) waitSeen(t *testing.T, sub, sid string) {
 
 func seedWaitSeen(t *testing.T, srv *testredis.Server, sub, sid string) {
 	t.Helper()
-	key := revocation.KeyBase("revocation:") + "seen:" + revocation.SubjectKey(sub).String()
-	member := revocation.SessionKey(sub, sid).String()
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	ctx := context.Background()
+	base := revocation.KeyBase("revocation:")
+	subj, sess := revocation.SubjectKey(sub), revocation.SessionKey(sub, sid)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		// The seen sessions are a set or a sorted set, as the store
-		// version keeps them; membership is all that matters here.
-		out, err := srv.Do("ZSCORE", key, member)
-		seen := err == nil && strings.TrimSpace(out) != "(nil)"
-		if err != nil && strings.Contains(err.Error(), "WRONGTYPE") {
-			out, err = srv.Do("SISMEMBER", key, member)
-			seen = err == nil && strings.TrimSpace(out) == "1"
+		// The notes' shard is the subject's under linear hashing on its
+		// key's first four bytes (see the store's noteScript).
+		L, p := 0, 0
+		if v, err := rc.Get(ctx, base+"n").Result(); err == nil {
+			fmt.Sscanf(v, "%d %d", &L, &p)
 		}
-		if seen {
+		h := uint64(binary.BigEndian.Uint32(subj[:4]))
+		a := h % (1 << L)
+		if a < uint64(p) {
+			a = h % (1 << (L + 1))
+		}
+		n, err := rc.HExists(ctx, base+"n:"+strconv.FormatUint(a, 10), string(subj[:])+string(sess[:])).Result()
+		if err == nil && n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("session %s of %s never noted as seen (%q, %v)", sid, sub, out, err)
+			t.Fatalf("session %s of %s never noted as seen (%v)", sid, sub, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -66,6 +66,10 @@ type Identity struct {
 	// other readings of an ambiguous token (see Claims); usually empty.
 	Alt         []Key
 	AltSubjects []Key
+	// UnkeyedSession is the unkeyed form of Session while a keyed Hasher
+	// still checks unkeyed entries (see Hasher.Identity): the session an
+	// unkeyed "others" revocation kept.
+	UnkeyedSession Key
 	// Issued is when the credential was issued, in unix milliseconds:
 	// auth_time when present (so a refreshed token of an old login counts
 	// from the login), else iat. Zero means unknown, and a subject
@@ -331,7 +335,7 @@ func subjectBlocks(e *Entry, id *Identity) bool {
 	if id.Issued > e.Cutoff {
 		return false // issued after the revocation
 	}
-	kept := !e.Keep.IsZero() && id.Session == e.Keep && id.Issued > e.KeepFloor
+	kept := !e.Keep.IsZero() && (id.Session == e.Keep || id.UnkeyedSession == e.Keep) && id.Issued > e.KeepFloor
 	return !kept
 }
 

@@ -345,13 +345,13 @@ func (r *Revoker) RevokeProviderEvents(ctx context.Context, events []ProviderEve
 				c.Puts = append(c.Puts, r.sessionPut(ev.Subject, ev.Session))
 			}
 			if ev.Issuer != "" {
-				c.Puts = append(c.Puts, Put{Key: IssuerSessionKey(ev.Issuer, ev.Session), TTL: r.SessionTTL})
+				c.Puts = append(c.Puts, Put{Key: r.Hasher.IssuerSession(ev.Issuer, ev.Session), TTL: r.SessionTTL})
 			}
 			if ev.Subject == "" && ev.Issuer == "" {
 				return Result{}, fmt.Errorf("%w: a session without subject or issuer", ErrBadRequest)
 			}
 		case ev.Subject != "":
-			cut := &SubjectCut{Subject: SubjectKey(ev.Subject), TTL: r.SessionTTL}
+			cut := r.subjectCut(ev.Subject, "")
 			if c.Subject != nil && c.Subject.Subject != cut.Subject {
 				return Result{}, fmt.Errorf("%w: events about more than one subject", ErrBadRequest)
 			}

@@ -167,16 +167,16 @@ func (h TokenHash) Short() string { return hex.EncodeToString(h[:6]) }
 // TokenKey returns the denylist key of one exact raw token.
 func TokenKey(raw string) Key { return HashToken(raw).Key() }
 
-// JTIKey returns the denylist key of a jti. A jti is globally unique by
+// JTIKey returns the unkeyed denylist key of a jti (Hasher.JTI keys it). A jti is globally unique by
 // definition (RFC 7519 section 4.1.7), and callers only ever revoke the jti
 // of a token they have proven they hold, so it is not scoped further.
 func JTIKey(jti string) Key { return derive(KindJTI, jti, "") }
 
-// SessionKey returns the denylist key of a session, scoped to its subject:
+// SessionKey returns the unkeyed denylist key of a session, scoped to its subject:
 // revoking session "abc" of subject A never touches session "abc" of B.
 func SessionKey(subject, sid string) Key { return derive(KindSession, subject, sid) }
 
-// IssuerSessionKey returns the denylist key of an identity provider's
+// IssuerSessionKey returns the unkeyed denylist key of an identity provider's
 // session, scoped to the issuer rather than to a subject: an OpenID
 // Connect sid is unique per issuer, and a back-channel logout token may
 // name only the sid. It is a session entry (KindSession), derived in a
@@ -191,20 +191,19 @@ func IssuerSessionKey(issuer, sid string) Key {
 // derivations; it is never stored as a kind.
 const issuerSessionDomain Kind = 'i'
 
-// SubjectKey returns the denylist key of a subject.
+// SubjectKey returns the unkeyed denylist key of a subject (Hasher.Subject
+// keys it).
 func SubjectKey(subject string) Key { return derive(KindSubject, subject, "") }
 
 // GlobalKey returns the key of the one global cutoff entry.
 func GlobalKey() Key { return derive(KindGlobal, "", "") }
 
 // derive hashes kind, a and b with unambiguous separators. The lengths are
-// written out so that ("ab","c") and ("a","bc") can never meet.
+// written out so that ("ab","c") and ("a","bc") can never meet. It is the
+// unkeyed derivation; Hasher.derive is the keyed one.
 func derive(kind Kind, a, b string) Key {
 	h := sha256.New()
-	var hdr [1 + 2*8]byte
-	hdr[0] = byte(kind)
-	binary.BigEndian.PutUint64(hdr[1:], uint64(len(a)))
-	binary.BigEndian.PutUint64(hdr[9:], uint64(len(b)))
+	hdr := deriveHeader(kind, a, b)
 	h.Write(hdr[:])
 	h.Write([]byte(a))
 	h.Write([]byte(b))
@@ -214,4 +213,14 @@ func derive(kind Kind, a, b string) Key {
 	copy(k[:15], sum[:15])
 	k[15] = byte(kind)
 	return k
+}
+
+// deriveHeader is the framing both derivations hash first: the kind and
+// the two lengths.
+func deriveHeader(kind Kind, a, b string) [1 + 2*8]byte {
+	var hdr [1 + 2*8]byte
+	hdr[0] = byte(kind)
+	binary.BigEndian.PutUint64(hdr[1:], uint64(len(a)))
+	binary.BigEndian.PutUint64(hdr[9:], uint64(len(b)))
+	return hdr
 }

@@ -56,6 +56,9 @@ type InspectorConfig struct {
 	// CacheSize bounds the number of tokens remembered. Default
 	// DefaultCacheSize.
 	CacheSize int
+	// Hasher derives the keys of jtis, sessions and subjects; nil derives
+	// them unkeyed.
+	Hasher *Hasher
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -183,7 +186,7 @@ func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bo
 	if claims == nil {
 		claims = decodeClaims(&j, in.cfg.SessionClaim)
 	}
-	info.ID = claims.Identity(h)
+	info.ID = in.cfg.Hasher.Identity(claims, h)
 	info.ID.Raw = rawKey
 	info.ExpiresAt = claims.ExpiresAt
 	if j.canonAlt != "" {

@@ -46,7 +46,9 @@ import "github.com/redis/go-redis/v9"
 // puts N, then per put: kind, key hex, key bytes (16), absolute expiry
 // (unix s, 0 = use TTL), TTL (s); then the number of subject cuts M, then
 // per cut: subject hex, kept session hex or "-", TTL (s), cutoff (unix ms,
-// 0 = now; a later one is now too); then the global cut: "1", global key
+// 0 = now; a later one is now too), the subject's unkeyed form whose
+// noted sessions are revoked too, or "-", and the kept session's unkeyed
+// form, or "-"; then the global cut: "1", global key
 // hex, cutoff (unix ms, 0 = now), TTL (s); or "0".
 //
 // Returns { feed id, server time (unix ms), then per change: existed
@@ -71,6 +73,31 @@ local function ishex(h) return type(h) == 'string' and #h == 32 and not h:find('
 local function hashOf(bin)
   local b1, b2, b3, b4 = string.byte(bin, 1, 4)
   return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+end
+
+-- noted returns the live sessions noted for a subject (hex keys): in the
+-- note shards (see noteScript) and, as replicas of earlier versions
+-- write them, in the subject's own sorted set.
+local function noted(subj)
+  local out = redis.call('ZRANGEBYSCORE', base .. 'seen:' .. subj, '(' .. num(nowSec), '+inf')
+  local L, p = 0, 0
+  local v = redis.call('GET', base .. 'n')
+  if v then
+    local l, q = string.match(v, '^(%d+) (%d+) ')
+    if l then L, p = tonumber(l), tonumber(q) end
+  end
+  local h = tonumber(subj:sub(1, 8), 16)
+  local a = h % 2 ^ L
+  if a < p then a = h % 2 ^ (L + 1) end
+  local pre = (subj:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
+  local all = redis.call('HGETALL', base .. 'n:' .. num(a))
+  for j = 1, #all, 2 do
+    local f = all[j]
+    if #f == 32 and f:sub(1, 16) == pre and (tonumber(all[j + 1]) or 0) > nowSec then
+      out[#out + 1] = (f:sub(17):gsub('.', function(c) return string.format('%02x', string.byte(c)) end))
+    end
+  end
+  return out
 end
 
 -- bucket states, read once per script call and written back at its end
@@ -125,16 +152,19 @@ for c = 1, nchanges do
   local cuts = {}
   for k = 1, m do
     local subj, keep, ttl, at = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
-    if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl or not at then
+    local also, alsoKeep = ARGV[i+4], ARGV[i+5]
+    if not ishex(subj) or (keep ~= '-' and not ishex(keep)) or not ttl or not at
+      or (also ~= '-' and not ishex(also)) or (alsoKeep ~= '-' and not ishex(alsoKeep)) then
       return redis.error_reply('revocation: bad subject cut ' .. k)
     end
     -- type-check the seen-session set and the bucket state of the
     -- sessions it revokes before the first write; the set is read
     -- again when the cut is applied, after earlier changes
-    redis.call('ZCARD', base .. 'seen:' .. subj)
+    noted(subj)
+    if also ~= '-' then noted(also) end
     if ttl > 0 then state(math.floor((nowSec + ttl) / width)) end
-    cuts[k] = { subj, keep, ttl, at }
-    i = i + 4
+    cuts[k] = { subj, keep, ttl, at, also, alsoKeep }
+    i = i + 6
   end
   local global = nil
   if ARGV[i] == '1' then
@@ -239,13 +269,13 @@ for c = 1, nchanges do
   end
 
   for _, cut in ipairs(cuts) do
-    local subj, keep, ttl, at = cut[1], cut[2], cut[3], cut[4]
+    local subj, keep, ttl, at, also, alsoKeep = cut[1], cut[2], cut[3], cut[4], cut[5], cut[6]
     local sk = base .. 'u:' .. subj
     local exp = nowSec + ttl
     local sessExp = exp
     local cutoff, floor = nowMs, 0
     if at > 0 and at < nowMs then cutoff = at end
-    local seen = redis.call('ZRANGEBYSCORE', base .. 'seen:' .. subj, '(' .. num(nowSec), '+inf')
+    local seen = noted(subj)
     local cur = redis.call('GET', sk)
     if cur then
       local oexp, ocut, okeep, ofloor = string.match(cur, '^(%d+):(%d+):([%-0-9a-f]+):(%d+)$')
@@ -263,6 +293,11 @@ for c = 1, nchanges do
     recs[#recs + 1] = subj .. '=' .. v
     for _, m in ipairs(seen) do
       if m ~= keep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), tonumber(m:sub(1, 8), 16), sessExp) end
+    end
+    if also ~= '-' then
+      for _, m in ipairs(noted(also)) do
+        if m ~= alsoKeep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), tonumber(m:sub(1, 8), 16), sessExp) end
+      end
     end
     redis.call('ZREMRANGEBYSCORE', base .. 'seen:' .. subj, '-inf', num(nowSec))
   end
@@ -316,4 +351,169 @@ end
 local reply = { id, num(nowMs) }
 for _, v in ipairs(out) do reply[#reply + 1] = v end
 return reply
+`)
+
+// noteScript notes sessions in use, for subject revocations (see noted in
+// commitScript). The notes of all subjects share small hashes, like the
+// plain entries: a shard's fields are the 16 raw bytes of a subject key
+// followed by the 16 of a session key, its values the note's expiry
+// (unix s), and linear hashing on the subject key's first four bytes
+// (as in commitScript) keeps every shard near LOAD fields however many
+// subjects are active, so that Redis keeps it in its compact listpack
+// encoding. A subject's notes all sit in one shard, which a subject
+// revocation reads whole.
+//
+//	<base>n       the shards' state, "<L> <p> <n> <c> <s>" (a string, never
+//	              expiring): n the notes counted, c the next shard pruned in
+//	              turn, s the live notes counted so far in this turn
+//	<base>n:<a>   shard a, a hash, expiring with its latest note
+//
+// Redis expires keys, not fields: the expired fields of a shard are
+// dropped when a note comes to it full (2*LOAD fields), when it is split,
+// and when its turn comes (one shard per call, in order); a shard whose
+// notes have all expired expires whole.
+//
+// KEYS[1] is the state key. ARGV: base, LOAD, then per note: subject
+// hex, session hex, TTL (s). Returns the number of notes written.
+var noteScript = redis.NewScript(`#!lua
+local base = ARGV[1]
+local load = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local nowSec = tonumber(t[1])
+local function num(x) return string.format('%.0f', x) end
+local function ishex(h) return type(h) == 'string' and #h == 32 and not h:find('[^0-9a-f]') end
+local function unhex(h)
+  return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
+end
+local function hashOf(bin)
+  local b1, b2, b3, b4 = string.byte(bin, 1, 4)
+  return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+end
+if not load or load < 1 then return redis.error_reply('revocation: bad note load') end
+local notes = {}
+for i = 3, #ARGV, 3 do
+  local subj, sess, ttl = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if not ishex(subj) or not ishex(sess) or not ttl or ttl < 1 then
+    return redis.error_reply('revocation: bad note ' .. num((i - 0) / 3))
+  end
+  notes[#notes + 1] = { unhex(subj) .. unhex(sess), ttl }
+end
+
+local L, p, n, c, sum = 0, 0, 0, 0, 0
+local v = redis.call('GET', base .. 'n')
+if v then
+  local l, q, m, cc, ss = string.match(v, '^(%d+) (%d+) (%d+) (%d+) (%d+)$')
+  if l then L, p, n, c, sum = tonumber(l), tonumber(q), tonumber(m), tonumber(cc), tonumber(ss) end
+end
+
+-- The count of this turn (sum) covers the shards below c: each change to
+-- one of those is counted there too, so that the count a turn ends with
+-- is the live notes then.
+
+-- prune drops the expired fields of shard a and returns its live ones,
+-- as a flat field, value list.
+local function prune(a)
+  local sk = base .. 'n:' .. num(a)
+  local all = redis.call('HGETALL', sk)
+  local live, gone, last = {}, {}, 0
+  for j = 1, #all, 2 do
+    local e = tonumber(all[j + 1]) or 0
+    if e > nowSec then
+      live[#live + 1] = all[j]
+      live[#live + 1] = all[j + 1]
+      if e > last then last = e end
+    else
+      gone[#gone + 1] = all[j]
+    end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', sk, unpack(gone))
+    n = math.max(0, n - #gone)
+    if a < c then sum = math.max(0, sum - #gone) end
+  end
+  return live
+end
+
+-- split moves the fields of shard p that belong to shard p+2^L there,
+-- and moves the split pointer on.
+local function split()
+  local size = 2 ^ L
+  local from, to = base .. 'n:' .. num(p), base .. 'n:' .. num(p + size)
+  local live = prune(p)
+  local moved, gone, last = {}, {}, 0
+  for j = 1, #live, 2 do
+    if hashOf(live[j]) % (2 * size) ~= p then
+      moved[#moved + 1] = live[j]
+      moved[#moved + 1] = live[j + 1]
+      gone[#gone + 1] = live[j]
+      local e = tonumber(live[j + 1])
+      if e > last then last = e end
+    end
+  end
+  if #gone > 0 then
+    redis.call('HSET', to, unpack(moved))
+    redis.call('EXPIREAT', to, last)
+    redis.call('HDEL', from, unpack(gone))
+    -- counted in this turn already, and to be counted again there
+    if p < c and p + size >= c then sum = math.max(0, sum - #gone) end
+  end
+  p = p + 1
+  if p == size then L, p = L + 1, 0 end
+end
+
+for _, nt in ipairs(notes) do
+  local f, ttl = nt[1], nt[2]
+  local exp = nowSec + ttl
+  local h = hashOf(f)
+  local a = h % 2 ^ L
+  if a < p then a = h % 2 ^ (L + 1) end
+  local sk = base .. 'n:' .. num(a)
+  -- a full shard is pruned before it outgrows the compact encoding
+  if redis.call('HLEN', sk) >= 2 * load then prune(a) end
+  local cur = tonumber(redis.call('HGET', sk, f))
+  if not cur then
+    n = n + 1
+    if a < c then sum = sum + 1 end
+  end
+  if not cur or cur < exp then
+    redis.call('HSET', sk, f, num(exp))
+    redis.call('EXPIRE', sk, ttl, 'NX')
+    redis.call('EXPIRE', sk, ttl, 'GT')
+  end
+  if n > load * (2 ^ L + p) then split() end
+end
+-- One more shard in turn is pruned and counted, so that every shard is
+-- pruned now and then, and the count n, which shards that expire whole
+-- leave too high, is set again to the live notes once the turn is done.
+if c >= 2 ^ L + p then
+  n, c, sum = sum, 0, 0
+end
+local live = prune(c)
+sum, c = sum + #live / 2, c + 1
+redis.call('SET', base .. 'n', num(L) .. ' ' .. num(p) .. ' ' .. num(n) .. ' ' .. num(c) .. ' ' .. num(sum))
+return #notes
+`)
+
+// seenScript returns the expiry (unix s) of a session's note for a
+// subject, 0 when there is none, from the note shards or the subject's
+// own sorted set (earlier versions). KEYS[1] is the shards' state key.
+// ARGV: base, subject hex, session hex.
+var seenScript = redis.NewScript(`#!lua
+local base, subj, sess = ARGV[1], ARGV[2], ARGV[3]
+local best = tonumber(redis.call('ZSCORE', base .. 'seen:' .. subj, sess)) or 0
+local L, p = 0, 0
+local v = redis.call('GET', base .. 'n')
+if v then
+  local l, q = string.match(v, '^(%d+) (%d+) ')
+  if l then L, p = tonumber(l), tonumber(q) end
+end
+local h = tonumber(subj:sub(1, 8), 16)
+local a = h % 2 ^ L
+if a < p then a = h % 2 ^ (L + 1) end
+local function unhex(x)
+  return (x:gsub('..', function(c) return string.char(tonumber(c, 16)) end))
+end
+local e = tonumber(redis.call('HGET', base .. 'n:' .. string.format('%.0f', a), unhex(subj) .. unhex(sess))) or 0
+if e > best then best = e end
+return best
 `)

@@ -30,7 +30,10 @@ import (
 //	<prefix>{dl}:feed               the change feed, a stream trimmed by age (FeedRetention), capped at FeedMaxLen
 //	<prefix>{dl}:snap               the header of the latest snapshot of the denylist
 //	<prefix>{dl}:snap:<id>:<n|x>    its chunks: fixed-size plain records, and cutoff records
-//	<prefix>{dl}:seen:<subject>     sessions in use, for subject revocations:
+//	<prefix>{dl}:n                  the state of the session notes' shards (see noteScript)
+//	<prefix>{dl}:n:<a>              sessions in use, for subject revocations: small hashes
+//	                                of subject+session -> expiry (unix s), EXPIRE their latest
+//	<prefix>{dl}:seen:<subject>     sessions in use as earlier versions note them (still read):
 //	                                a sorted set scored by expiry (unix s)
 //	<prefix>{dl}:once:<name>        one-time values (DPoP proof jtis)
 //
@@ -74,6 +77,11 @@ type RedisStore struct {
 	log       *slog.Logger
 	now       func() time.Time
 	hooks     Hooks
+	// hasher is the replica's identity hasher (nil: unkeyed), checked
+	// against the store's record of the key (see checkHashKey);
+	// hashErr holds the mismatch found, which stops loads and commits.
+	hasher  *Hasher
+	hashErr atomic.Pointer[error]
 
 	mu      sync.Mutex
 	own     map[string]struct{} // feed ids this replica wrote, not yet read back
@@ -197,6 +205,12 @@ type RedisOptions struct {
 	// Now is the clock; time.Now when nil.
 	Now   func() time.Time
 	Hooks Hooks
+	// Hasher is the identity hasher of the replicas using the store (nil:
+	// unkeyed). Before it loads, the store compares it with the record of
+	// the key in Redis and refuses to load or commit when they differ
+	// (ErrHashKeyMismatch), and tells it since when unkeyed entries may
+	// be live there.
+	Hasher *Hasher
 	// CarryFrom is a loaded store on the same Redis and KeyPrefix, about
 	// to be replaced (a configuration reload that changes other store
 	// settings): the new store shares its local copy and starts reading
@@ -271,6 +285,7 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		log:         opts.Logger,
 		now:         opts.Now,
 		hooks:       opts.Hooks,
+		hasher:      opts.Hasher,
 		notes:       make(chan note, 4096),
 		own:         make(map[string]struct{}),
 		stop:        cancel,
@@ -378,6 +393,10 @@ func (s *RedisStore) entryKey(k Key) string {
 // when Redis keeps up, with others committed meanwhile under load), then
 // the local copy.
 func (s *RedisStore) Commit(ctx context.Context, c Change) (Result, error) {
+	if err := s.hashErr.Load(); err != nil {
+		// Entries written under the wrong key would revoke nothing.
+		return Result{}, fmt.Errorf("commit revocation: %w", *err)
+	}
 	p := &pendingCommit{ctx: ctx, puts: len(c.Puts), reply: make(chan commitReply, 1)}
 	if err := s.encodeChange(&c, p); err != nil {
 		return Result{}, err
@@ -473,8 +492,15 @@ func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
 		if !sc.Keep.IsZero() {
 			keep = sc.Keep.String()
 		}
-		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String())
-		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At)
+		also, alsoKeep := "-", "-"
+		if !sc.Unkeyed.IsZero() && sc.Unkeyed.Kind() == KindSubject {
+			also = sc.Unkeyed.String()
+			if !sc.UnkeyedKeep.IsZero() && sc.UnkeyedKeep.Kind() == KindSession {
+				alsoKeep = sc.UnkeyedKeep.String()
+			}
+		}
+		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String(), s.base+"n")
+		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At, also, alsoKeep)
 	}
 	if g := c.Global; g != nil {
 		gk := GlobalKey()
@@ -592,6 +618,10 @@ func (s *RedisStore) commitBatch(batch []*pendingCommit) {
 	}
 }
 
+// noteLoad is the notes a note shard holds on average before one is
+// split: well inside Redis's listpack limit for a hash (128 fields).
+const noteLoad = 64
+
 // maxOwnIDs bounds the feed ids remembered as this replica's own writes.
 const maxOwnIDs = 4096
 
@@ -634,21 +664,16 @@ func (s *RedisStore) writeNotes(ctx context.Context) {
 				break drain
 			}
 		}
-		// Each session is scored by its own expiry, and expired ones are
-		// dropped as notes come, so the set of an active subject holds
-		// its live sessions only instead of growing with every login.
-		now := s.now().Unix()
-		pipe := s.client.Pipeline()
+		// Each note carries its own expiry, and expired ones are dropped
+		// as notes come (see noteScript), so the notes of an active
+		// subject are its live sessions only, not every login.
+		args := make([]any, 0, 2+3*len(batch))
+		args = append(args, s.base, noteLoad)
 		for n := range batch {
-			k := s.base + "seen:" + n.subject.String()
-			ttl := ttlSeconds(n.ttl)
-			pipe.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now, 10))
-			pipe.ZAddGT(ctx, k, redis.Z{Score: float64(now + ttl), Member: n.session.String()})
-			pipe.ExpireNX(ctx, k, time.Duration(ttl)*time.Second)
-			pipe.ExpireGT(ctx, k, time.Duration(ttl)*time.Second)
+			args = append(args, n.subject.String(), n.session.String(), ttlSeconds(n.ttl))
 		}
 		opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := pipe.Exec(opCtx)
+		err := noteScript.Run(opCtx, s.client, []string{s.base + "n"}, args...).Err()
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.opError("note sessions", err)
@@ -672,15 +697,12 @@ func (s *RedisStore) SessionSeen(ctx context.Context, subject, session Key) (boo
 	if ok && exp > now {
 		return true, nil
 	}
-	score, err := s.client.ZScore(ctx, s.base+"seen:"+subject.String(), session.String()).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return false, nil
-	case err != nil:
+	exp, err := seenScript.Run(ctx, s.client, []string{s.base + "n"}, s.base, subject.String(), session.String()).Int64()
+	if err != nil {
 		s.opError("session seen", err)
 		return false, fmt.Errorf("session seen: %w: %w", ErrUnavailable, err)
 	}
-	return int64(score) > now, nil
+	return exp > now, nil
 }
 
 // Remember implements Store.
@@ -788,13 +810,19 @@ func (s *RedisStore) follow(ctx context.Context) {
 	// stale_after; a dial twice a second costs an unreachable Redis nothing.
 	const minPause, maxPause = 50 * time.Millisecond, 500 * time.Millisecond
 	pause := minPause
+	checked := false
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		loaded := s.loaded
 		s.mu.Unlock()
 		var err error
-		op := "load denylist"
-		if !loaded {
+		op := "check hash_key"
+		if !checked || !loaded {
+			err = s.CheckHashKey(ctx)
+			checked = err == nil
+		}
+		if err == nil && !loaded {
+			op = "load denylist"
 			err = s.fullLoad(ctx)
 		}
 		if err == nil {
@@ -812,6 +840,25 @@ func (s *RedisStore) follow(ctx context.Context) {
 		}
 		pause = min(2*pause, maxPause)
 	}
+}
+
+// CheckHashKey compares the replica's hash key (RedisOptions.Hasher) with
+// the record of the key in Redis, writing it when this is the first
+// keyed replica. A mismatch (ErrHashKeyMismatch) is logged once and
+// stops the store from loading and committing until a check passes: a
+// replica that computed other keys than the rest would let their
+// revocations through without a sign.
+func (s *RedisStore) CheckHashKey(ctx context.Context) error {
+	err := checkHashKey(ctx, s.client, s.base, s.hasher, s.now())
+	switch {
+	case errors.Is(err, ErrHashKeyMismatch):
+		if s.hashErr.Swap(&err) == nil {
+			s.log.Error("refusing to use the shared denylist", "store", "redis", "error", err)
+		}
+	case err == nil:
+		s.hashErr.Store(nil)
+	}
+	return err
 }
 
 // read applies feed entries as they come, until an error. Each XREAD is

@@ -42,11 +42,15 @@ func NewCredential(raw string) *Credential {
 	return &Credential{Hash: HashToken(raw), Raw: RawHash(raw)}
 }
 
-// Identity returns the denylist keys of the credential.
-func (c *Credential) Identity() Identity {
+// Identity returns the denylist keys of the credential, unkeyed (see
+// Hasher).
+func (c *Credential) Identity() Identity { return c.identity(nil) }
+
+// identity returns the denylist keys of the credential, keyed by h.
+func (c *Credential) identity(h *Hasher) Identity {
 	id := Identity{Token: c.Hash.Key()}
 	if c.Claims != nil {
-		id = c.Claims.Identity(c.Hash)
+		id = h.Identity(c.Claims, c.Hash)
 	}
 	if c.Raw != c.Hash {
 		id.Raw = c.Raw.Key()
@@ -63,6 +67,9 @@ type Revoker struct {
 	Verifier *Verifier
 	// SessionTTL is how long session and subject revocations are kept.
 	SessionTTL time.Duration
+	// Hasher derives the keys of jtis, sessions and subjects; nil derives
+	// them unkeyed.
+	Hasher *Hasher
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -112,7 +119,7 @@ func (r *Revoker) Authenticate(ctx context.Context, raw string) (*Credential, er
 // itself (or its jti) was revoked with it, as a logout does: the caller
 // learns that the session is gone, not merely that one token is.
 func (r *Revoker) blockedCaller(c *Credential) Reason {
-	id := c.Identity()
+	id := c.identity(r.Hasher)
 	now := r.now().Unix()
 	dl := r.Store.Denylist()
 	reason := dl.Check(&id, now)
@@ -145,7 +152,7 @@ func (r *Revoker) ExamineRefresh(ctx context.Context, raw string) (*Credential, 
 
 func (r *Revoker) noteSession(c *Credential) {
 	if cl := c.Claims; c.Verified && cl.Subject != "" && cl.Session != "" {
-		r.Store.NoteSession(SubjectKey(cl.Subject), SessionKey(cl.Subject, cl.Session), r.SessionTTL)
+		r.Store.NoteSession(r.Hasher.Subject(cl.Subject), r.Hasher.Session(cl.Subject, cl.Session), r.SessionTTL)
 	}
 }
 
@@ -169,7 +176,7 @@ func (r *Revoker) Examine(ctx context.Context, raw string) *Credential {
 
 // Revoked reports whether a credential is revoked now.
 func (r *Revoker) Revoked(c *Credential) Reason {
-	id := c.Identity()
+	id := c.identity(r.Hasher)
 	return r.Store.Denylist().Check(&id, r.now().Unix())
 }
 
@@ -201,14 +208,31 @@ func (r *Revoker) accessPuts(c *Credential) []Put {
 	puts := []Put{r.tokenPut(c)}
 	if c.Verified && c.Claims != nil && c.Claims.JTI != "" {
 		p := r.tokenPut(c)
-		p.Key = JTIKey(c.Claims.JTI)
+		p.Key = r.Hasher.JTI(c.Claims.JTI)
 		puts = append(puts, p)
 	}
 	return puts
 }
 
+// subjectCut revokes a subject, sparing the session keep (none when
+// empty). While unkeyed entries are checked (see Hasher), the sessions
+// noted under the subject's unkeyed form are revoked by name too.
+func (r *Revoker) subjectCut(subject, keep string) *SubjectCut {
+	c := &SubjectCut{Subject: r.Hasher.Subject(subject), TTL: r.SessionTTL}
+	if keep != "" {
+		c.Keep = r.Hasher.Session(subject, keep)
+	}
+	if r.Hasher.ChecksUnkeyed() {
+		c.Unkeyed = SubjectKey(subject)
+		if keep != "" {
+			c.UnkeyedKeep = SessionKey(subject, keep)
+		}
+	}
+	return c
+}
+
 func (r *Revoker) sessionPut(subject, sid string) Put {
-	return Put{Key: SessionKey(subject, sid), TTL: r.SessionTTL}
+	return Put{Key: r.Hasher.Session(subject, sid), TTL: r.SessionTTL}
 }
 
 // callerClaims returns the claims of a verified caller that names a
@@ -246,11 +270,11 @@ func (r *Revoker) knownSession(ctx context.Context, cl *Claims, sid string) (boo
 	if sid == cl.Session {
 		return true, nil
 	}
-	key := SessionKey(cl.Subject, sid)
+	key := r.Hasher.Session(cl.Subject, sid)
 	if _, ok := r.Store.Denylist().Lookup(key, r.now().Unix()); ok {
 		return true, nil
 	}
-	return r.Store.SessionSeen(ctx, SubjectKey(cl.Subject), key)
+	return r.Store.SessionSeen(ctx, r.Hasher.Subject(cl.Subject), key)
 }
 
 // Target is what a "revoke my sessions" call revokes.
@@ -276,7 +300,7 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 	var c Change
 	switch target {
 	case TargetAll:
-		c.Subject = &SubjectCut{Subject: SubjectKey(cl.Subject), TTL: r.SessionTTL}
+		c.Subject = r.subjectCut(cl.Subject, "")
 		c.Puts = r.accessPuts(caller)
 		if cl.Session != "" {
 			// Tokens minted later for the current session (a refresh)
@@ -287,7 +311,7 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 		if cl.Session == "" {
 			return Result{}, fmt.Errorf("%w: the access token names no session, so there is no current session to keep", ErrBadRequest)
 		}
-		c.Subject = &SubjectCut{Subject: SubjectKey(cl.Subject), Keep: SessionKey(cl.Subject, cl.Session), TTL: r.SessionTTL}
+		c.Subject = r.subjectCut(cl.Subject, cl.Session)
 	case TargetMine:
 		c.Puts = r.accessPuts(caller)
 		if cl.Session != "" {
@@ -405,7 +429,7 @@ func (r *Revoker) RevokeSubject(ctx context.Context, subject string) (Result, er
 	if subject == "" {
 		return Result{}, fmt.Errorf("%w: empty subject", ErrBadRequest)
 	}
-	return r.Store.Commit(ctx, Change{Subject: &SubjectCut{Subject: SubjectKey(subject), TTL: r.SessionTTL}})
+	return r.Store.Commit(ctx, Change{Subject: r.subjectCut(subject, "")})
 }
 
 // RevokeSession revokes one session of one subject.
@@ -422,7 +446,7 @@ func (r *Revoker) RevokeJTI(ctx context.Context, jti string, expires int64) (Res
 	if jti == "" {
 		return Result{}, fmt.Errorf("%w: empty jti", ErrBadRequest)
 	}
-	return r.Store.Commit(ctx, Change{Puts: []Put{{Key: JTIKey(jti), Expires: expires, TTL: r.SessionTTL}}})
+	return r.Store.Commit(ctx, Change{Puts: []Put{{Key: r.Hasher.JTI(jti), Expires: expires, TTL: r.SessionTTL}}})
 }
 
 // RevokeToken revokes one exact raw token until it expires: on the
@@ -544,11 +568,11 @@ func (r *Revoker) RevokeBulk(ctx context.Context, orders []Order, batch int) (Bu
 			case OrderToken:
 				c.Puts = append(c.Puts, r.operatorTokenPut(ctx, o.Token))
 			case OrderJTI:
-				c.Puts = append(c.Puts, Put{Key: JTIKey(o.JTI), Expires: o.Expires, TTL: r.SessionTTL})
+				c.Puts = append(c.Puts, Put{Key: r.Hasher.JTI(o.JTI), Expires: o.Expires, TTL: r.SessionTTL})
 			case OrderSession:
 				c.Puts = append(c.Puts, r.sessionPut(o.Subject, o.Session))
 			case OrderSubject:
-				c.Subjects = append(c.Subjects, SubjectCut{Subject: SubjectKey(o.Subject), TTL: r.SessionTTL})
+				c.Subjects = append(c.Subjects, *r.subjectCut(o.Subject, ""))
 			}
 		}
 		out, err := r.Store.Commit(ctx, c)

@@ -30,6 +30,12 @@ type SubjectCut struct {
 	// than the store's clock: an identity provider's event says when the
 	// subject's sessions ended, and a replayed event then cuts nothing new.
 	At int64
+	// Unkeyed and UnkeyedKeep are the unkeyed forms of Subject and Keep
+	// while unkeyed entries are checked (see Hasher): the sessions noted
+	// under the unkeyed subject (by replicas before the key) are revoked
+	// by name too, but for UnkeyedKeep. Zero: none. The embedded store
+	// ignores them: it never holds notes from before the key.
+	Unkeyed, UnkeyedKeep Key
 }
 
 // GlobalCut asks a store to revoke every token of every subject issued

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -272,14 +273,41 @@ func sessionsNoted(t *testing.T, s Store, subj Key) int {
 		defer s.mu.Unlock()
 		return len(s.seen[subj])
 	case *RedisStore:
-		n, err := s.client.ZCard(context.Background(), s.base+"seen:"+subj.String()).Result()
-		if err != nil {
-			t.Fatalf("zcard: %v", err)
-		}
-		return int(n)
+		return len(redisNotes(t, s, subj))
 	}
 	t.Fatalf("unknown store %T", s)
 	return 0
+}
+
+// redisNotes returns the notes a Redis store holds for a subject, live or
+// not yet pruned: session key -> expiry (unix s).
+func redisNotes(t *testing.T, s *RedisStore, subj Key) map[Key]int64 {
+	t.Helper()
+	ctx := context.Background()
+	L, p := 0, 0
+	if v, err := s.client.Get(ctx, s.base+"n").Result(); err == nil {
+		fmt.Sscanf(v, "%d %d", &L, &p)
+	} else if !errors.Is(err, redis.Nil) {
+		t.Fatalf("note state: %v", err)
+	}
+	h := uint64(subj[0])<<24 | uint64(subj[1])<<16 | uint64(subj[2])<<8 | uint64(subj[3])
+	a := h % (1 << L)
+	if a < uint64(p) {
+		a = h % (1 << (L + 1))
+	}
+	all, err := s.client.HGetAll(ctx, s.base+"n:"+strconv.FormatUint(a, 10)).Result()
+	if err != nil {
+		t.Fatalf("note shard: %v", err)
+	}
+	out := make(map[Key]int64)
+	for f, v := range all {
+		if len(f) == 32 && f[:16] == string(subj[:]) {
+			var k Key
+			copy(k[:], f[16:])
+			out[k], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return out
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

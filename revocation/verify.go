@@ -61,36 +61,40 @@ func (c *Claims) Issued() int64 {
 const maxAlternates = 4
 
 // Identity returns the denylist keys of a token with these claims: its
-// exact token hash, and the jti, session and subject of every reading.
-func (c *Claims) Identity(token TokenHash) Identity {
+// exact token hash, and the jti, session and subject of every reading,
+// unkeyed (Hasher.Identity keys them).
+func (c *Claims) Identity(token TokenHash) Identity { return c.identity(token, nil) }
+
+// identity derives the identities with h (nil: unkeyed).
+func (c *Claims) identity(token TokenHash, h *Hasher) Identity {
 	id := Identity{Token: token.Key(), Issued: c.Issued()}
 	if c.EarliestIssued != 0 && (id.Issued == 0 || c.EarliestIssued < id.Issued) {
 		id.Issued = c.EarliestIssued
 	}
 	if c.JTI != "" {
-		id.JTI = JTIKey(c.JTI)
+		id.JTI = h.JTI(c.JTI)
 	}
 	if c.Subject != "" {
-		id.Subject = SubjectKey(c.Subject)
+		id.Subject = h.Subject(c.Subject)
 	}
 	if c.Session != "" {
-		id.Session = SessionKey(c.Subject, c.Session)
+		id.Session = h.Session(c.Subject, c.Session)
 		if c.Issuer != "" {
-			id.IssuerSession = IssuerSessionKey(c.Issuer, c.Session)
+			id.IssuerSession = h.IssuerSession(c.Issuer, c.Session)
 		}
 	}
 	for _, j := range c.AltJTIs {
-		id.Alt = append(id.Alt, JTIKey(j))
+		id.Alt = append(id.Alt, h.JTI(j))
 	}
 	subjects := append([]string{c.Subject}, c.AltSubjects...)
 	sessions := append([]string{c.Session}, c.AltSessions...)
 	for i, sub := range subjects {
 		if i > 0 && sub != "" {
-			id.AltSubjects = append(id.AltSubjects, SubjectKey(sub))
+			id.AltSubjects = append(id.AltSubjects, h.Subject(sub))
 		}
 		for j, sid := range sessions {
 			if (i > 0 || j > 0) && sid != "" {
-				id.Alt = append(id.Alt, SessionKey(sub, sid))
+				id.Alt = append(id.Alt, h.Session(sub, sid))
 			}
 		}
 	}
