@@ -21,7 +21,7 @@ import (
 // the free loopback ports chosen here (admin address, site port).
 func startCaddyFile(t *testing.T, path string, env func(admin string, port int) []string) *Caddy {
 	t.Helper()
-	c := &Caddy{t: t, dir: t.TempDir(), config: path}
+	c := &Caddy{t: t, dir: t.TempDir(), bin: caddyBin, config: path}
 	t.Cleanup(c.Stop)
 	for attempt := 1; ; attempt++ {
 		c.Admin = "127.0.0.1:" + strconv.Itoa(testredis.FreePort(t))
