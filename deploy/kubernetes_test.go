@@ -42,7 +42,7 @@ type rendered struct {
 
 // filledSecrets is secrets.env as the Kubernetes quick start (docs/operating.md) has the user
 // write it.
-const filledSecrets = "jwt-secret=c2VjcmV0LW9mLXRoZS1hcHA+/=\nredis-password=cmVkaXMtcGFzc3dvcmQ=\n"
+const filledSecrets = "jwt-secret=c2VjcmV0LW9mLXRoZS1hcHA+/=\nredis-password=cmVkaXMtcGFzc3dvcmQ=\nhash-key=aGFzaC1rZXktb2YtdGhlLWRlbnlsaXN0\n"
 
 // baseFS copies the base into memory, as it is on disk, plus secrets.env
 // when secretsEnv is not empty: the step the user takes before applying.
@@ -287,7 +287,7 @@ func TestKustomizeBase(t *testing.T) {
 	})
 
 	t.Run("secrets come from a Secret", func(t *testing.T) {
-		for _, name := range []string{"JWT_SECRET", "REDIS_PASSWORD"} {
+		for _, name := range []string{"JWT_SECRET", "REDIS_PASSWORD", "REVOCATION_HASH_KEY"} {
 			e := env(t, sidecar, name)
 			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 				t.Errorf("%s is not a secretKeyRef", name)
@@ -302,6 +302,11 @@ func TestKustomizeBase(t *testing.T) {
 		}
 		if strings.Contains(caddyfile, "hmac_secret ") && !strings.Contains(caddyfile, "hmac_secret {env.JWT_SECRET}") {
 			t.Error("hmac_secret is not the {env.JWT_SECRET} placeholder")
+		}
+		// The identities in Redis are keyed: a reader of Redis cannot
+		// test a list of user names against them.
+		if !regexp.MustCompile(`(?m)^\s*hash_key \{env\.REVOCATION_HASH_KEY\}$`).MatchString(caddyfile) {
+			t.Error("the Caddyfile has no hash_key {env.REVOCATION_HASH_KEY}")
 		}
 	})
 
@@ -331,7 +336,7 @@ func TestKustomizeBase(t *testing.T) {
 		}
 		// The example lists exactly the keys the pods read.
 		example := readFile(t, filepath.Join(base, "secrets.env.example"))
-		for _, key := range []string{"jwt-secret=", "redis-password="} {
+		for _, key := range []string{"jwt-secret=", "redis-password=", "hash-key="} {
 			if !strings.Contains(example, "\n"+key+"\n") {
 				t.Errorf("secrets.env.example has no empty %s line", key)
 			}
@@ -706,5 +711,65 @@ func TestKustomizeOverlayOfTheDocs(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the overlay renders no Deployment app")
+	}
+}
+
+// The quick start's secrets step (docs/operating.md, the block after
+// <!-- doc-test: secrets -->), run as written, writes every key the
+// example lists, each with a value the sidecar accepts; the base then
+// renders with it.
+func TestSecretsStepOfTheDocs(t *testing.T) {
+	page := readFile(t, filepath.Join(repoRoot, "docs", "operating.md"))
+	_, rest, ok := strings.Cut(page, "<!-- doc-test: secrets -->")
+	if !ok {
+		t.Fatal("docs/operating.md has no <!-- doc-test: secrets --> block")
+	}
+	_, rest, ok = strings.Cut(rest, "```sh\n")
+	if !ok {
+		t.Fatal("the secrets block is not a sh block")
+	}
+	script, _, _ := strings.Cut(rest, "```")
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "deploy", "kubernetes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the secrets step:\n%s\n%v: %s", script, err, out)
+	}
+	path := filepath.Join(dir, "deploy", "kubernetes", "secrets.env")
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		t.Errorf("secrets.env is %v: readable by others", info.Mode().Perm())
+	}
+	written := readFile(t, path)
+	got := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(written), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		got[k] = v
+	}
+	example := readFile(t, filepath.Join(repoRoot, "deploy", "kubernetes", "secrets.env.example"))
+	for _, m := range regexp.MustCompile(`(?m)^([a-z-]+)=$`).FindAllStringSubmatch(example, -1) {
+		v, ok := got[m[1]]
+		switch {
+		case !ok:
+			t.Errorf("the secrets step writes no %s (secrets.env.example lists it)", m[1])
+		case len(v) < 16:
+			t.Errorf("the secrets step writes %s of %d bytes: hash_key and the JWT secret need at least 16", m[1], len(v))
+		}
+		delete(got, m[1])
+	}
+	for k := range got {
+		t.Errorf("the secrets step writes %s, which secrets.env.example does not list", k)
+	}
+	if a, b := regexp.MustCompile(`hash-key=(\S+)`).FindStringSubmatch(written), regexp.MustCompile(`jwt-secret=(\S+)`).FindStringSubmatch(written); a != nil && b != nil && a[1] == b[1] {
+		t.Error("hash-key and jwt-secret are the same value")
+	}
+	if _, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(baseFS(t, written), base); err != nil {
+		t.Fatalf("kustomize build with the secrets.env the step wrote: %v", err)
 	}
 }

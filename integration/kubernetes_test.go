@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
 // startCaddyFile runs caddy on a Caddyfile as it is on disk, unchanged:
@@ -52,6 +54,7 @@ func TestKubernetesCaddyfile(t *testing.T) {
 	}
 	up := StartUpstream(t)
 	metricsPort := testredis.FreePort(t)
+	hashKey := "hash-key-" + randomID()
 	c := startCaddyFile(t, path, func(admin string, port int) []string {
 		_, adminPort, _ := strings.Cut(admin, ":")
 		return []string{
@@ -63,6 +66,7 @@ func TestKubernetesCaddyfile(t *testing.T) {
 			"REDIS_URL=" + srv.URL(),
 			"REDIS_PASSWORD=" + redisPassword,
 			"JWT_SECRET=" + testSecret,
+			"REVOCATION_HASH_KEY=" + hashKey,
 		}
 	})
 	c.WaitReady()
@@ -74,7 +78,7 @@ func TestKubernetesCaddyfile(t *testing.T) {
 	// from the Caddyfile, with the container's environment; they print
 	// nothing (no adapter log lines either) when healthy.
 	_, adminPort, _ := strings.Cut(c.Admin, ":")
-	probeEnv := []string{"ADMIN_PORT=" + adminPort, "REDIS_PASSWORD=x", "JWT_SECRET=" + testSecret}
+	probeEnv := []string{"ADMIN_PORT=" + adminPort, "REDIS_PASSWORD=x", "JWT_SECRET=" + testSecret, "REVOCATION_HASH_KEY=" + hashKey}
 	for _, probe := range [][]string{
 		{"revocation", "health", "--quiet", "--config", path, "--adapter", "caddyfile"},
 		{"revocation", "health", "--live", "--quiet", "--config", path, "--adapter", "caddyfile"},
@@ -134,6 +138,30 @@ return n`
 		t.Fatalf("%s token entries in Redis, want the logged-out and the stolen token", tokens)
 	}
 
+	// The identities are keyed with the Secret's hash_key: Redis records
+	// its fingerprint, the status shows the same one, and a subject
+	// revoked here is not under the hash anyone can compute from its name.
+	base := revocation.KeyBase("revocation:")
+	rec := strings.TrimSpace(redisCLI(t, srv, redisPassword, "GET", base+"hashkey"))
+	fp := "" // the record is v1:<fingerprint>:<end of the unkeyed window>
+	if f := strings.Split(rec, ":"); len(f) == 3 {
+		fp = f[1]
+	}
+	st, status := c.AdminDo("GET", "/revocation/status", "")
+	if fp == "" || st != http.StatusOK || !strings.Contains(status, `"hash_key_fingerprint":"`+fp+`"`) {
+		t.Fatalf("hash_key: Redis records %q, the status (%d) says %s", rec, st, status)
+	}
+	if st, body := c.AdminDo("POST", "/revocation/revoke", `{"subject":"liam"}`); st != http.StatusOK {
+		t.Fatalf("revoke subject liam: %d %s", st, body)
+	}
+	ExpectStatus(t, "a revoked subject", Get(t, c.URL+"/orders", Token(t, jwt.MapClaims{"sub": "liam", "iat": time.Now().Add(-time.Minute).Unix()})), http.StatusUnauthorized)
+	if n := strings.TrimSpace(redisCLI(t, srv, redisPassword, "EXISTS", base+"u:"+revocation.SubjectKey("liam").String())); n != "0" {
+		t.Error("the unkeyed hash of the subject's name finds its revocation in Redis")
+	}
+	if n := strings.Count(redisCLI(t, srv, redisPassword, "KEYS", base+"u:*"), "\n"); n != 1 {
+		t.Errorf("%d subject entries in Redis, want liam's, keyed", n)
+	}
+
 	// Metrics on the metrics port, as Prometheus scrapes the pod.
 	m := Do(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "")
 	ExpectStatus(t, "metrics port", m, http.StatusOK)
@@ -168,7 +196,7 @@ return n`
 	if findLine(lines, "http.log.access.log0", "handled request") == nil {
 		t.Error("no access log line")
 	}
-	for _, secret := range []string{tok, stolen, redisPassword, testSecret} {
+	for _, secret := range []string{tok, stolen, redisPassword, testSecret, hashKey} {
 		if strings.Contains(logs, secret) {
 			t.Fatalf("a secret appears in the logs: %q", secret[:8]+"...")
 		}
