@@ -3,6 +3,7 @@ package revocation
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
@@ -53,7 +54,9 @@ func newBudgetDenylist(budget int64) *Denylist {
 // GOMEMLIMIT says otherwise, so that the collector works harder rather
 // than let the heap push the process over.
 func (d *Denylist) SetMemoryBudget(budget int64) {
-	d.mem.budget.Store(max(budget, 0))
+	if prev := d.mem.budget.Swap(max(budget, 0)); prev > 0 && budget <= 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(math.MaxInt64) // the limit was the budget's
+	}
 	d.setGoLimit()
 }
 

@@ -355,10 +355,14 @@ func (s *RedisStore) carryFrom(from *RedisStore) {
 	from.mu.Lock()
 	loaded, id, applied := from.loaded, from.lastID, from.applied
 	from.mu.Unlock()
-	if !loaded || id == "" {
+	if !loaded || id == "" || from.dl.mem.dropped.Load() > 0 {
+		// Nothing to carry, or a copy missing what its budget could not
+		// hold: a full load under the new budget holds what fits now.
 		return
 	}
+	budget := s.dl.MemoryBudget()
 	s.dl = from.dl
+	s.dl.SetMemoryBudget(budget)
 	s.lastID, s.applied, s.loaded = id, applied, true
 	s.loadSource = "carried"
 	s.confirmed.Store(confirmed)
