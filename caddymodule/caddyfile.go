@@ -255,8 +255,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				break
 			}
 			n, err := humanize.ParseBytes(v)
-			if err != nil || n < 32<<20 || n > 1<<50 {
-				return d.Errf("memory_budget: %q: want a size of at least 32MiB (such as 256MiB or 1GB), or off", v)
+			// An idle replica holds about 60 MB: less leaves no room.
+			if err != nil || n < 64<<20 || n > 1<<50 {
+				return d.Errf("memory_budget: %q: want a size of at least 64MiB (such as 256MiB or 1GB), or off", v)
 			}
 			h.MemoryBudget = int64(n)
 		case "redis_timeout":

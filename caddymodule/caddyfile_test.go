@@ -83,6 +83,8 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints list":          "revocation {\nendpoints logout invalidate_session\n}",
 		"body inspection":         "revocation {\ninspect_body_limit 1MiB\noversized_body reject\n}",
 		"snapshots off":           "revocation {\nsnapshot_every off\n}",
+		"memory budget":           "revocation {\nmemory_budget 256MiB\n}",
+		"memory budget off":       "revocation {\nmemory_budget off\n}",
 		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
@@ -92,6 +94,8 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"endpoints list":          `{"endpoints":["logout","invalidate_session"]}`,
 		"body inspection":         `{"inspect_body_limit":1048576,"oversized_body":"reject"}`,
 		"snapshots off":           `{"snapshot_every":-1}`,
+		"memory budget":           `{"memory_budget":268435456}`,
+		"memory budget off":       `{"memory_budget":-1}`,
 		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
@@ -150,6 +154,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"short feed_retention":    {"revocation {\nfeed_retention 10s\n}", `feed_retention: 10s: want at least 1m0s`},
 		"bad snapshot_every":      {"revocation {\nsnapshot_every never\n}", `snapshot_every: "never": want a duration of at least 10s, or off`},
 		"short snapshot_every":    {"revocation {\nsnapshot_every 1s\n}", `snapshot_every: "1s"`},
+		"small memory_budget":     {"revocation {\nmemory_budget 10MB\n}", `memory_budget: "10MB": want a size of at least 64MiB`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)
