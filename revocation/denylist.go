@@ -148,6 +148,7 @@ func clampExpiry(exp int64) uint32 {
 // a replica may apply its own revocation at once and again when the change
 // feed brings it back.
 func (d *Denylist) Apply(entries ...Entry) {
+	mayGrow := d.mayGrow // one closure per call, not per entry
 	for _, e := range entries {
 		if e.Kind() == KindGlobal {
 			d.applyGlobal(e)
@@ -165,7 +166,7 @@ func (d *Denylist) Apply(entries ...Entry) {
 			s.subjects[e.Key] = e
 		} else {
 			before := s.plain.bytes()
-			added, held := s.plain.putWithin(&e.Key, clampExpiry(e.Expires), func(grown int64) bool { return d.mayGrow(grown) })
+			added, held := s.plain.putWithin(&e.Key, clampExpiry(e.Expires), mayGrow)
 			if added {
 				d.counts[e.Kind()].Add(1)
 			} else if !held {
