@@ -100,8 +100,11 @@ func (b BudgetStatus) Reason() string {
 // ending the over-budget state once every dropped entry has expired at
 // now (unix seconds).
 func (d *Denylist) Budget(now int64) BudgetStatus {
-	if d.mem.dropped.Load() > 0 && now >= d.mem.droppedUntil.Load() {
-		d.mem.dropped.Store(0)
+	// drop moves the expiry before it counts, so a count read before
+	// the expiry covers every drop the expiry does: a drop in between
+	// makes the swap fail.
+	if n := d.mem.dropped.Load(); n > 0 && now >= d.mem.droppedUntil.Load() {
+		d.mem.dropped.CompareAndSwap(n, 0)
 	}
 	return BudgetStatus{
 		Budget: d.mem.budget.Load(), Tables: d.mem.tables.Load(), Process: d.processBytes(),
@@ -131,14 +134,14 @@ func (d *Denylist) tableRoom() int64 {
 
 // drop records an entry not held for want of memory.
 func (d *Denylist) drop(exp int64) {
-	d.mem.dropped.Add(1)
-	d.mem.droppedTotal.Add(1)
 	for {
 		u := d.mem.droppedUntil.Load()
 		if exp <= u || d.mem.droppedUntil.CompareAndSwap(u, exp) {
-			return
+			break
 		}
 	}
+	d.mem.dropped.Add(1)
+	d.mem.droppedTotal.Add(1)
 }
 
 // processBytes is the process's resident memory (Linux), or what the Go
