@@ -33,7 +33,11 @@
 #       then single calls), a replica joining during the storm;
 #   (g) start to ready with the real binary and Redis bytes per entry
 #       (bench/startup.sh) at each of STARTUP_N entries ("0 1000000";
-#       "0 1000000 5000000 10000000" adds about 10 minutes).
+#       "0 1000000 5000000 10000000" adds about 10 minutes);
+#   (h) resident memory per entry as users see it (bench/memory.sh), the
+#       build before issue 21 beside this one, at each of MEMORY_N
+#       entries ("1000000": about 5 minutes; "1000000 10000000" adds
+#       about 20).
 #
 # Results go to bench/results/ (not committed). Needs wrk and redis-server
 # (installed from Debian's packages when run as root).
@@ -109,4 +113,9 @@ go build -o "$out/storm" ./bench/storm
 echo "==> (g) start to ready and Redis bytes per entry at ${STARTUP_N:-0 1000000} entries"
 for n in ${STARTUP_N:-0 1000000}; do
 	N="$n" CADDY="$out/caddy" ./bench/startup.sh | tee "$out/startup-$n.txt"
+done
+
+echo "==> (h) RSS per entry, settled and at peak, cold from keys, from the snapshot and through a storm, old build beside this one, at ${MEMORY_N:-1000000} entries"
+for n in ${MEMORY_N:-1000000}; do
+	N="$n" NEW="$out/caddy" ./bench/memory.sh | tee "$out/memory-$n.txt"
 done

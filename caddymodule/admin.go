@@ -515,9 +515,23 @@ type StoreStatus struct {
 	UnkeyedUntil *time.Time `json:"unkeyed_until,omitempty"`
 	// Load is the progress of a full load under way, absent when none is.
 	Load *LoadStatus `json:"load,omitempty"`
+	// Memory is how the local copy stands against memory_budget, absent
+	// when there is no budget.
+	Memory *MemoryStatus `json:"memory,omitempty"`
 
 	// streamsOpen adds up, over the stores, to StatusResponse.StreamsOpen.
 	streamsOpen int64
+}
+
+// MemoryStatus is a store's local copy against its memory budget.
+type MemoryStatus struct {
+	Budget  int64 `json:"budget_bytes"`
+	Tables  int64 `json:"table_bytes"`
+	Process int64 `json:"process_bytes"`
+	// NotHeld is how many revocations the copy lacks for want of memory
+	// (until they expire, at NotHeldUntil).
+	NotHeld      int64      `json:"entries_not_held"`
+	NotHeldUntil *time.Time `json:"not_held_until,omitempty"`
 }
 
 // LoadStatus is the progress of a full load of the local copy.
@@ -548,6 +562,13 @@ func statuses() []StoreStatus {
 		}
 		for _, k := range revocation.Kinds {
 			st.Entries[k.String()] = s.Denylist().Len(k)
+		}
+		if m := h.Memory; m != nil {
+			st.Memory = &MemoryStatus{Budget: m.Budget, Tables: m.Tables, Process: m.Process, NotHeld: m.Dropped}
+			if m.Over() {
+				u := time.Unix(m.Until, 0).UTC()
+				st.Memory.NotHeldUntil = &u
+			}
 		}
 		if !h.Confirmed.IsZero() && h.Store != "embedded" {
 			c := h.Confirmed.UTC()
@@ -584,6 +605,11 @@ func readiness(h revocation.Health, stale, staleAfter time.Duration, failClosed 
 		return false, "denylist not loaded yet: " + h.LastError
 	case !h.Loaded:
 		return false, "denylist not loaded yet"
+	case h.Memory != nil && h.Memory.Over():
+		// Whatever on_store_down says: this replica alone lacks memory
+		// (a restart with a larger limit helps), and its copy misses
+		// revocations that others hold.
+		return false, h.Memory.Reason()
 	case staleAfter > 0 && stale > staleAfter:
 		why := fmt.Sprintf("denylist not confirmed current for %s (stale_after %s)", stale.Round(time.Millisecond), staleAfter)
 		if !h.Connected && h.LastError != "" {

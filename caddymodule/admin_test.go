@@ -40,6 +40,8 @@ func TestReadiness(t *testing.T) {
 		{"never loaded, fail_open: knows nothing", revocation.Health{Store: "redis", LastError: "initial load: refused"}, 1 << 62, 30 * time.Second, false, "denylist not loaded yet: initial load: refused", true},
 		{"loading", revocation.Health{Store: "redis", Connected: true, Load: &revocation.LoadProgress{Entries: 420, Expected: 1000}}, 1 << 62, 30 * time.Second, false, "denylist loading: 420 entries read of at most 1000", false},
 		{"loading, size unknown", revocation.Health{Store: "redis", Connected: true, Load: &revocation.LoadProgress{}}, 1 << 62, 30 * time.Second, false, "denylist loading: 0 entries read", false},
+		{"over its memory budget, fail_open too", revocation.Health{Store: "redis", Loaded: true, Connected: true, Memory: &revocation.BudgetStatus{Budget: 256 << 20, Tables: 180 << 20, Process: 238 << 20, Dropped: 7, DroppedTotal: 7}}, 1 << 62, 30 * time.Second, false, "memory budget 256.0 MiB exceeded: 7 revocations not held in the local copy (process 238.0 MiB, of which tables 180.0 MiB); raise memory_budget and the memory limit, or wait for them to expire", true},
+		{"inside its memory budget", revocation.Health{Store: "redis", Loaded: true, Connected: true, Memory: &revocation.BudgetStatus{Budget: 256 << 20, Tables: 180 << 20, Process: 238 << 20}}, time.Second, 30 * time.Second, true, "", false},
 		{"reloading: the local copy still serves", revocation.Health{Store: "redis", Loaded: true, Connected: true, Load: &revocation.LoadProgress{Entries: 5}}, time.Second, 30 * time.Second, true, "", false},
 	}
 	for _, c := range cases {

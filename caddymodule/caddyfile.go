@@ -81,6 +81,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    feed_max_len     <n>
 //	    feed_retention   <duration>
 //	    snapshot_every   <duration>|off
+//	    memory_budget    <size>|off
 //	    redis_timeout    <duration>
 //	    redis_wait_replicas auto|off|<n>
 //	    redis_wait_timeout  <duration>
@@ -255,6 +256,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("snapshot_every: %q: want a duration of at least %v, or off", v, minSnapshotEvery)
 			}
 			h.SnapshotEvery = caddy.Duration(dur)
+		case "memory_budget":
+			var v string
+			if err := oneArg(d, "", &v); err != nil {
+				return err
+			}
+			if v == "off" {
+				h.MemoryBudget = -1 // none, whatever the cgroup says
+				break
+			}
+			n, err := humanize.ParseBytes(v)
+			// An idle replica holds about 60 MB: less leaves no room.
+			if err != nil || n < 64<<20 || n > 1<<50 {
+				return d.Errf("memory_budget: %q: want a size of at least 64MiB (such as 256MiB or 1GB), or off", v)
+			}
+			h.MemoryBudget = int64(n)
 		case "redis_timeout":
 			if err := durationArg(d, "", &h.RedisTimeout); err != nil {
 				return err
@@ -546,7 +562,7 @@ var (
 	handlerOptions = []string{"app_id", "redis", "key_prefix", "hash_key", "jwt", "session_ttl", "endpoints",
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
 		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "feed_retention",
-		"snapshot_every", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",
+		"snapshot_every", "memory_budget", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",
 		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout",
 		"close_streams_at_expiry"}
 	redisOptions = []string{"url", "addrs", "username", "password", "db", "tls", "tls_ca_file",

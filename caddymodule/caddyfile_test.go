@@ -85,6 +85,8 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"body inspection":         "revocation {\ninspect_body_limit 1MiB\noversized_body reject\n}",
 		"snapshots off":           "revocation {\nsnapshot_every off\n}",
 		"streams at expiry":       "revocation {\nclose_streams_at_expiry\n}",
+		"memory budget":           "revocation {\nmemory_budget 256MiB\n}",
+		"memory budget off":       "revocation {\nmemory_budget off\n}",
 		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
@@ -95,6 +97,8 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"body inspection":         `{"inspect_body_limit":1048576,"oversized_body":"reject"}`,
 		"snapshots off":           `{"snapshot_every":-1}`,
 		"streams at expiry":       `{"close_streams_at_expiry":true}`,
+		"memory budget":           `{"memory_budget":268435456}`,
+		"memory budget off":       `{"memory_budget":-1}`,
 		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
@@ -154,6 +158,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"short feed_retention":    {"revocation {\nfeed_retention 10s\n}", `feed_retention: 10s: want at least 1m0s`},
 		"bad snapshot_every":      {"revocation {\nsnapshot_every never\n}", `snapshot_every: "never": want a duration of at least 10s, or off`},
 		"short snapshot_every":    {"revocation {\nsnapshot_every 1s\n}", `snapshot_every: "1s"`},
+		"small memory_budget":     {"revocation {\nmemory_budget 10MB\n}", `memory_budget: "10MB": want a size of at least 64MiB`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)

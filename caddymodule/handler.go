@@ -141,6 +141,14 @@ type Handler struct {
 	// negative: never ("off").
 	SnapshotEvery caddy.Duration `json:"snapshot_every,omitempty"`
 
+	// MemoryBudget is the most memory, in bytes, the process may use for
+	// the Redis store's local copy and the Go runtime: past it, the
+	// replica holds no more revocations, refuses readiness and treats
+	// its copy as unconfirmed (on_store_down decides) until the ones it
+	// could not hold expire. Default: the memory limit of the cgroup the
+	// process runs in, when there is one; negative: none ("off").
+	MemoryBudget int64 `json:"memory_budget,omitempty"`
+
 	// RedisTimeout bounds each Redis operation of a revocation, so that an
 	// unreachable Redis gets a prompt 500 rather than a hung client.
 	// Default 2s.
@@ -287,6 +295,18 @@ const (
 const defaultRedisWaitTimeout = time.Second
 
 // Provision sets the handler up: defaults, keys, the shared store.
+// memoryBudget resolves the memory_budget option: the cgroup's limit by
+// default, none when negative.
+func memoryBudget(v int64) int64 {
+	switch {
+	case v < 0:
+		return 0
+	case v == 0:
+		return revocation.CgroupMemoryLimit()
+	}
+	return v
+}
+
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.log = ctx.Logger()
@@ -391,6 +411,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		IOTimeout:    time.Duration(h.RedisTimeout),
 		Retention:    time.Duration(h.FeedRetention),
 		SnapEvery:    time.Duration(h.SnapshotEvery),
+		MemoryBudget: memoryBudget(h.MemoryBudget),
 	}
 	if h.Redis != nil {
 		settings.Redis = *h.Redis

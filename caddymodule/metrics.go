@@ -96,6 +96,12 @@ func initMetrics() {
 				"Entries read so far by the full load under way (0 when none runs).", []string{"store", "prefix"}, nil),
 			loadExpect: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_load_expected_entries"),
 				"Upper estimate of the entries the full load under way reads (keys in the store when it began; 0 when unknown or none runs).", []string{"store", "prefix"}, nil),
+			budget: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "memory_budget_bytes"),
+				"The memory budget of the store's local copy and the Go runtime (memory_budget; 0: none).", []string{"store", "prefix"}, nil),
+			tables: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_table_bytes"),
+				"Memory the local denylist's tables hold.", []string{"store", "prefix"}, nil),
+			notHeld: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_not_held_entries"),
+				"Revocations the local copy lacks for want of memory (the replica is not ready while above 0).", []string{"store", "prefix"}, nil),
 		}
 		metrics.blockedByWhat = make(map[string]prometheus.Counter, len(blockReasons))
 		for _, r := range blockReasons {
@@ -176,6 +182,7 @@ func storeHooks(settings storeSettings) revocation.Hooks {
 type storeCollector struct {
 	entries, staleness, up        *prometheus.Desc
 	loading, loadRead, loadExpect *prometheus.Desc
+	budget, tables, notHeld       *prometheus.Desc
 }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -185,6 +192,9 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.loading
 	ch <- c.loadRead
 	ch <- c.loadExpect
+	ch <- c.budget
+	ch <- c.tables
+	ch <- c.notHeld
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -216,5 +226,12 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.loading, prometheus.GaugeValue, loading, h.Store, s.prefix)
 		ch <- prometheus.MustNewConstMetric(c.loadRead, prometheus.GaugeValue, read, h.Store, s.prefix)
 		ch <- prometheus.MustNewConstMetric(c.loadExpect, prometheus.GaugeValue, expect, h.Store, s.prefix)
+		var budget, notHeld float64
+		if m := h.Memory; m != nil {
+			budget, notHeld = float64(m.Budget), float64(m.Dropped)
+		}
+		ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, budget, h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.tables, prometheus.GaugeValue, float64(dl.Bytes()), h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.notHeld, prometheus.GaugeValue, notHeld, h.Store, s.prefix)
 	})
 }

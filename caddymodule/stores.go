@@ -186,6 +186,8 @@ type storeSettings struct {
 	IOTimeout   time.Duration `json:"io_timeout"`
 	Retention   time.Duration `json:"feed_retention"`
 	SnapEvery   time.Duration `json:"snapshot_every"`
+	// MemoryBudget is RedisOptions' (0: none).
+	MemoryBudget int64 `json:"memory_budget"`
 	// WaitReplicas and WaitTimeout are RedisOptions' (0: auto).
 	WaitReplicas int           `json:"wait_replicas"`
 	WaitTimeout  time.Duration `json:"wait_timeout"`
@@ -300,6 +302,7 @@ func openStore(key string, settings storeSettings, hasher *revocation.Hasher, pr
 		// Zero takes the store's defaults.
 		FeedRetention: settings.Retention,
 		SnapshotEvery: settings.SnapEvery,
+		MemoryBudget:  settings.MemoryBudget,
 		// The feed read is pipelined, so it must end within the read
 		// timeout; adopt lowers it further for a short stale_after.
 		Block:        min(time.Second, settings.IOTimeout/2),

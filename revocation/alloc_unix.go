@@ -10,7 +10,11 @@ import (
 
 // mapThreshold is the smallest block mapped outside the Go heap: below
 // it, a page-rounded mapping per shard would waste more than it saves.
-const mapThreshold = 256 << 10
+// It is low enough that a denylist of a million entries (256 shards of
+// about 100 KiB) is mapped: on the Go heap, every table a shard outgrows
+// stays resident as garbage until the next collection, and the
+// collector's headroom (GOGC) doubles what the tables cost.
+const mapThreshold = 32 << 10
 
 // region is a block of memory mapped outside the Go heap.
 type region struct {

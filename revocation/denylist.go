@@ -108,6 +108,9 @@ type Denylist struct {
 	// applied, when set, is told of every batch of entries Apply records,
 	// after they are visible to Check (SetApplied).
 	applied atomic.Pointer[func([]Entry)]
+
+	// mem is the memory budget and what the tables hold (budget.go).
+	mem budgetState
 }
 
 // epoch marks one state of a Denylist's entries. It is never empty:
@@ -127,6 +130,7 @@ func NewDenylist() *Denylist {
 	seed := [2]uint64{rand.Uint64(), rand.Uint64()}
 	for i := range d.shards {
 		d.shards[i].plain = newPlainTable(1, seed)
+		d.mem.tables.Add(d.shards[i].plain.bytes())
 		d.shards[i].subjects = make(map[Key]Entry)
 	}
 	d.epoch.Store(new(epoch))
@@ -153,6 +157,7 @@ func clampExpiry(exp int64) uint32 {
 // a replica may apply its own revocation at once and again when the change
 // feed brings it back.
 func (d *Denylist) Apply(entries ...Entry) {
+	mayGrow := d.mayGrow // one closure per call, not per entry
 	for _, e := range entries {
 		if e.Kind() == KindGlobal {
 			d.applyGlobal(e)
@@ -169,9 +174,14 @@ func (d *Denylist) Apply(entries ...Entry) {
 			}
 			s.subjects[e.Key] = e
 		} else {
-			if s.plain.put(&e.Key, clampExpiry(e.Expires)) {
+			before := s.plain.bytes()
+			added, held := s.plain.putWithin(&e.Key, clampExpiry(e.Expires), mayGrow)
+			if added {
 				d.counts[e.Kind()].Add(1)
+			} else if !held {
+				d.drop(e.Expires)
 			}
+			d.mem.tables.Add(s.plain.bytes() - before)
 		}
 		s.mu.Unlock()
 	}
@@ -339,12 +349,29 @@ func subjectBlocks(e *Entry, id *Identity) bool {
 	return !kept
 }
 
+// Reserve sizes the tables for about n plain entries in all, so that a
+// load of n entries does not rebuild every table a dozen times on the
+// way. It never shrinks a table.
+func (d *Denylist) Reserve(n int64) {
+	n = min(n, d.tableRoom())
+	per := int(n/numShards + n/numShards/16 + 1) // the keys are hashes: spread evenly, give or take a few percent
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		before := s.plain.bytes()
+		s.plain.reserve(per)
+		d.mem.tables.Add(s.plain.bytes() - before)
+		s.mu.Unlock()
+	}
+}
+
 // release frees the tables' memory at once (benchmarks); the denylist
 // must not be used after.
 func (d *Denylist) release() {
 	for i := range d.shards {
 		d.shards[i].plain.free()
 	}
+	d.mem.tables.Store(0)
 }
 
 // Bytes returns the memory the plain entries' tables hold.
@@ -379,10 +406,12 @@ func (d *Denylist) Sweep(now int64) int {
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.Lock()
+		before := s.plain.bytes()
 		s.plain.sweep(now, func(k Key) {
 			d.counts[k.Kind()].Add(-1)
 			removed++
 		})
+		d.mem.tables.Add(s.plain.bytes() - before)
 		for k, e := range s.subjects {
 			if e.Expires <= now {
 				delete(s.subjects, k)
@@ -399,6 +428,7 @@ func (d *Denylist) Sweep(now int64) int {
 		removed++
 	}
 	d.globalMu.Unlock()
+	d.setGoLimit()
 	return removed
 }
 
@@ -436,8 +466,10 @@ func (d *Denylist) Entries(now int64, f func(Entry) bool) {
 const plainRecordSize = 20
 
 // exportPlain writes every live plain entry as a fixed-size record into
-// chunks of at most chunkBytes, handing each chunk to flush (which may
-// keep it: every chunk is a new slice). It locks one shard at a time.
+// chunks of at most chunkBytes, handing each chunk to flush, which must
+// not keep it: one buffer is reused, so that writing a snapshot of
+// millions of entries does not leave megabytes of garbage behind. It
+// locks one shard at a time.
 func (d *Denylist) exportPlain(now int64, chunkBytes int, flush func([]byte) error) error {
 	chunkBytes = max(chunkBytes/plainRecordSize, 1) * plainRecordSize
 	buf := make([]byte, 0, chunkBytes)
@@ -454,7 +486,7 @@ func (d *Denylist) exportPlain(now int64, chunkBytes int, flush func([]byte) err
 			buf = binary.LittleEndian.AppendUint32(buf, exp)
 			if len(buf) == chunkBytes {
 				err = flush(buf)
-				buf = make([]byte, 0, chunkBytes)
+				buf = buf[:0]
 			}
 		})
 		s.mu.RUnlock()

@@ -158,6 +158,11 @@ type RedisOptions struct {
 	// of the denylist into Redis, from which another loads with a few
 	// large reads. Default one minute; negative: never.
 	SnapshotEvery time.Duration
+	// MemoryBudget is the most memory, in bytes, the process may hold
+	// for this store's local copy and the Go runtime (Denylist.
+	// SetMemoryBudget); zero for none. Past it, revocations are not held
+	// and the copy counts as unconfirmed (Staleness) until they expire.
+	MemoryBudget int64
 	// FeedMaxLen caps the change feed (approximate, XTRIM MAXLEN ~) when
 	// a storm outgrows FeedRetention.
 	// Default DefaultFeedMaxLen. A replica that falls further behind
@@ -281,7 +286,7 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 		maxLen:      opts.FeedMaxLen,
 		retain:      opts.FeedRetention,
 		snapEvery:   opts.SnapshotEvery,
-		dl:          NewDenylist(),
+		dl:          newBudgetDenylist(opts.MemoryBudget),
 		log:         opts.Logger,
 		now:         opts.Now,
 		hooks:       opts.Hooks,
@@ -368,10 +373,14 @@ func (s *RedisStore) carryFrom(from *RedisStore) {
 	from.mu.Lock()
 	loaded, id, applied := from.loaded, from.lastID, from.applied
 	from.mu.Unlock()
-	if !loaded || id == "" {
+	if !loaded || id == "" || from.dl.mem.dropped.Load() > 0 {
+		// Nothing to carry, or a copy missing what its budget could not
+		// hold: a full load under the new budget holds what fits now.
 		return
 	}
+	budget := s.dl.MemoryBudget()
 	s.dl = from.dl
+	s.dl.SetMemoryBudget(budget)
 	s.lastID, s.applied, s.loaded = id, applied, true
 	s.loadSource = "carried"
 	s.confirmed.Store(confirmed)
@@ -739,6 +748,9 @@ func (s *RedisStore) Health() Health {
 		Confirmed: s.confirmedAt(),
 		LastError: s.lastErr,
 	}
+	if b := s.dl.Budget(s.now().Unix()); b.Budget > 0 {
+		h.Memory = &b
+	}
 	if s.loading.Load() {
 		h.Load = &LoadProgress{
 			Entries:  s.loadRead.Load(),
@@ -760,7 +772,8 @@ func (s *RedisStore) confirmedAt() time.Time {
 // Staleness implements Store.
 func (s *RedisStore) Staleness(now time.Time) time.Duration {
 	n := s.confirmed.Load()
-	if n == 0 {
+	if n == 0 || s.dl.mem.dropped.Load() > 0 && s.dl.Budget(now.Unix()).Over() {
+		// Never confirmed, or missing revocations it had no room for.
 		return 1<<63 - 1 // never confirmed
 	}
 	return now.Sub(time.Unix(0, n))
@@ -1055,7 +1068,10 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.loadExpect.Store(s.expectEntries(ctx))
+	expect, inBuckets := s.expectEntries(ctx)
+	s.loadExpect.Store(expect)
+	s.dl.Reserve(inBuckets)
+	defer s.dl.boundLoadHeap(inBuckets)()
 	from, added := "0-0", int64(0)
 	if exists {
 		from, added = info.LastGeneratedID, info.EntriesAdded
@@ -1098,6 +1114,7 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	s.mu.Unlock()
 	took := s.now().Sub(start)
 	s.log.Info("denylist loaded from redis", "source", "keys", "entries", total.Load(), "took", took.String())
+	s.dl.releaseLoadMemory()
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(int(total.Load()), took)
 	}
@@ -1205,35 +1222,47 @@ func (s *RedisStore) readEntries(ctx context.Context, c redis.UniversalClient, k
 			entries = append(entries, e)
 		}
 	}
-	if len(shards) > 0 {
+	s.dl.Apply(entries...)
+	s.loadRead.Add(int64(len(entries)))
+	n := len(entries)
+	// The shards go a few at a time, each few applied before the next
+	// is read: a page of shards holds tens of thousands of entries, and
+	// as maps of strings they would cost the heap several times what
+	// the tables hold for them.
+	const shardsPerRead = 16
+	for len(shards) > 0 {
+		group := shards[:min(len(shards), shardsPerRead)]
+		shards = shards[len(group):]
 		pipe := c.Pipeline()
-		cmds := make([]*redis.MapStringStringCmd, len(shards))
-		for i, k := range shards {
+		cmds := make([]*redis.MapStringStringCmd, len(group))
+		for i, k := range group {
 			cmds[i] = pipe.HGetAll(ctx, k)
 		}
 		_, _ = pipe.Exec(ctx) // errors are read per command
+		entries = entries[:0]
 		for i, cmd := range cmds {
 			fields, err := cmd.Result()
 			if err != nil {
-				return 0, fmt.Errorf("read denylist shard %s: %w", shards[i], err)
+				return n, fmt.Errorf("read denylist shard %s: %w", group[i], err)
 			}
-			read.add(shards[i])
+			read.add(group[i])
 			for f, v := range fields {
 				if f == "" {
 					continue // a placeholder that keeps a shard from vanishing
 				}
 				e, err := shardEntry(f, v)
 				if err != nil {
-					s.log.Warn("skipping unreadable denylist entry", "key", shards[i], "error", err)
+					s.log.Warn("skipping unreadable denylist entry", "key", group[i], "error", err)
 					continue
 				}
 				entries = append(entries, e)
 			}
 		}
+		s.dl.Apply(entries...)
+		s.loadRead.Add(int64(len(entries)))
+		n += len(entries)
 	}
-	s.dl.Apply(entries...)
-	s.loadRead.Add(int64(len(entries)))
-	return len(entries), nil
+	return n, nil
 }
 
 // shardsRead is the set of bucket shards a full load has read.
@@ -1394,18 +1423,21 @@ func shardEntry(field, value string) (Entry, error) {
 // the fields counted in each live bucket's state, and every other key of
 // the database as one entry (one-key entries, and others an upper
 // estimate counts too).
-func (s *RedisStore) expectEntries(ctx context.Context) int64 {
+//
+// It also returns the entries the buckets count alone, what the tables
+// are sized for before the load (the other keys need not be entries).
+func (s *RedisStore) expectEntries(ctx context.Context) (expect, inBuckets int64) {
 	keys := s.dbSize(ctx)
 	buckets, err := s.bucketStates(ctx)
 	if err != nil {
-		return keys
+		return keys, 0
 	}
 	var fields, bucketKeys int64
 	for _, b := range buckets {
 		fields += b.fields
 		bucketKeys += 1 + (1 << b.level) + b.split
 	}
-	return fields + max(keys-bucketKeys, 0)
+	return fields + max(keys-bucketKeys, 0), fields
 }
 
 // dbSize counts the keys of the database (of every master in Cluster

@@ -98,7 +98,11 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 	if ok, err := s.positionValid(ctx, h.from, h.applied); err != nil || !ok {
 		return false, err
 	}
-	s.loadExpect.Store(int64(h.chunks) * (snapshotChunk / plainRecordSize))
+	perChunk := int64(snapshotChunk / plainRecordSize)
+	s.loadExpect.Store(int64(h.chunks) * perChunk)
+	// Every chunk but the last is full.
+	s.dl.Reserve(max(int64(h.chunks)-1, 0)*perChunk + perChunk/2)
+	defer s.dl.boundLoadHeap(int64(h.chunks) * perChunk)()
 	total, err := s.importSnapshot(ctx, h, start.Unix())
 	if err != nil {
 		return false, err
@@ -116,6 +120,7 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 	took := s.now().Sub(start)
 	s.log.Info("denylist loaded from redis", "source", "snapshot", "snapshot_age", start.Sub(h.written).Round(time.Millisecond).String(),
 		"entries", total, "took", took.String())
+	s.dl.releaseLoadMemory()
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(total, took)
 	}
@@ -127,7 +132,9 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 func (s *RedisStore) importSnapshot(ctx context.Context, h *snapshotHeader, now int64) (int, error) {
 	prefix := s.base + "snap:" + h.id + ":"
 	total := 0
-	const perRound = 8
+	// Two chunks (2 MiB) per round trip: more reads no faster, and every
+	// chunk in flight is heap the process holds at its peak.
+	const perRound = 2
 	for i := 0; i < h.chunks; i += perRound {
 		pipe := s.client.Pipeline()
 		var cmds []*redis.StringCmd

@@ -94,6 +94,9 @@ type Health struct {
 	LastError string
 	// Load is the progress of a full load under way, nil when none is.
 	Load *LoadProgress
+	// Memory is how the local copy stands against its memory budget,
+	// nil when there is none.
+	Memory *BudgetStatus
 }
 
 // LoadProgress describes a full load of the local copy under way.

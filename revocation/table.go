@@ -163,6 +163,28 @@ func (t *plainTable) put(k *Key, exp uint32) bool {
 	return true
 }
 
+// putWithin is put, except that a table that must grow to take a new key
+// asks allow first, with the bytes the grown table would take: when
+// allow says no, the key is not stored and held is false.
+func (t *plainTable) putWithin(k *Key, exp uint32, allow func(grown int64) bool) (added, held bool) {
+	lo, hi := keyWords(k)
+	if base, j, ok := t.find(lo, hi); ok {
+		if exp > t.expiry(base, j) {
+			t.setExpiry(base, j, exp)
+		}
+		return false, true
+	}
+	if t.used >= t.maxUsed() {
+		if t.live+1 > t.maxUsed()/2 && !allow( // it grows (see resize)
+			int64(t.groups+(t.groups+3)/4)*groupWords*8) {
+			return false, false
+		}
+		t.resize(t.live + 1)
+	}
+	t.insert(lo, hi, exp)
+	return true, true
+}
+
 // insert places a key known to be absent.
 func (t *plainTable) insert(lo, hi uint64, exp uint32) {
 	h := t.hash(lo, hi)
@@ -215,6 +237,19 @@ func (t *plainTable) resize(n int) {
 	for int(groups)*7 < n {
 		groups++
 	}
+	nt := newPlainTable(groups, t.seed)
+	t.each(func(lo, hi uint64, exp uint32) { nt.insert(lo, hi, exp) })
+	t.free()
+	*t = nt
+}
+
+// reserve grows the table, if need be, to hold n entries at 7/8 full
+// (seven per group of eight).
+func (t *plainTable) reserve(n int) {
+	if n <= t.maxUsed() {
+		return
+	}
+	groups := uint64((n + 6) / 7)
 	nt := newPlainTable(groups, t.seed)
 	t.each(func(lo, hi uint64, exp uint32) { nt.insert(lo, hi, exp) })
 	t.free()
