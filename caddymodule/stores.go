@@ -106,8 +106,10 @@ func (s *sharedStore) startChecked() error {
 	return nil
 }
 
-// hashKeyCheckTimeout bounds the hash key check at start.
-const hashKeyCheckTimeout = 3 * time.Second
+// hashKeyCheckTimeout bounds the hash key check at start: a busy or
+// paused Redis must not hold Caddy's start (and with it the listener)
+// for long; the store checks again before its first load anyway.
+const hashKeyCheckTimeout = time.Second
 
 // start begins the store's work in the background: for Redis, the first
 // load and then following the feed. It is called when Caddy starts a

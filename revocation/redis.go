@@ -831,8 +831,17 @@ func (s *RedisStore) follow(ctx context.Context) {
 		var err error
 		op := "check hash_key"
 		if !checked || !loaded {
+			if !loaded {
+				// The check is a load's first step: status and readiness
+				// say "loading" while a busy Redis keeps it waiting.
+				s.loadStart.Store(s.now().UnixNano())
+				s.loading.Store(true)
+			}
 			err = s.CheckHashKey(ctx)
 			checked = err == nil
+			if err != nil {
+				s.loading.Store(false)
+			}
 		}
 		if err == nil && !loaded {
 			op = "load denylist"
