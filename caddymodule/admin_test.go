@@ -155,22 +155,27 @@ func TestDocsDocumentAdminAPI(t *testing.T) {
 		}
 		_ = json.Unmarshal([]byte(readmeExample(t, readme, "status-response")), &m)
 		got := slices.Sorted(maps.Keys(m.Stores[0]))
-		// What a healthy Redis store shows: everything but the two
-		// fields omitted when empty.
+		// What a healthy Redis store under a memory budget (the
+		// default in a container) shows: everything but the fields
+		// omitted when empty.
 		now := time.Now()
-		want := fields(StoreStatus{Confirmed: &now})
-		want = slices.DeleteFunc(want, func(f string) bool { return f == "reason" || f == "last_error" })
+		want := fields(StoreStatus{Confirmed: &now, Memory: &MemoryStatus{}})
 		if !slices.Equal(got, want) {
 			t.Fatalf("docs status example has fields %v, a healthy store shows %v", got, want)
 		}
-		for _, f := range []string{"reason", "last_error"} {
+		// The table describes every field a store may show, and the
+		// memory row every field of its object.
+		all := fields(StoreStatus{Confirmed: &now, Reason: "r", LastError: "e", HashKey: "h", UnkeyedUntil: &now, Load: &LoadStatus{}, Memory: &MemoryStatus{}})
+		for _, f := range all {
 			if !strings.Contains(readme, "| `"+f+"` |") {
 				t.Errorf("the docs' status table does not describe %s", f)
 			}
 		}
-		for _, f := range want {
-			if !strings.Contains(readme, "| `"+f+"` |") {
-				t.Errorf("the docs' status table does not describe %s", f)
+		_, row, _ := strings.Cut(readme, "| `memory` |")
+		row, _, _ = strings.Cut(row, "\n")
+		for _, f := range fields(MemoryStatus{NotHeldUntil: &now}) {
+			if !strings.Contains(row, "`"+f+"`") {
+				t.Errorf("the docs' status table does not describe memory.%s", f)
 			}
 		}
 	})

@@ -33,6 +33,7 @@ var codeDefaults = map[string]string{
 	"feed_max_len":            strconv.Itoa(revocation.DefaultFeedMaxLen),
 	"feed_retention":          docDuration(revocation.DefaultFeedRetention),
 	"snapshot_every":          docDuration(revocation.DefaultSnapshotEvery),
+	"memory_budget":           "cgroup", // 0 reads as revocation.CgroupMemoryLimit() (memoryBudget)
 	"jwks_refetch_interval":   docDuration(revocation.DefaultMinRefetch),
 	"session_claim":           revocation.DefaultSessionClaim,
 	"inspect_body":            "on",  // InspectBody nil reads as true (Provision)
