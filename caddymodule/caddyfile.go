@@ -81,7 +81,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    feed_max_len     <n>
 //	    feed_retention   <duration>
 //	    snapshot_every   <duration>|off
-//	    memory_budget    <size>|off
+//	    memory_budget    <size>|cgroup|off
 //	    redis_timeout    <duration>
 //	    redis_wait_replicas auto|off|<n>
 //	    redis_wait_timeout  <duration>
@@ -265,10 +265,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MemoryBudget = -1 // none, whatever the cgroup says
 				break
 			}
+			if v == "cgroup" {
+				h.MemoryBudget = 0 // the default, said out loud
+				break
+			}
 			n, err := humanize.ParseBytes(v)
 			// An idle replica holds about 60 MB: less leaves no room.
 			if err != nil || n < 64<<20 || n > 1<<50 {
-				return d.Errf("memory_budget: %q: want a size of at least 64MiB (such as 256MiB or 1GB), or off", v)
+				return d.Errf("memory_budget: %q: want a size of at least 64MiB (such as 256MiB or 1GB), cgroup or off", v)
 			}
 			h.MemoryBudget = int64(n)
 		case "redis_timeout":

@@ -87,6 +87,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"streams at expiry":       "revocation {\nclose_streams_at_expiry\n}",
 		"memory budget":           "revocation {\nmemory_budget 256MiB\n}",
 		"memory budget off":       "revocation {\nmemory_budget off\n}",
+		"memory budget cgroup":    "revocation {\nmemory_budget cgroup\n}",
 		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
@@ -99,6 +100,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"streams at expiry":       `{"close_streams_at_expiry":true}`,
 		"memory budget":           `{"memory_budget":268435456}`,
 		"memory budget off":       `{"memory_budget":-1}`,
+		"memory budget cgroup":    `{}`,
 		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
