@@ -169,6 +169,7 @@ func (s *openStream) cancelOrdinary() {
 
 // streamKind says what a request opens that is worth registering at
 // once, "" for an ordinary request.
+//
 // It runs on every proxied request, so it reads the header map by the
 // canonical names directly: the servers (HTTP/1.x, 2 and 3) store the
 // names canonical, and Header.Get would canonicalize each name again.
@@ -213,11 +214,11 @@ func (st *sharedStore) newStream() *openStream {
 	return &openStream{shard: st.nextShard.Add(1) % youngShards}
 }
 
-// youngStreams holds a store's proxied requests that are not registered
-// yet, oldest first, until they finish or outlive streamThreshold: a
+// youngStreams holds some of a store's proxied requests (one shard of
+// youngShards) that are not registered yet, oldest first, until they finish or outlive streamThreshold: a
 // list linked through the requests themselves, so that joining and
-// leaving it cost a lock and no allocation. One sweep, running only while
-// the list is not empty, registers the requests that outlive the
+// leaving it cost a lock and no allocation. One sweep per list, running
+// only while the list is not empty, registers the requests that outlive the
 // threshold.
 type youngStreams struct {
 	mu         sync.Mutex
