@@ -61,8 +61,13 @@ type sharedStore struct {
 	// keeps the store keeps the streams tracked.
 	tracker *revocation.Tracker
 	// young holds the requests of the store's handlers not yet old
-	// enough to be tracked.
-	young youngStreams
+	// enough to be tracked, in shards (streams.go: youngShards);
+	// nextShard deals the shards out to new openStreams, and streams
+	// keeps the openStreams of requests that returned young for the
+	// next requests (*openStream).
+	young     [youngShards]youngStreams
+	nextShard atomic.Uint32
+	streams   sync.Pool
 }
 
 // track makes every entry applied to the store's denylist, from a local

@@ -77,11 +77,13 @@ type openStream struct {
 	// revocation or expiry ended it.
 	wroteHeader, hijacked, ended atomic.Bool
 
-	// On the store's list of young requests (youngStreams), under its
-	// lock.
+	// On one of the store's lists of young requests (youngStreams, the
+	// one of index shard), under its lock. shard stays with the
+	// openStream through the store's pool.
 	young      bool
 	prev, next *openStream
 	store      *sharedStore
+	shard      uint32
 
 	mu      sync.Mutex
 	done    bool // the request returned
@@ -101,12 +103,18 @@ type openStream struct {
 //
 // A stream request (an upgrade, an event stream, gRPC) gets a context
 // of its own, which ending it cancels. An ordinary request costs no
-// more than the openStream that goes on its store's young list: if it
-// lasts and is ended, the server itself cancels its context (see
+// more than an openStream taken from its store's pool, which goes on
+// one of the store's young lists (each openStream sticks to one, and
+// the pool keeps an openStream on the core that used it, so the lock
+// taken is nearly never contended) and back to the pool when the
+// request returns young: no allocation and no shared lock. If it lasts
+// and is ended, the server itself cancels its context (see
 // cancelOrdinary); HTTP/3, whose server offers no such way, gets a
 // context of its own too.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []credential, now time.Time) error {
-	s := &openStream{ResponseWriter: w, h: h, store: h.store, creds: creds, start: now, kind: streamKind(r), req: r}
+	st := h.store
+	s := st.newStream()
+	*s = openStream{ResponseWriter: w, h: h, store: st, shard: s.shard, creds: creds, start: now, kind: streamKind(r), req: r}
 	if s.kind != "" || r.ProtoMajor > 2 {
 		var ctx context.Context
 		ctx, s.cancel = context.WithCancelCause(r.Context())
@@ -115,7 +123,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if s.kind != "" {
 		s.register()
 	} else {
-		s.store.young.add(s)
+		st.young[s.shard].add(s)
 	}
 	defer s.finish()
 	err := next.ServeHTTP(s, s.req)
@@ -161,33 +169,62 @@ func (s *openStream) cancelOrdinary() {
 
 // streamKind says what a request opens that is worth registering at
 // once, "" for an ordinary request.
+//
+// It runs on every proxied request, so it reads the header map by the
+// canonical names directly: the servers (HTTP/1.x, 2 and 3) store the
+// names canonical, and Header.Get would canonicalize each name again.
 func streamKind(r *http.Request) string {
 	switch {
-	case r.Header.Get("Upgrade") != "":
+	case r.Method == http.MethodConnect:
+		return "connect" // an HTTP/2 extended CONNECT (WebSocket over HTTP/2) or a tunnel
+	case headerValue(r.Header, "Upgrade") != "":
 		if isWebSocket(r) {
 			return "websocket"
 		}
 		return "upgrade"
-	case r.Method == http.MethodConnect:
-		return "connect" // an HTTP/2 extended CONNECT (WebSocket over HTTP/2) or a tunnel
-	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+	case strings.Contains(headerValue(r.Header, "Accept"), "text/event-stream"):
 		return "event_stream"
-	case strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc"):
+	case strings.HasPrefix(headerValue(r.Header, "Content-Type"), "application/grpc"):
 		return "grpc"
 	}
 	return ""
 }
 
-// youngStreams holds a store's proxied requests that are not registered
-// yet, oldest first, until they finish or outlive streamThreshold: a
+// headerValue is h.Get(key) for a key already canonical.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// youngShards is how many young lists a store has. An openStream keeps
+// its list for life (newStream deals them out in turn), and sync.Pool
+// keeps it with the core that last used it, so that requests on
+// different cores nearly always take different locks.
+const youngShards = 8
+
+// newStream returns an openStream from the store's pool, or a new one
+// with its young list dealt. The caller overwrites it whole, keeping
+// shard.
+func (st *sharedStore) newStream() *openStream {
+	if s, ok := st.streams.Get().(*openStream); ok {
+		return s
+	}
+	return &openStream{shard: st.nextShard.Add(1) % youngShards}
+}
+
+// youngStreams holds some of a store's proxied requests (one shard of
+// youngShards) that are not registered yet, oldest first, until they finish or outlive streamThreshold: a
 // list linked through the requests themselves, so that joining and
-// leaving it cost a lock and no allocation. One sweep, running only while
-// the list is not empty, registers the requests that outlive the
+// leaving it cost a lock and no allocation. One sweep per list, running
+// only while the list is not empty, registers the requests that outlive the
 // threshold.
 type youngStreams struct {
 	mu         sync.Mutex
 	head, tail *openStream
 	running    bool
+	_          [64]byte // the shards' locks on cache lines of their own
 }
 
 // add puts a request that has just passed the guard at the end of the
@@ -209,11 +246,15 @@ func (y *youngStreams) add(s *openStream) {
 	y.mu.Unlock()
 }
 
-// remove takes a request off the list, if it is on it.
-func (y *youngStreams) remove(s *openStream) {
+// remove takes a request off the list, if it is on it, and reports
+// whether it was: if so, the request was never registered (the sweep
+// takes a request off the list before registering it).
+func (y *youngStreams) remove(s *openStream) bool {
 	y.mu.Lock()
+	was := s.young
 	y.unlink(s)
 	y.mu.Unlock()
+	return was
 }
 
 func (y *youngStreams) unlink(s *openStream) {
@@ -384,10 +425,18 @@ func (s *openStream) describe(hijacked bool) string {
 	return "long_poll"
 }
 
-// finish unregisters the stream once its request has returned.
+// finish unregisters the stream once its request has returned, and
+// gives an ordinary request that returned young back to its store's
+// pool: nothing else holds it then (it was never registered, so no
+// tracker callback, expiry timer or end can reach it, and it was not
+// hijacked, so no connection wrapper refers to it).
 func (s *openStream) finish() {
-	if s.kind == "" {
-		s.store.young.remove(s)
+	if s.kind == "" && s.store.young[s.shard].remove(s) && s.cancel == nil && !s.hijacked.Load() {
+		st, shard := s.store, s.shard
+		// Let go of the request, its writer and its credentials.
+		*s = openStream{shard: shard}
+		st.streams.Put(s)
+		return
 	}
 	s.mu.Lock()
 	s.done = true
@@ -441,7 +490,9 @@ func (s *openStream) Write(p []byte) (int, error) {
 	if s.ended.Load() {
 		return 0, errStreamEnded
 	}
-	s.wroteHeader.Store(true)
+	if !s.wroteHeader.Load() {
+		s.wroteHeader.Store(true) // once: a store on every write is a locked instruction
+	}
 	return s.ResponseWriter.Write(p)
 }
 

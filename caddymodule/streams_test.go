@@ -2,10 +2,19 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // wsFrame is a server frame (unmasked) with opcode op and payload p.
@@ -130,5 +139,128 @@ func TestStreamConnRevokeDoesNotWaitForAStuckClient(t *testing.T) {
 	}
 	if err := <-stuck; err == nil {
 		t.Fatal("the stuck write succeeded")
+	}
+}
+
+// An ordinary request that returns young gives its openStream back to
+// the store's pool; the next requests reuse it. A long request served
+// by a reused one must still be registered once it outlives the
+// threshold and ended by a revocation, and a crowd of short requests
+// must leave nothing tracked and every young list empty.
+func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{JWT: &JWTConfig{HMACSecret: secret}, Endpoints: []string{"none"}, LogBlocked: "off", AppID: "pooltest"}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
+	token := func(sub string) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": sub, "sid": "s-" + sub, "jti": "j-" + sub,
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+		}).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	long, quit := make(chan struct{}), make(chan struct{})
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Path == "/long" {
+			close(long)
+			select { // a long poll: ended only by the guard (or the test's end)
+			case <-r.Context().Done():
+			case <-quit:
+			}
+			return nil
+		}
+		_, err := io.WriteString(w, "ok")
+		return err
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	defer close(quit) // before srv.Close, which waits for the long request
+	get := func(path, tok string) (int, error) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+
+	// A crowd of short requests, from both cores.
+	var wg sync.WaitGroup
+	for g := range 8 {
+		tok := token(fmt.Sprintf("crowd-%d", g))
+		wg.Go(func() {
+			for range 100 {
+				if st, err := get("/short", tok); err != nil || st != http.StatusOK {
+					t.Errorf("short request: %d %v", st, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := h.store.tracker.Len(); n != 0 {
+		t.Fatalf("%d requests tracked after short requests only", n)
+	}
+	for i := range h.store.young {
+		y := &h.store.young[i]
+		y.mu.Lock()
+		head := y.head
+		y.mu.Unlock()
+		if head != nil {
+			t.Fatalf("young list %d not empty after every request returned", i)
+		}
+	}
+
+	victim := token("victim")
+	status := make(chan int, 1)
+	go func() {
+		st, err := get("/long", victim)
+		if err != nil {
+			t.Error(err)
+		}
+		status <- st
+	}()
+	select {
+	case <-long:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long request never reached the handler")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.store.tracker.Len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a long request served by a reused openStream was never registered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := h.revoker.RevokeToken(context.Background(), victim); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-status:
+		if st != http.StatusUnauthorized {
+			t.Fatalf("long request ended with %d, want 401", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revocation did not end the long request")
+	}
+	for h.store.tracker.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the ended request is still tracked")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
