@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -67,4 +68,27 @@ func routesTake(r *http.Request, routes caddyhttp.RouteList, depth int) bool {
 		}
 	}
 	return false
+}
+
+// loggedPath is a request path as the guard's logs show it: the guard
+// reads credentials in paths too (a ";jsessionid=" parameter, a reset
+// token as a segment), and a raw credential is never logged. So path
+// parameters are dropped and every segment that could be a credential
+// (valueShaped: 16 bytes or more, no space) is shown as "*".
+func loggedPath(p string) string {
+	segs := strings.Split(p, "/")
+	changed := false
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			s, changed = s[:j], true
+		}
+		if valueShaped(s) {
+			s, changed = "*", true
+		}
+		segs[i] = s
+	}
+	if !changed {
+		return p
+	}
+	return strings.Join(segs, "/")
 }

@@ -138,7 +138,7 @@ func (h *Handler) serveAppLogout(w http.ResponseWriter, r *http.Request, next ca
 	}
 	metrics.appLogouts.WithLabelValues(result).Inc()
 	fields := []zap.Field{
-		zap.String("path", r.URL.Path),
+		zap.String("path", loggedPath(r.URL.Path)),
 		zap.Int("status", rec.Status()),
 		zap.Int("credentials", len(creds)),
 		zap.Strings("token_hashes", credentialHashes(creds)),

@@ -834,7 +834,7 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 				zap.String("token_hash", info.Hash.Short()),
 				zap.String("remote_ip", clientIP(r)),
 				zap.String("method", r.Method),
-				zap.String("path", r.URL.Path),
+				zap.String("path", loggedPath(r.URL.Path)),
 				zap.String("request_id", requestID(r)),
 			)
 		}

@@ -406,7 +406,7 @@ func (s *openStream) end(reason string, i int) {
 			zap.Bool("close_frame", closeFrame),
 			zap.String("remote_ip", clientIP(s.req)),
 			zap.String("method", s.req.Method),
-			zap.String("path", s.req.URL.Path),
+			zap.String("path", loggedPath(s.req.URL.Path)),
 			zap.String("request_id", requestID(s.req)),
 		)
 	}

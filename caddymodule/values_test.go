@@ -275,3 +275,19 @@ func FuzzLogoutPath(f *testing.F) {
 		}
 	})
 }
+
+// The guard's logs never show a credential that sits in the path.
+func TestLoggedPathHidesCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"/orders/42": "/orders/42",
+		"/app;jsessionid=0123456789ABCDEF0123/page": "/app/page",
+		"/reset/eyJhbGciOiJIUzI1NiJ9.e30.signature": "/reset/*",
+		"/logout;x=1": "/logout",
+		"/":           "/",
+		"/a/" + strings.Repeat("x", 40) + ";sid=abc": "/a/*",
+	} {
+		if got := loggedPath(in); got != want {
+			t.Errorf("loggedPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
