@@ -68,7 +68,7 @@ local nowMs = nowSec * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local function num(x) return string.format('%.0f', x) end
 local function ishex(h) return type(h) == 'string' and #h == 32 and not h:find('[^0-9a-f]') end
-
+` + luaNoteShard + `
 -- the first four bytes of a key's raw form, big-endian: its shard hash
 local function hashOf(bin)
   local b1, b2, b3, b4 = string.byte(bin, 1, 4)
@@ -80,15 +80,7 @@ end
 -- write them, in the subject's own sorted set.
 local function noted(subj)
   local out = redis.call('ZRANGEBYSCORE', base .. 'seen:' .. subj, '(' .. num(nowSec), '+inf')
-  local L, p = 0, 0
-  local v = redis.call('GET', base .. 'n')
-  if v then
-    local l, q = string.match(v, '^(%d+) (%d+) ')
-    if l then L, p = tonumber(l), tonumber(q) end
-  end
-  local h = tonumber(subj:sub(1, 8), 16)
-  local a = h % 2 ^ L
-  if a < p then a = h % 2 ^ (L + 1) end
+  local a = noteShard(subj)
   local pre = (subj:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
   local all = redis.call('HGETALL', base .. 'n:' .. num(a))
   for j = 1, #all, 2 do
@@ -494,6 +486,26 @@ redis.call('SET', base .. 'n', num(L) .. ' ' .. num(p) .. ' ' .. num(n) .. ' ' .
 return #notes
 `)
 
+// luaNoteShard defines noteShard(subj) for a script that has base: the
+// index of the note shard that holds a subject's notes (subj in hex), by
+// linear hashing over the level and split pointer in base..'n' (see
+// noteScript, which keeps them). The commit script's subject cut and
+// seenScript read the shards through it.
+const luaNoteShard = `
+local function noteShard(subj)
+  local L, p = 0, 0
+  local v = redis.call('GET', base .. 'n')
+  if v then
+    local l, q = string.match(v, '^(%d+) (%d+) ')
+    if l then L, p = tonumber(l), tonumber(q) end
+  end
+  local h = tonumber(subj:sub(1, 8), 16)
+  local a = h % 2 ^ L
+  if a < p then a = h % 2 ^ (L + 1) end
+  return a
+end
+`
+
 // seenScript returns the expiry (unix s) of a session's note for a
 // subject, 0 when there is none, from the note shards or the subject's
 // own sorted set (earlier versions). KEYS[1] is the shards' state key.
@@ -501,15 +513,8 @@ return #notes
 var seenScript = redis.NewScript(`#!lua
 local base, subj, sess = ARGV[1], ARGV[2], ARGV[3]
 local best = tonumber(redis.call('ZSCORE', base .. 'seen:' .. subj, sess)) or 0
-local L, p = 0, 0
-local v = redis.call('GET', base .. 'n')
-if v then
-  local l, q = string.match(v, '^(%d+) (%d+) ')
-  if l then L, p = tonumber(l), tonumber(q) end
-end
-local h = tonumber(subj:sub(1, 8), 16)
-local a = h % 2 ^ L
-if a < p then a = h % 2 ^ (L + 1) end
+` + luaNoteShard + `
+local a = noteShard(subj)
 local function unhex(x)
   return (x:gsub('..', function(c) return string.char(tonumber(c, 16)) end))
 end
