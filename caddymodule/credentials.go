@@ -565,14 +565,17 @@ var asciiSpaceLike = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f
 // the guard reads every request's Authorization header, and splitting it
 // into a slice would allocate on every one.
 func authorizationFields(x *extraction, fields iter.Seq[string]) {
-	afterBasic := false
+	afterBasic, first := false, true
 	for f := range fields {
 		if afterBasic {
 			basicCredentials(x, f)
 		}
 		afterBasic = strings.EqualFold(f, "Basic")
-		switch {
-		case afterBasic, strings.EqualFold(f, "Bearer"), strings.EqualFold(f, "DPoP"), strings.EqualFold(f, "Token"):
+		// A scheme name is skipped only where a scheme stands: a token
+		// that spells "Bearer" after the scheme is still a candidate.
+		scheme := first && (strings.EqualFold(f, "Bearer") || strings.EqualFold(f, "DPoP") || strings.EqualFold(f, "Token"))
+		first = false
+		if afterBasic || scheme {
 			continue
 		}
 		x.add(srcAuthorization, credAccess, f)
