@@ -205,7 +205,6 @@ type Handler struct {
 	// Revocations end streams whatever this says. Default false.
 	CloseStreamsAtExpiry bool `json:"close_streams_at_expiry,omitempty"`
 
-	ctx            caddy.Context
 	log            *zap.Logger
 	blockLevel     zapcore.Level
 	logBlocks      bool
@@ -308,7 +307,6 @@ func memoryBudget(v int64) int64 {
 }
 
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.ctx = ctx
 	h.log = ctx.Logger()
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("revocation metrics: %w", err)
@@ -815,12 +813,9 @@ func jwtShaped(v string) bool {
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).
 func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, reason revocation.Reason, info *revocation.TokenInfo) error {
-	what, label := "access_token", reason.String()
+	what, label := "access_token", blockedLabel(c.kind, reason)
 	if c.kind != credAccess {
 		what = "refresh_token"
-		if reason == revocation.BlockedToken {
-			label = "refresh_token"
-		}
 	}
 	if m, ok := metrics.blockedByWhat[label]; ok {
 		m.Inc()
@@ -845,6 +840,18 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 	return deny(w, r, http.StatusUnauthorized, reason.String(), c.source, map[string]string{"error": "invalid_token", "error_description": desc})
+}
+
+// blockedLabel is the reason label of requests_blocked_total and of the
+// block's log line: what was revoked, except that a credential other than
+// an access token revoked by its own hash counts as "refresh_token", the
+// value the docs and the dashboard have always shown for it. The reason
+// itself (deny's placeholder) stays what was revoked.
+func blockedLabel(kind credKind, reason revocation.Reason) string {
+	if kind != credAccess && reason == revocation.BlockedToken {
+		return "refresh_token"
+	}
+	return reason.String()
 }
 
 // refuse answers 401 when require_token is on and no valid token came.

@@ -35,6 +35,11 @@ type sharedStore struct {
 	// redis identifies the Redis the store uses (RedisConfig.Identity),
 	// to find the store a reload replaces.
 	redis string
+	// remote is the store itself when it is a Redis store (nil for the
+	// embedded one): what only a Redis store does (start, check the hash
+	// key, confirm often enough, carry a copy over) is reached through
+	// it, not by asserting Store's type.
+	remote *revocation.RedisStore
 	// sessionTTL is the longest session_ttl of the handlers using the
 	// store, in nanoseconds: what an operator's revocation keeps.
 	sessionTTL atomic.Int64
@@ -80,13 +85,6 @@ func (s *sharedStore) track() {
 	})
 }
 
-// starter is a store that opens no connection until it is started (the
-// Redis store, opened Deferred).
-type starter interface {
-	Start()
-	Started() <-chan struct{}
-}
-
 // unkeyedRollout is how long after a hash key's first use replicas of an
 // older build, which write unkeyed entries, may still run: unkeyed
 // entries are checked for session_ttl past it.
@@ -99,9 +97,9 @@ const unkeyedRollout = 24 * time.Hour
 // through. When Redis does not answer in time the store starts anyway,
 // and checks before its first load.
 func (s *sharedStore) startChecked() error {
-	if rs, ok := s.Store.(*revocation.RedisStore); ok {
+	if s.remote != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), hashKeyCheckTimeout)
-		err := rs.CheckHashKey(ctx)
+		err := s.remote.CheckHashKey(ctx)
 		cancel()
 		if errors.Is(err, revocation.ErrHashKeyMismatch) {
 			return fmt.Errorf("revocation store: %w", err)
@@ -121,8 +119,8 @@ const hashKeyCheckTimeout = time.Second
 // configuration (never when it only validates one) and, as a fallback,
 // by the first request. Only the first call does anything.
 func (s *sharedStore) start() {
-	if st, ok := s.Store.(starter); ok {
-		s.startOnce.Do(func() { go st.Start() })
+	if s.remote != nil {
+		s.startOnce.Do(func() { go s.remote.Start() })
 	}
 }
 
@@ -152,8 +150,8 @@ func (s *sharedStore) adopt(sessionTTL, staleAfter time.Duration, failOpen bool)
 	if !failOpen {
 		s.failClosed.Store(true)
 	}
-	if rs, ok := s.Store.(*revocation.RedisStore); ok && staleAfter > 0 {
-		rs.LimitBlock(staleAfter / 4)
+	if s.remote != nil && staleAfter > 0 {
+		s.remote.LimitBlock(staleAfter / 4)
 	}
 	for {
 		cur := s.sessionTTL.Load()
@@ -260,8 +258,7 @@ func predecessor(key string, settings storeSettings) *revocation.RedisStore {
 	}
 	var found *revocation.RedisStore
 	eachStore(func(s *sharedStore) {
-		rs, ok := s.Store.(*revocation.RedisStore)
-		if ok && found == nil && s.key != key && s.redis == settings.Redis.Identity() && s.prefix == settings.KeyPrefix {
+		if rs := s.remote; rs != nil && found == nil && s.key != key && s.redis == settings.Redis.Identity() && s.prefix == settings.KeyPrefix {
 			found = rs
 		}
 	})
@@ -323,7 +320,7 @@ func openStore(key string, settings storeSettings, hasher *revocation.Hasher, pr
 		CarryFrom: prev,
 		Hasher:    hasher,
 	})
-	shared.Store, shared.started = rs, rs.Started()
+	shared.Store, shared.remote, shared.started = rs, rs, rs.Started()
 	shared.track()
 	return shared, nil
 }
