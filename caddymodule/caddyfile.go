@@ -173,8 +173,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, "", &h.OnStoreDown); err != nil {
 				return err
 			}
-			if h.OnStoreDown != "fail_closed" && h.OnStoreDown != "fail_open" {
-				return d.Errf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
+			if err := checkChoice("on_store_down", h.OnStoreDown, defaultOnStoreDown, "fail_open"); err != nil {
+				return d.Err(err.Error())
 			}
 		case "stale_after":
 			if err := durationArg(d, "", &h.StaleAfter); err != nil {
@@ -206,7 +206,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			n, err := humanize.ParseBytes(v)
-			if err != nil || n < 1 || n > maxInspectBodyLimit {
+			if err == nil && n <= maxInspectBodyLimit {
+				err = checkInspectBodyLimit(int64(n))
+			}
+			if err != nil || n > maxInspectBodyLimit {
 				return d.Errf("inspect_body_limit: %q: want a size from 1B to %dMiB", v, maxInspectBodyLimit>>20)
 			}
 			h.InspectBodyLimit = int64(n)
@@ -214,8 +217,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, "", &h.OversizedBody); err != nil {
 				return err
 			}
-			if h.OversizedBody != "pass" && h.OversizedBody != "reject" {
-				return d.Errf("oversized_body: %q: want pass or reject", h.OversizedBody)
+			if err := checkChoice("oversized_body", h.OversizedBody, defaultOversizedBody, "reject"); err != nil {
+				return d.Err(err.Error())
 			}
 		case "max_credentials":
 			if err := intArg(d, 1, &h.MaxCredentials); err != nil {
@@ -231,16 +234,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 100 {
-				return d.Errf("feed_max_len: %q: want an integer of at least 100", v)
+			if err != nil {
+				return d.Errf("feed_max_len: %q: want an integer of at least %d", v, minFeedMaxLen)
+			}
+			if err := checkFeedMaxLen(n); err != nil {
+				return d.Err(err.Error())
 			}
 			h.FeedMaxLen = n
 		case "feed_retention":
 			if err := durationArg(d, "", &h.FeedRetention); err != nil {
 				return err
 			}
-			if time.Duration(h.FeedRetention) < minFeedRetention {
-				return d.Errf("feed_retention: %v: want at least %v", time.Duration(h.FeedRetention), minFeedRetention)
+			if err := checkFeedRetention(time.Duration(h.FeedRetention)); err != nil {
+				return d.Errf("feed_retention: %v: %v", time.Duration(h.FeedRetention), err)
 			}
 		case "snapshot_every":
 			var v string
@@ -252,7 +258,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				break
 			}
 			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < minSnapshotEvery {
+			if err == nil {
+				err = checkSnapshotEvery(dur)
+			}
+			if err != nil {
 				return d.Errf("snapshot_every: %q: want a duration of at least %v, or off", v, minSnapshotEvery)
 			}
 			h.SnapshotEvery = caddy.Duration(dur)
@@ -270,9 +279,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				break
 			}
 			n, err := humanize.ParseBytes(v)
-			// An idle replica holds about 60 MB: less leaves no room.
-			if err != nil || n < 64<<20 || n > 1<<50 {
-				return d.Errf("memory_budget: %q: want a size of at least 64MiB (such as 256MiB or 1GB), cgroup or off", v)
+			if err == nil && n <= maxMemoryBudget {
+				err = checkMemoryBudget(int64(n))
+			}
+			if err != nil || n > maxMemoryBudget {
+				return d.Errf("memory_budget: %q: want a size of at least %dMiB (such as 256MiB or 1GB), cgroup or off", v, minMemoryBudget>>20)
 			}
 			h.MemoryBudget = int64(n)
 		case "redis_timeout":
@@ -294,7 +305,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, "", &h.LogBlocked); err != nil {
 				return err
 			}
-			if err := h.provisionLogLevel(); err != nil {
+			if _, _, err := logLevel(h.LogBlocked); err != nil {
 				return d.Err(err.Error())
 			}
 		case "backchannel_logout":
@@ -342,7 +353,7 @@ func (h *Handler) unmarshalBackchannel(d *caddyfile.Dispenser) error {
 			return d.Errf("backchannel_logout: unknown option %q", opt)
 		}
 		if err != nil {
-			return d.Errf("backchannel_logout %s: %v", opt, err)
+			return err // oneArg's error names the block, the option and the line
 		}
 	}
 	h.BackchannelLogout = b
@@ -401,7 +412,7 @@ func (h *Handler) unmarshalSecurityEvents(d *caddyfile.Dispenser) error {
 			return d.Errf("security_events: unknown option %q", opt)
 		}
 		if err != nil {
-			return d.Errf("security_events %s: %v", opt, err)
+			return err // oneArg's error names the block, the option and the line
 		}
 	}
 	h.SecurityEvents = s
@@ -516,10 +527,8 @@ func (h *Handler) unmarshalJWT(d *caddyfile.Dispenser) error {
 			if len(j.Algorithms) == 0 {
 				return d.Errf("jwt algorithms: want at least one algorithm")
 			}
-			for _, a := range j.Algorithms {
-				if a == "none" || a == "NONE" || a == "None" {
-					return d.Errf(`jwt algorithms: "none" can never be allowed`)
-				}
+			if err := checkAlgorithms(j.Algorithms); err != nil {
+				return d.Err(err.Error())
 			}
 		case "leeway":
 			err = durationArg(d, "jwt", &j.Leeway)

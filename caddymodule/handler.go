@@ -281,7 +281,6 @@ const (
 	defaultStaleAfter     = 5 * time.Second
 	defaultRedisTimeout   = 2 * time.Second
 	defaultInspectBody    = 64 << 10
-	maxInspectBodyLimit   = 16 << 20
 	defaultMaxCredentials = 64
 	defaultOnStoreDown    = "fail_closed"
 	defaultOversizedBody  = "pass"
@@ -326,20 +325,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.RedisTimeout = caddy.Duration(defaultRedisTimeout)
 	}
 	h.staleAfter = time.Duration(h.StaleAfter)
-	switch h.OnStoreDown {
-	case "", defaultOnStoreDown:
+	if h.OnStoreDown == "" {
 		h.OnStoreDown = defaultOnStoreDown
-	case "fail_open":
-		h.failOpen = true
-	default:
-		return fmt.Errorf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
 	}
+	h.failOpen = h.OnStoreDown == "fail_open"
 	limit := h.InspectBodyLimit
 	if limit == 0 {
 		limit = defaultInspectBody
-	}
-	if limit < 0 || limit > maxInspectBodyLimit {
-		return fmt.Errorf("inspect_body_limit: %d: want 1 byte to %d MiB", h.InspectBodyLimit, maxInspectBodyLimit>>20)
 	}
 	h.extractor = extractor{
 		inspectBody:  h.InspectBody == nil || *h.InspectBody,
@@ -350,17 +342,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.maxCredentials == 0 {
 		h.maxCredentials = defaultMaxCredentials
 	}
-	if h.maxCredentials < 1 || h.maxCredentials > 1024 {
-		return fmt.Errorf("max_credentials: %d: want 1 to 1024", h.MaxCredentials)
-	}
-	switch h.OversizedBody {
-	case "", defaultOversizedBody, "reject":
-	default:
-		return fmt.Errorf("oversized_body: %q: want pass or reject", h.OversizedBody)
-	}
-	if err := h.provisionLogLevel(); err != nil {
-		return err
-	}
+	// What Validate refuses is only read here, never acted on: Caddy
+	// validates a module once it is provisioned.
+	h.blockLevel, h.logBlocks, _ = logLevel(h.LogBlocked)
 	if h.AppID != "" {
 		h.AppID = repl.ReplaceKnown(h.AppID, "")
 		if !validCookieSuffix(h.AppID) {
@@ -370,9 +354,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.extractor.cookies = append(h.extractor.cookies, cookieNameKey(h.cookieName))
 	}
 
-	if err := h.provisionCredentials(); err != nil {
-		return err
-	}
+	h.provisionCredentials()
 	if err := h.provisionEndpoints(); err != nil {
 		return err
 	}
@@ -393,16 +375,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	waitTimeout := time.Duration(h.RedisWaitTimeout)
-	if waitTimeout == 0 {
-		waitTimeout = min(defaultRedisWaitTimeout, time.Duration(h.RedisTimeout)/2)
-	}
-	if waitTimeout < 0 || waitTimeout >= time.Duration(h.RedisTimeout) {
-		return fmt.Errorf("redis_wait_timeout %v: want more than zero and less than redis_timeout %v", waitTimeout, time.Duration(h.RedisTimeout))
-	}
 	settings := storeSettings{
 		WaitReplicas: wait,
-		WaitTimeout:  waitTimeout,
+		WaitTimeout:  waitTimeout(time.Duration(h.RedisWaitTimeout), time.Duration(h.RedisTimeout)),
 		KeyPrefix:    h.KeyPrefix,
 		FeedMaxLen:   h.FeedMaxLen,
 		DialTimeout:  time.Duration(h.RedisTimeout),
@@ -463,38 +438,27 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // provisionCredentials adds the configured cookies and headers to what
-// the extractor reads, and indexes the app's logout paths.
-func (h *Handler) provisionCredentials() error {
-	for i, c := range h.Credentials {
+// the extractor reads, and indexes the app's logout paths (checked by
+// checkCredentials).
+func (h *Handler) provisionCredentials() {
+	for _, c := range h.Credentials {
 		switch {
-		case (c.Cookie == "") == (c.Header == ""):
-			return fmt.Errorf("credentials[%d]: give exactly one of cookie or header", i)
 		case c.Cookie != "":
-			if !validToken(c.Cookie) {
-				return fmt.Errorf("credential cookie %q: not a valid cookie name", c.Cookie)
-			}
 			if k := cookieNameKey(c.Cookie); !slices.Contains(h.extractor.cookies, k) {
 				h.extractor.cookies = append(h.extractor.cookies, k)
 			}
-		default:
-			if !validToken(c.Header) {
-				return fmt.Errorf("credential header %q: not a valid header name", c.Header)
-			}
+		case c.Header != "":
 			if k := headerNameKey(c.Header); !slices.Contains(h.extractor.headers, k) {
 				h.extractor.headers = append(h.extractor.headers, k)
 			}
 		}
 	}
 	for _, p := range h.AppLogout {
-		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("app_logout %q: want a path starting with /", p)
-		}
 		if h.appLogout == nil {
 			h.appLogout = map[string]bool{}
 		}
 		h.appLogout[normalizeLogoutPath(p)] = true
 	}
-	return nil
 }
 
 // validToken reports whether s is an RFC 9110 token: what a header name,
@@ -509,23 +473,6 @@ func validToken(s string) bool {
 	return s != ""
 }
 
-func (h *Handler) provisionLogLevel() error {
-	switch strings.ToLower(h.LogBlocked) {
-	case "", defaultLogBlocked:
-		h.blockLevel, h.logBlocks = zapcore.InfoLevel, true
-	case "debug":
-		h.blockLevel, h.logBlocks = zapcore.DebugLevel, true
-	case "warn":
-		h.blockLevel, h.logBlocks = zapcore.WarnLevel, true
-	case "error":
-		h.blockLevel, h.logBlocks = zapcore.ErrorLevel, true
-	case "off":
-	default:
-		return fmt.Errorf("log_blocked: %q: want debug, info, warn, error or off", h.LogBlocked)
-	}
-	return nil
-}
-
 func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) error {
 	j := h.JWT
 	if j == nil {
@@ -537,9 +484,6 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 		Algorithms:   j.Algorithms,
 		Leeway:       time.Duration(j.Leeway),
 		SessionClaim: j.SessionClaim,
-	}
-	if j.Leeway < 0 {
-		return errors.New("jwt leeway: must not be negative")
 	}
 	if secret := repl.ReplaceKnown(j.HMACSecret, ""); secret != "" {
 		if enc, ok := strings.CutPrefix(secret, "base64:"); ok {
@@ -908,6 +852,7 @@ func validCookieSuffix(s string) bool {
 
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

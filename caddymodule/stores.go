@@ -198,12 +198,6 @@ type storeSettings struct {
 	WaitTimeout  time.Duration `json:"wait_timeout"`
 }
 
-// The lower bounds of feed_retention and snapshot_every.
-const (
-	minFeedRetention = time.Minute
-	minSnapshotEvery = 10 * time.Second
-)
-
 // validate checks the feed and snapshot settings: a snapshot is usable
 // only while the feed still holds its position, so the feed must keep
 // revocations longer than the time between two snapshots.
@@ -215,11 +209,11 @@ func (s storeSettings) validate() error {
 	if snap == 0 {
 		snap = revocation.DefaultSnapshotEvery
 	}
-	if ret < minFeedRetention {
-		return fmt.Errorf("feed_retention %v: want at least %v, for a replica to load and resume from the feed", ret, minFeedRetention)
+	if err := checkFeedRetention(ret); err != nil {
+		return fmt.Errorf("feed_retention %v: %w, for a replica to load and resume from the feed", ret, err)
 	}
-	if snap > 0 && snap < minSnapshotEvery {
-		return fmt.Errorf("snapshot_every %v: want at least %v, or off", snap, minSnapshotEvery)
+	if err := checkSnapshotEvery(snap); snap > 0 && err != nil {
+		return fmt.Errorf("snapshot_every %v: %w", snap, err)
 	}
 	if snap > 0 && ret <= snap {
 		return fmt.Errorf("feed_retention %v must be longer than snapshot_every %v: a snapshot is only usable while the feed holds its position", ret, snap)
