@@ -74,12 +74,8 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	out := ExplainedHandler{Store: h.store.desc, KeyPrefix: h.KeyPrefix, AppID: h.AppID, Credentials: []ExplainedCredential{}}
 	x := h.extractor.extract(r, nil, nil)
 	now := time.Now()
-	dl, unix := h.store.Denylist(), now.Unix()
 	var blocked []string
-	verified, b := false, h.newBudget()
-	for i := range x.creds {
-		c := &x.creds[i]
-		info, reason := h.inspect(r.Context(), dl, c, unix, &b)
+	d := h.decide(r.Context(), &x, h.store.Denylist(), now, func(c *credential, info *revocation.TokenInfo, reason revocation.Reason) {
 		if info == nil {
 			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.raw)}
 		}
@@ -90,7 +86,6 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 		switch c.kind {
 		case credAccess:
 			ec.Kind = "access"
-			verified = verified || info.Verified
 		case credValue:
 			ec.Kind = "value"
 		}
@@ -99,24 +94,25 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 			blocked = append(blocked, fmt.Sprintf("%s %s revoked (%s)", c.source, ec.Hash, reason))
 		}
 		out.Credentials = append(out.Credentials, ec)
-	}
+	})
 	out.AppLogout = h.appLogout[logoutPathKey(r.URL)]
 	out.Verdict = "pass"
-	switch {
-	case x.uninspected && h.OversizedBody == "reject":
+	switch d.verdict {
+	case refuseBody:
 		out.Verdict, out.Why = "refuse", "413: the body cannot be inspected (oversized_body reject)"
-	case len(x.creds) == 0 && h.RequireToken:
+	case refuseNoToken:
 		out.Verdict, out.Why = "refuse", "401: no credential, and require_token is set"
-	case len(x.creds) == 0:
-		out.Why = "no credential found"
-	case len(x.named()) > 0 && h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter:
+	case refuseStale:
 		out.Verdict, out.Why = "refuse", "503: the denylist is not confirmed current (on_store_down fail_closed)"
-	case len(blocked) > 0:
+	case block:
 		out.Verdict, out.Why = "block", "401: "+strings.Join(blocked, "; ")
-	case h.RequireToken && !verified:
+	case refuseUnverified:
 		out.Verdict, out.Why = "refuse", "401: no access token verifies, and require_token is set"
-	default:
+	case pass:
 		out.Why = "no credential is revoked"
+		if len(x.creds) == 0 {
+			out.Why = "no credential found"
+		}
 	}
 	return out
 }

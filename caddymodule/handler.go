@@ -596,57 +596,38 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	dl := h.store.Denylist()
 	mark := dl.Mark()
 	x := h.extractor.extract(r, h.headerValues, dl)
-	if x.uninspected && h.OversizedBody == "reject" {
+	now := time.Now()
+	d := h.decide(r.Context(), &x, dl, now, nil)
+	if d.verdict != refuseBody && len(d.named) > 0 {
+		metrics.checked.Inc()
+	}
+	switch d.verdict {
+	case refuseBody:
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
 		return deny(w, r, http.StatusRequestEntityTooLarge, "body_uninspectable", "", map[string]string{
 			"error":             "invalid_request",
 			"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
 		})
+	case refuseNoToken:
+		return h.refuse(w, r, false, "a valid access token is required")
+	case refuseStale:
+		metrics.refused.WithLabelValues("store_stale").Inc()
+		w.Header().Set("Retry-After", "5")
+		return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
+			"error":             "temporarily_unavailable",
+			"error_description": "revocation state cannot be confirmed; try again shortly",
+		})
+	case block:
+		return h.block(w, r, d.cred, d.reason, d.info)
 	}
-	named := x.named()
 	if len(x.creds) == 0 {
-		if h.RequireToken {
-			return h.refuse(w, r, false, "a valid access token is required")
-		}
 		return next.ServeHTTP(w, r)
-	}
-
-	now := time.Now()
-	// A request with a credential found by name cannot be confirmed clean
-	// while the denylist is stale; one with values only (every request
-	// has a few) is checked against what is known, as before values were
-	// read at all.
-	if len(named) > 0 {
-		metrics.checked.Inc()
-		if h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter {
-			metrics.refused.WithLabelValues("store_stale").Inc()
-			w.Header().Set("Retry-After", "5")
-			return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
-				"error":             "temporarily_unavailable",
-				"error_description": "revocation state cannot be confirmed; try again shortly",
-			})
-		}
-	}
-
-	ctx, unix := r.Context(), now.Unix()
-	hasAccess, verified := false, false
-	b := h.newBudget()
-	for i := range x.creds {
-		c := &x.creds[i]
-		info, reason := h.inspect(ctx, dl, c, unix, &b)
-		if reason != revocation.NotBlocked {
-			return h.block(w, r, c, reason, info)
-		}
-		if c.kind == credAccess {
-			hasAccess = true
-			verified = verified || info.Verified
-		}
 	}
 	if x.valuesCapped {
 		metrics.valuesCapped.Inc()
 	}
-	if b.skipped > 0 || x.valuesCapped {
-		metrics.hashOnly.Add(float64(b.skipped))
+	if d.skipped > 0 || x.valuesCapped {
+		metrics.hashOnly.Add(float64(d.skipped))
 	} else {
 		// Every reading of these header values is clean in this state
 		// (a JWT past the decoding budget would not have been read in
@@ -655,11 +636,11 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			h.headerValues.Remember(mark, g)
 		}
 	}
-	if h.RequireToken && !verified {
-		return h.refuse(w, r, hasAccess, "the access token is invalid or expired")
+	if d.verdict == refuseUnverified {
+		return h.refuse(w, r, d.hasAccess, "the access token is invalid or expired")
 	}
 	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
-		return h.serveAppLogout(w, r, next, named)
+		return h.serveAppLogout(w, r, next, d.named)
 	}
 	return h.proxy(w, r, next, x.creds, now)
 }
