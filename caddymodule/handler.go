@@ -578,10 +578,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if ep, ok := byMethod[http.MethodPost]; ok && ep.receiver {
 			// A receiver's path belongs to the proxy: never proxied.
 			w.Header().Set("Allow", http.MethodPost)
-			if ep.name == "security_events" {
-				return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"err": "invalid_request", "description": "use POST"})
-			}
-			return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "use POST"})
+			return writeJSON(w, http.StatusMethodNotAllowed, ep.shape("invalid_request", "use POST"))
 		}
 	}
 	return h.guard(w, r, next)
