@@ -38,6 +38,10 @@ func init() {
 // one), the same way an endpoint's does: atomically, shared through Redis.
 type adminAPI struct {
 	log *zap.Logger
+	ctx caddy.Context
+	// app, when set, is the app the routes act on (tests set it);
+	// otherwise they act on the running configuration's.
+	app *App
 }
 
 // CaddyModule returns the Caddy module information.
@@ -53,7 +57,31 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 	// Caddy provisions admin routers outside any module ancestry, so the
 	// module must be named for its log lines to carry a logger name.
 	a.log = ctx.Logger(a)
+	a.ctx = ctx
 	return nil
+}
+
+// revocationApp returns the revocation app the routes act on: that of
+// the configuration the admin endpoint was started with, reached as
+// caddypki's admin API reaches its app; nil when the configuration has
+// none.
+func (a *adminAPI) revocationApp() *App {
+	if a.app != nil {
+		return a.app
+	}
+	v, err := a.ctx.AppIfConfigured("revocation")
+	if err != nil {
+		return nil
+	}
+	app, _ := v.(*App)
+	return app
+}
+
+// eachStore calls f for every store of the configuration.
+func (a *adminAPI) eachStore(f func(*sharedStore)) {
+	if app := a.revocationApp(); app != nil {
+		app.eachStore(f)
+	}
 }
 
 // Routes implements caddy.AdminRouter.

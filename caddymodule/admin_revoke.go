@@ -267,7 +267,7 @@ func (a *adminAPI) revokeOrders(w http.ResponseWriter, r *http.Request, kind str
 		kinds      = map[revocation.Kind]int{}
 		errs       []error
 	)
-	eachStore(func(s *sharedStore) {
+	a.eachStore(func(s *sharedStore) {
 		res, err := s.revoker().RevokeBulk(r.Context(), orders, adminBulkBatch)
 		applied = min(applied, res.Applied)
 		entries += res.Entries
@@ -338,7 +338,7 @@ func (a *adminAPI) revokeAll(w http.ResponseWriter, r *http.Request, req *AdminR
 		cutoff     int64
 		errs       []error
 	)
-	eachStore(func(s *sharedStore) {
+	a.eachStore(func(s *sharedStore) {
 		res, err := s.revoker().RevokeAll(r.Context(), before)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.desc, err))

@@ -64,10 +64,10 @@ type LoadStatus struct {
 	Seconds  float64 `json:"seconds"`
 }
 
-func statuses() []StoreStatus {
+func (a *adminAPI) statuses() []StoreStatus {
 	now := time.Now()
 	var out []StoreStatus
-	eachStore(func(s *sharedStore) {
+	a.eachStore(func(s *sharedStore) {
 		h := s.Health()
 		st := StoreStatus{
 			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
@@ -152,7 +152,7 @@ func (a *adminAPI) handleStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 	}
-	st := StatusResponse{Stores: statuses()}
+	st := StatusResponse{Stores: a.statuses()}
 	for _, s := range st.Stores {
 		st.StreamsOpen += s.streamsOpen
 	}
@@ -180,7 +180,7 @@ func (a *adminAPI) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use GET", r.Method)
 	}
-	status, answer := readyAnswer(statuses())
+	status, answer := readyAnswer(a.statuses())
 	return writeAdminJSON(w, status, answer)
 }
 

@@ -164,17 +164,16 @@ func (a *adminAPI) handleExplain(w http.ResponseWriter, r *http.Request) error {
 	}
 	body := req.Body
 	resp := ExplainResponse{Handlers: []ExplainedHandler{}}
-	eachStore(func(s *sharedStore) {
-		s.guards.Range(func(k, _ any) bool {
+	if app := a.revocationApp(); app != nil {
+		app.eachGuard(func(h *Handler) {
 			// Each handler reads the body; give each a fresh one.
 			t := target.Clone(r.Context())
 			if body != "" {
 				t.Body = io.NopCloser(strings.NewReader(body))
 			}
-			resp.Handlers = append(resp.Handlers, k.(*Handler).explain(t))
-			return true
+			resp.Handlers = append(resp.Handlers, h.explain(t))
 		})
-	})
+	}
 	if len(resp.Handlers) == 0 {
 		return apiErr(http.StatusConflict, "no revocation handler is configured in this instance")
 	}

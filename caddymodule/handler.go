@@ -43,6 +43,16 @@ type Handler struct {
 	// is not served by default.
 	AppID string `json:"app_id,omitempty"`
 
+	// Store names a store of the revocation app (apps.revocation) to use
+	// instead of store options of the handler's own: the options redis,
+	// key_prefix, hash_key, session_ttl, on_store_down, stale_after,
+	// feed_max_len, feed_retention, snapshot_every, memory_budget,
+	// redis_timeout, redis_wait_replicas and redis_wait_timeout describe
+	// the handler's store, which the app then holds. Default: the
+	// handler's own store options, else the app's store named "default",
+	// else the embedded store.
+	Store string `json:"store,omitempty"`
+
 	// Redis is where the shared denylist lives. Absent (or an empty url):
 	// the embedded store, which keeps revocations in this process only.
 	Redis *revocation.RedisConfig `json:"redis,omitempty"`
@@ -208,8 +218,9 @@ type Handler struct {
 	log            *zap.Logger
 	blockLevel     zapcore.Level
 	logBlocks      bool
+	app            *App
+	ownApp         bool // an app of the handler's own (a bare context): Cleanup cleans it up
 	store          *sharedStore
-	storeKey       string
 	verifier       *revocation.Verifier
 	inspector      *revocation.Inspector
 	values         *revocation.ValueChecker // values found by value, by hash
@@ -311,24 +322,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("revocation metrics: %w", err)
 	}
 	repl := caddy.NewReplacer()
-
-	if h.KeyPrefix == "" {
-		h.KeyPrefix = defaultKeyPrefix
+	app, own, err := revocationApp(ctx)
+	if err != nil {
+		return err
 	}
-	if h.SessionTTL == 0 {
-		h.SessionTTL = caddy.Duration(defaultSessionTTL)
-	}
-	if h.StaleAfter == 0 {
-		h.StaleAfter = caddy.Duration(defaultStaleAfter)
-	}
-	if h.RedisTimeout == 0 {
-		h.RedisTimeout = caddy.Duration(defaultRedisTimeout)
-	}
-	h.staleAfter = time.Duration(h.StaleAfter)
-	if h.OnStoreDown == "" {
-		h.OnStoreDown = defaultOnStoreDown
-	}
-	h.failOpen = h.OnStoreDown == "fail_open"
+	h.app, h.ownApp = app, own
 	limit := h.InspectBodyLimit
 	if limit == 0 {
 		limit = defaultInspectBody
@@ -371,58 +369,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
 	}
 
-	wait, err := parseWaitReplicas(h.RedisWaitReplicas)
-	if err != nil {
-		return err
-	}
-	settings := storeSettings{
-		WaitReplicas: wait,
-		WaitTimeout:  waitTimeout(time.Duration(h.RedisWaitTimeout), time.Duration(h.RedisTimeout)),
-		KeyPrefix:    h.KeyPrefix,
-		FeedMaxLen:   h.FeedMaxLen,
-		DialTimeout:  time.Duration(h.RedisTimeout),
-		IOTimeout:    time.Duration(h.RedisTimeout),
-		Retention:    time.Duration(h.FeedRetention),
-		SnapEvery:    time.Duration(h.SnapshotEvery),
-		MemoryBudget: memoryBudget(h.MemoryBudget),
-	}
-	if h.Redis != nil {
-		settings.Redis = *h.Redis
-		settings.Redis.URL = repl.ReplaceKnown(settings.Redis.URL, "")
-		settings.Redis.Password = repl.ReplaceKnown(settings.Redis.Password, "")
-		settings.Redis.Username = repl.ReplaceKnown(settings.Redis.Username, "")
-		settings.Redis.SentinelPassword = repl.ReplaceKnown(settings.Redis.SentinelPassword, "")
-		if !settings.Redis.IsZero() {
-			// Check now so that a bad URL fails `caddy validate` with a
-			// message naming the option, before anything is opened.
-			if _, err := settings.Redis.Options(time.Second, time.Second); err != nil {
-				return err
-			}
-		}
-	}
-	var hasher *revocation.Hasher
-	if h.HashKey != "" {
-		secret := repl.ReplaceKnown(h.HashKey, "")
-		if secret == "" {
-			return fmt.Errorf("hash_key %q is empty once its placeholders are replaced: is the variable set?", h.HashKey)
-		}
-		if hasher, err = revocation.NewHasher([]byte(secret)); err != nil {
-			return err
-		}
-		settings.HashKey = hasher.Fingerprint()
-	}
-	store, err := acquireStore(settings, hasher, h.log)
+	store, cfg, err := app.storeFor(h.Store, h.storeConfig())
 	if err != nil {
 		return fmt.Errorf("revocation store: %w", err)
 	}
-	h.store, h.storeKey = store, settings.poolKey()
-	store.adopt(time.Duration(h.SessionTTL), h.staleAfter, h.failOpen)
-	// A store opens no connection before Caddy starts the configuration;
-	// without one (a bare context), its first request starts it.
-	if _, err := onStart(ctx, store.startChecked); err != nil {
-		return err
-	}
-	store.guards.Store(h, struct{}{})
+	h.store = store
+	// The handler reads back its store's options, defaults applied (the
+	// named store's, when it names one).
+	h.setStoreConfig(cfg)
+	h.staleAfter = time.Duration(h.StaleAfter)
+	h.failOpen = h.OnStoreDown == "fail_open"
+	app.addGuard(h)
 
 	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
 		Verifier:   h.verifier,
@@ -548,19 +505,36 @@ func (h *Handler) remoteKeySet(ctx caddy.Context, u string) (*revocation.RemoteK
 	// The first fetch waits for Caddy to start the configuration, so that
 	// validating it opens no connection; a token that needs a key before
 	// then fetches it itself.
-	if _, err := onStart(ctx, func() error { go func() { _ = ks.Start() }(); return nil }); err != nil {
-		return nil, err
-	}
+	h.app.onStart(func() error { go func() { _ = ks.Start() }(); return nil })
 	return ks, nil
 }
 
-// Cleanup releases the shared store (closed when no config uses it).
+// Cleanup cleans up the app of the handler's own, when it has one (a
+// bare context); the configuration's app releases its stores itself.
 func (h *Handler) Cleanup() error {
-	if h.storeKey == "" {
-		return nil
+	if h.ownApp && h.app != nil {
+		return h.app.Cleanup()
 	}
-	h.store.guards.Delete(h)
-	return releaseStore(h.storeKey)
+	return nil
+}
+
+// storeConfig is the handler's own store options.
+func (h *Handler) storeConfig() StoreConfig {
+	return StoreConfig{
+		Redis: h.Redis, KeyPrefix: h.KeyPrefix, HashKey: h.HashKey, SessionTTL: h.SessionTTL,
+		OnStoreDown: h.OnStoreDown, StaleAfter: h.StaleAfter, FeedMaxLen: h.FeedMaxLen,
+		FeedRetention: h.FeedRetention, SnapshotEvery: h.SnapshotEvery, MemoryBudget: h.MemoryBudget,
+		RedisTimeout: h.RedisTimeout, RedisWaitReplicas: h.RedisWaitReplicas, RedisWaitTimeout: h.RedisWaitTimeout,
+	}
+}
+
+// setStoreConfig sets the handler's store options to those of the store
+// it uses.
+func (h *Handler) setStoreConfig(c StoreConfig) {
+	h.Redis, h.KeyPrefix, h.HashKey, h.SessionTTL = c.Redis, c.KeyPrefix, c.HashKey, c.SessionTTL
+	h.OnStoreDown, h.StaleAfter, h.FeedMaxLen = c.OnStoreDown, c.StaleAfter, c.FeedMaxLen
+	h.FeedRetention, h.SnapshotEvery, h.MemoryBudget = c.FeedRetention, c.SnapshotEvery, c.MemoryBudget
+	h.RedisTimeout, h.RedisWaitReplicas, h.RedisWaitTimeout = c.RedisTimeout, c.RedisWaitReplicas, c.RedisWaitTimeout
 }
 
 // ServeHTTP serves the endpoints and guards everything else.

@@ -58,9 +58,6 @@ type sharedStore struct {
 	// store, since the store's record of the key is what it is checked
 	// against.
 	hasher *revocation.Hasher
-	// guards holds the provisioned handlers using the store (*Handler
-	// keys), for the admin API's dry run.
-	guards sync.Map
 	// tracker holds the open streams of every handler using the store
 	// (streams.go): it lives as long as the store, so a reload that
 	// keeps the store keeps the streams tracked.
@@ -319,65 +316,6 @@ func openStore(key string, settings storeSettings, hasher *revocation.Hasher, pr
 	return shared, nil
 }
 
-func init() {
-	caddy.RegisterModule(startsApp{})
-}
-
-// startsApp starts what the revocation handlers of a configuration open
-// to the network (their Redis stores, their JWKS) when Caddy starts the
-// configuration. Caddy provisions a configuration both to run it and to
-// validate it, but starts apps only to run it: so `caddy validate` opens
-// no connection. Handlers load it through caddy.Context.App; it has no
-// configuration of its own.
-type startsApp struct {
-	starts []func() error
-}
-
-// CaddyModule returns the Caddy module information.
-func (startsApp) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "revocation",
-		New: func() caddy.Module { return new(startsApp) },
-	}
-}
-
-// Start implements caddy.App. Each start returns at once: a store loads
-// in the background, and a handler's first request waits for it (see
-// awaitStart), so that Caddy's start is not held up by an unreachable
-// Redis.
-func (a *startsApp) Start() error {
-	for _, start := range a.starts {
-		if err := start(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Stop implements caddy.App. The stores outlive a configuration (see
-// stores); the last handler to release one closes it.
-func (a *startsApp) Stop() error { return nil }
-
-// onStart registers f to run when Caddy starts the configuration of ctx.
-// It reports false when ctx belongs to no configuration (a bare
-// caddy.NewContext, as in benchmarks): then nothing will call f.
-func onStart(ctx caddy.Context, f func() error) (registered bool, err error) {
-	defer func() {
-		// Context.App dereferences the configuration, which a bare
-		// context lacks.
-		if recover() != nil {
-			registered, err = false, nil
-		}
-	}()
-	app, err := ctx.App("revocation")
-	if err != nil {
-		return false, fmt.Errorf("revocation start: %w", err)
-	}
-	sa := app.(*startsApp)
-	sa.starts = append(sa.starts, f)
-	return true, nil
-}
-
 // redisLogOnce guards quietRedisLog.
 var redisLogOnce sync.Once
 
@@ -397,7 +335,10 @@ func (redisLogger) Printf(_ context.Context, format string, v ...any) {
 	caddy.Log().Named("http.handlers.revocation.redis").Debug(fmt.Sprintf(format, v...))
 }
 
-// eachStore calls f for every store in use in this process.
+// eachStore calls f for every store in use in this process: for the
+// metrics, which count every store, and to find the store a reload
+// replaces. The admin API acts on its configuration's stores
+// (App.eachStore).
 func eachStore(f func(*sharedStore)) {
 	stores.Range(func(_, v any) bool {
 		f(v.(*sharedStore))
@@ -457,5 +398,3 @@ func storeLabel(settings storeSettings) (string, string) {
 	}
 	return "redis", settings.KeyPrefix
 }
-
-var _ caddy.App = (*startsApp)(nil)

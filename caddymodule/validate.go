@@ -37,7 +37,7 @@ func (h *Handler) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	check(checkChoice("on_store_down", h.OnStoreDown, defaultOnStoreDown, "fail_open"))
+	check(h.storeConfig().Validate())
 	check(checkChoice("oversized_body", h.OversizedBody, defaultOversizedBody, "reject"))
 	if _, _, err := logLevel(h.LogBlocked); err != nil {
 		check(err)
@@ -51,26 +51,6 @@ func (h *Handler) Validate() error {
 	if h.TokenCacheSize < 0 {
 		check(fmt.Errorf("token_cache_size: %d: want a positive integer", h.TokenCacheSize))
 	}
-	if h.FeedMaxLen != 0 {
-		check(checkFeedMaxLen(h.FeedMaxLen))
-	}
-	if h.MemoryBudget > 0 {
-		check(checkMemoryBudget(h.MemoryBudget))
-	}
-	for name, d := range map[string]time.Duration{
-		"session_ttl": time.Duration(h.SessionTTL), "stale_after": time.Duration(h.StaleAfter),
-		"redis_timeout": time.Duration(h.RedisTimeout), "redis_wait_timeout": time.Duration(h.RedisWaitTimeout),
-		"feed_retention": time.Duration(h.FeedRetention),
-	} {
-		if d < 0 {
-			check(fmt.Errorf("%s: %v must not be negative", name, d))
-		}
-	}
-	if _, err := parseWaitReplicas(h.RedisWaitReplicas); err != nil {
-		check(err)
-	}
-	check(storeSettings{Retention: time.Duration(h.FeedRetention), SnapEvery: time.Duration(h.SnapshotEvery)}.validate())
-	check(h.checkWaitTimeout())
 	check(h.checkCredentials())
 	if j := h.JWT; j != nil {
 		if j.Leeway < 0 {
@@ -156,20 +136,6 @@ func checkAlgorithms(algs []string) error {
 		if strings.EqualFold(a, "none") {
 			return errors.New(`jwt algorithms: "none" can never be allowed`)
 		}
-	}
-	return nil
-}
-
-// checkWaitTimeout checks redis_wait_timeout against redis_timeout, as
-// their defaults resolve.
-func (h *Handler) checkWaitTimeout() error {
-	timeout := time.Duration(h.RedisTimeout)
-	if timeout == 0 {
-		timeout = defaultRedisTimeout
-	}
-	wait := waitTimeout(time.Duration(h.RedisWaitTimeout), timeout)
-	if wait < 0 || wait >= timeout {
-		return fmt.Errorf("redis_wait_timeout %v: want more than zero and less than redis_timeout %v", wait, timeout)
 	}
 	return nil
 }
