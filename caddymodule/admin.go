@@ -38,9 +38,8 @@ func init() {
 // one), the same way an endpoint's does: atomically, shared through Redis.
 type adminAPI struct {
 	log *zap.Logger
-	ctx caddy.Context
-	// app, when set, is the app the routes act on (tests set it);
-	// otherwise they act on the running configuration's.
+	// app is the revocation app of the configuration the admin endpoint
+	// was started with: what the routes act on.
 	app *App
 }
 
@@ -57,25 +56,24 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 	// Caddy provisions admin routers outside any module ancestry, so the
 	// module must be named for its log lines to carry a logger name.
 	a.log = ctx.Logger(a)
-	a.ctx = ctx
+	// The app of the configuration, loaded here as caddypki's admin API
+	// loads its app: Caddy starts the admin endpoint before it loads the
+	// apps, so a request (a readiness probe during a reload) must never
+	// be the one to look the app up while the configuration's
+	// provisioning adds apps to it. A configuration without the global
+	// option gets the app its handlers would load anyway, empty when it
+	// has none. An app that fails here fails the configuration's own
+	// load of it, with its error.
+	if v, err := ctx.App("revocation"); err == nil {
+		a.app, _ = v.(*App)
+	}
 	return nil
 }
 
 // revocationApp returns the revocation app the routes act on: that of
-// the configuration the admin endpoint was started with, reached as
-// caddypki's admin API reaches its app; nil when the configuration has
-// none.
-func (a *adminAPI) revocationApp() *App {
-	if a.app != nil {
-		return a.app
-	}
-	v, err := a.ctx.AppIfConfigured("revocation")
-	if err != nil {
-		return nil
-	}
-	app, _ := v.(*App)
-	return app
-}
+// the configuration the admin endpoint was started with; nil when there
+// is none.
+func (a *adminAPI) revocationApp() *App { return a.app }
 
 // eachStore calls f for every store of the configuration.
 func (a *adminAPI) eachStore(f func(*sharedStore)) {

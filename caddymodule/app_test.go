@@ -63,7 +63,13 @@ func TestAppOwnsStores(t *testing.T) {
 	if app.named["billing"].sessionTTL.Load() != 3600000000000 {
 		t.Errorf("store billing keeps session revocations for %d ns, want its session_ttl 1h", app.named["billing"].sessionTTL.Load())
 	}
-	a := &adminAPI{ctx: ctx}
+	a := &adminAPI{}
+	if err := a.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.app != app {
+		t.Fatal("the admin API does not reach the configuration's app")
+	}
 	var seen []string
 	for _, st := range a.statuses() {
 		seen = append(seen, st.KeyPrefix)
