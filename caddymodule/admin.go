@@ -34,7 +34,8 @@ func init() {
 // A <time> is unix seconds, an RFC 3339 time, a duration from now or
 // "now" (see When).
 //
-// A revocation applies to every store in use in this process (normally
+// A revocation applies to every store of the running configuration's
+// revocation app (normally
 // one), the same way an endpoint's does: atomically, shared through Redis.
 type adminAPI struct {
 	log *zap.Logger

@@ -1,7 +1,9 @@
 // Package caddymodule is the Caddy side of caddy-revocation: the
+// revocation app (apps.revocation, app.go), which owns the stores; the
 // http.handlers.revocation handler (Caddyfile directive "revocation"),
-// the four revocation endpoints, the admin.api.revocation routes, the
-// metrics and the "caddy revocation" command.
+// which guards requests and serves the endpoint dialects and receivers;
+// the admin.api.revocation routes; the metrics; and the "caddy
+// revocation" command. docs/architecture.md draws how they fit.
 package caddymodule
 
 import (
