@@ -35,8 +35,8 @@ func init() {
 // "now" (see When).
 //
 // A revocation applies to every store of the running configuration's
-// revocation app (normally
-// one), the same way an endpoint's does: atomically, shared through Redis.
+// revocation app (normally one), the same way an endpoint's does:
+// atomically, shared through Redis.
 type adminAPI struct {
 	log *zap.Logger
 	// app is the revocation app of the configuration the admin endpoint
