@@ -49,9 +49,13 @@ type decision struct {
 // first, in the order the guard applies them; then every credential is
 // inspected until the first revoked one. When seen is not nil (the dry
 // run), every credential is inspected and passed to it, whatever the
-// verdict, which stays the first that applies.
+// verdict, which stays the first that applies. now is read only when the
+// request carries a credential.
 func (h *Handler) decide(ctx context.Context, x *extraction, dl *revocation.Denylist, now time.Time, seen func(c *credential, info *revocation.TokenInfo, reason revocation.Reason)) decision {
 	var d decision
+	if h.passesUnread(x) {
+		return d
+	}
 	switch {
 	case x.uninspected && h.OversizedBody == "reject":
 		d.verdict = refuseBody
@@ -101,4 +105,13 @@ func (h *Handler) decide(ctx context.Context, x *extraction, dl *revocation.Deny
 		d.verdict = refuseUnverified
 	}
 	return d
+}
+
+// passesUnread reports whether decide passes the request without reading
+// anything more: no credential, a body that was inspected (or none), and
+// no require_token. The guard asks it before decide: most requests (static
+// assets) are such, and calling decide for them cost about a hundred
+// nanoseconds more than the guard did before decide existed (BenchmarkGuard/none).
+func (h *Handler) passesUnread(x *extraction) bool {
+	return len(x.creds) == 0 && !x.uninspected && !h.RequireToken
 }

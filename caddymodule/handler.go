@@ -569,6 +569,9 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	dl := h.store.Denylist()
 	mark := dl.Mark()
 	x := h.extractor.extract(r, h.headerValues, dl)
+	if h.passesUnread(&x) {
+		return next.ServeHTTP(w, r)
+	}
 	now := time.Now()
 	d := h.decide(r.Context(), &x, dl, now, nil)
 	if d.verdict != refuseBody && len(d.named) > 0 {
