@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -15,18 +16,36 @@ import (
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
-// adminStore opens an embedded store in the process's pool, as a
-// handler would, so that the admin API acts on it.
+// adminApp is the revocation app the admin routes of these tests act
+// on, as they act on the running configuration's.
+var adminApp *App
+
+// newTestApp provisions a revocation app outside any configuration,
+// cleaned up with the test.
+func newTestApp(t *testing.T) *App {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	app := &App{}
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Cleanup() })
+	return app
+}
+
+// adminStore opens an embedded store in a revocation app, as a handler
+// would, so that the admin API acts on it.
 func adminStore(t *testing.T) *sharedStore {
 	t.Helper()
 	initMetrics()
-	settings := storeSettings{KeyPrefix: "admin-test-" + t.Name() + ":"}
-	s, err := acquireStore(settings, nil, zap.NewNop())
+	app := newTestApp(t)
+	s, err := app.open(StoreConfig{KeyPrefix: "admin-test-" + t.Name() + ":", SessionTTL: caddy.Duration(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.adopt(time.Hour, 0, false)
-	t.Cleanup(func() { _ = releaseStore(settings.poolKey()) })
+	adminApp = app
+	t.Cleanup(func() { adminApp = nil })
 	return s
 }
 
@@ -34,7 +53,7 @@ func adminStore(t *testing.T) *sharedStore {
 // the decoded answer (or the error message).
 func adminPost(t *testing.T, body string) (int, AdminRevokeResponse, string) {
 	t.Helper()
-	a := &adminAPI{log: zap.NewNop()}
+	a := &adminAPI{log: zap.NewNop(), app: adminApp}
 	w := httptest.NewRecorder()
 	err := a.handleRevoke(w, httptest.NewRequest(http.MethodPost, "/revocation/revoke", strings.NewReader(body)))
 	var out AdminRevokeResponse

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/caddy-revocation/caddy-revocation/revocation"
+	"github.com/caddyserver/caddy/v2"
 )
 
 func TestReadiness(t *testing.T) {
@@ -88,14 +87,12 @@ func TestDocsDocumentAdminAPI(t *testing.T) {
 
 	t.Run("ready", func(t *testing.T) {
 		// A real embedded store, answered by the real route.
-		store, err := acquireStore(storeSettings{KeyPrefix: "readme-ready:"}, nil, zap.NewNop())
-		if err != nil {
+		app := newTestApp(t)
+		if _, err := app.open(StoreConfig{KeyPrefix: "readme-ready:", SessionTTL: caddy.Duration(time.Hour), StaleAfter: caddy.Duration(30 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
-		defer releaseStore(store.key)
-		store.adopt(time.Hour, 30*time.Second, false)
 		w := httptest.NewRecorder()
-		if err := (&adminAPI{}).handleReady(w, httptest.NewRequest(http.MethodGet, "/revocation/ready", nil)); err != nil {
+		if err := (&adminAPI{app: app}).handleReady(w, httptest.NewRequest(http.MethodGet, "/revocation/ready", nil)); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := w.Body.String(), readmeExample(t, readme, "ready-response")+"\n"; w.Code != http.StatusOK || got != want {

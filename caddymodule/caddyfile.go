@@ -1,12 +1,14 @@
 package caddymodule
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/dustin/go-humanize"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -16,6 +18,7 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("revocation", parseCaddyfile)
+	httpcaddyfile.RegisterGlobalOption("revocation", parseGlobalOption)
 	// Revocation must see a request before anything answers it. Ordered
 	// with the authentication directives (just before basic_auth), it runs
 	// ahead of handle, handle_path, route, respond, redir, rewrite,
@@ -35,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
 //	revocation [<matcher>] {
+//	    store         <name>
 //	    app_id        <id>
 //	    redis         [<url>]
 //	    redis {
@@ -121,199 +125,312 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("duplicate option %q", opt)
 		}
 		seen[opt] = true
-		switch opt {
-		case "credential":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.Errf("credential: want cookie <name> or header <name>")
-			}
-			switch args[0] {
-			case "cookie":
-				h.Credentials = append(h.Credentials, CredentialSource{Cookie: args[1]})
-			case "header":
-				h.Credentials = append(h.Credentials, CredentialSource{Header: args[1]})
-			default:
-				return d.Errf("credential: %q: want cookie or header", args[0])
-			}
-		case "app_logout":
-			paths := d.RemainingArgs()
-			if len(paths) == 0 {
-				return d.Errf("app_logout: want at least one path")
-			}
-			h.AppLogout = append(h.AppLogout, paths...)
-		case "app_id":
-			if err := oneArg(d, "", &h.AppID); err != nil {
-				return err
-			}
-		case "redis":
-			if err := h.unmarshalRedis(d); err != nil {
-				return err
-			}
-		case "key_prefix":
-			if err := oneArg(d, "", &h.KeyPrefix); err != nil {
-				return err
-			}
-		case "hash_key":
-			if err := oneArg(d, "", &h.HashKey); err != nil {
-				return err
-			}
-		case "jwt":
-			if err := h.unmarshalJWT(d); err != nil {
-				return err
-			}
-		case "session_ttl":
-			if err := durationArg(d, "", &h.SessionTTL); err != nil {
-				return err
-			}
-		case "endpoints":
-			if err := h.unmarshalEndpoints(d); err != nil {
-				return err
-			}
-		case "on_store_down":
-			if err := oneArg(d, "", &h.OnStoreDown); err != nil {
-				return err
-			}
-			if h.OnStoreDown != "fail_closed" && h.OnStoreDown != "fail_open" {
-				return d.Errf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
-			}
-		case "stale_after":
-			if err := durationArg(d, "", &h.StaleAfter); err != nil {
-				return err
-			}
-		case "require_token":
-			if d.NextArg() {
-				return d.Errf("require_token takes no argument")
-			}
-			h.RequireToken = true
-		case "close_streams_at_expiry":
-			if d.NextArg() {
-				return d.Errf("close_streams_at_expiry takes no argument")
-			}
-			h.CloseStreamsAtExpiry = true
-		case "inspect_body":
-			var v string
-			if err := oneArg(d, "", &v); err != nil {
-				return err
-			}
-			on := v == "on"
-			if !on && v != "off" {
-				return d.Errf("inspect_body: %q: want on or off", v)
-			}
-			h.InspectBody = &on
-		case "inspect_body_limit":
-			var v string
-			if err := oneArg(d, "", &v); err != nil {
-				return err
-			}
-			n, err := humanize.ParseBytes(v)
-			if err != nil || n < 1 || n > maxInspectBodyLimit {
-				return d.Errf("inspect_body_limit: %q: want a size from 1B to %dMiB", v, maxInspectBodyLimit>>20)
-			}
-			h.InspectBodyLimit = int64(n)
-		case "oversized_body":
-			if err := oneArg(d, "", &h.OversizedBody); err != nil {
-				return err
-			}
-			if h.OversizedBody != "pass" && h.OversizedBody != "reject" {
-				return d.Errf("oversized_body: %q: want pass or reject", h.OversizedBody)
-			}
-		case "max_credentials":
-			if err := intArg(d, 1, &h.MaxCredentials); err != nil {
-				return err
-			}
-		case "token_cache_size":
-			if err := intArg(d, 1, &h.TokenCacheSize); err != nil {
-				return err
-			}
-		case "feed_max_len":
-			var v string
-			if err := oneArg(d, "", &v); err != nil {
-				return err
-			}
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 100 {
-				return d.Errf("feed_max_len: %q: want an integer of at least 100", v)
-			}
-			h.FeedMaxLen = n
-		case "feed_retention":
-			if err := durationArg(d, "", &h.FeedRetention); err != nil {
-				return err
-			}
-			if time.Duration(h.FeedRetention) < minFeedRetention {
-				return d.Errf("feed_retention: %v: want at least %v", time.Duration(h.FeedRetention), minFeedRetention)
-			}
-		case "snapshot_every":
-			var v string
-			if err := oneArg(d, "", &v); err != nil {
-				return err
-			}
-			if v == "off" {
-				h.SnapshotEvery = -1 // never
-				break
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < minSnapshotEvery {
-				return d.Errf("snapshot_every: %q: want a duration of at least %v, or off", v, minSnapshotEvery)
-			}
-			h.SnapshotEvery = caddy.Duration(dur)
-		case "memory_budget":
-			var v string
-			if err := oneArg(d, "", &v); err != nil {
-				return err
-			}
-			if v == "off" {
-				h.MemoryBudget = -1 // none, whatever the cgroup says
-				break
-			}
-			if v == "cgroup" {
-				h.MemoryBudget = 0 // the default, said out loud
-				break
-			}
-			n, err := humanize.ParseBytes(v)
-			// An idle replica holds about 60 MB: less leaves no room.
-			if err != nil || n < 64<<20 || n > 1<<50 {
-				return d.Errf("memory_budget: %q: want a size of at least 64MiB (such as 256MiB or 1GB), cgroup or off", v)
-			}
-			h.MemoryBudget = int64(n)
-		case "redis_timeout":
-			if err := durationArg(d, "", &h.RedisTimeout); err != nil {
-				return err
-			}
-		case "redis_wait_replicas":
-			if err := oneArg(d, "", &h.RedisWaitReplicas); err != nil {
-				return err
-			}
-			if _, err := parseWaitReplicas(h.RedisWaitReplicas); err != nil {
-				return d.Err(err.Error())
-			}
-		case "redis_wait_timeout":
-			if err := durationArg(d, "", &h.RedisWaitTimeout); err != nil {
-				return err
-			}
-		case "log_blocked":
-			if err := oneArg(d, "", &h.LogBlocked); err != nil {
-				return err
-			}
-			if err := h.provisionLogLevel(); err != nil {
-				return d.Err(err.Error())
-			}
-		case "backchannel_logout":
-			if err := h.unmarshalBackchannel(d); err != nil {
-				return err
-			}
-		case "token_revocation":
-			if err := h.unmarshalTokenRevocation(d); err != nil {
-				return err
-			}
-		case "security_events":
-			if err := h.unmarshalSecurityEvents(d); err != nil {
-				return err
-			}
-		default:
-			return unknownOption(d, "", opt, handlerOptions)
+		if err := h.unmarshalOption(d, opt); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// unmarshalOption reads one option of the block, the dispenser on its
+// name.
+func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, opt string) error {
+	switch opt {
+	case "store":
+		if err := oneArg(d, "", &h.Store); err != nil {
+			return err
+		}
+	case "credential":
+		args := d.RemainingArgs()
+		if len(args) != 2 {
+			return d.Errf("credential: want cookie <name> or header <name>")
+		}
+		switch args[0] {
+		case "cookie":
+			h.Credentials = append(h.Credentials, CredentialSource{Cookie: args[1]})
+		case "header":
+			h.Credentials = append(h.Credentials, CredentialSource{Header: args[1]})
+		default:
+			return d.Errf("credential: %q: want cookie or header", args[0])
+		}
+	case "app_logout":
+		paths := d.RemainingArgs()
+		if len(paths) == 0 {
+			return d.Errf("app_logout: want at least one path")
+		}
+		h.AppLogout = append(h.AppLogout, paths...)
+	case "app_id":
+		if err := oneArg(d, "", &h.AppID); err != nil {
+			return err
+		}
+	case "redis":
+		if err := h.unmarshalRedis(d); err != nil {
+			return err
+		}
+	case "key_prefix":
+		if err := oneArg(d, "", &h.KeyPrefix); err != nil {
+			return err
+		}
+	case "hash_key":
+		if err := oneArg(d, "", &h.HashKey); err != nil {
+			return err
+		}
+	case "jwt":
+		if err := h.unmarshalJWT(d); err != nil {
+			return err
+		}
+	case "session_ttl":
+		if err := durationArg(d, "", &h.SessionTTL); err != nil {
+			return err
+		}
+	case "endpoints":
+		if err := h.unmarshalEndpoints(d); err != nil {
+			return err
+		}
+	case "on_store_down":
+		if err := oneArg(d, "", &h.OnStoreDown); err != nil {
+			return err
+		}
+		if err := checkChoice("on_store_down", h.OnStoreDown, defaultOnStoreDown, "fail_open"); err != nil {
+			return d.Err(err.Error())
+		}
+	case "stale_after":
+		if err := durationArg(d, "", &h.StaleAfter); err != nil {
+			return err
+		}
+	case "require_token":
+		if d.NextArg() {
+			return d.Errf("require_token takes no argument")
+		}
+		h.RequireToken = true
+	case "close_streams_at_expiry":
+		if d.NextArg() {
+			return d.Errf("close_streams_at_expiry takes no argument")
+		}
+		h.CloseStreamsAtExpiry = true
+	case "inspect_body":
+		var v string
+		if err := oneArg(d, "", &v); err != nil {
+			return err
+		}
+		on := v == "on"
+		if !on && v != "off" {
+			return d.Errf("inspect_body: %q: want on or off", v)
+		}
+		h.InspectBody = &on
+	case "inspect_body_limit":
+		var v string
+		if err := oneArg(d, "", &v); err != nil {
+			return err
+		}
+		n, err := humanize.ParseBytes(v)
+		if err == nil && n <= maxInspectBodyLimit {
+			err = checkInspectBodyLimit(int64(n))
+		}
+		if err != nil || n > maxInspectBodyLimit {
+			return d.Errf("inspect_body_limit: %q: want a size from 1B to %dMiB", v, maxInspectBodyLimit>>20)
+		}
+		h.InspectBodyLimit = int64(n)
+	case "oversized_body":
+		if err := oneArg(d, "", &h.OversizedBody); err != nil {
+			return err
+		}
+		if err := checkChoice("oversized_body", h.OversizedBody, defaultOversizedBody, "reject"); err != nil {
+			return d.Err(err.Error())
+		}
+	case "max_credentials":
+		if err := intArg(d, 1, &h.MaxCredentials); err != nil {
+			return err
+		}
+	case "token_cache_size":
+		if err := intArg(d, 1, &h.TokenCacheSize); err != nil {
+			return err
+		}
+	case "feed_max_len":
+		var v string
+		if err := oneArg(d, "", &v); err != nil {
+			return err
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return d.Errf("feed_max_len: %q: want an integer of at least %d", v, minFeedMaxLen)
+		}
+		if err := checkFeedMaxLen(n); err != nil {
+			return d.Err(err.Error())
+		}
+		h.FeedMaxLen = n
+	case "feed_retention":
+		if err := durationArg(d, "", &h.FeedRetention); err != nil {
+			return err
+		}
+		if err := checkFeedRetention(time.Duration(h.FeedRetention)); err != nil {
+			return d.Errf("feed_retention: %v: %v", time.Duration(h.FeedRetention), err)
+		}
+	case "snapshot_every":
+		var v string
+		if err := oneArg(d, "", &v); err != nil {
+			return err
+		}
+		if v == "off" {
+			h.SnapshotEvery = -1 // never
+			break
+		}
+		dur, err := caddy.ParseDuration(v)
+		if err == nil {
+			err = checkSnapshotEvery(dur)
+		}
+		if err != nil {
+			return d.Errf("snapshot_every: %q: want a duration of at least %v, or off", v, minSnapshotEvery)
+		}
+		h.SnapshotEvery = caddy.Duration(dur)
+	case "memory_budget":
+		var v string
+		if err := oneArg(d, "", &v); err != nil {
+			return err
+		}
+		if v == "off" {
+			h.MemoryBudget = -1 // none, whatever the cgroup says
+			break
+		}
+		if v == "cgroup" {
+			h.MemoryBudget = 0 // the default, said out loud
+			break
+		}
+		n, err := humanize.ParseBytes(v)
+		if err == nil && n <= maxMemoryBudget {
+			err = checkMemoryBudget(int64(n))
+		}
+		if err != nil || n > maxMemoryBudget {
+			return d.Errf("memory_budget: %q: want a size of at least %dMiB (such as 256MiB or 1GB), cgroup or off", v, minMemoryBudget>>20)
+		}
+		h.MemoryBudget = int64(n)
+	case "redis_timeout":
+		if err := durationArg(d, "", &h.RedisTimeout); err != nil {
+			return err
+		}
+	case "redis_wait_replicas":
+		if err := oneArg(d, "", &h.RedisWaitReplicas); err != nil {
+			return err
+		}
+		if _, err := parseWaitReplicas(h.RedisWaitReplicas); err != nil {
+			return d.Err(err.Error())
+		}
+	case "redis_wait_timeout":
+		if err := durationArg(d, "", &h.RedisWaitTimeout); err != nil {
+			return err
+		}
+	case "log_blocked":
+		if err := oneArg(d, "", &h.LogBlocked); err != nil {
+			return err
+		}
+		if _, _, err := logLevel(h.LogBlocked); err != nil {
+			return d.Err(err.Error())
+		}
+	case "backchannel_logout":
+		if err := h.unmarshalBackchannel(d); err != nil {
+			return err
+		}
+	case "token_revocation":
+		if err := h.unmarshalTokenRevocation(d); err != nil {
+			return err
+		}
+	case "security_events":
+		if err := h.unmarshalSecurityEvents(d); err != nil {
+			return err
+		}
+	default:
+		return unknownOption(d, "", opt, handlerOptions)
+	}
+	return nil
+}
+
+// storeOptions are the options of a store, in the site-level block and
+// in the global revocation option alike.
+var storeOptions = []string{"redis", "key_prefix", "hash_key", "session_ttl", "on_store_down", "stale_after",
+	"feed_max_len", "feed_retention", "snapshot_every", "memory_budget", "redis_timeout",
+	"redis_wait_replicas", "redis_wait_timeout"}
+
+// parseGlobalOption reads the global revocation option, which configures
+// the revocation app (see App):
+//
+//	revocation {
+//	    <store options>     # the store named "default"
+//	    store <name> {
+//	        <store options>
+//	    }
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := &App{Stores: map[string]*StoreConfig{}}
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	var dflt Handler
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if opt == "store" {
+			var name string
+			if !d.NextArg() {
+				return nil, d.Errf("store: want a name and a block")
+			}
+			name = d.Val()
+			if d.NextArg() {
+				return nil, d.Errf("store %s: want a block, not more arguments", name)
+			}
+			if _, dup := app.Stores[name]; dup || name == defaultStoreName && len(seen) > 0 {
+				return nil, d.Errf("store %q given twice", name)
+			}
+			cfg, err := unmarshalStore(d, d.Nesting())
+			if err != nil {
+				return nil, err
+			}
+			app.Stores[name] = cfg
+			continue
+		}
+		if seen[opt] {
+			return nil, d.Errf("duplicate option %q", opt)
+		}
+		seen[opt] = true
+		if !slices.Contains(storeOptions, opt) {
+			return nil, unknownOption(d, "revocation", opt, append([]string{"store"}, storeOptions...))
+		}
+		if err := dflt.unmarshalOption(d, opt); err != nil {
+			return nil, err
+		}
+	}
+	if len(seen) > 0 {
+		if _, dup := app.Stores[defaultStoreName]; dup {
+			return nil, d.Errf("store %q given twice: by its block and by options outside any store block", defaultStoreName)
+		}
+		cfg := dflt.storeConfig()
+		app.Stores[defaultStoreName] = &cfg
+	}
+	if len(app.Stores) == 0 {
+		app.Stores = nil
+	}
+	return httpcaddyfile.App{Name: "revocation", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// unmarshalStore reads the store options of one store block.
+func unmarshalStore(d *caddyfile.Dispenser, nesting int) (*StoreConfig, error) {
+	var h Handler
+	seen := map[string]bool{}
+	for d.NextBlock(nesting) {
+		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("duplicate option %q", opt)
+		}
+		seen[opt] = true
+		if !slices.Contains(storeOptions, opt) {
+			return nil, unknownOption(d, "store", opt, storeOptions)
+		}
+		if err := h.unmarshalOption(d, opt); err != nil {
+			return nil, err
+		}
+	}
+	cfg := h.storeConfig()
+	return &cfg, nil
 }
 
 func (h *Handler) unmarshalBackchannel(d *caddyfile.Dispenser) error {
@@ -342,7 +459,7 @@ func (h *Handler) unmarshalBackchannel(d *caddyfile.Dispenser) error {
 			return d.Errf("backchannel_logout: unknown option %q", opt)
 		}
 		if err != nil {
-			return d.Errf("backchannel_logout %s: %v", opt, err)
+			return err // oneArg's error names the block, the option and the line
 		}
 	}
 	h.BackchannelLogout = b
@@ -401,7 +518,7 @@ func (h *Handler) unmarshalSecurityEvents(d *caddyfile.Dispenser) error {
 			return d.Errf("security_events: unknown option %q", opt)
 		}
 		if err != nil {
-			return d.Errf("security_events %s: %v", opt, err)
+			return err // oneArg's error names the block, the option and the line
 		}
 	}
 	h.SecurityEvents = s
@@ -516,10 +633,8 @@ func (h *Handler) unmarshalJWT(d *caddyfile.Dispenser) error {
 			if len(j.Algorithms) == 0 {
 				return d.Errf("jwt algorithms: want at least one algorithm")
 			}
-			for _, a := range j.Algorithms {
-				if a == "none" || a == "NONE" || a == "None" {
-					return d.Errf(`jwt algorithms: "none" can never be allowed`)
-				}
+			if err := checkAlgorithms(j.Algorithms); err != nil {
+				return d.Err(err.Error())
 			}
 		case "leeway":
 			err = durationArg(d, "jwt", &j.Leeway)
@@ -563,7 +678,7 @@ func (h *Handler) unmarshalEndpoints(d *caddyfile.Dispenser) error {
 
 // The options of each block, for "did you mean" hints.
 var (
-	handlerOptions = []string{"app_id", "redis", "key_prefix", "hash_key", "jwt", "session_ttl", "endpoints",
+	handlerOptions = []string{"store", "app_id", "redis", "key_prefix", "hash_key", "jwt", "session_ttl", "endpoints",
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
 		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "feed_retention",
 		"snapshot_every", "memory_budget", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",

@@ -161,6 +161,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"bad snapshot_every":      {"revocation {\nsnapshot_every never\n}", `snapshot_every: "never": want a duration of at least 10s, or off`},
 		"short snapshot_every":    {"revocation {\nsnapshot_every 1s\n}", `snapshot_every: "1s"`},
 		"small memory_budget":     {"revocation {\nmemory_budget 10MB\n}", `memory_budget: "10MB": want a size of at least 64MiB`},
+		"receiver missing value":  {"revocation {\nbackchannel_logout {\nissuer\n}\n}", `backchannel_logout issuer: missing value, at `},
+		"ssf missing value":       {"revocation {\nsecurity_events {\njwks_url\n}\n}", `security_events jwks_url: missing value, at `},
+		"small feed_max_len":      {"revocation {\nfeed_max_len 99\n}", `feed_max_len: 99: want an integer of at least 100`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)
@@ -242,5 +245,39 @@ func TestStoreSettingsFeedAndSnapshot(t *testing.T) {
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("retention %v, snapshots every %v: error %v, want %q", c.ret, c.snap, err, c.want)
 		}
+	}
+}
+
+// A JSON configuration is held to the same rules as a Caddyfile: Caddy
+// calls Validate on the handler it loaded, whichever adapter wrote it.
+func TestValidateJSON(t *testing.T) {
+	cases := map[string]struct{ json, want string }{
+		"small feed_max_len":    {`{"feed_max_len": 50}`, `feed_max_len: 50: want an integer of at least 100`},
+		"bad on_store_down":     {`{"on_store_down": "maybe"}`, `on_store_down: "maybe": want fail_closed or fail_open`},
+		"bad oversized_body":    {`{"oversized_body": "drop"}`, `oversized_body: "drop": want pass or reject`},
+		"bad log level":         {`{"log_blocked": "loud"}`, `log_blocked: "loud"`},
+		"huge body limit":       {`{"inspect_body_limit": 1073741824}`, `inspect_body_limit: 1073741824`},
+		"credential bound":      {`{"max_credentials": 5000}`, `max_credentials: 5000: want 1 to 1024`},
+		"short feed_retention":  {`{"feed_retention": 10000000000}`, `feed_retention 10s: want at least 1m0s`},
+		"short snapshot_every":  {`{"snapshot_every": 1000000000}`, `snapshot_every 1s: want at least 10s`},
+		"small memory_budget":   {`{"memory_budget": 1000}`, `memory_budget: 1000: want a size of at least 64MiB`},
+		"wait replicas":         {`{"redis_wait_replicas": "many"}`, `redis_wait_replicas: "many"`},
+		"wait timeout too long": {`{"redis_timeout": 1000000000, "redis_wait_timeout": 2000000000}`, `redis_wait_timeout 2s: want more than zero and less than redis_timeout 1s`},
+		"algorithm none":        {`{"jwt": {"algorithms": ["None"]}}`, `"none" can never be allowed`},
+		"negative leeway":       {`{"jwt": {"leeway": -1}}`, `jwt leeway: must not be negative`},
+		"relative logout path":  {`{"app_logout": ["logout"]}`, `app_logout "logout"`},
+	}
+	for name, c := range cases {
+		var h Handler
+		if err := json.Unmarshal([]byte(c.json), &h); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Validate: %v, want it to say %q", name, err, c.want)
+		}
+	}
+	var h Handler
+	if err := h.Validate(); err != nil {
+		t.Errorf("the empty configuration (every default): %v", err)
 	}
 }

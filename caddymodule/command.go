@@ -3,23 +3,19 @@ package caddymodule
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -155,15 +151,6 @@ func noBlankFlags(cmd *cobra.Command) error {
 		}
 	})
 	return err
-}
-
-// adminFlags adds the flags that find the admin endpoint, as caddy stop
-// and caddy reload have them.
-func adminFlags(cmd *cobra.Command) {
-	cmd.Flags().String("address", "", "Admin API address (default: the admin address of --config, else $CADDY_ADMIN, else localhost:2019)")
-	cmd.Flags().StringP("config", "c", "", "Configuration file to read the admin address from")
-	cmd.Flags().StringP("adapter", "a", "", "Name of the config adapter for --config")
-	cmd.Flags().Duration("timeout", 5*time.Second, "How long to wait for the admin API")
 }
 
 func revokeCommand() *cobra.Command {
@@ -500,171 +487,6 @@ func cmdHealth(fl caddycmd.Flags) (int, error) {
 	return 0, nil
 }
 
-// adminJSON makes one admin call that must answer 200 with JSON: with
-// --json it writes the answer as it came (printed is true), else it
-// decodes it into out.
-func adminJSON(fl caddycmd.Flags, op, method, path string, body []byte, out any) (printed bool, err error) {
-	status, resp, err := adminCall(fl, method, path, body)
-	if err != nil {
-		return false, err
-	}
-	if status != http.StatusOK {
-		return false, fmt.Errorf("%s: HTTP %d: %s", op, status, adminMessage(resp))
-	}
-	if fl.Bool("json") {
-		_, err := os.Stdout.Write(resp)
-		return true, err
-	}
-	if err := json.Unmarshal(resp, out); err != nil {
-		return false, fmt.Errorf("decode answer: %w", err)
-	}
-	return false, nil
-}
-
-// exitCode is a command's exit code for its error.
-func exitCode(err error) int {
-	if err != nil {
-		return 1
-	}
-	return 0
-}
-
-// adminCall sends one request to the admin API, found as the other caddy
-// commands find it, and returns the status and body whatever the status.
-func adminCall(fl caddycmd.Flags, method, path string, body []byte) (int, []byte, error) {
-	addr, err := adminAddress(fl.String("address"), fl.String("config"), fl.String("adapter"))
-	if err != nil {
-		return 0, nil, fmt.Errorf("find the admin address: %w", err)
-	}
-	timeout := fl.Duration("timeout")
-	if timeout <= 0 {
-		return 0, nil, fmt.Errorf("--timeout %s: want a positive duration", timeout)
-	}
-	return adminRequest(addr, method, path, body, timeout)
-}
-
-// adminAddress finds the admin endpoint as the other caddy commands do
-// (--address, else the admin address of --config, else $CADDY_ADMIN,
-// else localhost:2019), with two differences: --address may be written
-// as a URL (http://localhost:2019), and --config is adapted without
-// Caddy's log lines about it, which would bury the command's own output
-// (and a probe's) under JSON.
-func adminAddress(address, configFile, adapterName string) (string, error) {
-	if address != "" {
-		if rest, ok := strings.CutPrefix(address, "http://"); ok {
-			return strings.TrimSuffix(rest, "/"), nil
-		}
-		if strings.HasPrefix(address, "https://") {
-			return "", fmt.Errorf("--address %s: the admin API speaks plain HTTP; give host:port or http://host:port", address)
-		}
-		return address, nil
-	}
-	if configFile != "" {
-		listen, err := configAdminListen(configFile, adapterName)
-		if err != nil {
-			return "", err
-		}
-		if listen != "" {
-			return listen, nil
-		}
-	}
-	return caddy.DefaultAdminListen, nil // $CADDY_ADMIN, else localhost:2019
-}
-
-// configAdminListen reads admin.listen from a config file, adapting it
-// as caddy run would (a file named Caddyfile*, *.caddyfile, or --adapter)
-// and dropping the adapter's warnings.
-func configAdminListen(configFile, adapterName string) (string, error) {
-	data, err := os.ReadFile(configFile)
-	if err != nil {
-		return "", fmt.Errorf("reading config file: %w", err)
-	}
-	base := strings.ToLower(filepath.Base(configFile))
-	if adapterName == "" && (strings.HasPrefix(base, "caddyfile") || filepath.Ext(base) == ".caddyfile") {
-		adapterName = "caddyfile"
-	}
-	if adapterName != "" {
-		adapter := caddyconfig.GetAdapter(adapterName)
-		if adapter == nil {
-			return "", fmt.Errorf("unrecognized config adapter: %s", adapterName)
-		}
-		data, _, err = adapter.Adapt(data, map[string]any{"filename": configFile})
-		if err != nil {
-			return "", fmt.Errorf("adapting config using %s: %w", adapterName, err)
-		}
-	}
-	var cfg struct {
-		Admin caddy.AdminConfig `json:"admin"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return "", fmt.Errorf("reading the admin address from %s: %w", configFile, err)
-	}
-	return cfg.Admin.Listen, nil
-}
-
-// adminRequest is caddycmd.AdminAPIRequest without its turning every
-// status of 400 and above into an error: a 503 from /revocation/ready
-// carries the reasons this command prints.
-func adminRequest(adminAddr, method, path string, body []byte, timeout time.Duration) (int, []byte, error) {
-	addr, err := caddy.ParseNetworkAddress(adminAddr)
-	if err != nil || addr.PortRangeSize() > 1 {
-		return 0, nil, fmt.Errorf("invalid admin address %s: %v", adminAddr, err)
-	}
-	origin := "http://" + addr.JoinHostPort(0)
-	dialAddr := addr.JoinHostPort(0)
-	if addr.IsUnixNetwork() {
-		// A bogus host keeps net/http happy; a socket has none. Strip the
-		// optional permission bits ("path|0660") from the socket path.
-		origin = "http://127.0.0.1"
-		dialAddr, _, _ = strings.Cut(addr.Host, "|")
-	} else if addr.IsFdNetwork() {
-		return 0, nil, fmt.Errorf("admin address %s: a file descriptor cannot be dialed; give --address", adminAddr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, origin+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if !addr.IsUnixNetwork() {
-		req.Header.Set("Origin", origin)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, addr.Network, dialAddr)
-		},
-	}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("admin API at %s: %w", adminAddr, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return 0, nil, fmt.Errorf("admin API at %s: read answer: %w", adminAddr, err)
-	}
-	return resp.StatusCode, data, nil
-}
-
-// adminMessage extracts the error of an admin API answer.
-func adminMessage(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	return strings.TrimSpace(string(body))
-}
-
 // readTokenLine reads a token from the first line of r.
 func readTokenLine(r io.Reader) (string, error) {
 	sc := bufio.NewScanner(r)
@@ -687,4 +509,147 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func explainCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "explain [--json] [--method <m>] [--path <target>] < request",
+		Short: "Shows what the guard sees in a request, and why it would block it or not",
+		Long: `
+Reads a request from stdin, either a whole HTTP request (request line,
+headers, blank line, body) or header lines only ("Name: value", one a
+line), and asks the running instance what each revocation handler would
+do with it. For every candidate credential found it prints where it was
+found, whether it is presented as an access token, a hash prefix (never
+the credential), whether it verified, and whether and why it is revoked.
+
+It runs the guard's own code, so what it says is what the guard does.
+(Like the guard, it notes a verified token's session as seen.)
+`,
+		Example: `  printf 'Cookie: JSESSIONID=8F3A...\n' | caddy revocation explain
+  caddy revocation explain --path '/api?access_token=-' < headers.txt
+  curl -sv ... 2>&1 | sed -n 's/^> //p' | caddy revocation explain`,
+		Args: cobra.NoArgs,
+		RunE: plainErrors(cmdExplain),
+	}
+	adminFlags(cmd)
+	cmd.Flags().Bool("json", false, "Print the admin API's JSON answer as is")
+	cmd.Flags().String("method", "", "Request method (default: the request line's, else GET)")
+	cmd.Flags().String("path", "", "Request target with query (default: the request line's, else /)")
+	return cmd
+}
+
+func cmdExplain(fl caddycmd.Flags) (int, error) {
+	req, note, err := readExplainRequest(stdin)
+	if err != nil {
+		return 1, err
+	}
+	if note != "" {
+		fmt.Fprintln(os.Stderr, "note: "+note)
+	}
+	if m := fl.String("method"); m != "" {
+		req.Method = m
+	}
+	if p := fl.String("path"); p != "" {
+		req.Path = p
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 1, err
+	}
+	var out ExplainResponse
+	if printed, err := adminJSON(fl, "explain", http.MethodPost, "/revocation/explain", body, &out); err != nil || printed {
+		return exitCode(err), err
+	}
+	return 0, printExplain(os.Stdout, out)
+}
+
+func printExplain(w io.Writer, out ExplainResponse) error {
+	for i, h := range out.Handlers {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "handler: store %s, key prefix %s", h.Store, h.KeyPrefix)
+		if h.AppID != "" {
+			fmt.Fprintf(w, ", app_id %s", h.AppID)
+		}
+		fmt.Fprintf(w, "\nverdict: %s: %s\n", h.Verdict, h.Why)
+		if h.AppLogout {
+			fmt.Fprintln(w, "app_logout path: a 2xx or 3xx answer from the upstream revokes these credentials")
+		}
+		if len(h.Credentials) == 0 {
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SOURCE\tKIND\tHASH\tJWT\tVERIFIED\tREVOKED")
+		for _, c := range h.Credentials {
+			revoked := "no"
+			if c.Revoked {
+				revoked = "yes (" + c.Reason + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Source, c.Kind, c.Hash, yesNo(c.JWT), yesNo(c.Verified), revoked)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var requestLine = regexp.MustCompile(`^[A-Za-z]+ \S+ HTTP/\d(\.\d)?\r?$`)
+
+// readExplainRequest reads a whole HTTP request, or header lines only.
+// A request whose body has no Content-Length (nor chunked coding) has its
+// body read to the end of input, as a person pasting one expects; the
+// note says so, for the caller to print.
+func readExplainRequest(r io.Reader) (_ ExplainRequest, note string, _ error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxExplainBody/2+1))
+	if err != nil {
+		return ExplainRequest{}, "", fmt.Errorf("read request from stdin: %w", err)
+	}
+	if len(data) > maxExplainBody/2 {
+		return ExplainRequest{}, "", errors.New("read request from stdin: larger than 16 MiB")
+	}
+	data = bytes.TrimLeft(data, "\r\n")
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	if requestLine.Match(first) {
+		if !bytes.Contains(data, []byte("\n\n")) && !bytes.Contains(data, []byte("\r\n\r\n")) {
+			data = append(data, '\n', '\n') // headers only, no blank line
+		}
+		br := bufio.NewReader(bytes.NewReader(data))
+		hr, err := http.ReadRequest(br)
+		if err != nil {
+			return ExplainRequest{}, "", fmt.Errorf("read request from stdin: %w", err)
+		}
+		b, err := io.ReadAll(hr.Body)
+		if err != nil {
+			return ExplainRequest{}, "", fmt.Errorf("read request body from stdin: %w", err)
+		}
+		if hr.Header.Get("Content-Length") == "" && len(hr.TransferEncoding) == 0 {
+			// net/http reads such a request as having no body.
+			rest, _ := io.ReadAll(br) // a bytes.Reader: no error
+			if len(bytes.TrimRight(rest, "\r\n")) > 0 {
+				b = rest
+				note = fmt.Sprintf("the request has no Content-Length: its body is read to the end of input (%d bytes)", len(rest))
+			}
+		}
+		return ExplainRequest{Method: hr.Method, Path: hr.RequestURI, Headers: hr.Header, Body: string(b)}, note, nil
+	}
+	req := ExplainRequest{Headers: map[string][]string{}}
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(name, " \t") {
+			return ExplainRequest{}, "", fmt.Errorf("stdin line %d: want \"Name: value\" or a request line", n+1)
+		}
+		name = http.CanonicalHeaderKey(name)
+		req.Headers[name] = append(req.Headers[name], strings.TrimLeft(value, " \t"))
+	}
+	if len(req.Headers) == 0 {
+		return ExplainRequest{}, "", errors.New("read request from stdin: no header")
+	}
+	return req, "", nil
 }

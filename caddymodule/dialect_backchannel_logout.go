@@ -42,8 +42,7 @@ type BackchannelLogoutConfig struct {
 func (h *Handler) serveBackchannelLogout(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "backchannel_logout"
 	fail := func(desc string) error {
-		countEndpointError(dialect, "invalid_request")
-		return writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": desc})
+		return answerError(w, dialect, http.StatusBadRequest, oauthError, "invalid_request", desc)
 	}
 	raw, err := logoutTokenParam(r)
 	if err != nil {
@@ -76,7 +75,7 @@ func (h *Handler) serveBackchannelLogout(w http.ResponseWriter, r *http.Request)
 	switch owns, err := h.claimJTI(ctx, dialect, ev.Issuer, jti, raw, exp); {
 	case err != nil:
 		h.commitFailed(r, dialect, err)
-		return h.receiverUnavailable(w, dialect, "error", "error_description")
+		return receiverUnavailable(w, dialect, oauthError)
 	case !owns:
 		h.refuseEvent(dialect, raw, errors.New("jti already received with another token"))
 		return fail("logout token refused: jti already received")
@@ -84,7 +83,7 @@ func (h *Handler) serveBackchannelLogout(w http.ResponseWriter, r *http.Request)
 	res, err := h.revoker.RevokeProviderEvents(ctx, events)
 	if err != nil {
 		h.commitFailed(r, dialect, err)
-		return h.receiverUnavailable(w, dialect, "error", "error_description")
+		return receiverUnavailable(w, dialect, oauthError)
 	}
 	fresh, err := h.rememberJTI(ctx, dialect, ev.Issuer, jti, exp)
 	switch {
@@ -118,11 +117,7 @@ func logoutTokenParam(r *http.Request) (string, error) {
 
 // receiverUnavailable answers a store failure with 503, which a provider
 // retries, in the receiver's error shape.
-func (h *Handler) receiverUnavailable(w http.ResponseWriter, dialect, codeField, descField string) error {
-	countEndpointError(dialect, "temporarily_unavailable")
+func receiverUnavailable(w http.ResponseWriter, dialect string, shape errorShape) error {
 	w.Header().Set("Retry-After", "5")
-	return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-		codeField: "temporarily_unavailable",
-		descField: "the revocation could not be stored; try again",
-	})
+	return answerError(w, dialect, http.StatusServiceUnavailable, shape, "temporarily_unavailable", "the revocation could not be stored; try again")
 }

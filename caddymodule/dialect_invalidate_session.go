@@ -34,11 +34,15 @@ const (
 	msgInternal       = "The session could not be invalidated; try again."
 )
 
+// invalidateSessionError is seed 002's error body.
+func invalidateSessionError(code, msg string) map[string]string {
+	return map[string]string{"error": code, "message": msg}
+}
+
 func (h *Handler) serveInvalidateSession(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "invalidate_session"
 	fail := func(status int, code, msg string) error {
-		countEndpointError(dialect, code)
-		return writeJSON(w, status, map[string]string{"error": code, "message": msg})
+		return answerError(w, dialect, status, invalidateSessionError, code, msg)
 	}
 	cred, state, reason := h.authenticate(r)
 	switch state {

@@ -26,11 +26,15 @@ const (
 	msgLogoutFailed = "Logout could not be completed; try again."
 )
 
+// logoutError is seed 003's error body.
+func logoutError(code, msg string) map[string]string {
+	return map[string]string{"code": code, "message": msg}
+}
+
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "logout"
 	fail := func(status int, code, msg string) error {
-		countEndpointError(dialect, code)
-		return writeJSON(w, status, map[string]string{"code": code, "message": msg})
+		return answerError(w, dialect, status, logoutError, code, msg)
 	}
 	cred, state, _ := h.authenticate(r)
 	switch state {

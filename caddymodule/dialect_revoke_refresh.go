@@ -29,11 +29,15 @@ import (
 // and so is a body of up to 1 KiB; a larger body is bad_request and
 // revokes nothing.
 
+// codeTypeError is the error body of seeds 000 and 001.
+func codeTypeError(code, typ string) map[string]string {
+	return map[string]string{"code": code, "type": typ}
+}
+
 func (h *Handler) serveRevokeRefresh(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "revoke_refresh"
 	fail := func(status int, code, typ string) error {
-		countEndpointError(dialect, code)
-		return writeJSON(w, status, map[string]string{"code": code, "type": typ})
+		return answerError(w, dialect, status, codeTypeError, code, typ)
 	}
 	raw, problem := refreshCookie(r, h.cookieName)
 	switch problem {

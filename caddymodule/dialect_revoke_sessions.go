@@ -29,8 +29,7 @@ import (
 func (h *Handler) serveRevokeSessions(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "revoke_sessions"
 	fail := func(status int, code, typ string) error {
-		countEndpointError(dialect, code)
-		return writeJSON(w, status, map[string]string{"code": code, "type": typ})
+		return answerError(w, dialect, status, codeTypeError, code, typ)
 	}
 	cred, state, _ := h.authenticate(r)
 	if state == authUnavailable {

@@ -42,11 +42,15 @@ type SecurityEventsConfig struct {
 	AuthToken string `json:"auth_token,omitempty"`
 }
 
+// securityEventsError is the error body of RFC 8935 section 2.4.
+func securityEventsError(code, desc string) map[string]string {
+	return map[string]string{"err": code, "description": desc}
+}
+
 func (h *Handler) serveSecurityEvents(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "security_events"
 	fail := func(status int, code, desc string) error {
-		countEndpointError(dialect, code)
-		return writeJSON(w, status, map[string]string{"err": code, "description": desc})
+		return answerError(w, dialect, status, securityEventsError, code, desc)
 	}
 	if h.secAuthToken != "" {
 		tok, ok := strictBearer(r)
@@ -95,7 +99,7 @@ func (h *Handler) serveSecurityEvents(w http.ResponseWriter, r *http.Request) er
 	switch owns, err := h.claimJTI(ctx, dialect, iss, jti, raw, exp); {
 	case err != nil:
 		h.commitFailed(r, dialect, err)
-		return h.receiverUnavailable(w, dialect, "err", "description")
+		return receiverUnavailable(w, dialect, securityEventsError)
 	case !owns:
 		h.refuseEvent(dialect, raw, errors.New("jti already received with another SET"))
 		return fail(http.StatusBadRequest, "invalid_request", "SET refused: jti already received")
@@ -107,7 +111,7 @@ func (h *Handler) serveSecurityEvents(w http.ResponseWriter, r *http.Request) er
 			return fail(http.StatusBadRequest, "invalid_request", "SET refused: "+err.Error())
 		}
 		h.commitFailed(r, dialect, err)
-		return h.receiverUnavailable(w, dialect, "err", "description")
+		return receiverUnavailable(w, dialect, securityEventsError)
 	}
 	fresh, err := h.rememberJTI(ctx, dialect, iss, jti, exp)
 	switch {

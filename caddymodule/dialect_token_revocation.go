@@ -56,11 +56,10 @@ type revocationClient struct {
 func (h *Handler) serveTokenRevocation(w http.ResponseWriter, r *http.Request) error {
 	const dialect = "token_revocation"
 	fail := func(status int, code, desc string) error {
-		countEndpointError(dialect, code)
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="token_revocation"`)
 		}
-		return writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+		return answerError(w, dialect, status, oauthError, code, desc)
 	}
 	form, err := readForm(r)
 	if err != nil {
@@ -109,7 +108,7 @@ func (h *Handler) serveTokenRevocation(w http.ResponseWriter, r *http.Request) e
 	}
 	if err != nil {
 		h.commitFailed(r, dialect, err)
-		return h.receiverUnavailable(w, dialect, "error", "error_description")
+		return receiverUnavailable(w, dialect, oauthError)
 	}
 	kind := "access_token"
 	if refresh {

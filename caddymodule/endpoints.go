@@ -23,6 +23,9 @@ type endpoint struct {
 	method string
 	path   string // default path
 	serve  func(h *Handler, w http.ResponseWriter, r *http.Request) error
+	// shape is the dialect's error body, the one every error answer of
+	// the dialect uses.
+	shape errorShape
 	// receiver: an identity provider's logouts come in here; served when
 	// its block is configured, whatever the endpoints option says.
 	receiver bool
@@ -31,13 +34,13 @@ type endpoint struct {
 // dialects are the four seed endpoints and the three receivers, each
 // implemented in its own file.
 var dialects = []endpoint{
-	{name: "revoke_refresh", seed: "000", method: http.MethodPost, path: "/v1/session/revoke", serve: (*Handler).serveRevokeRefresh},
-	{name: "revoke_sessions", seed: "001", method: http.MethodPost, path: "/v1/session/me/revoke", serve: (*Handler).serveRevokeSessions},
-	{name: "invalidate_session", seed: "002", method: http.MethodDelete, path: "/v1/auth/session", serve: (*Handler).serveInvalidateSession},
-	{name: "logout", seed: "003", method: http.MethodPost, path: "/v1/auth/logout", serve: (*Handler).serveLogout},
-	{name: "backchannel_logout", method: http.MethodPost, path: "/oidc/backchannel-logout", serve: (*Handler).serveBackchannelLogout, receiver: true},
-	{name: "token_revocation", method: http.MethodPost, path: "/oauth2/revoke", serve: (*Handler).serveTokenRevocation, receiver: true},
-	{name: "security_events", method: http.MethodPost, path: "/ssf/events", serve: (*Handler).serveSecurityEvents, receiver: true},
+	{name: "revoke_refresh", seed: "000", method: http.MethodPost, path: "/v1/session/revoke", serve: (*Handler).serveRevokeRefresh, shape: codeTypeError},
+	{name: "revoke_sessions", seed: "001", method: http.MethodPost, path: "/v1/session/me/revoke", serve: (*Handler).serveRevokeSessions, shape: codeTypeError},
+	{name: "invalidate_session", seed: "002", method: http.MethodDelete, path: "/v1/auth/session", serve: (*Handler).serveInvalidateSession, shape: invalidateSessionError},
+	{name: "logout", seed: "003", method: http.MethodPost, path: "/v1/auth/logout", serve: (*Handler).serveLogout, shape: logoutError},
+	{name: "backchannel_logout", method: http.MethodPost, path: "/oidc/backchannel-logout", serve: (*Handler).serveBackchannelLogout, shape: oauthError, receiver: true},
+	{name: "token_revocation", method: http.MethodPost, path: "/oauth2/revoke", serve: (*Handler).serveTokenRevocation, shape: oauthError, receiver: true},
+	{name: "security_events", method: http.MethodPost, path: "/ssf/events", serve: (*Handler).serveSecurityEvents, shape: securityEventsError, receiver: true},
 }
 
 // receiverConfigured reports whether a receiver's block is present.
@@ -153,6 +156,23 @@ func (h *Handler) provisionEndpoints() error {
 		h.routes = nil
 	}
 	return nil
+}
+
+// errorShape makes a dialect's error body from an error code and a
+// description (each dialect names the two as its API does).
+type errorShape func(code, desc string) map[string]string
+
+// oauthError is the error body of OAuth 2.0 (RFC 6749 section 5.2), which
+// the back-channel logout and token revocation receivers answer with.
+func oauthError(code, desc string) map[string]string {
+	return map[string]string{"error": code, "error_description": desc}
+}
+
+// answerError writes an endpoint's error answer, in its dialect's shape,
+// and counts it.
+func answerError(w http.ResponseWriter, dialect string, status int, shape errorShape, code, desc string) error {
+	countEndpointError(dialect, code)
+	return writeJSON(w, status, shape(code, desc))
 }
 
 // maxBody bounds an endpoint request body.

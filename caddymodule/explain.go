@@ -1,22 +1,12 @@
 package caddymodule
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"regexp"
 	"strings"
-	"text/tabwriter"
 	"time"
-
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/spf13/cobra"
 
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
@@ -74,12 +64,8 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	out := ExplainedHandler{Store: h.store.desc, KeyPrefix: h.KeyPrefix, AppID: h.AppID, Credentials: []ExplainedCredential{}}
 	x := h.extractor.extract(r, nil, nil)
 	now := time.Now()
-	dl, unix := h.store.Denylist(), now.Unix()
 	var blocked []string
-	verified, b := false, h.newBudget()
-	for i := range x.creds {
-		c := &x.creds[i]
-		info, reason := h.inspect(r.Context(), dl, c, unix, &b)
+	d := h.decide(r.Context(), &x, h.store.Denylist(), now, func(c *credential, info *revocation.TokenInfo, reason revocation.Reason) {
 		if info == nil {
 			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.raw)}
 		}
@@ -90,7 +76,6 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 		switch c.kind {
 		case credAccess:
 			ec.Kind = "access"
-			verified = verified || info.Verified
 		case credValue:
 			ec.Kind = "value"
 		}
@@ -99,24 +84,25 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 			blocked = append(blocked, fmt.Sprintf("%s %s revoked (%s)", c.source, ec.Hash, reason))
 		}
 		out.Credentials = append(out.Credentials, ec)
-	}
+	})
 	out.AppLogout = h.appLogout[logoutPathKey(r.URL)]
 	out.Verdict = "pass"
-	switch {
-	case x.uninspected && h.OversizedBody == "reject":
+	switch d.verdict {
+	case refuseBody:
 		out.Verdict, out.Why = "refuse", "413: the body cannot be inspected (oversized_body reject)"
-	case len(x.creds) == 0 && h.RequireToken:
+	case refuseNoToken:
 		out.Verdict, out.Why = "refuse", "401: no credential, and require_token is set"
-	case len(x.creds) == 0:
-		out.Why = "no credential found"
-	case len(x.named()) > 0 && h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter:
+	case refuseStale:
 		out.Verdict, out.Why = "refuse", "503: the denylist is not confirmed current (on_store_down fail_closed)"
-	case len(blocked) > 0:
+	case block:
 		out.Verdict, out.Why = "block", "401: "+strings.Join(blocked, "; ")
-	case h.RequireToken && !verified:
+	case refuseUnverified:
 		out.Verdict, out.Why = "refuse", "401: no access token verifies, and require_token is set"
-	default:
+	case pass:
 		out.Why = "no credential is revoked"
+		if len(x.creds) == 0 {
+			out.Why = "no credential found"
+		}
 	}
 	return out
 }
@@ -178,17 +164,16 @@ func (a *adminAPI) handleExplain(w http.ResponseWriter, r *http.Request) error {
 	}
 	body := req.Body
 	resp := ExplainResponse{Handlers: []ExplainedHandler{}}
-	eachStore(func(s *sharedStore) {
-		s.guards.Range(func(k, _ any) bool {
+	if app := a.revocationApp(); app != nil {
+		app.eachGuard(func(h *Handler) {
 			// Each handler reads the body; give each a fresh one.
 			t := target.Clone(r.Context())
 			if body != "" {
 				t.Body = io.NopCloser(strings.NewReader(body))
 			}
-			resp.Handlers = append(resp.Handlers, k.(*Handler).explain(t))
-			return true
+			resp.Handlers = append(resp.Handlers, h.explain(t))
 		})
-	})
+	}
 	if len(resp.Handlers) == 0 {
 		return apiErr(http.StatusConflict, "no revocation handler is configured in this instance")
 	}
@@ -198,146 +183,3 @@ func (a *adminAPI) handleExplain(w http.ResponseWriter, r *http.Request) error {
 // maxExplainBody bounds POST /revocation/explain: a request with a body
 // of up to the largest inspect_body_limit, JSON-escaped.
 const maxExplainBody = 2 * maxInspectBodyLimit
-
-func explainCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "explain [--json] [--method <m>] [--path <target>] < request",
-		Short: "Shows what the guard sees in a request, and why it would block it or not",
-		Long: `
-Reads a request from stdin, either a whole HTTP request (request line,
-headers, blank line, body) or header lines only ("Name: value", one a
-line), and asks the running instance what each revocation handler would
-do with it. For every candidate credential found it prints where it was
-found, whether it is presented as an access token, a hash prefix (never
-the credential), whether it verified, and whether and why it is revoked.
-
-It runs the guard's own code, so what it says is what the guard does.
-(Like the guard, it notes a verified token's session as seen.)
-`,
-		Example: `  printf 'Cookie: JSESSIONID=8F3A...\n' | caddy revocation explain
-  caddy revocation explain --path '/api?access_token=-' < headers.txt
-  curl -sv ... 2>&1 | sed -n 's/^> //p' | caddy revocation explain`,
-		Args: cobra.NoArgs,
-		RunE: plainErrors(cmdExplain),
-	}
-	adminFlags(cmd)
-	cmd.Flags().Bool("json", false, "Print the admin API's JSON answer as is")
-	cmd.Flags().String("method", "", "Request method (default: the request line's, else GET)")
-	cmd.Flags().String("path", "", "Request target with query (default: the request line's, else /)")
-	return cmd
-}
-
-func cmdExplain(fl caddycmd.Flags) (int, error) {
-	req, note, err := readExplainRequest(stdin)
-	if err != nil {
-		return 1, err
-	}
-	if note != "" {
-		fmt.Fprintln(os.Stderr, "note: "+note)
-	}
-	if m := fl.String("method"); m != "" {
-		req.Method = m
-	}
-	if p := fl.String("path"); p != "" {
-		req.Path = p
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return 1, err
-	}
-	var out ExplainResponse
-	if printed, err := adminJSON(fl, "explain", http.MethodPost, "/revocation/explain", body, &out); err != nil || printed {
-		return exitCode(err), err
-	}
-	return 0, printExplain(os.Stdout, out)
-}
-
-func printExplain(w io.Writer, out ExplainResponse) error {
-	for i, h := range out.Handlers {
-		if i > 0 {
-			fmt.Fprintln(w)
-		}
-		fmt.Fprintf(w, "handler: store %s, key prefix %s", h.Store, h.KeyPrefix)
-		if h.AppID != "" {
-			fmt.Fprintf(w, ", app_id %s", h.AppID)
-		}
-		fmt.Fprintf(w, "\nverdict: %s: %s\n", h.Verdict, h.Why)
-		if h.AppLogout {
-			fmt.Fprintln(w, "app_logout path: a 2xx or 3xx answer from the upstream revokes these credentials")
-		}
-		if len(h.Credentials) == 0 {
-			continue
-		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SOURCE\tKIND\tHASH\tJWT\tVERIFIED\tREVOKED")
-		for _, c := range h.Credentials {
-			revoked := "no"
-			if c.Revoked {
-				revoked = "yes (" + c.Reason + ")"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Source, c.Kind, c.Hash, yesNo(c.JWT), yesNo(c.Verified), revoked)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-var requestLine = regexp.MustCompile(`^[A-Za-z]+ \S+ HTTP/\d(\.\d)?\r?$`)
-
-// readExplainRequest reads a whole HTTP request, or header lines only.
-// A request whose body has no Content-Length (nor chunked coding) has its
-// body read to the end of input, as a person pasting one expects; the
-// note says so, for the caller to print.
-func readExplainRequest(r io.Reader) (_ ExplainRequest, note string, _ error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxExplainBody/2+1))
-	if err != nil {
-		return ExplainRequest{}, "", fmt.Errorf("read request from stdin: %w", err)
-	}
-	if len(data) > maxExplainBody/2 {
-		return ExplainRequest{}, "", errors.New("read request from stdin: larger than 16 MiB")
-	}
-	data = bytes.TrimLeft(data, "\r\n")
-	first, _, _ := bytes.Cut(data, []byte("\n"))
-	if requestLine.Match(first) {
-		if !bytes.Contains(data, []byte("\n\n")) && !bytes.Contains(data, []byte("\r\n\r\n")) {
-			data = append(data, '\n', '\n') // headers only, no blank line
-		}
-		br := bufio.NewReader(bytes.NewReader(data))
-		hr, err := http.ReadRequest(br)
-		if err != nil {
-			return ExplainRequest{}, "", fmt.Errorf("read request from stdin: %w", err)
-		}
-		b, err := io.ReadAll(hr.Body)
-		if err != nil {
-			return ExplainRequest{}, "", fmt.Errorf("read request body from stdin: %w", err)
-		}
-		if hr.Header.Get("Content-Length") == "" && len(hr.TransferEncoding) == 0 {
-			// net/http reads such a request as having no body.
-			rest, _ := io.ReadAll(br) // a bytes.Reader: no error
-			if len(bytes.TrimRight(rest, "\r\n")) > 0 {
-				b = rest
-				note = fmt.Sprintf("the request has no Content-Length: its body is read to the end of input (%d bytes)", len(rest))
-			}
-		}
-		return ExplainRequest{Method: hr.Method, Path: hr.RequestURI, Headers: hr.Header, Body: string(b)}, note, nil
-	}
-	req := ExplainRequest{Headers: map[string][]string{}}
-	for n, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSuffix(line, "\r")
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(name, " \t") {
-			return ExplainRequest{}, "", fmt.Errorf("stdin line %d: want \"Name: value\" or a request line", n+1)
-		}
-		name = http.CanonicalHeaderKey(name)
-		req.Headers[name] = append(req.Headers[name], strings.TrimLeft(value, " \t"))
-	}
-	if len(req.Headers) == 0 {
-		return ExplainRequest{}, "", errors.New("read request from stdin: no header")
-	}
-	return req, "", nil
-}

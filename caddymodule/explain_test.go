@@ -78,7 +78,7 @@ func TestAdminExplain(t *testing.T) {
 	if _, err := h.revoker.RevokeToken(context.Background(), "admin-explain-sid"); err != nil {
 		t.Fatal(err)
 	}
-	a := &adminAPI{}
+	a := &adminAPI{app: h.app}
 	body := `{"headers":{"Cookie":["JSESSIONID=admin-explain-sid"]}}`
 	w := httptest.NewRecorder()
 	if err := a.handleExplain(w, httptest.NewRequest("POST", "/revocation/explain", strings.NewReader(body))); err != nil {

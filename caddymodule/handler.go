@@ -1,7 +1,9 @@
 // Package caddymodule is the Caddy side of caddy-revocation: the
+// revocation app (apps.revocation, app.go), which owns the stores; the
 // http.handlers.revocation handler (Caddyfile directive "revocation"),
-// the four revocation endpoints, the admin.api.revocation routes, the
-// metrics and the "caddy revocation" command.
+// which guards requests and serves the endpoint dialects and receivers;
+// the admin.api.revocation routes; the metrics; and the "caddy
+// revocation" command. docs/architecture.md draws how they fit.
 package caddymodule
 
 import (
@@ -42,6 +44,16 @@ type Handler struct {
 	// endpoint. Empty: no refresh cookie is looked at, and revoke_refresh
 	// is not served by default.
 	AppID string `json:"app_id,omitempty"`
+
+	// Store names a store of the revocation app (apps.revocation) to use
+	// instead of store options of the handler's own: the options redis,
+	// key_prefix, hash_key, session_ttl, on_store_down, stale_after,
+	// feed_max_len, feed_retention, snapshot_every, memory_budget,
+	// redis_timeout, redis_wait_replicas and redis_wait_timeout describe
+	// the handler's store, which the app then holds. Default: the
+	// handler's own store options, else the app's store named "default",
+	// else the embedded store.
+	Store string `json:"store,omitempty"`
 
 	// Redis is where the shared denylist lives. Absent (or an empty url):
 	// the embedded store, which keeps revocations in this process only.
@@ -205,12 +217,12 @@ type Handler struct {
 	// Revocations end streams whatever this says. Default false.
 	CloseStreamsAtExpiry bool `json:"close_streams_at_expiry,omitempty"`
 
-	ctx            caddy.Context
 	log            *zap.Logger
 	blockLevel     zapcore.Level
 	logBlocks      bool
+	app            *App
+	ownApp         bool // an app of the handler's own (a bare context): Cleanup cleans it up
 	store          *sharedStore
-	storeKey       string
 	verifier       *revocation.Verifier
 	inspector      *revocation.Inspector
 	values         *revocation.ValueChecker // values found by value, by hash
@@ -282,7 +294,6 @@ const (
 	defaultStaleAfter     = 5 * time.Second
 	defaultRedisTimeout   = 2 * time.Second
 	defaultInspectBody    = 64 << 10
-	maxInspectBodyLimit   = 16 << 20
 	defaultMaxCredentials = 64
 	defaultOnStoreDown    = "fail_closed"
 	defaultOversizedBody  = "pass"
@@ -308,40 +319,19 @@ func memoryBudget(v int64) int64 {
 }
 
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.ctx = ctx
 	h.log = ctx.Logger()
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("revocation metrics: %w", err)
 	}
 	repl := caddy.NewReplacer()
-
-	if h.KeyPrefix == "" {
-		h.KeyPrefix = defaultKeyPrefix
+	app, own, err := revocationApp(ctx)
+	if err != nil {
+		return err
 	}
-	if h.SessionTTL == 0 {
-		h.SessionTTL = caddy.Duration(defaultSessionTTL)
-	}
-	if h.StaleAfter == 0 {
-		h.StaleAfter = caddy.Duration(defaultStaleAfter)
-	}
-	if h.RedisTimeout == 0 {
-		h.RedisTimeout = caddy.Duration(defaultRedisTimeout)
-	}
-	h.staleAfter = time.Duration(h.StaleAfter)
-	switch h.OnStoreDown {
-	case "", defaultOnStoreDown:
-		h.OnStoreDown = defaultOnStoreDown
-	case "fail_open":
-		h.failOpen = true
-	default:
-		return fmt.Errorf("on_store_down: %q: want fail_closed or fail_open", h.OnStoreDown)
-	}
+	h.app, h.ownApp = app, own
 	limit := h.InspectBodyLimit
 	if limit == 0 {
 		limit = defaultInspectBody
-	}
-	if limit < 0 || limit > maxInspectBodyLimit {
-		return fmt.Errorf("inspect_body_limit: %d: want 1 byte to %d MiB", h.InspectBodyLimit, maxInspectBodyLimit>>20)
 	}
 	h.extractor = extractor{
 		inspectBody:  h.InspectBody == nil || *h.InspectBody,
@@ -352,17 +342,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.maxCredentials == 0 {
 		h.maxCredentials = defaultMaxCredentials
 	}
-	if h.maxCredentials < 1 || h.maxCredentials > 1024 {
-		return fmt.Errorf("max_credentials: %d: want 1 to 1024", h.MaxCredentials)
-	}
-	switch h.OversizedBody {
-	case "", defaultOversizedBody, "reject":
-	default:
-		return fmt.Errorf("oversized_body: %q: want pass or reject", h.OversizedBody)
-	}
-	if err := h.provisionLogLevel(); err != nil {
-		return err
-	}
+	// What Validate refuses is only read here, never acted on: Caddy
+	// validates a module once it is provisioned.
+	h.blockLevel, h.logBlocks, _ = logLevel(h.LogBlocked)
 	if h.AppID != "" {
 		h.AppID = repl.ReplaceKnown(h.AppID, "")
 		if !validCookieSuffix(h.AppID) {
@@ -372,9 +354,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.extractor.cookies = append(h.extractor.cookies, cookieNameKey(h.cookieName))
 	}
 
-	if err := h.provisionCredentials(); err != nil {
-		return err
-	}
+	h.provisionCredentials()
 	if err := h.provisionEndpoints(); err != nil {
 		return err
 	}
@@ -391,65 +371,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
 	}
 
-	wait, err := parseWaitReplicas(h.RedisWaitReplicas)
-	if err != nil {
-		return err
-	}
-	waitTimeout := time.Duration(h.RedisWaitTimeout)
-	if waitTimeout == 0 {
-		waitTimeout = min(defaultRedisWaitTimeout, time.Duration(h.RedisTimeout)/2)
-	}
-	if waitTimeout < 0 || waitTimeout >= time.Duration(h.RedisTimeout) {
-		return fmt.Errorf("redis_wait_timeout %v: want more than zero and less than redis_timeout %v", waitTimeout, time.Duration(h.RedisTimeout))
-	}
-	settings := storeSettings{
-		WaitReplicas: wait,
-		WaitTimeout:  waitTimeout,
-		KeyPrefix:    h.KeyPrefix,
-		FeedMaxLen:   h.FeedMaxLen,
-		DialTimeout:  time.Duration(h.RedisTimeout),
-		IOTimeout:    time.Duration(h.RedisTimeout),
-		Retention:    time.Duration(h.FeedRetention),
-		SnapEvery:    time.Duration(h.SnapshotEvery),
-		MemoryBudget: memoryBudget(h.MemoryBudget),
-	}
-	if h.Redis != nil {
-		settings.Redis = *h.Redis
-		settings.Redis.URL = repl.ReplaceKnown(settings.Redis.URL, "")
-		settings.Redis.Password = repl.ReplaceKnown(settings.Redis.Password, "")
-		settings.Redis.Username = repl.ReplaceKnown(settings.Redis.Username, "")
-		settings.Redis.SentinelPassword = repl.ReplaceKnown(settings.Redis.SentinelPassword, "")
-		if !settings.Redis.IsZero() {
-			// Check now so that a bad URL fails `caddy validate` with a
-			// message naming the option, before anything is opened.
-			if _, err := settings.Redis.Options(time.Second, time.Second); err != nil {
-				return err
-			}
-		}
-	}
-	var hasher *revocation.Hasher
-	if h.HashKey != "" {
-		secret := repl.ReplaceKnown(h.HashKey, "")
-		if secret == "" {
-			return fmt.Errorf("hash_key %q is empty once its placeholders are replaced: is the variable set?", h.HashKey)
-		}
-		if hasher, err = revocation.NewHasher([]byte(secret)); err != nil {
-			return err
-		}
-		settings.HashKey = hasher.Fingerprint()
-	}
-	store, err := acquireStore(settings, hasher, h.log)
+	store, cfg, err := app.storeFor(h.Store, h.storeConfig())
 	if err != nil {
 		return fmt.Errorf("revocation store: %w", err)
 	}
-	h.store, h.storeKey = store, settings.poolKey()
-	store.adopt(time.Duration(h.SessionTTL), h.staleAfter, h.failOpen)
-	// A store opens no connection before Caddy starts the configuration;
-	// without one (a bare context), its first request starts it.
-	if _, err := onStart(ctx, store.startChecked); err != nil {
-		return err
-	}
-	store.guards.Store(h, struct{}{})
+	h.store = store
+	// The handler reads back its store's options, defaults applied (the
+	// named store's, when it names one).
+	h.setStoreConfig(cfg)
+	h.staleAfter = time.Duration(h.StaleAfter)
+	h.failOpen = h.OnStoreDown == "fail_open"
+	app.addGuard(h)
 
 	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
 		Verifier:   h.verifier,
@@ -465,38 +397,27 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // provisionCredentials adds the configured cookies and headers to what
-// the extractor reads, and indexes the app's logout paths.
-func (h *Handler) provisionCredentials() error {
-	for i, c := range h.Credentials {
+// the extractor reads, and indexes the app's logout paths (checked by
+// checkCredentials).
+func (h *Handler) provisionCredentials() {
+	for _, c := range h.Credentials {
 		switch {
-		case (c.Cookie == "") == (c.Header == ""):
-			return fmt.Errorf("credentials[%d]: give exactly one of cookie or header", i)
 		case c.Cookie != "":
-			if !validToken(c.Cookie) {
-				return fmt.Errorf("credential cookie %q: not a valid cookie name", c.Cookie)
-			}
 			if k := cookieNameKey(c.Cookie); !slices.Contains(h.extractor.cookies, k) {
 				h.extractor.cookies = append(h.extractor.cookies, k)
 			}
-		default:
-			if !validToken(c.Header) {
-				return fmt.Errorf("credential header %q: not a valid header name", c.Header)
-			}
+		case c.Header != "":
 			if k := headerNameKey(c.Header); !slices.Contains(h.extractor.headers, k) {
 				h.extractor.headers = append(h.extractor.headers, k)
 			}
 		}
 	}
 	for _, p := range h.AppLogout {
-		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("app_logout %q: want a path starting with /", p)
-		}
 		if h.appLogout == nil {
 			h.appLogout = map[string]bool{}
 		}
 		h.appLogout[normalizeLogoutPath(p)] = true
 	}
-	return nil
 }
 
 // validToken reports whether s is an RFC 9110 token: what a header name,
@@ -511,23 +432,6 @@ func validToken(s string) bool {
 	return s != ""
 }
 
-func (h *Handler) provisionLogLevel() error {
-	switch strings.ToLower(h.LogBlocked) {
-	case "", defaultLogBlocked:
-		h.blockLevel, h.logBlocks = zapcore.InfoLevel, true
-	case "debug":
-		h.blockLevel, h.logBlocks = zapcore.DebugLevel, true
-	case "warn":
-		h.blockLevel, h.logBlocks = zapcore.WarnLevel, true
-	case "error":
-		h.blockLevel, h.logBlocks = zapcore.ErrorLevel, true
-	case "off":
-	default:
-		return fmt.Errorf("log_blocked: %q: want debug, info, warn, error or off", h.LogBlocked)
-	}
-	return nil
-}
-
 func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) error {
 	j := h.JWT
 	if j == nil {
@@ -539,9 +443,6 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 		Algorithms:   j.Algorithms,
 		Leeway:       time.Duration(j.Leeway),
 		SessionClaim: j.SessionClaim,
-	}
-	if j.Leeway < 0 {
-		return errors.New("jwt leeway: must not be negative")
 	}
 	if secret := repl.ReplaceKnown(j.HMACSecret, ""); secret != "" {
 		if enc, ok := strings.CutPrefix(secret, "base64:"); ok {
@@ -606,19 +507,36 @@ func (h *Handler) remoteKeySet(ctx caddy.Context, u string) (*revocation.RemoteK
 	// The first fetch waits for Caddy to start the configuration, so that
 	// validating it opens no connection; a token that needs a key before
 	// then fetches it itself.
-	if _, err := onStart(ctx, func() error { go func() { _ = ks.Start() }(); return nil }); err != nil {
-		return nil, err
-	}
+	h.app.onStart(func() error { go func() { _ = ks.Start() }(); return nil })
 	return ks, nil
 }
 
-// Cleanup releases the shared store (closed when no config uses it).
+// Cleanup cleans up the app of the handler's own, when it has one (a
+// bare context); the configuration's app releases its stores itself.
 func (h *Handler) Cleanup() error {
-	if h.storeKey == "" {
-		return nil
+	if h.ownApp && h.app != nil {
+		return h.app.Cleanup()
 	}
-	h.store.guards.Delete(h)
-	return releaseStore(h.storeKey)
+	return nil
+}
+
+// storeConfig is the handler's own store options.
+func (h *Handler) storeConfig() StoreConfig {
+	return StoreConfig{
+		Redis: h.Redis, KeyPrefix: h.KeyPrefix, HashKey: h.HashKey, SessionTTL: h.SessionTTL,
+		OnStoreDown: h.OnStoreDown, StaleAfter: h.StaleAfter, FeedMaxLen: h.FeedMaxLen,
+		FeedRetention: h.FeedRetention, SnapshotEvery: h.SnapshotEvery, MemoryBudget: h.MemoryBudget,
+		RedisTimeout: h.RedisTimeout, RedisWaitReplicas: h.RedisWaitReplicas, RedisWaitTimeout: h.RedisWaitTimeout,
+	}
+}
+
+// setStoreConfig sets the handler's store options to those of the store
+// it uses.
+func (h *Handler) setStoreConfig(c StoreConfig) {
+	h.Redis, h.KeyPrefix, h.HashKey, h.SessionTTL = c.Redis, c.KeyPrefix, c.HashKey, c.SessionTTL
+	h.OnStoreDown, h.StaleAfter, h.FeedMaxLen = c.OnStoreDown, c.StaleAfter, c.FeedMaxLen
+	h.FeedRetention, h.SnapshotEvery, h.MemoryBudget = c.FeedRetention, c.SnapshotEvery, c.MemoryBudget
+	h.RedisTimeout, h.RedisWaitReplicas, h.RedisWaitTimeout = c.RedisTimeout, c.RedisWaitReplicas, c.RedisWaitTimeout
 }
 
 // ServeHTTP serves the endpoints and guards everything else.
@@ -636,10 +554,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if ep, ok := byMethod[http.MethodPost]; ok && ep.receiver {
 			// A receiver's path belongs to the proxy: never proxied.
 			w.Header().Set("Allow", http.MethodPost)
-			if ep.name == "security_events" {
-				return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"err": "invalid_request", "description": "use POST"})
-			}
-			return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "use POST"})
+			return writeJSON(w, http.StatusMethodNotAllowed, ep.shape("invalid_request", "use POST"))
 		}
 	}
 	return h.guard(w, r, next)
@@ -654,57 +569,41 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	dl := h.store.Denylist()
 	mark := dl.Mark()
 	x := h.extractor.extract(r, h.headerValues, dl)
-	if x.uninspected && h.OversizedBody == "reject" {
+	if h.passesUnread(&x) {
+		return next.ServeHTTP(w, r)
+	}
+	now := time.Now()
+	d := h.decide(r.Context(), &x, dl, now, nil)
+	if d.verdict != refuseBody && len(d.named) > 0 {
+		metrics.checked.Inc()
+	}
+	switch d.verdict {
+	case refuseBody:
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
 		return deny(w, r, http.StatusRequestEntityTooLarge, "body_uninspectable", "", map[string]string{
 			"error":             "invalid_request",
 			"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
 		})
+	case refuseNoToken:
+		return h.refuse(w, r, false, "a valid access token is required")
+	case refuseStale:
+		metrics.refused.WithLabelValues("store_stale").Inc()
+		w.Header().Set("Retry-After", "5")
+		return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
+			"error":             "temporarily_unavailable",
+			"error_description": "revocation state cannot be confirmed; try again shortly",
+		})
+	case block:
+		return h.block(w, r, d.cred, d.reason, d.info)
 	}
-	named := x.named()
 	if len(x.creds) == 0 {
-		if h.RequireToken {
-			return h.refuse(w, r, false, "a valid access token is required")
-		}
 		return next.ServeHTTP(w, r)
-	}
-
-	now := time.Now()
-	// A request with a credential found by name cannot be confirmed clean
-	// while the denylist is stale; one with values only (every request
-	// has a few) is checked against what is known, as before values were
-	// read at all.
-	if len(named) > 0 {
-		metrics.checked.Inc()
-		if h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter {
-			metrics.refused.WithLabelValues("store_stale").Inc()
-			w.Header().Set("Retry-After", "5")
-			return deny(w, r, http.StatusServiceUnavailable, "store_stale", "", map[string]string{
-				"error":             "temporarily_unavailable",
-				"error_description": "revocation state cannot be confirmed; try again shortly",
-			})
-		}
-	}
-
-	ctx, unix := r.Context(), now.Unix()
-	hasAccess, verified := false, false
-	b := h.newBudget()
-	for i := range x.creds {
-		c := &x.creds[i]
-		info, reason := h.inspect(ctx, dl, c, unix, &b)
-		if reason != revocation.NotBlocked {
-			return h.block(w, r, c, reason, info)
-		}
-		if c.kind == credAccess {
-			hasAccess = true
-			verified = verified || info.Verified
-		}
 	}
 	if x.valuesCapped {
 		metrics.valuesCapped.Inc()
 	}
-	if b.skipped > 0 || x.valuesCapped {
-		metrics.hashOnly.Add(float64(b.skipped))
+	if d.skipped > 0 || x.valuesCapped {
+		metrics.hashOnly.Add(float64(d.skipped))
 	} else {
 		// Every reading of these header values is clean in this state
 		// (a JWT past the decoding budget would not have been read in
@@ -713,11 +612,11 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			h.headerValues.Remember(mark, g)
 		}
 	}
-	if h.RequireToken && !verified {
-		return h.refuse(w, r, hasAccess, "the access token is invalid or expired")
+	if d.verdict == refuseUnverified {
+		return h.refuse(w, r, d.hasAccess, "the access token is invalid or expired")
 	}
 	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
-		return h.serveAppLogout(w, r, next, named)
+		return h.serveAppLogout(w, r, next, d.named)
 	}
 	return h.proxy(w, r, next, x.creds, now)
 }
@@ -815,12 +714,9 @@ func jwtShaped(v string) bool {
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).
 func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, reason revocation.Reason, info *revocation.TokenInfo) error {
-	what, label := "access_token", reason.String()
+	what, label := "access_token", blockedLabel(c.kind, reason)
 	if c.kind != credAccess {
 		what = "refresh_token"
-		if reason == revocation.BlockedToken {
-			label = "refresh_token"
-		}
 	}
 	if m, ok := metrics.blockedByWhat[label]; ok {
 		m.Inc()
@@ -845,6 +741,18 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 	return deny(w, r, http.StatusUnauthorized, reason.String(), c.source, map[string]string{"error": "invalid_token", "error_description": desc})
+}
+
+// blockedLabel is the reason label of requests_blocked_total and of the
+// block's log line: what was revoked, except that a credential other than
+// an access token revoked by its own hash counts as "refresh_token", the
+// value the docs and the dashboard have always shown for it. The reason
+// itself (deny's placeholder) stays what was revoked.
+func blockedLabel(kind credKind, reason revocation.Reason) string {
+	if kind != credAccess && reason == revocation.BlockedToken {
+		return "refresh_token"
+	}
+	return reason.String()
 }
 
 // refuse answers 401 when require_token is on and no valid token came.
@@ -901,6 +809,7 @@ func validCookieSuffix(s string) bool {
 
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

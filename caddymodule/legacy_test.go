@@ -132,7 +132,7 @@ func TestProvisionCredentialErrors(t *testing.T) {
 		"relative path": {Handler{AppLogout: []string{"logout"}}, `app_logout "logout"`},
 	}
 	for name, c := range cases {
-		err := c.h.provisionCredentials()
+		err := c.h.checkCredentials()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to say %q", name, err, c.want)
 		}

@@ -35,6 +35,11 @@ type sharedStore struct {
 	// redis identifies the Redis the store uses (RedisConfig.Identity),
 	// to find the store a reload replaces.
 	redis string
+	// remote is the store itself when it is a Redis store (nil for the
+	// embedded one): what only a Redis store does (start, check the hash
+	// key, confirm often enough, carry a copy over) is reached through
+	// it, not by asserting Store's type.
+	remote *revocation.RedisStore
 	// sessionTTL is the longest session_ttl of the handlers using the
 	// store, in nanoseconds: what an operator's revocation keeps.
 	sessionTTL atomic.Int64
@@ -53,9 +58,6 @@ type sharedStore struct {
 	// store, since the store's record of the key is what it is checked
 	// against.
 	hasher *revocation.Hasher
-	// guards holds the provisioned handlers using the store (*Handler
-	// keys), for the admin API's dry run.
-	guards sync.Map
 	// tracker holds the open streams of every handler using the store
 	// (streams.go): it lives as long as the store, so a reload that
 	// keeps the store keeps the streams tracked.
@@ -80,13 +82,6 @@ func (s *sharedStore) track() {
 	})
 }
 
-// starter is a store that opens no connection until it is started (the
-// Redis store, opened Deferred).
-type starter interface {
-	Start()
-	Started() <-chan struct{}
-}
-
 // unkeyedRollout is how long after a hash key's first use replicas of an
 // older build, which write unkeyed entries, may still run: unkeyed
 // entries are checked for session_ttl past it.
@@ -99,9 +94,9 @@ const unkeyedRollout = 24 * time.Hour
 // through. When Redis does not answer in time the store starts anyway,
 // and checks before its first load.
 func (s *sharedStore) startChecked() error {
-	if rs, ok := s.Store.(*revocation.RedisStore); ok {
+	if s.remote != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), hashKeyCheckTimeout)
-		err := rs.CheckHashKey(ctx)
+		err := s.remote.CheckHashKey(ctx)
 		cancel()
 		if errors.Is(err, revocation.ErrHashKeyMismatch) {
 			return fmt.Errorf("revocation store: %w", err)
@@ -121,8 +116,8 @@ const hashKeyCheckTimeout = time.Second
 // configuration (never when it only validates one) and, as a fallback,
 // by the first request. Only the first call does anything.
 func (s *sharedStore) start() {
-	if st, ok := s.Store.(starter); ok {
-		s.startOnce.Do(func() { go st.Start() })
+	if s.remote != nil {
+		s.startOnce.Do(func() { go s.remote.Start() })
 	}
 }
 
@@ -152,8 +147,8 @@ func (s *sharedStore) adopt(sessionTTL, staleAfter time.Duration, failOpen bool)
 	if !failOpen {
 		s.failClosed.Store(true)
 	}
-	if rs, ok := s.Store.(*revocation.RedisStore); ok && staleAfter > 0 {
-		rs.LimitBlock(staleAfter / 4)
+	if s.remote != nil && staleAfter > 0 {
+		s.remote.LimitBlock(staleAfter / 4)
 	}
 	for {
 		cur := s.sessionTTL.Load()
@@ -200,12 +195,6 @@ type storeSettings struct {
 	WaitTimeout  time.Duration `json:"wait_timeout"`
 }
 
-// The lower bounds of feed_retention and snapshot_every.
-const (
-	minFeedRetention = time.Minute
-	minSnapshotEvery = 10 * time.Second
-)
-
 // validate checks the feed and snapshot settings: a snapshot is usable
 // only while the feed still holds its position, so the feed must keep
 // revocations longer than the time between two snapshots.
@@ -217,11 +206,11 @@ func (s storeSettings) validate() error {
 	if snap == 0 {
 		snap = revocation.DefaultSnapshotEvery
 	}
-	if ret < minFeedRetention {
-		return fmt.Errorf("feed_retention %v: want at least %v, for a replica to load and resume from the feed", ret, minFeedRetention)
+	if err := checkFeedRetention(ret); err != nil {
+		return fmt.Errorf("feed_retention %v: %w, for a replica to load and resume from the feed", ret, err)
 	}
-	if snap > 0 && snap < minSnapshotEvery {
-		return fmt.Errorf("snapshot_every %v: want at least %v, or off", snap, minSnapshotEvery)
+	if err := checkSnapshotEvery(snap); snap > 0 && err != nil {
+		return fmt.Errorf("snapshot_every %v: %w", snap, err)
 	}
 	if snap > 0 && ret <= snap {
 		return fmt.Errorf("feed_retention %v must be longer than snapshot_every %v: a snapshot is only usable while the feed holds its position", ret, snap)
@@ -260,8 +249,7 @@ func predecessor(key string, settings storeSettings) *revocation.RedisStore {
 	}
 	var found *revocation.RedisStore
 	eachStore(func(s *sharedStore) {
-		rs, ok := s.Store.(*revocation.RedisStore)
-		if ok && found == nil && s.key != key && s.redis == settings.Redis.Identity() && s.prefix == settings.KeyPrefix {
+		if rs := s.remote; rs != nil && found == nil && s.key != key && s.redis == settings.Redis.Identity() && s.prefix == settings.KeyPrefix {
 			found = rs
 		}
 	})
@@ -323,68 +311,9 @@ func openStore(key string, settings storeSettings, hasher *revocation.Hasher, pr
 		CarryFrom: prev,
 		Hasher:    hasher,
 	})
-	shared.Store, shared.started = rs, rs.Started()
+	shared.Store, shared.remote, shared.started = rs, rs, rs.Started()
 	shared.track()
 	return shared, nil
-}
-
-func init() {
-	caddy.RegisterModule(startsApp{})
-}
-
-// startsApp starts what the revocation handlers of a configuration open
-// to the network (their Redis stores, their JWKS) when Caddy starts the
-// configuration. Caddy provisions a configuration both to run it and to
-// validate it, but starts apps only to run it: so `caddy validate` opens
-// no connection. Handlers load it through caddy.Context.App; it has no
-// configuration of its own.
-type startsApp struct {
-	starts []func() error
-}
-
-// CaddyModule returns the Caddy module information.
-func (startsApp) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "revocation",
-		New: func() caddy.Module { return new(startsApp) },
-	}
-}
-
-// Start implements caddy.App. Each start returns at once: a store loads
-// in the background, and a handler's first request waits for it (see
-// awaitStart), so that Caddy's start is not held up by an unreachable
-// Redis.
-func (a *startsApp) Start() error {
-	for _, start := range a.starts {
-		if err := start(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Stop implements caddy.App. The stores outlive a configuration (see
-// stores); the last handler to release one closes it.
-func (a *startsApp) Stop() error { return nil }
-
-// onStart registers f to run when Caddy starts the configuration of ctx.
-// It reports false when ctx belongs to no configuration (a bare
-// caddy.NewContext, as in benchmarks): then nothing will call f.
-func onStart(ctx caddy.Context, f func() error) (registered bool, err error) {
-	defer func() {
-		// Context.App dereferences the configuration, which a bare
-		// context lacks.
-		if recover() != nil {
-			registered, err = false, nil
-		}
-	}()
-	app, err := ctx.App("revocation")
-	if err != nil {
-		return false, fmt.Errorf("revocation start: %w", err)
-	}
-	sa := app.(*startsApp)
-	sa.starts = append(sa.starts, f)
-	return true, nil
 }
 
 // redisLogOnce guards quietRedisLog.
@@ -406,7 +335,10 @@ func (redisLogger) Printf(_ context.Context, format string, v ...any) {
 	caddy.Log().Named("http.handlers.revocation.redis").Debug(fmt.Sprintf(format, v...))
 }
 
-// eachStore calls f for every store in use in this process.
+// eachStore calls f for every store in use in this process: for the
+// metrics, which count every store, and to find the store a reload
+// replaces. The admin API acts on its configuration's stores
+// (App.eachStore).
 func eachStore(f func(*sharedStore)) {
 	stores.Range(func(_, v any) bool {
 		f(v.(*sharedStore))
@@ -466,5 +398,3 @@ func storeLabel(settings storeSettings) (string, string) {
 	}
 	return "redis", settings.KeyPrefix
 }
-
-var _ caddy.App = (*startsApp)(nil)

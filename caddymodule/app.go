@@ -1,0 +1,442 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the revocation app (apps.revocation): what the revocation
+// handlers of a configuration share. It holds the stores they use (those
+// it names, and those the handlers' own store options describe), starts
+// them when Caddy starts the configuration, releases them when the
+// configuration is unloaded, and is what the admin API reaches
+// (ctx.AppIfConfigured). The stores themselves live in a process-wide
+// pool (stores.go), so that a reload which keeps a store's settings
+// keeps its local copy, its connection and the streams it tracks.
+//
+// Configure it with the global Caddyfile option
+//
+//	{
+//	    revocation {
+//	        <store options>          # the default store
+//	        store <name> {
+//	            <store options>
+//	        }
+//	    }
+//	}
+//
+// where the store options are those of the site-level revocation block
+// (redis, key_prefix, hash_key, session_ttl, on_store_down, stale_after,
+// feed_max_len, feed_retention, snapshot_every, memory_budget,
+// redis_timeout, redis_wait_replicas, redis_wait_timeout). Without it,
+// each site-level revocation block fills the app with the store its
+// options describe, as before the app had a configuration.
+type App struct {
+	// Stores are store configurations by name. A handler uses the store
+	// it names (store <name>); one without a name and without store
+	// options of its own uses the store named "default" when there is
+	// one. Several names may share one Redis under different key
+	// prefixes.
+	Stores map[string]*StoreConfig `json:"stores,omitempty"`
+
+	log *zap.Logger
+	// mu guards what follows; a pointer, since Caddy copies the module
+	// value (CaddyModule) before Provision.
+	mu *sync.Mutex
+	// held are the stores this configuration uses, by pool key: each
+	// acquired once, released in Cleanup.
+	held map[string]*sharedStore
+	// named are Stores, opened.
+	named map[string]*sharedStore
+	// guards are the configuration's guards, for the dry run (explain).
+	guards []*Handler
+	starts []func() error
+}
+
+// defaultStoreName is the store a handler uses when it names none and
+// has no store options of its own.
+const defaultStoreName = "default"
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "revocation",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens the named stores (no connection is made before Start).
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	a.mu = new(sync.Mutex)
+	a.held = map[string]*sharedStore{}
+	a.named = map[string]*sharedStore{}
+	for _, name := range sortedKeys(a.Stores) {
+		cfg := a.Stores[name]
+		if cfg == nil {
+			return fmt.Errorf("store %q: no configuration", name)
+		}
+		cfg.applyDefaults()
+		s, err := a.open(*cfg)
+		if err != nil {
+			return fmt.Errorf("store %q: %w", name, err)
+		}
+		a.named[name] = s
+	}
+	return nil
+}
+
+// Validate implements caddy.Validator.
+func (a *App) Validate() error {
+	var errs []error
+	for _, name := range sortedKeys(a.Stores) {
+		if cfg := a.Stores[name]; cfg != nil {
+			if err := cfg.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("store %q: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Start implements caddy.App. Each start returns at once: a store loads
+// in the background, and a handler's first request waits for it (see
+// awaitStart), so that Caddy's start is not held up by an unreachable
+// Redis. Caddy provisions a configuration both to run it and to
+// validate it, but starts apps only to run it: so `caddy validate` opens
+// no connection.
+func (a *App) Start() error {
+	a.mu.Lock()
+	starts := slices.Clone(a.starts)
+	a.mu.Unlock()
+	for _, start := range starts {
+		if err := start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop implements caddy.App. The stores outlive a configuration that
+// stops (see stores): Cleanup lets go of them, also for a configuration
+// that failed before it started.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases the stores of the configuration; the last
+// configuration to let go of one closes it.
+func (a *App) Cleanup() error {
+	if a.mu == nil {
+		return nil // never provisioned
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for key := range a.held {
+		errs = append(errs, releaseStore(key))
+	}
+	a.held, a.named, a.guards = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// open returns the store cfg describes, acquired once for this
+// configuration, and registers its start.
+func (a *App) open(cfg StoreConfig) (*sharedStore, error) {
+	settings, hasher, err := cfg.settings(caddy.NewReplacer())
+	if err != nil {
+		return nil, err
+	}
+	key := settings.poolKey()
+	a.mu.Lock()
+	s, ok := a.held[key]
+	a.mu.Unlock()
+	if !ok {
+		if s, err = acquireStore(settings, hasher, a.log); err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		a.held[key] = s
+		// A store opens no connection before Caddy starts the
+		// configuration.
+		a.starts = append(a.starts, s.startChecked)
+		a.mu.Unlock()
+	}
+	s.adopt(time.Duration(cfg.SessionTTL), time.Duration(cfg.StaleAfter), cfg.OnStoreDown == "fail_open")
+	return s, nil
+}
+
+// storeFor returns the store a handler uses and the configuration it
+// was opened with: the one the handler names; else the handler's own
+// store options when it has any; else the app's default store, when
+// configured; else the store of every default (the embedded one).
+func (a *App) storeFor(name string, own StoreConfig) (*sharedStore, StoreConfig, error) {
+	switch {
+	case name != "" && !own.isZero():
+		return nil, StoreConfig{}, fmt.Errorf("store %q: a handler that names a store takes no store options of its own; set them on the store", name)
+	case name != "":
+		s, ok := a.named[name]
+		if !ok {
+			return nil, StoreConfig{}, fmt.Errorf("store %q: no such store in the revocation app (known: %v)", name, sortedKeys(a.Stores))
+		}
+		return s, *a.Stores[name], nil
+	case own.isZero():
+		if s, ok := a.named[defaultStoreName]; ok {
+			return s, *a.Stores[defaultStoreName], nil
+		}
+	}
+	own.applyDefaults()
+	s, err := a.open(own)
+	return s, own, err
+}
+
+// onStart registers f to run when Caddy starts the configuration.
+func (a *App) onStart(f func() error) {
+	a.mu.Lock()
+	a.starts = append(a.starts, f)
+	a.mu.Unlock()
+}
+
+// addGuard records a provisioned guard, for the dry run.
+func (a *App) addGuard(h *Handler) {
+	a.mu.Lock()
+	a.guards = append(a.guards, h)
+	a.mu.Unlock()
+}
+
+// eachStore calls f for every store the configuration uses.
+func (a *App) eachStore(f func(*sharedStore)) {
+	a.mu.Lock()
+	held := make([]*sharedStore, 0, len(a.held))
+	for _, key := range sortedKeys(a.held) {
+		held = append(held, a.held[key])
+	}
+	a.mu.Unlock()
+	for _, s := range held {
+		f(s)
+	}
+}
+
+// eachGuard calls f for every guard of the configuration.
+func (a *App) eachGuard(f func(*Handler)) {
+	a.mu.Lock()
+	guards := slices.Clone(a.guards)
+	a.mu.Unlock()
+	for _, h := range guards {
+		f(h)
+	}
+}
+
+// revocationApp returns the revocation app of ctx's configuration. A
+// bare context (caddy.NewContext, as in benchmarks) belongs to no
+// configuration: it gets an app of its own, which the caller cleans up,
+// and whose stores start with their first request.
+func revocationApp(ctx caddy.Context) (app *App, own bool, err error) {
+	defer func() {
+		// Context.App dereferences the configuration, which a bare
+		// context lacks.
+		if recover() != nil {
+			app, own = &App{}, true
+			err = app.Provision(ctx)
+		}
+	}()
+	v, err := ctx.App("revocation")
+	if err != nil {
+		return nil, false, fmt.Errorf("revocation app: %w", err)
+	}
+	return v.(*App), false, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)
+
+// StoreConfig is one store: where the shared denylist lives and how a
+// replica keeps its local copy of it. Its options are those of the
+// site-level revocation block, under the same names.
+type StoreConfig struct {
+	// Redis is where the shared denylist lives. Absent (or an empty url):
+	// the embedded store, which keeps revocations in this process only.
+	Redis *revocation.RedisConfig `json:"redis,omitempty"`
+
+	// KeyPrefix starts every Redis key. Default "revocation:". It also
+	// separates embedded stores: handlers with the same prefix share one.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// HashKey keys the hashes under which jtis, sessions and subjects
+	// are stored (see Handler.HashKey).
+	HashKey string `json:"hash_key,omitempty"`
+
+	// SessionTTL is how long a session or subject revocation is kept.
+	// Default 720h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// OnStoreDown is fail_closed (default) or fail_open (see
+	// Handler.OnStoreDown).
+	OnStoreDown string `json:"on_store_down,omitempty"`
+
+	// StaleAfter is how long the local copy may go unconfirmed before
+	// OnStoreDown applies. Default 5s.
+	StaleAfter caddy.Duration `json:"stale_after,omitempty"`
+
+	// FeedMaxLen bounds the Redis change feed. Default
+	// revocation.DefaultFeedMaxLen; at least 100.
+	FeedMaxLen int64 `json:"feed_max_len,omitempty"`
+
+	// FeedRetention is how long the change feed keeps a revocation.
+	FeedRetention caddy.Duration `json:"feed_retention,omitempty"`
+
+	// SnapshotEvery is how often a snapshot is written; negative: never.
+	SnapshotEvery caddy.Duration `json:"snapshot_every,omitempty"`
+
+	// MemoryBudget bounds the local copy's memory (see
+	// Handler.MemoryBudget).
+	MemoryBudget int64 `json:"memory_budget,omitempty"`
+
+	// RedisTimeout bounds each Redis operation. Default 2s.
+	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
+
+	// RedisWaitReplicas is auto (default), off or a number.
+	RedisWaitReplicas string `json:"redis_wait_replicas,omitempty"`
+
+	// RedisWaitTimeout bounds the wait for replicas.
+	RedisWaitTimeout caddy.Duration `json:"redis_wait_timeout,omitempty"`
+}
+
+// isZero reports whether no store option is set.
+func (c StoreConfig) isZero() bool { return c == StoreConfig{} }
+
+// applyDefaults fills in the defaults a handler reads back.
+func (c *StoreConfig) applyDefaults() {
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = defaultKeyPrefix
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = caddy.Duration(defaultSessionTTL)
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = caddy.Duration(defaultStaleAfter)
+	}
+	if c.RedisTimeout == 0 {
+		c.RedisTimeout = caddy.Duration(defaultRedisTimeout)
+	}
+	if c.OnStoreDown == "" {
+		c.OnStoreDown = defaultOnStoreDown
+	}
+}
+
+// Validate checks the store options' meaning.
+func (c StoreConfig) Validate() error {
+	var errs []error
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	check(checkChoice("on_store_down", c.OnStoreDown, defaultOnStoreDown, "fail_open"))
+	if c.FeedMaxLen != 0 {
+		check(checkFeedMaxLen(c.FeedMaxLen))
+	}
+	if c.MemoryBudget > 0 {
+		check(checkMemoryBudget(c.MemoryBudget))
+	}
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{
+		{"session_ttl", c.SessionTTL}, {"stale_after", c.StaleAfter}, {"redis_timeout", c.RedisTimeout},
+		{"redis_wait_timeout", c.RedisWaitTimeout}, {"feed_retention", c.FeedRetention},
+	} {
+		if d.v < 0 {
+			check(fmt.Errorf("%s: %v must not be negative", d.name, time.Duration(d.v)))
+		}
+	}
+	if _, err := parseWaitReplicas(c.RedisWaitReplicas); err != nil {
+		check(err)
+	}
+	check(storeSettings{Retention: time.Duration(c.FeedRetention), SnapEvery: time.Duration(c.SnapshotEvery)}.validate())
+	check(c.checkWaitTimeout())
+	return errors.Join(errs...)
+}
+
+// checkWaitTimeout checks redis_wait_timeout against redis_timeout, as
+// their defaults resolve.
+func (c StoreConfig) checkWaitTimeout() error {
+	timeout := time.Duration(c.RedisTimeout)
+	if timeout == 0 {
+		timeout = defaultRedisTimeout
+	}
+	wait := waitTimeout(time.Duration(c.RedisWaitTimeout), timeout)
+	if wait < 0 || wait >= timeout {
+		return fmt.Errorf("redis_wait_timeout %v: want more than zero and less than redis_timeout %v", wait, timeout)
+	}
+	return nil
+}
+
+// settings resolves the store's placeholders and defaults into what
+// identifies a pooled store, with its hasher.
+func (c StoreConfig) settings(repl *caddy.Replacer) (storeSettings, *revocation.Hasher, error) {
+	wait, err := parseWaitReplicas(c.RedisWaitReplicas)
+	if err != nil {
+		return storeSettings{}, nil, err
+	}
+	settings := storeSettings{
+		WaitReplicas: wait,
+		WaitTimeout:  waitTimeout(time.Duration(c.RedisWaitTimeout), time.Duration(c.RedisTimeout)),
+		KeyPrefix:    c.KeyPrefix,
+		FeedMaxLen:   c.FeedMaxLen,
+		DialTimeout:  time.Duration(c.RedisTimeout),
+		IOTimeout:    time.Duration(c.RedisTimeout),
+		Retention:    time.Duration(c.FeedRetention),
+		SnapEvery:    time.Duration(c.SnapshotEvery),
+		MemoryBudget: memoryBudget(c.MemoryBudget),
+	}
+	if c.Redis != nil {
+		settings.Redis = *c.Redis
+		settings.Redis.URL = repl.ReplaceKnown(settings.Redis.URL, "")
+		settings.Redis.Password = repl.ReplaceKnown(settings.Redis.Password, "")
+		settings.Redis.Username = repl.ReplaceKnown(settings.Redis.Username, "")
+		settings.Redis.SentinelPassword = repl.ReplaceKnown(settings.Redis.SentinelPassword, "")
+		if !settings.Redis.IsZero() {
+			// Check now so that a bad URL fails `caddy validate` with a
+			// message naming the option, before anything is opened.
+			if _, err := settings.Redis.Options(time.Second, time.Second); err != nil {
+				return storeSettings{}, nil, err
+			}
+		}
+	}
+	var hasher *revocation.Hasher
+	if c.HashKey != "" {
+		secret := repl.ReplaceKnown(c.HashKey, "")
+		if secret == "" {
+			return storeSettings{}, nil, fmt.Errorf("hash_key %q is empty once its placeholders are replaced: is the variable set?", c.HashKey)
+		}
+		if hasher, err = revocation.NewHasher([]byte(secret)); err != nil {
+			return storeSettings{}, nil, err
+		}
+		settings.HashKey = hasher.Fingerprint()
+	}
+	return settings, hasher, nil
+}
