@@ -18,6 +18,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/caddy-revocation/caddy-revocation/extract"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -72,44 +73,44 @@ type ExplainedCredential struct {
 // explain runs the guard's extraction and inspection on r.
 func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	out := ExplainedHandler{Store: h.store.desc, KeyPrefix: h.KeyPrefix, AppID: h.AppID, Credentials: []ExplainedCredential{}}
-	x := h.extractor.extract(r, nil, nil)
+	x := h.extractor.Extract(r, nil, nil)
 	now := time.Now()
 	dl, unix := h.store.Denylist(), now.Unix()
 	var blocked []string
 	verified, b := false, h.newBudget()
-	for i := range x.creds {
-		c := &x.creds[i]
+	for i := range x.Creds {
+		c := &x.Creds[i]
 		info, reason := h.inspect(r.Context(), dl, c, unix, &b)
 		if info == nil {
-			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.raw)}
+			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.Raw)}
 		}
 		ec := ExplainedCredential{
-			Source: c.source, Kind: "other", Hash: info.Hash.Short(),
-			JWT: revocation.LooksLikeJWT(c.raw), Verified: info.Verified,
+			Source: c.Source, Kind: "other", Hash: info.Hash.Short(),
+			JWT: revocation.LooksLikeJWT(c.Raw), Verified: info.Verified,
 		}
-		switch c.kind {
-		case credAccess:
+		switch c.Kind {
+		case extract.Access:
 			ec.Kind = "access"
 			verified = verified || info.Verified
-		case credValue:
+		case extract.Value:
 			ec.Kind = "value"
 		}
 		if reason != revocation.NotBlocked {
 			ec.Revoked, ec.Reason = true, reason.String()
-			blocked = append(blocked, fmt.Sprintf("%s %s revoked (%s)", c.source, ec.Hash, reason))
+			blocked = append(blocked, fmt.Sprintf("%s %s revoked (%s)", c.Source, ec.Hash, reason))
 		}
 		out.Credentials = append(out.Credentials, ec)
 	}
 	out.AppLogout = h.appLogout[logoutPathKey(r.URL)]
 	out.Verdict = "pass"
 	switch {
-	case x.uninspected && h.OversizedBody == "reject":
+	case x.Uninspected && h.OversizedBody == "reject":
 		out.Verdict, out.Why = "refuse", "413: the body cannot be inspected (oversized_body reject)"
-	case len(x.creds) == 0 && h.RequireToken:
+	case len(x.Creds) == 0 && h.RequireToken:
 		out.Verdict, out.Why = "refuse", "401: no credential, and require_token is set"
-	case len(x.creds) == 0:
+	case len(x.Creds) == 0:
 		out.Why = "no credential found"
-	case len(x.named()) > 0 && h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter:
+	case len(x.Named()) > 0 && h.staleAfter > 0 && !h.failOpen && h.store.Staleness(now) > h.staleAfter:
 		out.Verdict, out.Why = "refuse", "503: the denylist is not confirmed current (on_store_down fail_closed)"
 	case len(blocked) > 0:
 		out.Verdict, out.Why = "block", "401: "+strings.Join(blocked, "; ")

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-revocation/caddy-revocation/extract"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -219,7 +220,7 @@ type Handler struct {
 	cookieName     string
 	failOpen       bool
 	staleAfter     time.Duration
-	extractor      extractor
+	extractor      extract.Extractor
 	maxCredentials int
 	appLogout      map[string]bool
 	routes         map[string]map[string]endpoint // path -> method -> endpoint
@@ -233,7 +234,7 @@ type Handler struct {
 // that may carry a credential.
 type CredentialSource struct {
 	// Cookie is a cookie name, matched as frameworks match it (see
-	// cookieNameKey).
+	// extract.CookieNameKey).
 	Cookie string `json:"cookie,omitempty"`
 	// Header is a header name, matched in any case, '-' and '_' alike.
 	Header string `json:"header,omitempty"`
@@ -343,10 +344,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if limit < 0 || limit > maxInspectBodyLimit {
 		return fmt.Errorf("inspect_body_limit: %d: want 1 byte to %d MiB", h.InspectBodyLimit, maxInspectBodyLimit>>20)
 	}
-	h.extractor = extractor{
-		inspectBody:  h.InspectBody == nil || *h.InspectBody,
-		limit:        limit,
-		maxInflation: 4 * limit,
+	h.extractor = extract.Extractor{
+		InspectBody:  h.InspectBody == nil || *h.InspectBody,
+		Limit:        limit,
+		MaxInflation: 4 * limit,
 	}
 	h.maxCredentials = h.MaxCredentials
 	if h.maxCredentials == 0 {
@@ -369,7 +370,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("app_id %q: only letters, digits, '-', '_' and '.' may appear in a cookie name", h.AppID)
 		}
 		h.cookieName = "__Host-refresh_" + h.AppID
-		h.extractor.cookies = append(h.extractor.cookies, cookieNameKey(h.cookieName))
+		h.extractor.Cookies = append(h.extractor.Cookies, extract.CookieNameKey(h.cookieName))
 	}
 
 	if err := h.provisionCredentials(); err != nil {
@@ -475,15 +476,15 @@ func (h *Handler) provisionCredentials() error {
 			if !validToken(c.Cookie) {
 				return fmt.Errorf("credential cookie %q: not a valid cookie name", c.Cookie)
 			}
-			if k := cookieNameKey(c.Cookie); !slices.Contains(h.extractor.cookies, k) {
-				h.extractor.cookies = append(h.extractor.cookies, k)
+			if k := extract.CookieNameKey(c.Cookie); !slices.Contains(h.extractor.Cookies, k) {
+				h.extractor.Cookies = append(h.extractor.Cookies, k)
 			}
 		default:
 			if !validToken(c.Header) {
 				return fmt.Errorf("credential header %q: not a valid header name", c.Header)
 			}
-			if k := headerNameKey(c.Header); !slices.Contains(h.extractor.headers, k) {
-				h.extractor.headers = append(h.extractor.headers, k)
+			if k := extract.HeaderNameKey(c.Header); !slices.Contains(h.extractor.Headers, k) {
+				h.extractor.Headers = append(h.extractor.Headers, k)
 			}
 		}
 	}
@@ -645,24 +646,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next)
 }
 
-// guard checks every credential a proxied request carries, as extract
-// finds them (credentials.go): an upstream may read any one of them, so
+// guard checks every credential a proxied request carries, as package
+// extract finds them: an upstream may read any one of them, so
 // every one of them must be clean. A candidate seen before costs a hash
 // and a few lookups; one never seen costs one decoding, and the request's
 // first access token one verification.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	dl := h.store.Denylist()
 	mark := dl.Mark()
-	x := h.extractor.extract(r, h.headerValues, dl)
-	if x.uninspected && h.OversizedBody == "reject" {
+	x := h.extractor.Extract(r, h.headerValues, dl)
+	if x.Uninspected && h.OversizedBody == "reject" {
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
 		return deny(w, r, http.StatusRequestEntityTooLarge, "body_uninspectable", "", map[string]string{
 			"error":             "invalid_request",
 			"error_description": "the request body is too large or encoded in a way that cannot be checked for revoked credentials",
 		})
 	}
-	named := x.named()
-	if len(x.creds) == 0 {
+	named := x.Named()
+	if len(x.Creds) == 0 {
 		if h.RequireToken {
 			return h.refuse(w, r, false, "a valid access token is required")
 		}
@@ -689,27 +690,27 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	ctx, unix := r.Context(), now.Unix()
 	hasAccess, verified := false, false
 	b := h.newBudget()
-	for i := range x.creds {
-		c := &x.creds[i]
+	for i := range x.Creds {
+		c := &x.Creds[i]
 		info, reason := h.inspect(ctx, dl, c, unix, &b)
 		if reason != revocation.NotBlocked {
 			return h.block(w, r, c, reason, info)
 		}
-		if c.kind == credAccess {
+		if c.Kind == extract.Access {
 			hasAccess = true
 			verified = verified || info.Verified
 		}
 	}
-	if x.valuesCapped {
+	if x.ValuesCapped {
 		metrics.valuesCapped.Inc()
 	}
-	if b.skipped > 0 || x.valuesCapped {
+	if b.skipped > 0 || x.ValuesCapped {
 		metrics.hashOnly.Add(float64(b.skipped))
 	} else {
 		// Every reading of these header values is clean in this state
 		// (a JWT past the decoding budget would not have been read in
 		// full, hence the condition).
-		for _, g := range x.groups {
+		for _, g := range x.Groups {
 			h.headerValues.Remember(mark, g)
 		}
 	}
@@ -719,7 +720,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
 		return h.serveAppLogout(w, r, next, named)
 	}
-	return h.proxy(w, r, next, x.creds, now)
+	return h.proxy(w, r, next, x.Creds, now)
 }
 
 // budget bounds the costly work of one request. Hashing a candidate is
@@ -746,31 +747,31 @@ func (h *Handler) newBudget() budget { return budget{verify: 1, decode: h.maxCre
 // for the dry run (explain.go). A value found by value that is not a JWT
 // is checked by its hash alone, not remembered, and its info is nil
 // unless it is revoked.
-func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64, b *budget) (*revocation.TokenInfo, revocation.Reason) {
-	isJWT := revocation.LooksLikeJWT(c.raw) && (c.kind != credValue || jwtShaped(c.raw))
+func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *extract.Credential, unix int64, b *budget) (*revocation.TokenInfo, revocation.Reason) {
+	isJWT := revocation.LooksLikeJWT(c.Raw) && (c.Kind != extract.Value || jwtShaped(c.Raw))
 	if !isJWT {
-		if c.kind == credValue {
-			reason, hash := h.values.Check(dl, c.raw, unix)
+		if c.Kind == extract.Value {
+			reason, hash := h.values.Check(dl, c.Raw, unix)
 			if reason == revocation.NotBlocked {
 				return nil, reason
 			}
 			return &revocation.TokenInfo{ID: revocation.Identity{Token: hash.Key()}, Hash: hash}, reason
 		}
-		info := h.inspector.InspectAt(ctx, c.raw, unix, false)
+		info := h.inspector.InspectAt(ctx, c.Raw, unix, false)
 		return info, dl.CheckInfo(info, unix)
 	}
-	verify := c.kind == credAccess && b.verify > 0
+	verify := c.Kind == extract.Access && b.verify > 0
 	if verify {
 		b.verify--
-	} else if info := h.inspector.Cached(c.raw, unix); info != nil {
+	} else if info := h.inspector.Cached(c.Raw, unix); info != nil {
 		return info, dl.CheckInfo(info, unix)
 	}
 	if b.decode <= 0 && !verify {
 		b.skipped++
-		return checkJWSHash(dl, c.raw, unix)
+		return checkJWSHash(dl, c.Raw, unix)
 	}
 	b.decode--
-	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
+	info := h.inspector.InspectAt(ctx, c.Raw, unix, verify)
 	return info, dl.CheckInfo(info, unix)
 }
 
@@ -814,9 +815,9 @@ func jwtShaped(v string) bool {
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).
-func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, reason revocation.Reason, info *revocation.TokenInfo) error {
+func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *extract.Credential, reason revocation.Reason, info *revocation.TokenInfo) error {
 	what, label := "access_token", reason.String()
-	if c.kind != credAccess {
+	if c.Kind != extract.Access {
 		what = "refresh_token"
 		if reason == revocation.BlockedToken {
 			label = "refresh_token"
@@ -829,7 +830,7 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 		if ce := h.log.Check(h.blockLevel, "request blocked: revoked credential"); ce != nil {
 			ce.Write(
 				zap.String("credential", what),
-				zap.String("source", c.source),
+				zap.String("source", c.Source),
 				zap.String("reason", label),
 				zap.String("token_hash", info.Hash.Short()),
 				zap.String("remote_ip", clientIP(r)),
@@ -844,7 +845,7 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 		desc = "The refresh token has been revoked"
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
-	return deny(w, r, http.StatusUnauthorized, reason.String(), c.source, map[string]string{"error": "invalid_token", "error_description": desc})
+	return deny(w, r, http.StatusUnauthorized, reason.String(), c.Source, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
 // refuse answers 401 when require_token is on and no valid token came.
