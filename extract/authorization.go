@@ -31,14 +31,16 @@ func basicValues(x *Extraction, source, b64 string) {
 // is a candidate, with and without a trailing comma (servers join repeated
 // headers with commas), and so is what follows "Bearer" and any one
 // character. A Basic credential's user and password are candidates too:
-// some APIs take a token as the user name.
-func authorizationCredentials(x *Extraction, v string) {
+// some APIs take a token as the user name. It reports whether v was a
+// plain bearer token (plainBearer), whose one reading is then taken.
+func authorizationCredentials(x *Extraction, v string) bool {
 	if tok, ok := plainBearer(v); ok {
 		// Every reading below gives this one token, and nothing else.
 		x.add(SourceAuthorization, Access, tok)
-		return
+		return true
 	}
 	authorizationReadings(x, v)
+	return false
 }
 
 // authorizationReadings is authorizationCredentials without its fast

@@ -247,8 +247,9 @@ type Extractor struct {
 func (e *Extractor) Extract(r *http.Request, known *revocation.ValueChecker, dl *revocation.Denylist) Extraction {
 	var x Extraction
 	auth := r.Header["Authorization"]
+	plainAuth := false // the one Authorization value is a plain bearer token
 	for _, v := range auth {
-		authorizationCredentials(&x, v)
+		plainAuth = authorizationCredentials(&x, v) && len(auth) == 1
 	}
 	if len(auth) > 1 {
 		authorizationCredentials(&x, strings.Join(auth, ","))
@@ -266,30 +267,41 @@ func (e *Extractor) Extract(r *http.Request, known *revocation.ValueChecker, dl 
 		// with a comma, so a value may run into the next line.
 		cookieCredentials(&x, strings.Join(lines, ","), e.Cookies)
 	}
-	for name, vals := range r.Header {
-		switch name {
-		case "Cookie":
-			continue // read above, as cookies
-		case "Authorization":
-			if len(vals) == 1 {
-				if _, plain := plainBearer(vals[0]); plain {
-					continue // its one reading is taken already
+	// The headers read above need no reading by value: the cookies, and
+	// a plain bearer token (its one reading is taken already). An API
+	// client's request often has no other header (Host is not in the
+	// map), and then the map is not walked at all.
+	done := 0
+	if len(lines) > 0 {
+		done++
+	}
+	if plainAuth {
+		done++
+	}
+	if len(r.Header) > done {
+		for name, vals := range r.Header {
+			switch name {
+			case "Cookie":
+				continue // read above, as cookies
+			case "Authorization":
+				if plainAuth {
+					continue
 				}
 			}
-		}
-		named := len(e.Headers) > 0 && slices.Contains(e.Headers, HeaderNameKey(name))
-		for _, v := range vals {
-			if named {
-				headerCredentials(&x, v)
+			named := len(e.Headers) > 0 && slices.Contains(e.Headers, HeaderNameKey(name))
+			for _, v := range vals {
+				if named {
+					headerCredentials(&x, v)
+				}
+				if len(v) < MinValueLen || known != nil && known.Known(dl, v) {
+					continue
+				}
+				headerValues(&x, SourceHeader, v)
+				x.Groups = append(x.Groups, v)
 			}
-			if len(v) < MinValueLen || known != nil && known.Known(dl, v) {
-				continue
+			if named && len(vals) > 1 {
+				headerCredentials(&x, strings.Join(vals, ","))
 			}
-			headerValues(&x, SourceHeader, v)
-			x.Groups = append(x.Groups, v)
-		}
-		if named && len(vals) > 1 {
-			headerCredentials(&x, strings.Join(vals, ","))
 		}
 	}
 	// A request that declares an empty body has none: reading it anyway
