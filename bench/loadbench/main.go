@@ -175,7 +175,7 @@ func run() error {
 	profileDir := flag.String("profile", "", "write a CPU profile of the proxy during each measured run into this directory (round-scenario.pprof)")
 	only := flag.String("scenarios", "", "comma-separated scenario numbers to run (0 is the baseline, always run); default all")
 	pairs := flag.Int("pairs", 0, "paired overhead: this many pairs of side-by-side processes, baseline and the one scenario of -scenarios, instead of rounds")
-	against := flag.String("against", "", "paired overhead: the baseline is the same scenario in this other caddy binary, instead of plain reverse_proxy in -caddy (the cost of one build against another)")
+	against := flag.String("against", "", "paired overhead: the baseline is the same scenario in this other caddy binary, instead of plain reverse_proxy in -caddy (the cost of one build against another; -scenarios 0 compares plain reverse_proxy)")
 	nslices := flag.Int("slices", 8, "paired overhead: alternations of -duration per process in each pair")
 	flag.BoolVar(&verbose, "v", false, "paired overhead: print every slice")
 	flag.BoolVar(&together, "together", true, "paired overhead: load both processes of a pair at once, each with its own wrk (false: one after the other)")
@@ -299,6 +299,9 @@ func run() error {
 	}
 
 	if *pairs > 0 {
+		if *against != "" && len(chosen) == 1 {
+			chosen = append(chosen, chosen[0]) // -scenarios 0: plain reverse_proxy, build against build
+		}
 		if len(chosen) != 2 {
 			return errors.New("-pairs needs exactly one scenario besides the baseline (-scenarios N)")
 		}
