@@ -7,6 +7,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-revocation/caddy-revocation/extract"
 )
 
 // deny answers a proxied request that the guard stops. As basic_auth and
@@ -74,7 +76,7 @@ func routesTake(r *http.Request, routes caddyhttp.RouteList, depth int) bool {
 // reads credentials in paths too (a ";jsessionid=" parameter, a reset
 // token as a segment), and a raw credential is never logged. So path
 // parameters are dropped and every segment that could be a credential
-// (valueShaped: 16 bytes or more, no space) is shown as "*".
+// (extract.ValueShaped: 16 bytes or more, no space) is shown as "*".
 func loggedPath(p string) string {
 	segs := strings.Split(p, "/")
 	changed := false
@@ -82,7 +84,7 @@ func loggedPath(p string) string {
 		if j := strings.IndexByte(s, ';'); j >= 0 {
 			s, changed = s[:j], true
 		}
-		if valueShaped(s) {
+		if extract.ValueShaped(s) {
 			s, changed = "*", true
 		}
 		segs[i] = s

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-revocation/caddy-revocation/extract"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -73,7 +74,7 @@ func normalizeLogoutPath(p string) string {
 		// An escaped slash counts as one: a router that decodes first
 		// sees two segments, and matching more only revokes more of what
 		// the one who asked presented.
-		for seg := range strings.SplitSeq(lenientUnescape(raw, false), "/") {
+		for seg := range strings.SplitSeq(extract.LenientUnescape(raw, false), "/") {
 			if i := strings.IndexByte(seg, ';'); i >= 0 {
 				seg = seg[:i] // an escaped ';' too, alike
 			}
@@ -101,7 +102,7 @@ const (
 
 // serveAppLogout passes a logout request on and revokes what it carried
 // when the upstream says it logged the user out.
-func (h *Handler) serveAppLogout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []credential) error {
+func (h *Handler) serveAppLogout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []extract.Credential) error {
 	var (
 		result  string
 		res     revocation.Result
@@ -172,7 +173,7 @@ func (h *Handler) serveAppLogout(w http.ResponseWriter, r *http.Request, next ca
 // that a site-wide basic_auth checks would lock the user out of the whole
 // site). A verified JWT is revoked as the logout endpoint revokes it
 // (itself, its jti, its session), anything else as its exact string only.
-func (h *Handler) revokePresented(r *http.Request, creds []credential) (revocation.Result, error) {
+func (h *Handler) revokePresented(r *http.Request, creds []extract.Credential) (revocation.Result, error) {
 	// The upstream has logged the user out: finish even when the client
 	// hangs up, within the store's own timeouts.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Duration(h.RedisTimeout))
@@ -180,10 +181,10 @@ func (h *Handler) revokePresented(r *http.Request, creds []credential) (revocati
 	basic := basicFields(r)
 	presented := make([]*revocation.Credential, 0, len(creds))
 	for _, c := range creds {
-		if c.source == srcBasic || slices.Contains(basic, c.raw) {
+		if c.Source == extract.SourceBasic || slices.Contains(basic, c.Raw) {
 			continue
 		}
-		presented = append(presented, h.revoker.Examine(ctx, c.raw))
+		presented = append(presented, h.revoker.Examine(ctx, c.Raw))
 	}
 	res, err := h.revoker.RevokePresented(ctx, presented)
 	if err != nil {
@@ -198,7 +199,7 @@ func basicFields(r *http.Request) []string {
 	var out []string
 	for _, v := range r.Header["Authorization"] {
 		afterBasic := false
-		for f := range spaceLikeFields(v) {
+		for f := range extract.SpaceLikeFields(v) {
 			if afterBasic {
 				out = append(out, f, strings.Trim(f, ","))
 			}
@@ -209,10 +210,10 @@ func basicFields(r *http.Request) []string {
 }
 
 // credentialHashes are the short hashes of the credentials, for logs.
-func credentialHashes(creds []credential) []string {
+func credentialHashes(creds []extract.Credential) []string {
 	out := make([]string, 0, len(creds))
 	for _, c := range creds {
-		out = append(out, revocation.HashToken(c.raw).Short())
+		out = append(out, revocation.HashToken(c.Raw).Short())
 	}
 	return out
 }

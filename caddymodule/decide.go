@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/caddy-revocation/caddy-revocation/extract"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -31,12 +32,12 @@ type decision struct {
 	verdict verdict
 	// named are the credentials found by name (not by value alone):
 	// those an app_logout revokes.
-	named []credential
+	named []extract.Credential
 	// hasAccess: a credential was presented as an access token.
 	hasAccess bool
 	// For block: the first revoked credential, what of it is revoked,
 	// and what the guard knows of it.
-	cred   *credential
+	cred   *extract.Credential
 	reason revocation.Reason
 	info   *revocation.TokenInfo
 	// skipped counts the JWT-shaped candidates checked by hash only (see
@@ -51,22 +52,22 @@ type decision struct {
 // run), every credential is inspected and passed to it, whatever the
 // verdict, which stays the first that applies. now is read only when the
 // request carries a credential.
-func (h *Handler) decide(ctx context.Context, x *extraction, dl *revocation.Denylist, now time.Time, seen func(c *credential, info *revocation.TokenInfo, reason revocation.Reason)) decision {
+func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocation.Denylist, now time.Time, seen func(c *extract.Credential, info *revocation.TokenInfo, reason revocation.Reason)) decision {
 	var d decision
 	if h.passesUnread(x) {
 		return d
 	}
 	switch {
-	case x.uninspected && h.OversizedBody == "reject":
+	case x.Uninspected && h.OversizedBody == "reject":
 		d.verdict = refuseBody
-	case len(x.creds) == 0:
+	case len(x.Creds) == 0:
 		if h.RequireToken {
 			d.verdict = refuseNoToken
 		}
 		return d
 	}
 	if d.verdict == pass {
-		d.named = x.named()
+		d.named = x.Named()
 		// A request with a credential found by name cannot be confirmed
 		// clean while the denylist is stale; one with values only (every
 		// request has a few) is checked against what is known, as before
@@ -80,8 +81,8 @@ func (h *Handler) decide(ctx context.Context, x *extraction, dl *revocation.Deny
 	}
 	unix, verified := now.Unix(), false
 	b := h.newBudget()
-	for i := range x.creds {
-		c := &x.creds[i]
+	for i := range x.Creds {
+		c := &x.Creds[i]
 		info, reason := h.inspect(ctx, dl, c, unix, &b)
 		if seen != nil {
 			seen(c, info, reason)
@@ -95,7 +96,7 @@ func (h *Handler) decide(ctx context.Context, x *extraction, dl *revocation.Deny
 				return d
 			}
 		}
-		if c.kind == credAccess {
+		if c.Kind == extract.Access {
 			d.hasAccess = true
 			verified = verified || info.Verified
 		}
@@ -112,6 +113,6 @@ func (h *Handler) decide(ctx context.Context, x *extraction, dl *revocation.Deny
 // no require_token. The guard asks it before decide: most requests (static
 // assets) are such, and calling decide for them cost about a hundred
 // nanoseconds more than the guard did before decide existed (BenchmarkGuard/none).
-func (h *Handler) passesUnread(x *extraction) bool {
-	return len(x.creds) == 0 && !x.uninspected && !h.RequireToken
+func (h *Handler) passesUnread(x *extract.Extraction) bool {
+	return len(x.Creds) == 0 && !x.Uninspected && !h.RequireToken
 }

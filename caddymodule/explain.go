@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-revocation/caddy-revocation/extract"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -62,26 +63,26 @@ type ExplainedCredential struct {
 // explain runs the guard's extraction and inspection on r.
 func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	out := ExplainedHandler{Store: h.store.desc, KeyPrefix: h.KeyPrefix, AppID: h.AppID, Credentials: []ExplainedCredential{}}
-	x := h.extractor.extract(r, nil, nil)
+	x := h.extractor.Extract(r, nil, nil)
 	now := time.Now()
 	var blocked []string
-	d := h.decide(r.Context(), &x, h.store.Denylist(), now, func(c *credential, info *revocation.TokenInfo, reason revocation.Reason) {
+	d := h.decide(r.Context(), &x, h.store.Denylist(), now, func(c *extract.Credential, info *revocation.TokenInfo, reason revocation.Reason) {
 		if info == nil {
-			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.raw)}
+			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.Raw)}
 		}
 		ec := ExplainedCredential{
-			Source: c.source, Kind: "other", Hash: info.Hash.Short(),
-			JWT: revocation.LooksLikeJWT(c.raw), Verified: info.Verified,
+			Source: c.Source, Kind: "other", Hash: info.Hash.Short(),
+			JWT: revocation.LooksLikeJWT(c.Raw), Verified: info.Verified,
 		}
-		switch c.kind {
-		case credAccess:
+		switch c.Kind {
+		case extract.Access:
 			ec.Kind = "access"
-		case credValue:
+		case extract.Value:
 			ec.Kind = "value"
 		}
 		if reason != revocation.NotBlocked {
 			ec.Revoked, ec.Reason = true, reason.String()
-			blocked = append(blocked, fmt.Sprintf("%s %s revoked (%s)", c.source, ec.Hash, reason))
+			blocked = append(blocked, fmt.Sprintf("%s %s revoked (%s)", c.Source, ec.Hash, reason))
 		}
 		out.Credentials = append(out.Credentials, ec)
 	})
@@ -100,7 +101,7 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 		out.Verdict, out.Why = "refuse", "401: no access token verifies, and require_token is set"
 	case pass:
 		out.Why = "no credential is revoked"
-		if len(x.creds) == 0 {
+		if len(x.Creds) == 0 {
 			out.Why = "no credential found"
 		}
 	}

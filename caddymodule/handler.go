@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-revocation/caddy-revocation/extract"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -231,7 +232,7 @@ type Handler struct {
 	cookieName     string
 	failOpen       bool
 	staleAfter     time.Duration
-	extractor      extractor
+	extractor      extract.Extractor
 	maxCredentials int
 	appLogout      map[string]bool
 	routes         map[string]map[string]endpoint // path -> method -> endpoint
@@ -333,10 +334,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if limit == 0 {
 		limit = defaultInspectBody
 	}
-	h.extractor = extractor{
-		inspectBody:  h.InspectBody == nil || *h.InspectBody,
-		limit:        limit,
-		maxInflation: 4 * limit,
+	h.extractor = extract.Extractor{
+		InspectBody:  h.InspectBody == nil || *h.InspectBody,
+		Limit:        limit,
+		MaxInflation: 4 * limit,
 	}
 	h.maxCredentials = h.MaxCredentials
 	if h.maxCredentials == 0 {
@@ -351,7 +352,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("app_id %q: only letters, digits, '-', '_' and '.' may appear in a cookie name", h.AppID)
 		}
 		h.cookieName = "__Host-refresh_" + h.AppID
-		h.extractor.cookies = append(h.extractor.cookies, cookieNameKey(h.cookieName))
+		h.extractor.Cookies = append(h.extractor.Cookies, extract.CookieNameKey(h.cookieName))
 	}
 
 	h.provisionCredentials()
@@ -403,12 +404,12 @@ func (h *Handler) provisionCredentials() {
 	for _, c := range h.Credentials {
 		switch {
 		case c.Cookie != "":
-			if k := cookieNameKey(c.Cookie); !slices.Contains(h.extractor.cookies, k) {
-				h.extractor.cookies = append(h.extractor.cookies, k)
+			if k := extract.CookieNameKey(c.Cookie); !slices.Contains(h.extractor.Cookies, k) {
+				h.extractor.Cookies = append(h.extractor.Cookies, k)
 			}
 		case c.Header != "":
-			if k := headerNameKey(c.Header); !slices.Contains(h.extractor.headers, k) {
-				h.extractor.headers = append(h.extractor.headers, k)
+			if k := extract.HeaderNameKey(c.Header); !slices.Contains(h.extractor.Headers, k) {
+				h.extractor.Headers = append(h.extractor.Headers, k)
 			}
 		}
 	}
@@ -568,7 +569,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	dl := h.store.Denylist()
 	mark := dl.Mark()
-	x := h.extractor.extract(r, h.headerValues, dl)
+	x := h.extractor.Extract(r, h.headerValues, dl)
 	if h.passesUnread(&x) {
 		return next.ServeHTTP(w, r)
 	}
@@ -596,19 +597,19 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	case block:
 		return h.block(w, r, d.cred, d.reason, d.info)
 	}
-	if len(x.creds) == 0 {
+	if len(x.Creds) == 0 {
 		return next.ServeHTTP(w, r)
 	}
-	if x.valuesCapped {
+	if x.ValuesCapped {
 		metrics.valuesCapped.Inc()
 	}
-	if d.skipped > 0 || x.valuesCapped {
+	if d.skipped > 0 || x.ValuesCapped {
 		metrics.hashOnly.Add(float64(d.skipped))
 	} else {
 		// Every reading of these header values is clean in this state
 		// (a JWT past the decoding budget would not have been read in
 		// full, hence the condition).
-		for _, g := range x.groups {
+		for _, g := range x.Groups {
 			h.headerValues.Remember(mark, g)
 		}
 	}
@@ -618,7 +619,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
 		return h.serveAppLogout(w, r, next, d.named)
 	}
-	return h.proxy(w, r, next, x.creds, now)
+	return h.proxy(w, r, next, x.Creds, now)
 }
 
 // budget bounds the costly work of one request. Hashing a candidate is
@@ -645,31 +646,31 @@ func (h *Handler) newBudget() budget { return budget{verify: 1, decode: h.maxCre
 // for the dry run (explain.go). A value found by value that is not a JWT
 // is checked by its hash alone, not remembered, and its info is nil
 // unless it is revoked.
-func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *credential, unix int64, b *budget) (*revocation.TokenInfo, revocation.Reason) {
-	isJWT := revocation.LooksLikeJWT(c.raw) && (c.kind != credValue || jwtShaped(c.raw))
+func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *extract.Credential, unix int64, b *budget) (*revocation.TokenInfo, revocation.Reason) {
+	isJWT := revocation.LooksLikeJWT(c.Raw) && (c.Kind != extract.Value || jwtShaped(c.Raw))
 	if !isJWT {
-		if c.kind == credValue {
-			reason, hash := h.values.Check(dl, c.raw, unix)
+		if c.Kind == extract.Value {
+			reason, hash := h.values.Check(dl, c.Raw, unix)
 			if reason == revocation.NotBlocked {
 				return nil, reason
 			}
 			return &revocation.TokenInfo{ID: revocation.Identity{Token: hash.Key()}, Hash: hash}, reason
 		}
-		info := h.inspector.InspectAt(ctx, c.raw, unix, false)
+		info := h.inspector.InspectAt(ctx, c.Raw, unix, false)
 		return info, dl.CheckInfo(info, unix)
 	}
-	verify := c.kind == credAccess && b.verify > 0
+	verify := c.Kind == extract.Access && b.verify > 0
 	if verify {
 		b.verify--
-	} else if info := h.inspector.Cached(c.raw, unix); info != nil {
+	} else if info := h.inspector.Cached(c.Raw, unix); info != nil {
 		return info, dl.CheckInfo(info, unix)
 	}
 	if b.decode <= 0 && !verify {
 		b.skipped++
-		return checkJWSHash(dl, c.raw, unix)
+		return checkJWSHash(dl, c.Raw, unix)
 	}
 	b.decode--
-	info := h.inspector.InspectAt(ctx, c.raw, unix, verify)
+	info := h.inspector.InspectAt(ctx, c.Raw, unix, verify)
 	return info, dl.CheckInfo(info, unix)
 }
 
@@ -713,9 +714,9 @@ func jwtShaped(v string) bool {
 }
 
 // block answers 401 for a revoked credential (RFC 6750 section 3.1).
-func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, reason revocation.Reason, info *revocation.TokenInfo) error {
-	what, label := "access_token", blockedLabel(c.kind, reason)
-	if c.kind != credAccess {
+func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *extract.Credential, reason revocation.Reason, info *revocation.TokenInfo) error {
+	what, label := "access_token", blockedLabel(c.Kind, reason)
+	if c.Kind != extract.Access {
 		what = "refresh_token"
 	}
 	if m, ok := metrics.blockedByWhat[label]; ok {
@@ -725,7 +726,7 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 		if ce := h.log.Check(h.blockLevel, "request blocked: revoked credential"); ce != nil {
 			ce.Write(
 				zap.String("credential", what),
-				zap.String("source", c.source),
+				zap.String("source", c.Source),
 				zap.String("reason", label),
 				zap.String("token_hash", info.Hash.Short()),
 				zap.String("remote_ip", clientIP(r)),
@@ -740,7 +741,7 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 		desc = "The refresh token has been revoked"
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
-	return deny(w, r, http.StatusUnauthorized, reason.String(), c.source, map[string]string{"error": "invalid_token", "error_description": desc})
+	return deny(w, r, http.StatusUnauthorized, reason.String(), c.Source, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
 // blockedLabel is the reason label of requests_blocked_total and of the
@@ -748,8 +749,8 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, c *credential, r
 // an access token revoked by its own hash counts as "refresh_token", the
 // value the docs and the dashboard have always shown for it. The reason
 // itself (deny's placeholder) stays what was revoked.
-func blockedLabel(kind credKind, reason revocation.Reason) string {
-	if kind != credAccess && reason == revocation.BlockedToken {
+func blockedLabel(kind extract.Kind, reason revocation.Reason) string {
+	if kind != extract.Access && reason == revocation.BlockedToken {
 		return "refresh_token"
 	}
 	return reason.String()

@@ -76,7 +76,7 @@ func TestCredentialOpaqueRevokedEverywhere(t *testing.T) {
 	}
 }
 
-// A short value is read only under a configured name: below minValueLen,
+// A short value is read only under a configured name: below extract.MinValueLen,
 // a value found by value alone is not checked.
 func TestCredentialShortValueOnlyByName(t *testing.T) {
 	h := legacyHandler(t, nil)

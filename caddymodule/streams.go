@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-revocation/caddy-revocation/extract"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -67,7 +68,7 @@ type openStream struct {
 	http.ResponseWriter
 	h      *Handler
 	req    *http.Request // as passed on: its context is the one cancelled
-	creds  []credential
+	creds  []extract.Credential
 	cancel context.CancelCauseFunc // nil for an ordinary request (cancelOrdinary)
 	start  time.Time
 	kind   string // what it was registered as at once; "" for a long request
@@ -111,7 +112,7 @@ type openStream struct {
 // and is ended, the server itself cancels its context (see
 // cancelOrdinary); HTTP/3, whose server offers no such way, gets a
 // context of its own too.
-func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []credential, now time.Time) error {
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []extract.Credential, now time.Time) error {
 	st := h.store
 	s := st.newStream()
 	*s = openStream{ResponseWriter: w, h: h, store: st, shard: s.shard, creds: creds, start: now, kind: streamKind(r), req: r}
@@ -324,9 +325,9 @@ func (s *openStream) register() {
 	var exp int64
 	for i := range s.creds {
 		// Seen by the guard moments ago: a cache hit, one hash.
-		info := h.inspector.InspectAt(s.req.Context(), s.creds[i].raw, unix, false)
+		info := h.inspector.InspectAt(s.req.Context(), s.creds[i].Raw, unix, false)
 		ids[i], s.hashes[i] = info.ID, info.Hash
-		if s.creds[i].kind == credAccess && info.ExpiresAt > 0 && (exp == 0 || info.ExpiresAt < exp) {
+		if s.creds[i].Kind == extract.Access && info.ExpiresAt > 0 && (exp == 0 || info.ExpiresAt < exp) {
 			exp, s.expIdx = info.ExpiresAt, i
 		}
 	}
@@ -466,7 +467,7 @@ func (s *openStream) answerEnded(w http.ResponseWriter, r *http.Request) error {
 	}
 	source := ""
 	if len(s.creds) > 0 {
-		source = s.creds[0].source
+		source = s.creds[0].Source
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 	return deny(w, r, http.StatusUnauthorized, reason, source, map[string]string{"error": "invalid_token", "error_description": desc})

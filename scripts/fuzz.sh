@@ -16,7 +16,7 @@ start=$SECONDS
 # Targets are found rather than listed, so that a new one is fuzzed too.
 # The fuzzing engine can give up on a loaded machine ("context deadline
 # exceeded"): one retry, then a real failure.
-for pkg in ./caddymodule ./revocation; do
+for pkg in ./caddymodule ./extract ./revocation; do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' | grep -e "$match" || true); do
 		echo "==> $target ($pkg), ${FUZZTIME:-30s}"
 		run() { go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-30s}" "$pkg" >/tmp/fuzz.$$.log 2>&1; }

@@ -18,6 +18,13 @@
 //
 //	go run ./bench/loadbench -caddy ./caddy -scenarios 1 -pairs 10 -slices 6 -duration 3s -warmup 1s -threads 1 -connections 16
 //
+// With -against, the pairs compare the directive in -caddy with the same
+// directive in another build: what one build costs against another,
+// measured side by side rather than as the difference of two overheads
+// measured apart:
+//
+//	go run ./bench/loadbench -caddy ./caddy-new -against ./caddy-old -scenarios 1 -pairs 4 -slices 4 -duration 3s -warmup 1s
+//
 // It also serves as the upstream app and as the auth service when run
 // with "upstream" or "authsvc" as first argument.
 package main
@@ -168,6 +175,7 @@ func run() error {
 	profileDir := flag.String("profile", "", "write a CPU profile of the proxy during each measured run into this directory (round-scenario.pprof)")
 	only := flag.String("scenarios", "", "comma-separated scenario numbers to run (0 is the baseline, always run); default all")
 	pairs := flag.Int("pairs", 0, "paired overhead: this many pairs of side-by-side processes, baseline and the one scenario of -scenarios, instead of rounds")
+	against := flag.String("against", "", "paired overhead: the baseline is the same scenario in this other caddy binary, instead of plain reverse_proxy in -caddy (the cost of one build against another; -scenarios 0 compares plain reverse_proxy)")
 	nslices := flag.Int("slices", 8, "paired overhead: alternations of -duration per process in each pair")
 	flag.BoolVar(&verbose, "v", false, "paired overhead: print every slice")
 	flag.BoolVar(&together, "together", true, "paired overhead: load both processes of a pair at once, each with its own wrk (false: one after the other)")
@@ -291,12 +299,24 @@ func run() error {
 	}
 
 	if *pairs > 0 {
+		if *against != "" && len(chosen) == 1 {
+			chosen = append(chosen, chosen[0]) // -scenarios 0: plain reverse_proxy, build against build
+		}
 		if len(chosen) != 2 {
 			return errors.New("-pairs needs exactly one scenario besides the baseline (-scenarios N)")
 		}
 		repl := map[string]string{"{{UP}}": upAddr, "{{AUTH}}": authAddr, "{{REDIS}}": redisAddr, "{{KEY}}": keyFile}
+		if *against != "" {
+			// Both processes run the directive: the ratio is -caddy's
+			// cost per request over -against's.
+			chosen[0] = scenario{"against: " + chosen[1].name, chosen[1].caddyfile, chosen[1].tokens}
+		}
 		start := func(sc scenario) (*instance, error) {
-			return startCaddy(sc, *caddyBin, work, startPinned, repl, tokenFiles[sc.tokens])
+			bin := *caddyBin
+			if *against != "" && sc.name == chosen[0].name {
+				bin = *against
+			}
+			return startCaddy(sc, bin, work, startPinned, repl, tokenFiles[sc.tokens])
 		}
 		load := loader{tokens: tokenFiles[chosen[1].tokens], script: script, cpus: *loadCPU, threads: *threads, conns: *conns}
 		return runPaired(chosen[0], chosen[1], *pairs, *nslices, *duration, *warmup, start, load, *jsonOut)

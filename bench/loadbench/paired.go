@@ -83,7 +83,7 @@ func runPaired(base, sc scenario, pairs, nslices int, slice, warmup time.Duratio
 	sum.CPUMean, sum.CPUCI95 = meanCI(cpu)
 	sum.RPSMean, sum.RPSCI95 = meanCI(rps)
 	sum.CPUQ1, sum.CPUMedian, sum.CPUQ3 = quartiles(cpu)
-	fmt.Printf("\n| setup | CPU per request, ratio to reverse_proxy: mean ± 95%% CI | median (IQR) | throughput ratio: mean ± 95%% CI |\n|---|---|---|---|\n")
+	fmt.Printf("\n| setup | CPU per request, ratio to %s: mean ± 95%% CI | median (IQR) | throughput ratio: mean ± 95%% CI |\n|---|---|---|---|\n", base.name)
 	fmt.Printf("| %s | %.4f ± %.4f | %.4f (%.4f-%.4f) | %.4f ± %.4f |\n", sc.name, sum.CPUMean, sum.CPUCI95,
 		sum.CPUMedian, sum.CPUQ1, sum.CPUQ3, sum.RPSMean, sum.RPSCI95)
 	how := "both loaded at once, each by its own"

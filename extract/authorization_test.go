@@ -1,6 +1,8 @@
-package caddymodule
+package extract
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -36,7 +38,7 @@ func FuzzSpaceLikeFields(f *testing.F) {
 			i += size
 		}
 		want := strings.FieldsFunc(b.String(), revocation.IsSpaceLike)
-		got := slices.Collect(spaceLikeFields(s))
+		got := slices.Collect(SpaceLikeFields(s))
 		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
 			t.Fatalf("%q: got %q, want %q", s, got, want)
 		}
@@ -55,10 +57,10 @@ func FuzzPlainBearer(f *testing.F) {
 		if !ok {
 			return
 		}
-		var x extraction
+		var x Extraction
 		authorizationReadings(&x, v)
-		if len(x.creds) != 1 || x.creds[0] != (credential{source: srcAuthorization, kind: credAccess, raw: tok}) {
-			t.Fatalf("%q: the fast path reads %q, the general path %+v", v, tok, x.creds)
+		if len(x.Creds) != 1 || x.Creds[0] != (Credential{Source: SourceAuthorization, Kind: Access, Raw: tok}) {
+			t.Fatalf("%q: the fast path reads %q, the general path %+v", v, tok, x.Creds)
 		}
 	})
 }
@@ -70,10 +72,10 @@ func TestPlainBearerReadsAsTheGeneralPath(t *testing.T) {
 			t.Errorf("%q: not taken as a plain bearer token", v)
 			continue
 		}
-		var x extraction
+		var x Extraction
 		authorizationReadings(&x, v)
-		if len(x.creds) != 1 || x.creds[0].raw != tok || x.creds[0].kind != credAccess {
-			t.Errorf("%q: the fast path reads %q, the general path %+v", v, tok, x.creds)
+		if len(x.Creds) != 1 || x.Creds[0].Raw != tok || x.Creds[0].Kind != Access {
+			t.Errorf("%q: the fast path reads %q, the general path %+v", v, tok, x.Creds)
 		}
 	}
 	// Values the fast path must leave to the general one.
@@ -83,4 +85,26 @@ func TestPlainBearerReadsAsTheGeneralPath(t *testing.T) {
 			t.Errorf("%q: taken as the plain bearer token %q", v, tok)
 		}
 	}
+}
+
+// FuzzAuthorization: every field Go's strings.Fields gives after a Bearer
+// scheme is among the guard's findings.
+func FuzzAuthorization(f *testing.F) {
+	for _, s := range []string{"Bearer a", "bearer\u00a0b", "Bearer  c d", "DPoP e", "Basic Zjpn", "Bearer:x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header["Authorization"] = []string{v}
+		x := testExtractor().Extract(r, nil, nil)
+		fields := strings.Fields(v)
+		if len(fields) < 2 || !strings.EqualFold(fields[0], "Bearer") {
+			return
+		}
+		for _, fld := range fields[1:] {
+			if len(fld) <= maxCandidateLen && !slices.ContainsFunc(x.Creds, func(c Credential) bool { return c.Raw == fld }) {
+				t.Fatalf("%q: field %q not found in %q", v, fld, x.Creds)
+			}
+		}
+	})
 }

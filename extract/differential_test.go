@@ -1,4 +1,4 @@
-package caddymodule
+package extract
 
 import (
 	"encoding/json"
@@ -22,14 +22,14 @@ import (
 // corpusExtractor is the guard's extractor configured for the corpus:
 // app_id "app" (the refresh cookie __Host-refresh_app), and the legacy
 // credential cookies and headers the corpus covers.
-func corpusExtractor() *extractor {
-	e := &extractor{inspectBody: true, limit: defaultInspectBody, maxInflation: 4 * defaultInspectBody}
+func corpusExtractor() *Extractor {
+	e := &Extractor{InspectBody: true, Limit: defaultInspectBody, MaxInflation: 4 * defaultInspectBody}
 	// PHPSESSID: a PHP app's session cookie, as its deployment names it.
 	for _, c := range []string{"__Host-refresh_app", "JSESSIONID", "session", "token", "PHPSESSID"} {
-		e.cookies = append(e.cookies, cookieNameKey(c))
+		e.Cookies = append(e.Cookies, CookieNameKey(c))
 	}
 	for _, h := range []string{"X-Auth-Token", "X-Session-Id"} {
-		e.headers = append(e.headers, headerNameKey(h))
+		e.Headers = append(e.Headers, HeaderNameKey(h))
 	}
 	return e
 }
@@ -51,16 +51,16 @@ func TestGuardExtractsWhatEveryFrameworkReads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := e.extract(r, nil, nil)
-			if x.uninspected {
+			x := e.Extract(r, nil, nil)
+			if x.Uninspected {
 				if !overLimit[c.Name] {
 					t.Fatal("body not inspected")
 				}
 				return // over the limit: oversized_body decides
 			}
 			got := map[string]bool{}
-			for _, cr := range x.creds {
-				got[cr.raw] = true
+			for _, cr := range x.Creds {
+				got[cr.Raw] = true
 			}
 			parsers := make([]string, 0, len(c.Expected))
 			for parser := range c.Expected {
@@ -98,8 +98,8 @@ func TestGuardExtractsWhatEveryFrameworkReads(t *testing.T) {
 			// Every claim set a JWT library accepted (or decoded, as apps
 			// behind a gateway do) must be among the guard's readings.
 			for _, want := range c.Claims(true) {
-				if !guardReadsClaims(x.creds, want) {
-					t.Errorf("case %s: a JWT library reads claims %v; no credential the guard found decodes to them (%s)", c.Name, want, c.Why)
+				if !guardReadsClaims(x.Creds, want) {
+					t.Errorf("case %s: a JWT library reads claims %v; no Credential the guard found decodes to them (%s)", c.Name, want, c.Why)
 				}
 			}
 		})
@@ -108,9 +108,9 @@ func TestGuardExtractsWhatEveryFrameworkReads(t *testing.T) {
 
 // guardReadsClaims reports whether some candidate decodes (leniently, as
 // the guard decodes) to a reading with every one of the claims.
-func guardReadsClaims(creds []credential, want map[string]any) bool {
+func guardReadsClaims(creds []Credential, want map[string]any) bool {
 	for _, c := range creds {
-		cl, err := revocation.Decode(c.raw, "sid")
+		cl, err := revocation.Decode(c.Raw, "sid")
 		if err != nil {
 			continue
 		}

@@ -1,4 +1,4 @@
-package caddymodule
+package extract
 
 import (
 	"strconv"
@@ -21,13 +21,13 @@ import (
 
 // jsonMembers calls f for every credential-named member's value in text,
 // with that credential's kind, and for every other string or bare word
-// of at least minValueLen bytes, member names included, as credValue:
+// of at least MinValueLen bytes, member names included, as Value:
 // which member an app reads is the app's choice.
-func jsonMembers(text []byte, f func(kind credKind, value string)) {
+func jsonMembers(text []byte, f func(kind Kind, value string)) {
 	var s scanner
 	s.text = text
 	var (
-		keyKind credKind
+		keyKind Kind
 		haveKey bool
 	)
 	for {
@@ -37,8 +37,8 @@ func jsonMembers(text []byte, f func(kind credKind, value string)) {
 		}
 		switch kind {
 		case tokString, tokWord:
-			if len(tok) >= minValueLen {
-				f(credValue, tok)
+			if len(tok) >= MinValueLen {
+				f(Value, tok)
 			}
 			if s.peek() == ':' {
 				s.pos++

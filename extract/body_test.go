@@ -1,0 +1,90 @@
+package extract
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
+)
+
+// jsonBindings returns every string value encoding/json would bind to a
+// struct field tagged refreshToken or refresh_token, at any depth.
+func jsonBindings(v any, out *[]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if s, ok := e.(string); ok && (strings.EqualFold(revocation.FoldName(k), revocation.FoldName("refreshToken")) || revocation.FoldName(k) == revocation.FoldName("refresh_token")) {
+				*out = append(*out, s)
+			}
+			jsonBindings(e, out)
+		}
+	case []any:
+		for _, e := range v {
+			jsonBindings(e, out)
+		}
+	}
+}
+
+// FuzzJSONRefreshTokens: for every body encoding/json accepts, every
+// string a struct-based reader would bind to refreshToken or
+// refresh_token (by Go's case folding) is among the guard's findings.
+func FuzzJSONRefreshTokens(f *testing.F) {
+	for _, s := range []string{`{"refreshToken":"a"}`, `[{"a":{"refresh_token":"b"}}]`, `{"a":[1,{"b":"c"}],"refreshToken":"d"}`, `{"REFRESHTOKEN":"e"}`, `{"refreſh_token":"f"}`, `{"refreshToken":"\ud83d\ude00"}`, `{"refreshToken":"a\u0000b"}`, "{\"refreshToken\":\"\xff\"}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var doc any
+		if json.Unmarshal([]byte(s), &doc) != nil {
+			return
+		}
+		var want []string
+		jsonBindings(doc, &want)
+		var x Extraction
+		testExtractor().textCredentials(&x, []byte(s))
+		for _, w := range want {
+			if w != "" && len(w) <= maxCandidateLen && !slices.ContainsFunc(x.Creds, func(c Credential) bool { return c.Raw == w }) {
+				t.Fatalf("%q: encoding/json binds %q; the guard found %q", s, w, x.Creds)
+			}
+		}
+	})
+}
+
+// FuzzBodyCredentials drives the whole body search with any content type,
+// encoding and body: it never panics, always puts the body back, and
+// finds what encoding/json would bind in a JSON body of any declared type.
+func FuzzBodyCredentials(f *testing.F) {
+	f.Add("application/json", "", `{"refreshToken":"a"}`)
+	f.Add("multipart/form-data; boundary=X", "", "--X\r\nContent-Disposition: form-data; name=\"refresh_token\"\r\n\r\nb\r\n--X--\r\n")
+	f.Add("application/x-www-form-urlencoded", "", "refresh_token=c&x=%zz")
+	f.Add("text/plain; charset=utf-16", "gzip", compressed("gzip", utf16Bytes(`{"refreshToken":"d"}`, false, true)))
+	f.Add("", "deflate", compressed("zlib", `{"refreshToken":"e"}`))
+	f.Fuzz(func(t *testing.T, ctype, encoding, body string) {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		r.Header.Set("Content-Type", ctype)
+		r.Header.Set("Content-Encoding", encoding)
+		e := testExtractor()
+		x := e.Extract(r, nil, nil)
+		if rest, _ := io.ReadAll(r.Body); string(rest) != body {
+			t.Fatal("body not put back as it came")
+		}
+		if x.Uninspected || strings.TrimSpace(encoding) != "" {
+			return
+		}
+		var doc any
+		if json.Unmarshal([]byte(body), &doc) != nil {
+			return
+		}
+		var want []string
+		jsonBindings(doc, &want)
+		for _, w := range want {
+			if w != "" && !slices.ContainsFunc(x.Creds, func(c Credential) bool { return c.Raw == w }) {
+				t.Fatalf("%q (%s): encoding/json binds %q; the guard found %q", body, ctype, w, x.Creds)
+			}
+		}
+	})
+}
