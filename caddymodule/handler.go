@@ -561,8 +561,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next)
 }
 
-// guard checks every credential a proxied request carries, as extract
-// finds them (credentials.go): an upstream may read any one of them, so
+// guard checks every credential a proxied request carries, as package
+// extract finds them: an upstream may read any one of them, so
 // every one of them must be clean. A candidate seen before costs a hash
 // and a few lookups; one never seen costs one decoding, and the request's
 // first access token one verification.
