@@ -56,30 +56,62 @@ func Issued(t time.Time) jwt.MapClaims {
 	return jwt.MapClaims{"iat": t.Unix(), "exp": exp.Add(15 * time.Minute).Unix()}
 }
 
+// Minter mints HS256 tokens with one secret from one set of default
+// claims: a package whose tests are configured with another secret, or
+// whose tokens need other defaults, declares its Minter once.
+type Minter struct {
+	// Secret signs the tokens.
+	Secret string
+	// Defaults returns the claims every token starts from; Claims when
+	// nil. It is called for each token, so that each gets a fresh jti
+	// and issue time.
+	Defaults func() jwt.MapClaims
+}
+
+// Mint signs the default claims, changed by each of changes in turn (a
+// nil value deletes a claim).
+func (m Minter) Mint(t testing.TB, changes ...jwt.MapClaims) string {
+	t.Helper()
+	c := Claims()
+	if m.Defaults != nil {
+		c = m.Defaults()
+	}
+	for _, ch := range changes {
+		c = With(c, ch)
+	}
+	return Sign(t, jwt.SigningMethodHS256, []byte(m.Secret), c)
+}
+
+// Sign signs exactly claims, with header's fields set on the token's
+// header (see Sign).
+func (m Minter) Sign(t testing.TB, header map[string]any, claims jwt.MapClaims) string {
+	t.Helper()
+	return Sign(t, jwt.SigningMethodHS256, []byte(m.Secret), claims, header)
+}
+
 // HS256 signs the default claims, changed by each of changes in turn (a
 // nil value deletes a claim), with Secret.
 func HS256(t testing.TB, changes ...jwt.MapClaims) string {
 	t.Helper()
-	c := Claims()
-	for _, ch := range changes {
-		c = With(c, ch)
-	}
-	return Sign(t, jwt.SigningMethodHS256, []byte(Secret), nil, c)
+	return Minter{Secret: Secret}.Mint(t, changes...)
 }
 
 // HS256With signs exactly claims with HS256 and secret.
 func HS256With(t testing.TB, secret string, claims jwt.MapClaims) string {
 	t.Helper()
-	return Sign(t, jwt.SigningMethodHS256, []byte(secret), nil, claims)
+	return Sign(t, jwt.SigningMethodHS256, []byte(secret), claims)
 }
 
-// Sign signs exactly claims with method and key; header's fields are set
-// on the token's header (overriding alg or typ when a test needs that).
-func Sign(t testing.TB, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
+// Sign signs exactly claims with method and key; the fields of each
+// header are set on the token's header (overriding alg or typ when a
+// test needs that).
+func Sign(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims, header ...map[string]any) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, claims)
-	for k, v := range header {
-		tok.Header[k] = v
+	for _, h := range header {
+		for k, v := range h {
+			tok.Header[k] = v
+		}
 	}
 	s, err := tok.SignedString(key)
 	if err != nil {
@@ -88,11 +120,11 @@ func Sign(t testing.TB, method jwt.SigningMethod, key any, header map[string]any
 	return s
 }
 
-// Unsigned returns exactly claims as an alg-none token, with header's
-// fields set: what a verifier must always refuse.
-func Unsigned(t testing.TB, header map[string]any, claims jwt.MapClaims) string {
+// Unsigned returns exactly claims as an alg-none token, with the fields
+// of each header set: what a verifier must always refuse.
+func Unsigned(t testing.TB, claims jwt.MapClaims, header ...map[string]any) string {
 	t.Helper()
-	return Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, header, claims)
+	return Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims, header...)
 }
 
 // ID returns a fresh random identifier, for jti claims.

@@ -30,7 +30,7 @@ func TestHS256VerifiesWithTheSharedSecret(t *testing.T) {
 }
 
 func TestUnsignedCarriesTheHeader(t *testing.T) {
-	s := Unsigned(t, map[string]any{"typ": "logout+jwt"}, jwt.MapClaims{"sub": "a"})
+	s := Unsigned(t, jwt.MapClaims{"sub": "a"}, map[string]any{"typ": "logout+jwt"})
 	tok, _, err := jwt.NewParser().ParseUnverified(s, jwt.MapClaims{})
 	if err != nil {
 		t.Fatal(err)
@@ -40,5 +40,22 @@ func TestUnsignedCarriesTheHeader(t *testing.T) {
 	}
 	if ID() == ID() {
 		t.Fatal("two IDs are equal")
+	}
+}
+
+func TestMinterDefaultsAndSecret(t *testing.T) {
+	m := Minter{Secret: "another-secret-0123456789abcdef", Defaults: func() jwt.MapClaims {
+		return jwt.MapClaims{"iss": "idp", "exp": time.Now().Add(time.Hour).Unix()}
+	}}
+	s := m.Mint(t, jwt.MapClaims{"sub": "bob"})
+	var c jwt.MapClaims
+	if _, err := jwt.ParseWithClaims(s, &c, func(*jwt.Token) (any, error) { return []byte(m.Secret), nil }); err != nil {
+		t.Fatalf("parse with the minter's secret: %v", err)
+	}
+	if c["iss"] != "idp" || c["sub"] != "bob" || c["sid"] != nil {
+		t.Fatalf("claims %v: want the minter's defaults, changed", c)
+	}
+	if _, err := jwt.Parse(s, func(*jwt.Token) (any, error) { return []byte(Secret), nil }); err == nil {
+		t.Fatal("a minter's token verifies with the shared secret")
 	}
 }
