@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // A DPoP-bound access token (cnf.jkt) proves nothing at the bearer
@@ -17,7 +19,7 @@ func TestDPoPBoundAccessTokenAtEndpoints(t *testing.T) {
 	e := startSeedEnv(t, "")
 	key := newSeedDPoPKey(t)
 	bound := func(sid string) string {
-		return Token(t, jwt.MapClaims{"sub": "alice", "sid": sid, "cnf": map[string]any{"jkt": key.jkt}})
+		return testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": sid, "cnf": map[string]any{"jkt": key.jkt}})
 	}
 	ath := func(tok string) string {
 		sum := sha256.Sum256([]byte(tok))

@@ -16,6 +16,8 @@ import (
 	"unicode/utf16"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // End to end, with the real binary and real Redis: whatever the encoding,
@@ -59,8 +61,8 @@ func TestGuardRunsInEveryLayout(t *testing.T) {
 		root %[2]s
 	}
 }
-`, up.Addr(), root, testSecret))
-	tok := Token(t, nil)
+`, up.Addr(), root, testtoken.Secret))
+	tok := testtoken.HS256(t, nil)
 	for _, path := range []string{"/api/x", "/static/index.html", "/r/x", "/health", "/index.html"} {
 		ExpectStatus(t, "a valid token at "+path, Get(t, c.URL+path, tok), http.StatusOK)
 	}
@@ -141,7 +143,7 @@ func TestRevocationsHoldForEveryEncoding(t *testing.T) {
 			for k, v := range extra {
 				c[k] = v
 			}
-			return Token(t, c)
+			return testtoken.HS256(t, c)
 		}
 	}
 	cases := []struct {
@@ -203,7 +205,7 @@ func TestRevocationsHoldForEveryEncoding(t *testing.T) {
 			expectVariantsBlocked(t, c.name, api, victim)
 		})
 	}
-	ExpectStatus(t, "another user", Get(t, api, Token(t, jwt.MapClaims{"sub": "bystander"})), http.StatusOK)
+	ExpectStatus(t, "another user", Get(t, api, testtoken.HS256(t, jwt.MapClaims{"sub": "bystander"})), http.StatusOK)
 }
 
 // Items 2-4 and issue 13: a revoked refresh token, however a cookie or a
@@ -272,7 +274,7 @@ func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
 // reject refuses it.
 func TestInflatedBodyOverTheLimit(t *testing.T) {
 	up := StartUpstream(t)
-	revoked := Token(t, nil)
+	revoked := testtoken.HS256(t, nil)
 	body := gzipped(`{"refreshToken":"` + revoked + `","pad":"` + strings.Repeat("x", 300<<10) + `"}`)
 	for _, mode := range []string{"pass", "reject"} {
 		t.Run(mode, func(t *testing.T) {
@@ -292,13 +294,13 @@ func TestInflatedBodyOverTheLimit(t *testing.T) {
 // signature) revokes nothing of theirs.
 func TestForgedCredentialsRevokeOnlyThemselves(t *testing.T) {
 	e := startSeedEnv(t, "")
-	victim := Token(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+	victim := testtoken.HS256(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
 	signed := victim[:strings.LastIndexByte(victim, '.')]
-	attacker := Token(t, jwt.MapClaims{"sub": "attacker", "sid": "a1"})
+	attacker := testtoken.HS256(t, jwt.MapClaims{"sub": "attacker", "sid": "a1"})
 	expectSeedNoContent(t, "header.payload as an opaque refresh cookie", e.revokeRefresh(t, signed))
 	for _, forged := range []string{signed + ".Zm9yZ2Vk", signed + ".!!!", signed} {
 		ExpectStatus(t, "logout handing in a forgery", e.logout(t, attacker, `{"refreshToken":"`+forged+`"}`), http.StatusOK)
-		attacker = Token(t, jwt.MapClaims{"sub": "attacker", "sid": fmt.Sprintf("a-%d", len(forged))})
+		attacker = testtoken.HS256(t, jwt.MapClaims{"sub": "attacker", "sid": fmt.Sprintf("a-%d", len(forged))})
 	}
 	ExpectStatus(t, "the victim's token", Get(t, e.C.URL+"/api/orders", victim), http.StatusOK)
 	ExpectBlocked(t, "the forgery itself", Get(t, e.C.URL+"/api/orders", signed+".Zm9yZ2Vk"))
@@ -307,9 +309,9 @@ func TestForgedCredentialsRevokeOnlyThemselves(t *testing.T) {
 // Item 6: claims that are not strings are read as apps stringify them.
 func TestNumericClaimsAreRevocable(t *testing.T) {
 	e := startSeedEnv(t, "")
-	bySub := Token(t, jwt.MapClaims{"sub": 12345, "sid": 7})
-	byJTI := Token(t, jwt.MapClaims{"sub": "u", "jti": 99})
-	bySession := Token(t, jwt.MapClaims{"sub": 54321, "sid": 8})
+	bySub := testtoken.HS256(t, jwt.MapClaims{"sub": 12345, "sid": 7})
+	byJTI := testtoken.HS256(t, jwt.MapClaims{"sub": "u", "jti": 99})
+	bySession := testtoken.HS256(t, jwt.MapClaims{"sub": 54321, "sid": 8})
 	for _, tok := range []string{bySub, byJTI, bySession} {
 		ExpectStatus(t, "before", Get(t, e.C.URL+"/api/orders", tok), http.StatusOK)
 	}
@@ -320,9 +322,9 @@ func TestNumericClaimsAreRevocable(t *testing.T) {
 	ExpectBlocked(t, "numeric jti", Get(t, e.C.URL+"/api/orders", byJTI))
 	ExpectBlocked(t, "numeric sub and sid", Get(t, e.C.URL+"/api/orders", bySession))
 	// And the endpoints act for such a caller.
-	caller := Token(t, jwt.MapClaims{"sub": 777, "sid": 1})
+	caller := testtoken.HS256(t, jwt.MapClaims{"sub": 777, "sid": 1})
 	ExpectStatus(t, "logout of a numeric subject", e.logout(t, caller, ""), http.StatusOK)
-	ExpectBlocked(t, "after its logout", Get(t, e.C.URL+"/api/orders", Token(t, jwt.MapClaims{"sub": "777", "sid": "1"})))
+	ExpectBlocked(t, "after its logout", Get(t, e.C.URL+"/api/orders", testtoken.HS256(t, jwt.MapClaims{"sub": "777", "sid": "1"})))
 }
 
 // Item 7, as issue 17 changed it: a request with thousands of
@@ -348,16 +350,16 @@ func TestManyCredentialsAreBoundedNotRefused(t *testing.T) {
 	took := time.Since(start)
 	ExpectStatus(t, "4000 refresh tokens", r, http.StatusOK)
 	t.Logf("passed in %v", took)
-	revoked := Token(t, jwt.MapClaims{"sub": "many", "sid": "m1"})
+	revoked := testtoken.HS256(t, jwt.MapClaims{"sub": "many", "sid": "m1"})
 	revokeTokenAt(t, e.C, revoked)
 	ExpectBlocked(t, "a revoked token after 4000 others", Do(t, "POST", e.C.URL+"/v1/auth/refresh", body(revoked), "Content-Type", "application/json", "Content-Encoding", "gzip"))
-	ExpectStatus(t, "an ordinary request", Get(t, e.C.URL+"/api/orders", Token(t, nil)), http.StatusOK)
+	ExpectStatus(t, "an ordinary request", Get(t, e.C.URL+"/api/orders", testtoken.HS256(t, nil)), http.StatusOK)
 }
 
 // Item 8: naming made-up sessions stores nothing.
 func TestMadeUpSessionsStoreNothing(t *testing.T) {
 	e := startSeedEnv(t, "")
-	caller := Token(t, jwt.MapClaims{"sub": "filler", "sid": "cur"})
+	caller := testtoken.HS256(t, jwt.MapClaims{"sub": "filler", "sid": "cur"})
 	ExpectStatus(t, "caller in use", Get(t, e.C.URL+"/api/orders", caller), http.StatusOK)
 	keys := func() string {
 		out, err := e.Redis.Do("DBSIZE")
@@ -404,8 +406,8 @@ func TestAccessLogHasNoTokens(t *testing.T) {
 	}
 	reverse_proxy %s
 }
-`, logFile, testSecret, up.Addr()))
-	tok := Token(t, nil)
+`, logFile, testtoken.Secret, up.Addr()))
+	tok := testtoken.HS256(t, nil)
 	secrets := []string{tok, "opaque-refresh-1", "opaque-refresh-2", "opaque-refresh-3", "header-secret", "dpop-proof"}
 	Get(t, c.URL+"/a?access_token="+tok+"&x=1", "")
 	Get(t, c.URL+"/b?x=1;refresh_token=opaque-refresh-1", "")

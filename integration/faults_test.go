@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // The tests of this file inject the faults of issue 22 from outside (a
@@ -75,7 +76,7 @@ func startStorm(t *testing.T, cs func() []*Caddy, rate int) *stormRun {
 				i := n.Add(1)
 				replicas := cs()
 				c := replicas[int(i)%len(replicas)]
-				tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("storm-%d-%d", w, i)})
+				tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("storm-%d-%d", w, i)})
 				req, _ := http.NewRequest("POST", "http://"+c.Admin+"/revocation/revoke", strings.NewReader(fmt.Sprintf(`{"token":%q}`, tok)))
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)
@@ -324,7 +325,7 @@ func TestFaultReplicaPartitioned(t *testing.T) {
 	a.WaitReady()
 	p := StartCaddy(t, basicConfig("redis redis://"+proxy.Addr(), up, ""))
 	p.WaitReady()
-	good := Token(t, jwt.MapClaims{"sid": "partition-good"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sid": "partition-good"})
 
 	var all []ack
 	for _, mode := range []string{"blackhole", "refused"} {
@@ -460,7 +461,7 @@ func TestFaultReplicaKilledDuringBulk(t *testing.T) {
 	var toks []string
 	for i := range 10000 {
 		if i%500 == 0 {
-			tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("bulk-%d", i)})
+			tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("bulk-%d", i)})
 			toks = append(toks, tok)
 			orders = append(orders, fmt.Sprintf(`{"token":%q}`, tok))
 			continue
@@ -629,7 +630,7 @@ func TestFaultBulkCutShortByTheStore(t *testing.T) {
 	}
 	var orders, toks []string
 	for i := range 10000 {
-		tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("cut-%d", i)})
+		tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("cut-%d", i)})
 		toks = append(toks, tok)
 		orders = append(orders, fmt.Sprintf(`{"token":%q}`, tok))
 	}

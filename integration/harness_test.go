@@ -26,8 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
 )
 
@@ -72,9 +70,6 @@ func run(m *testing.M) (int, error) {
 	}
 	return m.Run(), nil
 }
-
-// testSecret signs the HS256 tokens of the tests.
-const testSecret = "integration-secret-0123456789abcdef"
 
 // Caddy is one running caddy process.
 type Caddy struct {
@@ -399,26 +394,6 @@ func ExpectBlocked(t testing.TB, what string, r Response) {
 		t.Fatalf("%s: WWW-Authenticate %q", what, got)
 	}
 	NeverReached(t, what, r)
-}
-
-// Token mints an HS256 token with testSecret. Claims given override the
-// defaults: sub alice, sid s1, a fresh jti, issued now, valid 15 minutes.
-func Token(t testing.TB, claims jwt.MapClaims) string {
-	t.Helper()
-	now := time.Now()
-	c := jwt.MapClaims{"sub": "alice", "sid": "s1", "jti": randomID(), "iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix()}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 var idCounter struct {

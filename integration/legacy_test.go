@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // SPEC section 8: a legacy app that keeps its session in an opaque
@@ -98,7 +99,7 @@ func legacyConfig(redisURL string, app *Upstream, extra, site string) string {
 	%s
 	reverse_proxy %s
 }
-`, redisURL, testSecret, extra, site, app.Addr())
+`, redisURL, testtoken.Secret, extra, site, app.Addr())
 }
 
 // noRedirect is a client that shows redirects instead of following them.
@@ -242,8 +243,8 @@ func TestLegacyAppLogout(t *testing.T) {
 		at := i % 2
 		sid := login(t, cs[at])
 		cookie := "JSESSIONID=" + sid
-		bearer := Token(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
-		sibling := Token(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
+		bearer := testtoken.HS256(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
+		sibling := testtoken.HS256(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
 		expectSessionWorks(t, c.target+": before", cs, cookie)
 		r := call(t, "POST", cs[at].URL+c.target, "Cookie", cookie, "Authorization", "Bearer "+bearer)
 		if r.Status != c.status || r.Body != "bye" {

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -45,13 +46,13 @@ func TestLongLoadServesMeanwhile(t *testing.T) {
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	fillDenylist(t, srv, 100_000)
-	revoked := Token(t, jwt.MapClaims{"sub": "loaded"})
+	revoked := testtoken.HS256(t, jwt.MapClaims{"sub": "loaded"})
 	k := revocation.TokenKey(revoked)
 	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
 	if out, err := srv.Do("SET", revocation.KeyBase("revocation:")+"t:"+k.String(), exp, "EXAT", exp); err != nil {
 		t.Fatalf("revoke before start: %v %s", err, out)
 	}
-	good := Token(t, jwt.MapClaims{"sub": "fine"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sub": "fine"})
 
 	if out, err := srv.Do("CLIENT", "PAUSE", "4000", "ALL"); err != nil {
 		t.Fatalf("pause redis: %v %s", err, out)

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -69,7 +70,7 @@ func TestMemoryBudgetRefusesReadinessInsteadOfOOM(t *testing.T) {
 	opt := fmt.Sprintf("memory_budget %dMiB", budget>>20)
 	closed := StartCaddy(t, basicConfig(store, up, opt+"\n\t\ton_store_down fail_closed"))
 	open := StartCaddy(t, basicConfig(store, up, opt+"\n\t\ton_store_down fail_open"))
-	good := Token(t, jwt.MapClaims{"sub": "fine"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sub": "fine"})
 
 	for _, c := range []*Caddy{closed, open} {
 		var body string

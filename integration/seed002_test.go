@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Seed 002: DELETE /v1/auth/session with a bearer access token and an
@@ -39,8 +41,7 @@ func TestSeed002_200_CurrentSession(t *testing.T) {
 			e.blocked(t, "the caller's token", cur)
 			e.passes(t, "the caller's other session", phone)
 			e.passes(t, "bob's session of the same id", bob)
-			waitNextSecond()
-			e.blocked(t, "a later token of the session", seedSess(t, sub, "cur"))
+			e.blocked(t, "a later token of the session", seedSessLater(t, sub, "cur"))
 		})
 	}
 	// The seed's example request, as curl sends it.
@@ -66,8 +67,7 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 	e.passes(t, "the caller's own session", cur)
 	e.passes(t, "another session", tv)
 	e.passes(t, "bob's session of the same id", bobPhone)
-	waitNextSecond()
-	e.blocked(t, "a later token of the named session", seedSess(t, "alice", "phone"))
+	e.blocked(t, "a later token of the named session", seedSessLater(t, "alice", "phone"))
 
 	// Another user's session ID names a session of the caller's own, which
 	// does not exist: not found, and bob is untouched.
@@ -83,7 +83,7 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 	e.passes(t, "the caller, still", cur)
 
 	// A token without a session claim is its own session.
-	lone := Token(t, jwt.MapClaims{"sub": "dave", "sid": nil})
+	lone := testtoken.HS256(t, jwt.MapClaims{"sub": "dave", "sid": nil})
 	expectSeedJSON(t, "sessionless token", e.invalidateSession(t, lone, ""), http.StatusOK, map[string]string{"message": seed002Success})
 	e.blocked(t, "the sessionless token", lone)
 }
@@ -157,12 +157,12 @@ func TestSeed002_401_Unauthorized(t *testing.T) {
 		t.Fatalf("admin revoke token: %d %s", st, body)
 	}
 	check("a revoked token", e.invalidateSession(t, tok, ""), `Bearer error="invalid_token"`)
-	withJTI := Token(t, jwt.MapClaims{"sub": "dave", "sid": "d1", "jti": "jti-dave"})
+	withJTI := testtoken.HS256(t, jwt.MapClaims{"sub": "dave", "sid": "d1", "jti": "jti-dave"})
 	if st, body := e.C.AdminDo("POST", "/revocation/revoke", `{"jti":"jti-dave"}`); st != http.StatusOK {
 		t.Fatalf("admin revoke jti: %d %s", st, body)
 	}
 	check("a token with a revoked jti", e.invalidateSession(t, withJTI, ""), `Bearer error="invalid_token"`)
-	erin := Token(t, jwt.MapClaims{"sub": "erin", "sid": "unseen"})
+	erin := testtoken.HS256(t, jwt.MapClaims{"sub": "erin", "sid": "unseen"})
 	if st, body := e.C.AdminDo("POST", "/revocation/revoke", `{"subject":"erin"}`); st != http.StatusOK {
 		t.Fatalf("admin revoke subject: %d %s", st, body)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Seed 003: POST /v1/auth/logout with a bearer access token and an
@@ -38,7 +40,7 @@ func seedRefreshBody(rt string) string { return fmt.Sprintf(`{"refreshToken":%q}
 
 func TestSeed003_200_LogoutRevokesRefreshAccessAndSession(t *testing.T) {
 	e := startSeedEnv(t, "")
-	access := Token(t, jwt.MapClaims{"sub": "alice", "sid": "web", "jti": "access-jti-1"})
+	access := testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": "web", "jti": "access-jti-1"})
 	rt := seedRefresh(t, "alice", "web", nil)
 	phone, bobWeb := seedSess(t, "alice", "phone"), seedSess(t, "bob", "web")
 	bobRefresh := seedRefresh(t, "bob", "web", nil)
@@ -54,12 +56,11 @@ func TestSeed003_200_LogoutRevokesRefreshAccessAndSession(t *testing.T) {
 	}
 
 	e.blocked(t, "the access token", access)
-	e.blocked(t, "another token carrying the access token's jti", Token(t, jwt.MapClaims{"sub": "alice", "sid": "web2", "jti": "access-jti-1"}))
+	e.blocked(t, "another token carrying the access token's jti", testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": "web2", "jti": "access-jti-1"}))
 	e.cookieBlocked(t, "the refresh token as a cookie", rt)
 	e.refreshBodyBlocked(t, "the refresh token in a body", rt)
-	waitNextSecond()
-	e.blocked(t, "a later access token of the session", seedSess(t, "alice", "web"))
-	e.cookieBlocked(t, "a later refresh token of the session", seedRefresh(t, "alice", "web", nil))
+	e.blocked(t, "a later access token of the session", seedSessLater(t, "alice", "web"))
+	e.cookieBlocked(t, "a later refresh token of the session", seedRefresh(t, "alice", "web", jwt.MapClaims{"iat": nextSecond()["iat"]}))
 	e.passes(t, "the same user's other session", phone)
 	e.passes(t, "bob's session of the same id", bobWeb)
 	e.cookiePasses(t, "bob's refresh token of the same session id", bobRefresh)
