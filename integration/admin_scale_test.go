@@ -23,6 +23,7 @@ import (
 // revocation is enforced on both, and a bulk request with one bad
 // element applies nothing.
 func TestBulkRevocationAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	cs := startReplicas(t, 2, basicConfig("redis "+srv.URL(), up, ""))
@@ -110,6 +111,7 @@ func TestBulkRevocationAcrossReplicas(t *testing.T) {
 // both, tokens issued later pass, and the cutoff survives a restart and
 // a config reload.
 func TestGlobalCutoffAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	config := withLeeway(basicConfig("redis "+srv.URL(), up, ""))
@@ -168,6 +170,7 @@ func TestGlobalCutoffAcrossReplicas(t *testing.T) {
 // TestGlobalCutoffEmbedded: with the embedded store the cutoff holds in
 // the process, across a config reload.
 func TestGlobalCutoffEmbedded(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	config := basicConfig("", up, "")
 	c := StartCaddy(t, config)

@@ -16,6 +16,7 @@ import (
 // that names it (ath): a thief holding only the token cannot revoke its
 // owner's sessions.
 func TestDPoPBoundAccessTokenAtEndpoints(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	key := newSeedDPoPKey(t)
 	bound := func(sid string) string {

@@ -30,6 +30,7 @@ import (
 // and the endpoints are served there too. redir sorts before it in
 // Caddy's order: the redirect answers without any upstream.
 func TestGuardRunsInEveryLayout(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "index.html"), []byte("static"), 0o600); err != nil {
@@ -132,6 +133,7 @@ func urlEscape(s string) string {
 // Item 1 of the attack: every kind of revocation holds for every
 // re-encoding of the token.
 func TestRevocationsHoldForEveryEncoding(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	api := e.C.URL + "/api/orders"
 	n := 0
@@ -211,6 +213,7 @@ func TestRevocationsHoldForEveryEncoding(t *testing.T) {
 // Items 2-4 and issue 13: a revoked refresh token, however a cookie or a
 // body carries it, never reaches the app; a clean one does.
 func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	refresh := seedRefresh(t, "carrier-user", "s1", nil)
 	expectSeedNoContent(t, "revoke_refresh", e.revokeRefresh(t, refresh))
@@ -273,6 +276,7 @@ func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
 // not examined; oversized_body pass lets it through (as documented),
 // reject refuses it.
 func TestInflatedBodyOverTheLimit(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	revoked := testtoken.HS256(t, nil)
 	body := gzipped(`{"refreshToken":"` + revoked + `","pad":"` + strings.Repeat("x", 300<<10) + `"}`)
@@ -293,6 +297,7 @@ func TestInflatedBodyOverTheLimit(t *testing.T) {
 // Item 5: knowing someone's header.payload (or their token with another
 // signature) revokes nothing of theirs.
 func TestForgedCredentialsRevokeOnlyThemselves(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim := testtoken.HS256(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
 	signed := victim[:strings.LastIndexByte(victim, '.')]
@@ -308,6 +313,7 @@ func TestForgedCredentialsRevokeOnlyThemselves(t *testing.T) {
 
 // Item 6: claims that are not strings are read as apps stringify them.
 func TestNumericClaimsAreRevocable(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	bySub := testtoken.HS256(t, jwt.MapClaims{"sub": 12345, "sid": 7})
 	byJTI := testtoken.HS256(t, jwt.MapClaims{"sub": "u", "jti": 99})
@@ -333,6 +339,7 @@ func TestNumericClaimsAreRevocable(t *testing.T) {
 // JWTs decoded, the rest checked by hash), a revoked one among them is
 // still found, and it does not slow everyone else down.
 func TestManyCredentialsAreBoundedNotRefused(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	body := func(last string) string {
 		var b strings.Builder
@@ -358,6 +365,7 @@ func TestManyCredentialsAreBoundedNotRefused(t *testing.T) {
 
 // Item 8: naming made-up sessions stores nothing.
 func TestMadeUpSessionsStoreNothing(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	caller := testtoken.HS256(t, jwt.MapClaims{"sub": "filler", "sid": "cur"})
 	ExpectStatus(t, "caller in use", Get(t, e.C.URL+"/api/orders", caller), http.StatusOK)
@@ -383,6 +391,7 @@ func TestMadeUpSessionsStoreNothing(t *testing.T) {
 // Item 9: the shipped log configuration keeps tokens in the query out of
 // the access log.
 func TestAccessLogHasNoTokens(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	logFile := filepath.Join(t.TempDir(), "access.log")
 	c := StartCaddy(t, fmt.Sprintf(`{

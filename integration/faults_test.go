@@ -221,6 +221,7 @@ func expectNoneLost(t *testing.T, what string, cs []*Caddy, acks []ack) {
 // write back those Redis lost; a replica started afterwards blocks all
 // of them.
 func TestFaultRedisRestartedEmpty(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "snapshot_every off")
@@ -251,6 +252,7 @@ func TestFaultRedisRestartedEmpty(t *testing.T) {
 // is lost; the reloaded replica carries its copy over instead of
 // loading again.
 func TestFaultJoinAndReloadDuringStorm(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "snapshot_every off")
@@ -317,6 +319,7 @@ func TestFaultJoinAndReloadDuringStorm(t *testing.T) {
 // blocked there and at a replica started afterwards. The times are
 // logged, as figures, not asserted beyond the stale_after bound.
 func TestFaultReplicaPartitioned(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	proxy := testredis.NewProxy(t, srv.Addr())
@@ -453,6 +456,7 @@ func storeConnected(t *testing.T, c *Caddy) bool {
 // applies everything (applying a revocation again changes nothing), and
 // every entry is blocked everywhere, at a replica started afterwards too.
 func TestFaultReplicaKilledDuringBulk(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "")
@@ -512,6 +516,7 @@ func TestFaultReplicaKilledDuringBulk(t *testing.T) {
 // hold them see that Redis went back in time and write them back, so
 // the replica started afterwards blocks every one all the same.
 func TestFaultSentinelFailoverAfterLag(t *testing.T) {
+	t.Parallel()
 	for _, wait := range []string{"1", "off"} {
 		t.Run("wait "+wait, func(t *testing.T) { sentinelFailoverAfterLag(t, wait) })
 	}
@@ -608,6 +613,7 @@ func serverPID(t *testing.T, s *testredis.Server) int {
 // resending from there, once Redis has room, applies the rest, and every
 // element is blocked.
 func TestFaultBulkCutShortByTheStore(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t, "--maxmemory-policy", "noeviction")
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))

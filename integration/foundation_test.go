@@ -47,6 +47,7 @@ func basicConfig(redisLine string, upstream *Upstream, extra string) string {
 }
 
 func TestProxyPassesValidAndStopsRevoked(t *testing.T) {
+	t.Parallel()
 	storeModes(t, func(t *testing.T, redisLine string) {
 		up := StartUpstream(t)
 		c := StartCaddy(t, withLeeway(basicConfig(redisLine, up, "")))
@@ -85,6 +86,7 @@ func TestProxyPassesValidAndStopsRevoked(t *testing.T) {
 }
 
 func TestAdminRevocationKinds(t *testing.T) {
+	t.Parallel()
 	storeModes(t, func(t *testing.T, redisLine string) {
 		up := StartUpstream(t)
 		c := StartCaddy(t, basicConfig(redisLine, up, ""))
@@ -167,6 +169,7 @@ func withLeeway(config string) string {
 }
 
 func TestRefreshTokensAreChecked(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("", up, ""))
 	refresh := testtoken.HS256(t, jwt.MapClaims{"sid": "r1", "typ": "refresh"})
@@ -197,6 +200,7 @@ func TestRefreshTokensAreChecked(t *testing.T) {
 }
 
 func TestRequireToken(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("", up, "require_token"))
 	r := Get(t, c.URL+"/", "")
@@ -218,6 +222,7 @@ func TestRequireToken(t *testing.T) {
 
 // A reload keeps the embedded denylist, and does not reconnect to Redis.
 func TestReloadKeepsState(t *testing.T) {
+	t.Parallel()
 	t.Run("embedded", func(t *testing.T) {
 		up := StartUpstream(t)
 		c := StartCaddy(t, basicConfig("", up, ""))
@@ -282,6 +287,7 @@ func clientIDs(t *testing.T, srv *testredis.Server) map[string]bool {
 }
 
 func TestValidateRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "notpem.txt")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
@@ -340,6 +346,7 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 // the JWKS server), is never dialed, and the output has no error and no
 // stack trace.
 func TestValidateOpensNoConnection(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -379,6 +386,7 @@ func TestValidateOpensNoConnection(t *testing.T) {
 }
 
 func TestExampleValidates(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -398,6 +406,7 @@ func TestExampleValidates(t *testing.T) {
 // before the server listens: the first request is served, not refused as
 // stale (fail_closed is the default).
 func TestRedisStoreServesAtOnce(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	tok := testtoken.HS256(t, nil)
@@ -415,6 +424,7 @@ func TestRedisStoreServesAtOnce(t *testing.T) {
 // one of them is checked: each Authorization header, each refresh cookie,
 // each refresh token in a body, however the body spells its name.
 func TestGuardSeesEveryCredential(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("", up, ""))
 	good := testtoken.HS256(t, jwt.MapClaims{"sid": "good"})
@@ -469,6 +479,7 @@ func TestGuardSeesEveryCredential(t *testing.T) {
 // base64 hides bits in the last character. Revoking a token revokes every
 // such encoding of it.
 func TestReencodedTokenStaysRevoked(t *testing.T) {
+	t.Parallel()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -541,6 +552,7 @@ func flipPaddingBits(t *testing.T, tok string) string {
 // oversized_body reject refuses what cannot be inspected; the default
 // passes it on, unexamined, as documented.
 func TestOversizedBody(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	revoked := testtoken.HS256(t, nil)
 	padded := `{"pad":"` + strings.Repeat("x", 2048) + `","refreshToken":"` + revoked + `"}`
@@ -564,6 +576,7 @@ func TestOversizedBody(t *testing.T) {
 // The key set of jwks_url is fetched when the configuration starts (not
 // only on first use), and only then: validation fetched nothing above.
 func TestJWKSFetchedAtStart(t *testing.T) {
+	t.Parallel()
 	var fetched atomic.Int32
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetched.Add(1)

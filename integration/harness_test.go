@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,7 +38,20 @@ var caddyBin string
 // repoRoot is the repository's top directory.
 var repoRoot string
 
+// defaultParallel is how many tests run at once unless -test.parallel
+// says otherwise. The tests spend their time waiting on processes,
+// networks and timers, not on the CPU, so more of them than the machine
+// has cores overlap their waits: each starts its own redis-server,
+// caddy and upstream on free loopback ports and shares nothing.
+const defaultParallel = 6
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", strconv.Itoa(defaultParallel))
+	}
 	_, file, _, _ := runtime.Caller(0)
 	repoRoot = filepath.Dir(filepath.Dir(file))
 	code, err := run(m)

@@ -94,6 +94,7 @@ func hashKeyConfig(redisAddr, upstream, extra string) string {
 // revocations stay shared both ways; a replica with another key, or
 // none, refuses to start with the reason.
 func TestHashKeyRollingUpgrade(t *testing.T) {
+	t.Parallel()
 	old := oldCaddyBin(t)
 	srv := testredis.Start(t)
 	up := StartUpstream(t)

@@ -45,6 +45,7 @@ func startCaddyFile(t *testing.T, path string, env func(admin string, port int) 
 // password: valid tokens pass, revoked ones get 401 and never reach the
 // upstream, and the probes' command answers.
 func TestKubernetesCaddyfile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(repoRoot, "deploy", "kubernetes", "Caddyfile")
 	srv := testredis.Start(t)
 	// Set after the start so the harness's PING needs no password; the

@@ -185,6 +185,7 @@ func cli(t *testing.T, stdin string, args ...string) (string, error) {
 // An app's opaque session id, revoked through the admin API or the CLI,
 // never reaches the app again through any replica; the dry run says why.
 func TestLegacySessionCookieRevoked(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	cs := startReplicas(t, 2, legacyConfig(srv.URL(), app, "", ""))
@@ -224,6 +225,7 @@ func TestLegacySessionCookieRevoked(t *testing.T) {
 // session on every replica when the app says it logged the user out
 // (2xx, 3xx), and nothing when it did not, or on another path.
 func TestLegacyAppLogout(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	cs := startReplicas(t, 2, legacyConfig(srv.URL(), app, "", ""))
@@ -309,6 +311,7 @@ func metricsText(t *testing.T, c *Caddy) string {
 // would drop the session it needs to retry with); once the store is back,
 // the retried logout revokes everywhere.
 func TestLegacyAppLogoutStoreDown(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	cs := startReplicas(t, 2, legacyConfig(srv.URL(), app, "on_store_down fail_open\n\t\tredis_timeout 500ms", ""))
@@ -347,6 +350,7 @@ func TestLegacyAppLogoutStoreDown(t *testing.T) {
 // page, with the placeholders); without a handle_errors route that takes
 // it, the RFC 6750 JSON answer stays.
 func TestLegacyHandleErrors(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	styled := StartCaddy(t, legacyConfig(srv.URL(), app, "", `handle_errors 401 {

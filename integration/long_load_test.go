@@ -42,6 +42,9 @@ func fillDenylist(t *testing.T, srv *testredis.Server, n int) {
 // through), /revocation/status and the metrics show the load, readiness
 // says why it is not ready. The load is never aborted or started again,
 // and nothing claims that Redis is unreachable.
+//
+// Not parallel: everything it checks must happen within Redis's pause,
+// so it runs alone, before the parallel tests.
 func TestLongLoadServesMeanwhile(t *testing.T) {
 	srv := testredis.Start(t)
 	up := StartUpstream(t)

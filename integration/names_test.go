@@ -109,6 +109,7 @@ func namesConfig(redisURL string, app *Upstream) string {
 }
 
 func TestNamesEveryClassBlockedByValue(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startRoutingApp(t)
 	c := StartCaddy(t, namesConfig(srv.URL(), app))
@@ -183,6 +184,7 @@ func TestNamesEveryClassBlockedByValue(t *testing.T) {
 // The app's logout revokes what the client presented on every path the
 // app routes to it.
 func TestNamesAppLogoutPathVariants(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startRoutingApp(t)
 	c := StartCaddy(t, namesConfig(srv.URL(), app))
@@ -209,6 +211,7 @@ func TestNamesAppLogoutPathVariants(t *testing.T) {
 // locks its victim out: the victim's own valid token gets through, and
 // the victim's own revoked token is still blocked beside it.
 func TestNamesPlantedCookieCannotLockOut(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startRoutingApp(t)
 	c := StartCaddy(t, namesConfig(srv.URL(), app))

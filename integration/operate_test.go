@@ -77,6 +77,7 @@ func operateConfig(redisURL, upstream string) string {
 // operator sees: the metrics, the health routes, the CLI's answers, and
 // every log line, none of which may hold a raw token or secret.
 func TestOperate(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	cfg := operateConfig(srv.URL(), up.Addr())

@@ -112,6 +112,7 @@ func endpointFailures(t *testing.T, c *Caddy, bearer, refresh string) {
 // knew, and new revocations flow between them again. Each transition is
 // logged once.
 func TestRedisOutageAndRecovery(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	store := "redis " + srv.URL()
@@ -242,6 +243,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 // denylist the moment Redis appears. A replica that stayed up resumes the
 // change feed where it left off, without a full reload.
 func TestRedisOutageReplicaStartedWhileDown(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "stale_after 1s")

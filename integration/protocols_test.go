@@ -117,6 +117,7 @@ func (pc protoClient) do(t *testing.T, target string, headers ...string) Respons
 }
 
 func TestProtocolsGuardSeesWhatTheAppSees(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := StartUpstream(t)
 	h2cPort := testredis.FreePort(t)

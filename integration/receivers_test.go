@@ -228,6 +228,7 @@ func reportPropagation(t *testing.T, receiver string, samples []time.Duration) {
 // typ claim of Logout, revoke_offline_access in the event), sid-only and
 // sub-only variants; every rejection case of section 2.6; key rotation.
 func TestReceiverBackchannelLogoutKeycloak(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://keycloak.example.com/realms/demo", "web-app")
 	e := startReceiverEnv(t, p)
 	access := func(sub, sid string, iat time.Time) string {
@@ -352,6 +353,7 @@ func TestReceiverBackchannelLogoutKeycloak(t *testing.T) {
 // client_secret_post and client_secret_basic for tokens whose client_id
 // claim names the client; every RFC 7009 rejection.
 func TestReceiverAuth0LogoutAndTokenRevocation(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://example-tenant.eu.auth0.com/", "mXKZ1cTq4PZSzwEzQAEkqzCfhdi8vNTS")
 	e := startReceiverEnv(t, p)
 	access := func(sub, sid, clientID string) string {
@@ -431,6 +433,7 @@ func TestReceiverAuth0LogoutAndTokenRevocation(t *testing.T) {
 // event_timestamp, initiating_entity, reason_admin), RFC 7009 for a
 // public client whose tokens carry Okta's cid claim; every SSF rejection.
 func TestReceiverSecurityEventsOkta(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://dev-123456.okta.com", "0oa1b2c3d4e5f6g7h8i9")
 	e := startReceiverEnv(t, p)
 	access := func(uid string, iat time.Time) string {
@@ -550,6 +553,7 @@ func TestReceiverSecurityEventsOkta(t *testing.T) {
 // revokes nothing; the provider's retry of the same logout token, once
 // Redis is back, is applied (not refused as a replay).
 func TestReceiversStoreDown(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://keycloak.example.com/realms/outage", "web-app")
 	e := startReceiverEnv(t, p)
 	now := time.Now().Add(-time.Second)

@@ -165,6 +165,7 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 // revocation and reported (PROPAGATION_OUT names a JSON file for the
 // benchmark script); only enforcement is asserted, never a latency.
 func TestReplicasPropagateRevocations(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	cs := startReplicas(t, 3, basicConfig("redis "+srv.URL(), up, ""))
@@ -257,6 +258,7 @@ func TestReplicasPropagateRevocations(t *testing.T) {
 // blocks every revocation: those it had seen and those made while it was
 // away. It loads them before it reports ready, so nothing is waited for.
 func TestReplicaRestartCatchesUp(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	cs := startReplicas(t, 2, withLeeway(basicConfig("redis "+srv.URL(), up, "")))

@@ -64,6 +64,7 @@ func (a *seed001Alice) refreshed(t *testing.T, sid string) string {
 // tokens minted before the call, and of those a refresh gives afterwards,
 // pass or are blocked; then what each target adds.
 func TestSeed001_204(t *testing.T) {
+	t.Parallel()
 	type names = []string // fields of seed001Alice: cur, seen, unseen, bobSeen, bobOnly
 	for _, tc := range []struct {
 		query           string
@@ -126,6 +127,7 @@ func TestSeed001_204(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.query, func(t *testing.T) {
+			t.Parallel()
 			e := startSeedEnv(t, "")
 			a := newSeed001Alice(t, e)
 			expectSeedNoContent(t, tc.query, e.revokeSessions(t, a.cur, tc.query))
@@ -167,6 +169,7 @@ func (a *seed001Alice) describe(name string) string {
 // A session that only another replica has seen is revoked by name, so
 // that its later tokens are stopped everywhere.
 func TestSeed001_204_AllStopsSessionsSeenByAnotherReplica(t *testing.T) {
+	t.Parallel()
 	srv := startSeedEnv(t, "")
 	b := StartCaddy(t, withLeeway(seedConfig(srv.Redis.URL(), srv.Up, "")))
 	b.WaitReady()
@@ -184,6 +187,7 @@ func TestSeed001_204_AllStopsSessionsSeenByAnotherReplica(t *testing.T) {
 }
 
 func TestSeed001_400_BadRequest(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, other := seedSess(t, "alice", "cur"), seedSess(t, "alice", "other")
 	e.passes(t, "before", other)
@@ -222,6 +226,7 @@ func TestSeed001_400_BadRequest(t *testing.T) {
 }
 
 func TestSeed001_401_Unauthorized(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim := seedSess(t, "alice", "cur")
 	e.passes(t, "before", victim)
@@ -260,6 +265,7 @@ func TestSeed001_401_Unauthorized(t *testing.T) {
 }
 
 func TestSeed001_500_StoreDown(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, other := seedSess(t, "alice", "cur"), seedSess(t, "alice", "other")
 	e.passes(t, "before", other)
@@ -275,6 +281,7 @@ func TestSeed001_500_StoreDown(t *testing.T) {
 }
 
 func TestSeed001_EndpointsOptionAndPath(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "endpoints {\n\t\t\trevoke_sessions /me/sessions/revoke\n\t\t\tlogout\n\t\t}")
 	cur := seedSess(t, "alice", "cur")
 	r := Do(t, http.MethodPost, e.C.URL+"/v1/session/me/revoke?target=mine", "", "Authorization", "Bearer "+cur)

@@ -32,6 +32,7 @@ func seed002OK(sid string) map[string]string {
 }
 
 func TestSeed002_200_CurrentSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	for _, body := range []string{"", "{}", "  \n", `{"unrelated":[1,{"x":null}]}`} {
 		t.Run(fmt.Sprintf("body %q", body), func(t *testing.T) {
@@ -53,6 +54,7 @@ func TestSeed002_200_CurrentSession(t *testing.T) {
 }
 
 func TestSeed002_200_NamedSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, phone, tv := seedSess(t, "alice", "cur"), seedSess(t, "alice", "phone"), seedSess(t, "alice", "tv")
 	bobPhone, bobOnly := seedSess(t, "bob", "phone"), seedSess(t, "bob", "bob-only")
@@ -89,6 +91,7 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 }
 
 func TestSeed002_404_AlreadyInvalidated(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur := seedSess(t, "alice", "cur")
 	for _, sid := range []string{"phone", "tv"} {
@@ -108,6 +111,7 @@ func TestSeed002_404_AlreadyInvalidated(t *testing.T) {
 }
 
 func TestSeed002_401_InvalidSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur := seedSess(t, "alice", "cur")
 	expectSeedJSON(t, "first", e.invalidateSession(t, cur, ""), http.StatusOK, seed002OK("cur"))
@@ -130,6 +134,7 @@ func TestSeed002_401_InvalidSession(t *testing.T) {
 }
 
 func TestSeed002_401_Unauthorized(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim := seedSess(t, "alice", "cur")
 	check := func(name string, r Response, challenge string) {
@@ -197,6 +202,7 @@ func seedMalformedBodies(field, value string) []struct{ name, body string } {
 }
 
 func TestSeed002_400_InvalidBody(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, phone := seedSess(t, "alice", "cur"), seedSess(t, "alice", "phone")
 	for _, c := range append(seedMalformedBodies("session_id", "phone"),
@@ -215,6 +221,7 @@ func TestSeed002_400_InvalidBody(t *testing.T) {
 }
 
 func TestSeed002_500_StoreDown(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, phone := seedSess(t, "alice", "cur"), seedSess(t, "alice", "phone")
 	e.Redis.Stop()
@@ -226,6 +233,7 @@ func TestSeed002_500_StoreDown(t *testing.T) {
 }
 
 func TestSeed002_EndpointsOptionAndPath(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "endpoints {\n\t\t\tinvalidate_session /auth/session\n\t\t}")
 	cur := seedSess(t, "alice", "cur")
 	r := e.invalidateSession(t, cur, "")

@@ -39,6 +39,7 @@ func expectSeedTrue(t *testing.T, what string, r Response) {
 func seedRefreshBody(rt string) string { return fmt.Sprintf(`{"refreshToken":%q}`, rt) }
 
 func TestSeed003_200_LogoutRevokesRefreshAccessAndSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	access := testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": "web", "jti": "access-jti-1"})
 	rt := seedRefresh(t, "alice", "web", nil)
@@ -73,6 +74,7 @@ func TestSeed003_200_LogoutRevokesRefreshAccessAndSession(t *testing.T) {
 }
 
 func TestSeed003_200_WithoutRefreshToken(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	for _, body := range []string{"", "{}", " \r\n", `{"other":"field","n":[1,2]}`} {
 		t.Run(fmt.Sprintf("body %q", body), func(t *testing.T) {
@@ -92,6 +94,7 @@ func TestSeed003_200_WithoutRefreshToken(t *testing.T) {
 }
 
 func TestSeed003_200_AlreadyRevokedRefreshToken(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	rt := seedRefresh(t, "alice", "web", nil)
 	expectSeedTrue(t, "first logout", e.logout(t, seedSess(t, "alice", "web"), seedRefreshBody(rt)))
@@ -107,6 +110,7 @@ func TestSeed003_200_AlreadyRevokedRefreshToken(t *testing.T) {
 }
 
 func TestSeed003_200_RefreshTokenOfAnotherSessionOrUser(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	// The refresh token of another session of the caller: that session
 	// goes too.
@@ -131,6 +135,7 @@ func TestSeed003_200_RefreshTokenOfAnotherSessionOrUser(t *testing.T) {
 }
 
 func TestSeed003_400_InvalidInput(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	access, rt := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "phone", nil)
 	phone := seedSess(t, "alice", "phone")
@@ -149,6 +154,7 @@ func TestSeed003_400_InvalidInput(t *testing.T) {
 }
 
 func TestSeed003_401_MissingAuth(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim, rt := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "web", nil)
 	check := func(name string, r Response) {
@@ -171,6 +177,7 @@ func TestSeed003_401_MissingAuth(t *testing.T) {
 }
 
 func TestSeed003_401_InvalidAuth(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim, rt := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "web", nil)
 	check := func(name string, r Response) {
@@ -196,6 +203,7 @@ func TestSeed003_401_InvalidAuth(t *testing.T) {
 }
 
 func TestSeed003_500_StoreDown(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	access, rt, tv := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "tv", nil), seedSess(t, "alice", "tv")
 	e.Redis.Stop()
@@ -211,6 +219,7 @@ func TestSeed003_500_StoreDown(t *testing.T) {
 }
 
 func TestSeed003_EndpointsOptionAndPath(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "endpoints {\n\t\t\tlogout /api/logout\n\t\t}")
 	access := seedSess(t, "alice", "web")
 	r := e.logout(t, access, "")

@@ -15,6 +15,7 @@ import (
 // dialect's 400, and nothing revoked, whether its length is declared or
 // it comes chunked.
 func TestSeedBodylessEndpointsRefuseBodies(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	tok := seedSess(t, "alice", "body-s1")
 	refresh := seedRefresh(t, "alice", "body-s1", nil)

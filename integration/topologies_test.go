@@ -61,6 +61,7 @@ func sharedStoreScenario(t *testing.T, config string) ([]*Caddy, []string) {
 // denylist shares the {dl} hash slot, so each revocation is one script on
 // one master; which master that is, the replicas learn from the cluster.
 func TestClusterEndToEnd(t *testing.T) {
+	t.Parallel()
 	cl := testredis.StartCluster(t, 3)
 	owner, err := cl.Owner("revocation:{dl}:feed")
 	if err != nil {
@@ -97,6 +98,7 @@ func TestClusterEndToEnd(t *testing.T) {
 // revocations work against the promoted replica and reach every replica,
 // and a replica started after the failover loads everything.
 func TestSentinelEndToEndAndFailover(t *testing.T) {
+	t.Parallel()
 	sn := testredis.StartSentinel(t, 1, 3)
 	up := StartUpstream(t)
 	config := basicConfig(fmt.Sprintf("redis {\n\t\t\taddrs %s\n\t\t\tmaster_name %s\n\t\t}", strings.Join(sn.Addrs(), " "), sn.MasterName), up, "")
