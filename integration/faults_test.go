@@ -518,7 +518,10 @@ func TestFaultReplicaKilledDuringBulk(t *testing.T) {
 func TestFaultSentinelFailoverAfterLag(t *testing.T) {
 	t.Parallel()
 	for _, wait := range []string{"1", "off"} {
-		t.Run("wait "+wait, func(t *testing.T) { sentinelFailoverAfterLag(t, wait) })
+		t.Run("wait "+wait, func(t *testing.T) {
+			t.Parallel() // each has its own Sentinels, replicas and storm
+			sentinelFailoverAfterLag(t, wait)
+		})
 	}
 }
 
