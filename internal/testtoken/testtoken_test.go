@@ -38,8 +38,8 @@ func TestUnsignedCarriesTheHeader(t *testing.T) {
 	if tok.Header["alg"] != "none" || tok.Header["typ"] != "logout+jwt" {
 		t.Fatalf("header %v", tok.Header)
 	}
-	if ID() == ID() {
-		t.Fatal("two IDs are equal")
+	if a, b := ID(), ID(); a == b {
+		t.Fatalf("two IDs are equal: %s", a)
 	}
 }
 
