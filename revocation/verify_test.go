@@ -117,13 +117,7 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	with := func(f func(jwt.MapClaims)) jwt.MapClaims { c := good(); f(c); return c }
 	now := time.Now()
-	noneTok := func() string {
-		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, good()).SignedString(jwt.UnsafeAllowNoneSignatureType)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}()
+	noneTok := testtoken.Unsigned(t, good())
 	// Algorithm confusion: an HS256 token whose HMAC key is the bytes of
 	// the configured RSA public key.
 	confused := testtoken.Sign(t, jwt.SigningMethodHS256, pemOf(t, &k.rsa.PublicKey), good(), nil)
