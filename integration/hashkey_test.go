@@ -70,6 +70,7 @@ func buildOldCaddy() {
 	}
 	build := exec.Command(args[0], args[1:]...)
 	build.Dir = src
+	build.Env = xcaddyBuildEnv()
 	if out, err := build.CombinedOutput(); err != nil {
 		oldCaddy.err = fmt.Errorf("build %s: %v\n%s", oldBuild, err, out)
 	}
