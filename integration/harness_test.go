@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -55,26 +54,12 @@ func TestMain(m *testing.M) {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	repoRoot = filepath.Dir(filepath.Dir(file))
-	if willRun("TestHashKeyRollingUpgrade") {
-		go oldCaddy.once.Do(buildOldCaddy)
-	}
 	code, err := run(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		os.Exit(1)
 	}
 	os.Exit(code)
-}
-
-// willRun reports whether -test.run selects the top-level test name (no
-// -test.run selects them all; -test.skip is not looked at).
-func willRun(name string) bool {
-	pattern := flag.Lookup("test.run").Value.String()
-	if pattern == "" {
-		return true
-	}
-	re, err := regexp.Compile(strings.Split(pattern, "/")[0])
-	return err == nil && re.MatchString(name)
 }
 
 // xcaddyBuildEnv is the environment of a caddy build made here: the

@@ -42,9 +42,6 @@ func oldCaddyBin(t *testing.T) string {
 }
 
 // buildOldCaddy sets oldCaddy's binary, built once per test process.
-// TestMain starts it before the tests when TestHashKeyRollingUpgrade is
-// to run, so that the build overlaps the tests that run first instead of
-// lengthening the last one.
 func buildOldCaddy() {
 	if bin := os.Getenv("OLD_CADDY_BIN"); bin != "" {
 		oldCaddy.bin, oldCaddy.err = filepath.Abs(bin)
@@ -62,13 +59,7 @@ func buildOldCaddy() {
 		return
 	}
 	oldCaddy.bin = filepath.Join(dir, "caddy")
-	// At the lowest CPU priority: it runs beside the tests that run alone
-	// first, which must keep the CPU they time.
-	args := []string{"go", "build", "-o", oldCaddy.bin, "./cmd/caddy"}
-	if nice, err := exec.LookPath("nice"); err == nil {
-		args = append([]string{nice, "-n", "19"}, args...)
-	}
-	build := exec.Command(args[0], args[1:]...)
+	build := exec.Command("go", "build", "-o", oldCaddy.bin, "./cmd/caddy")
 	build.Dir = src
 	build.Env = xcaddyBuildEnv()
 	if out, err := build.CombinedOutput(); err != nil {
