@@ -20,14 +20,14 @@ func TestExplainAgreesWithGuard(t *testing.T) {
 	h := legacyHandler(t, func(h *Handler) { h.AppLogout = []string{"/logout"} })
 	ctx := context.Background()
 	const sid = "explain-opaque-session-0001"
-	revokedTok := mintToken(t, jwt.MapClaims{"sub": "fay", "sid": "fs", "jti": "fj"})
+	revokedTok := guardTokens.Mint(t, jwt.MapClaims{"sub": "fay", "sid": "fs", "jti": "fj"})
 	if _, err := h.revoker.RevokeToken(ctx, sid); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.revoker.RevokeSession(ctx, "fay", "fs"); err != nil {
 		t.Fatal(err)
 	}
-	fine := mintToken(t, jwt.MapClaims{"sub": "gus", "sid": "gs"})
+	fine := guardTokens.Mint(t, jwt.MapClaims{"sub": "gus", "sid": "gs"})
 	cases := []struct {
 		name    string
 		req     ExplainRequest

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -51,19 +52,12 @@ func guardHandler(t testing.TB, configure func(h *Handler)) *Handler {
 
 const testSecret = "guard-test-secret-0123456789abcdef"
 
-func mintToken(t testing.TB, claims jwt.MapClaims) string {
-	t.Helper()
+// guardTokens mints the guard tests' HS256 tokens: issued a minute ago,
+// valid an hour, signed with testSecret.
+var guardTokens = testtoken.Minter{Secret: testSecret, Defaults: func() jwt.MapClaims {
 	now := time.Now()
-	full := jwt.MapClaims{"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()}
-	for k, v := range claims {
-		full[k] = v
-	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, full).SignedString([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+	return jwt.MapClaims{"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()}
+}}
 
 // serve runs the handler on r and reports the status and whether the next
 // handler (the upstream) saw the request.
@@ -145,7 +139,7 @@ func TestGuardBlocksEveryRevocationEverywhere(t *testing.T) {
 		for carrier, req := range carriers {
 			n++
 			claims := jwt.MapClaims{"sub": "user-" + kind + "-" + carrier, "sid": "s", "jti": "j-" + kind + "-" + carrier}
-			tok := mintToken(t, claims)
+			tok := guardTokens.Mint(t, claims)
 			if st, reached := serve(t, h, req(tok)); st != http.StatusOK || !reached {
 				t.Fatalf("%s via %s: a valid token was refused (%d)", kind, carrier, st)
 			}
@@ -166,9 +160,9 @@ func TestGuardBlocksEveryRevocationEverywhere(t *testing.T) {
 func TestUnverifiedCredentialRevokesOnlyItself(t *testing.T) {
 	h := guardHandler(t, nil)
 	ctx := context.Background()
-	victim := mintToken(t, jwt.MapClaims{"sub": "victim", "sid": "vs", "jti": "vj"})
+	victim := guardTokens.Mint(t, jwt.MapClaims{"sub": "victim", "sid": "vs", "jti": "vj"})
 	signed := victim[:strings.LastIndexByte(victim, '.')]
-	attacker, err := h.revoker.Authenticate(ctx, mintToken(t, jwt.MapClaims{"sub": "victim", "sid": "other", "jti": "aj"}))
+	attacker, err := h.revoker.Authenticate(ctx, guardTokens.Mint(t, jwt.MapClaims{"sub": "victim", "sid": "other", "jti": "aj"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,10 +196,10 @@ func TestGuardNeverRefusesForHowManyValues(t *testing.T) {
 		h.MaxCredentials = 4
 		h.Credentials = []CredentialSource{{Cookie: "JSESSIONID"}}
 	})
-	victim := mintToken(t, jwt.MapClaims{"sub": "victim", "sid": "v1", "jti": "v-1"})
+	victim := guardTokens.Mint(t, jwt.MapClaims{"sub": "victim", "sid": "v1", "jti": "v-1"})
 	var planted []string
 	for i := range 40 {
-		planted = append(planted, `"`+mintToken(t, jwt.MapClaims{"sub": "junk", "jti": fmt.Sprint("junk-", i)})+`"`)
+		planted = append(planted, `"`+guardTokens.Mint(t, jwt.MapClaims{"sub": "junk", "jti": fmt.Sprint("junk-", i)})+`"`)
 	}
 	jsonCookie := "JSESSIONID=" + url.QueryEscape("j:["+strings.Join(planted, ",")+"]")
 	var pairs []string
@@ -223,7 +217,7 @@ func TestGuardNeverRefusesForHowManyValues(t *testing.T) {
 
 	// A revoked token behind more JWTs than the budget, in a place no
 	// name marks: by its exact string, and by its jti once decoded.
-	revoked := mintToken(t, jwt.MapClaims{"sub": "attacker", "jti": "a-1"})
+	revoked := guardTokens.Mint(t, jwt.MapClaims{"sub": "attacker", "jti": "a-1"})
 	if _, err := h.revoker.RevokeToken(context.Background(), revoked); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +229,7 @@ func TestGuardNeverRefusesForHowManyValues(t *testing.T) {
 	if st, reached := serve(t, h, behind(revoked)); st != http.StatusUnauthorized || reached {
 		t.Fatalf("a revoked token past the budget: status %d", st)
 	}
-	byJTI := mintToken(t, jwt.MapClaims{"sub": "attacker", "jti": "a-2"})
+	byJTI := guardTokens.Mint(t, jwt.MapClaims{"sub": "attacker", "jti": "a-2"})
 	r := httptest.NewRequest(http.MethodGet, "/api", nil)
 	r.Header.Set("X-Anything", byJTI) // decoded: within the budget
 	if st, _ := serve(t, h, r); st != http.StatusOK {

@@ -107,7 +107,7 @@ func TestCredentialJWTCheckedByClaims(t *testing.T) {
 		},
 	} {
 		sid := "cs" + string(rune('0'+i))
-		r := carry(mintToken(t, jwt.MapClaims{"sub": "carol", "sid": sid}))
+		r := carry(guardTokens.Mint(t, jwt.MapClaims{"sub": "carol", "sid": sid}))
 		if st, reached := serve(t, h, r.Clone(context.Background())); st != http.StatusOK || !reached {
 			t.Fatalf("before revocation: status %d", st)
 		}
@@ -186,8 +186,8 @@ func TestAppLogout(t *testing.T) {
 				h.revoker = &revocation.Revoker{Store: failingStore{h.store}, Verifier: h.verifier, SessionTTL: time.Hour}
 			}
 			sid := "opaque-" + strings.ReplaceAll(c.name, " ", "-")
-			bearer := mintToken(t, jwt.MapClaims{"sub": "dave", "sid": "ds-" + sid, "jti": "dj-" + sid})
-			other := mintToken(t, jwt.MapClaims{"sub": "dave", "sid": "ds-" + sid, "jti": "other-" + sid})
+			bearer := guardTokens.Mint(t, jwt.MapClaims{"sub": "dave", "sid": "ds-" + sid, "jti": "dj-" + sid})
+			other := guardTokens.Mint(t, jwt.MapClaims{"sub": "dave", "sid": "ds-" + sid, "jti": "other-" + sid})
 			req := func(path string) *http.Request {
 				r := httptest.NewRequest(http.MethodPost, path, nil)
 				r.Header.Set("Cookie", "JSESSIONID="+sid)
@@ -230,7 +230,7 @@ func TestAppLogout(t *testing.T) {
 // token revokes only its own string, and a Basic user name nothing.
 func TestAppLogoutRevokesOnlyWhatWasPresented(t *testing.T) {
 	h := legacyHandler(t, func(h *Handler) { h.AppLogout = []string{"/logout"} })
-	victim := mintToken(t, jwt.MapClaims{"sub": "erin", "sid": "es", "jti": "ej"})
+	victim := guardTokens.Mint(t, jwt.MapClaims{"sub": "erin", "sid": "es", "jti": "ej"})
 	forged := victim[:strings.LastIndexByte(victim, '.')] + ".Zm9yZ2Vk"
 	r := httptest.NewRequest(http.MethodPost, "/logout", nil)
 	r.Header.Set("Cookie", "JSESSIONID="+forged)

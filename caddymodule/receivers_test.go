@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -116,23 +117,13 @@ func proxied(t *testing.T, h *Handler, token string) int {
 	return serveRecorded(t, h, r).Code
 }
 
-func hsToken(t *testing.T, claims jwt.MapClaims) string {
-	t.Helper()
+// rcvTokens mints the receivers tests' HS256 tokens: the provider's
+// issuer, sub alice, sid s1, a fresh jti, issued now, valid 10 minutes,
+// signed with rcvSecret.
+var rcvTokens = testtoken.Minter{Secret: rcvSecret, Defaults: func() jwt.MapClaims {
 	now := time.Now()
-	c := jwt.MapClaims{"iss": rcvIssuer, "sub": "alice", "sid": "s1", "jti": randomJTI(), "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(rcvSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+	return jwt.MapClaims{"iss": rcvIssuer, "sub": "alice", "sid": "s1", "jti": randomJTI(), "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+}}
 
 var jtiSeq atomic.Int64
 
@@ -172,28 +163,6 @@ func bcl(token string) *http.Request {
 	return postForm("/oidc/backchannel-logout", url.Values{"logout_token": {token}})
 }
 
-func signHS(t *testing.T, header map[string]any, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-	for k, v := range header {
-		tok.Header[k] = v
-	}
-	s, err := tok.SignedString([]byte(rcvSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func unsigned(t *testing.T, claims jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestBackchannelLogoutRefusesInvalidTokens(t *testing.T) {
 	h := newReceiverHandler(t, newIDP(t))
 	other := func(c jwt.MapClaims) string {
@@ -206,30 +175,30 @@ func TestBackchannelLogoutRefusesInvalidTokens(t *testing.T) {
 		req  *http.Request
 	}{
 		{"bad signature", bcl(other(logoutClaims(nil)))},
-		{"alg none", bcl(unsigned(t, logoutClaims(nil)))},
-		{"wrong iss", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"iss": "https://evil.example"})))},
-		{"wrong aud", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"aud": "other-app"})))},
-		{"expired", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"iat": past.Unix(), "exp": past.Add(time.Minute).Unix()})))},
-		{"no exp", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"exp": nil})))},
-		{"no iat", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"iat": nil})))},
-		{"iat in the future", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"iat": time.Now().Add(time.Hour).Unix()})))},
-		{"missing events", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"events": nil})))},
-		{"wrong event", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"events": map[string]any{"http://example.com/other": map[string]any{}}})))},
-		{"event not an object", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"events": map[string]any{revocation.BackchannelLogoutEvent: "x"}})))},
-		{"nonce present", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"nonce": "n-0S6_WzA2Mj"})))},
-		{"neither sid nor sub", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"sub": nil, "sid": nil})))},
-		{"no jti", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"jti": nil})))},
-		{"sid not a string", bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"sid": 7})))},
-		{"typ of an access token", bcl(signHS(t, map[string]any{"typ": "at+jwt"}, logoutClaims(nil)))},
+		{"alg none", bcl(testtoken.Unsigned(t, logoutClaims(nil)))},
+		{"wrong iss", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"iss": "https://evil.example"})))},
+		{"wrong aud", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"aud": "other-app"})))},
+		{"expired", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"iat": past.Unix(), "exp": past.Add(time.Minute).Unix()})))},
+		{"no exp", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"exp": nil})))},
+		{"no iat", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"iat": nil})))},
+		{"iat in the future", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"iat": time.Now().Add(time.Hour).Unix()})))},
+		{"missing events", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"events": nil})))},
+		{"wrong event", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"events": map[string]any{"http://example.com/other": map[string]any{}}})))},
+		{"event not an object", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"events": map[string]any{revocation.BackchannelLogoutEvent: "x"}})))},
+		{"nonce present", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"nonce": "n-0S6_WzA2Mj"})))},
+		{"neither sid nor sub", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"sub": nil, "sid": nil})))},
+		{"no jti", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"jti": nil})))},
+		{"sid not a string", bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"sid": 7})))},
+		{"typ of an access token", bcl(rcvTokens.Sign(t, map[string]any{"typ": "at+jwt"}, logoutClaims(nil)))},
 		{"not a JWT", bcl("opaque-value")},
 		{"no logout_token", postForm("/oidc/backchannel-logout", url.Values{"other": {"x"}})},
-		{"logout_token twice", postForm("/oidc/backchannel-logout", url.Values{"logout_token": {signHS(t, nil, logoutClaims(nil)), "x.y.z"}})},
+		{"logout_token twice", postForm("/oidc/backchannel-logout", url.Values{"logout_token": {rcvTokens.Sign(t, nil, logoutClaims(nil)), "x.y.z"}})},
 		{"JSON instead of a form", func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, "/oidc/backchannel-logout", strings.NewReader(`{"logout_token":"a.b.c"}`))
 			r.Header.Set("Content-Type", "application/json")
 			return r
 		}()},
-		{"oversized body", postForm("/oidc/backchannel-logout", url.Values{"logout_token": {signHS(t, nil, logoutClaims(nil))}, "pad": {strings.Repeat("x", maxBody)}})},
+		{"oversized body", postForm("/oidc/backchannel-logout", url.Values{"logout_token": {rcvTokens.Sign(t, nil, logoutClaims(nil))}, "pad": {strings.Repeat("x", maxBody)}})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -252,13 +221,13 @@ func TestBackchannelLogoutRevokes(t *testing.T) {
 	h := newReceiverHandler(t, newIDP(t))
 
 	// sid only: any token of that provider session, whatever its subject.
-	bobS7 := hsToken(t, jwt.MapClaims{"sub": "bob", "sid": "s7"})
-	bobS8 := hsToken(t, jwt.MapClaims{"sub": "bob", "sid": "s8"})
-	otherIssuerS7 := hsToken(t, jwt.MapClaims{"iss": nil, "sub": "bob", "sid": "s7"})
+	bobS7 := rcvTokens.Mint(t, jwt.MapClaims{"sub": "bob", "sid": "s7"})
+	bobS8 := rcvTokens.Mint(t, jwt.MapClaims{"sub": "bob", "sid": "s8"})
+	otherIssuerS7 := rcvTokens.Mint(t, jwt.MapClaims{"iss": nil, "sub": "bob", "sid": "s7"})
 	if proxied(t, h, bobS7) != http.StatusOK {
 		t.Fatal("token refused before any logout")
 	}
-	tok := signHS(t, map[string]any{"typ": "logout+jwt"}, logoutClaims(jwt.MapClaims{"sub": nil, "sid": "s7"}))
+	tok := rcvTokens.Sign(t, map[string]any{"typ": "logout+jwt"}, logoutClaims(jwt.MapClaims{"sub": nil, "sid": "s7"}))
 	w := serveRecorded(t, h, bcl(tok))
 	if w.Code != http.StatusOK || w.Header().Get("Cache-Control") != "no-store" || w.Body.Len() != 0 {
 		t.Fatalf("sid-only logout: %d %q %s", w.Code, w.Header().Get("Cache-Control"), w.Body)
@@ -279,8 +248,8 @@ func TestBackchannelLogoutRevokes(t *testing.T) {
 	}
 
 	// sub and sid: that session only.
-	aliceS1, aliceS2 := hsToken(t, nil), hsToken(t, jwt.MapClaims{"sid": "s2"})
-	if w := serveRecorded(t, h, bcl(signHS(t, nil, logoutClaims(nil)))); w.Code != http.StatusOK {
+	aliceS1, aliceS2 := rcvTokens.Mint(t, nil), rcvTokens.Mint(t, jwt.MapClaims{"sid": "s2"})
+	if w := serveRecorded(t, h, bcl(rcvTokens.Sign(t, nil, logoutClaims(nil)))); w.Code != http.StatusOK {
 		t.Fatalf("sub+sid logout: %d %s", w.Code, w.Body)
 	}
 	if proxied(t, h, aliceS1) != http.StatusUnauthorized || proxied(t, h, aliceS2) != http.StatusOK {
@@ -288,11 +257,11 @@ func TestBackchannelLogoutRevokes(t *testing.T) {
 	}
 
 	// sub only: every session issued until the logout token's iat.
-	carolOld := hsToken(t, jwt.MapClaims{"sub": "carol", "sid": "c1", "iat": time.Now().Add(-time.Minute).Unix()})
-	if w := serveRecorded(t, h, bcl(signHS(t, nil, logoutClaims(jwt.MapClaims{"sub": "carol", "sid": nil})))); w.Code != http.StatusOK {
+	carolOld := rcvTokens.Mint(t, jwt.MapClaims{"sub": "carol", "sid": "c1", "iat": time.Now().Add(-time.Minute).Unix()})
+	if w := serveRecorded(t, h, bcl(rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"sub": "carol", "sid": nil})))); w.Code != http.StatusOK {
 		t.Fatalf("sub-only logout: %d %s", w.Code, w.Body)
 	}
-	carolNew := hsToken(t, jwt.MapClaims{"sub": "carol", "sid": "c2", "iat": time.Now().Add(2 * time.Second).Unix()})
+	carolNew := rcvTokens.Mint(t, jwt.MapClaims{"sub": "carol", "sid": "c2", "iat": time.Now().Add(2 * time.Second).Unix()})
 	if proxied(t, h, carolOld) != http.StatusUnauthorized {
 		t.Fatal("sub-only logout did not revoke the subject's earlier session")
 	}
@@ -312,7 +281,7 @@ func basic(id, secret string) string {
 
 func TestTokenRevocationClientAuthentication(t *testing.T) {
 	h := newReceiverHandler(t, newIDP(t))
-	tok := hsToken(t, jwt.MapClaims{"azp": "web-app"})
+	tok := rcvTokens.Mint(t, jwt.MapClaims{"azp": "web-app"})
 	cases := []struct {
 		name    string
 		form    url.Values
@@ -359,25 +328,25 @@ func TestTokenRevocationRevokesOnlyOwnTokens(t *testing.T) {
 		}
 	}
 	// Another client's token, an invalid one and an opaque one: 200, nothing.
-	theirs := hsToken(t, jwt.MapClaims{"azp": "other-client"})
+	theirs := rcvTokens.Mint(t, jwt.MapClaims{"azp": "other-client"})
 	revoke(url.Values{"token": {theirs}}, "Authorization", basic("web-app", "s3cret"))
 	revoke(url.Values{"token": {"not-a-jwt"}, "client_id": {"spa"}})
-	revoke(url.Values{"token": {hsToken(t, jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "azp": "spa"})}, "client_id": {"spa"}})
+	revoke(url.Values{"token": {rcvTokens.Mint(t, jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "azp": "spa"})}, "client_id": {"spa"}})
 	if n := h.store.Denylist().Total(); n != 0 || proxied(t, h, theirs) != http.StatusOK {
 		t.Fatalf("%d entries revoked by calls that may revoke nothing", n)
 	}
 
 	// An access token of the client (client_secret_post): the token and its jti.
-	access := hsToken(t, jwt.MapClaims{"client_id": "web-app", "sid": "s1"})
-	sameSession := hsToken(t, jwt.MapClaims{"client_id": "web-app", "sid": "s1"})
+	access := rcvTokens.Mint(t, jwt.MapClaims{"client_id": "web-app", "sid": "s1"})
+	sameSession := rcvTokens.Mint(t, jwt.MapClaims{"client_id": "web-app", "sid": "s1"})
 	revoke(url.Values{"token": {access}, "client_id": {"web-app"}, "client_secret": {"s3cret"}})
 	if proxied(t, h, access) != http.StatusUnauthorized || proxied(t, h, sameSession) != http.StatusOK {
 		t.Fatal("access token revocation: the token must stop, its session must not")
 	}
 
 	// A refresh token of a public client (Okta's cid): also its session.
-	refresh := hsToken(t, jwt.MapClaims{"cid": "spa", "sub": "dave", "sid": "d1"})
-	daveS1 := hsToken(t, jwt.MapClaims{"sub": "dave", "sid": "d1"})
+	refresh := rcvTokens.Mint(t, jwt.MapClaims{"cid": "spa", "sub": "dave", "sid": "d1"})
+	daveS1 := rcvTokens.Mint(t, jwt.MapClaims{"sub": "dave", "sid": "d1"})
 	revoke(url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}, "client_id": {"spa"}})
 	if proxied(t, h, refresh) != http.StatusUnauthorized || proxied(t, h, daveS1) != http.StatusUnauthorized {
 		t.Fatal("refresh token revocation did not revoke its session")
@@ -434,7 +403,7 @@ func TestSecurityEventsRefusals(t *testing.T) {
 		{"wrong content type", push(p.sign(t, "secevent+jwt", setClaims(nil)), "Content-Type", "application/jwt"), 400, "invalid_request"},
 		{"bad signature", push(stranger.sign(t, "secevent+jwt", setClaims(nil))), 400, "authentication_failed"},
 		{"unknown key", push(unknownKid.sign(t, "secevent+jwt", setClaims(nil))), 400, "invalid_key"},
-		{"alg none", push(unsigned(t, setClaims(nil))), 400, "authentication_failed"},
+		{"alg none", push(testtoken.Unsigned(t, setClaims(nil))), 400, "authentication_failed"},
 		{"wrong iss", push(p.sign(t, "secevent+jwt", setClaims(jwt.MapClaims{"iss": "https://evil.example"}))), 400, "invalid_issuer"},
 		{"wrong aud", push(p.sign(t, "secevent+jwt", setClaims(jwt.MapClaims{"aud": "https://other.example"}))), 400, "invalid_audience"},
 		{"expired", push(p.sign(t, "secevent+jwt", setClaims(jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()}))), 400, "invalid_request"},
@@ -476,8 +445,8 @@ func TestSecurityEventsRevoke(t *testing.T) {
 	}
 
 	// CAEP session-revoked, complex subject: that session only.
-	erinE1 := hsToken(t, jwt.MapClaims{"iss": idpIssuer, "sub": "erin", "sid": "e1"})
-	erinE2 := hsToken(t, jwt.MapClaims{"iss": idpIssuer, "sub": "erin", "sid": "e2"})
+	erinE1 := rcvTokens.Mint(t, jwt.MapClaims{"iss": idpIssuer, "sub": "erin", "sid": "e1"})
+	erinE2 := rcvTokens.Mint(t, jwt.MapClaims{"iss": idpIssuer, "sub": "erin", "sid": "e2"})
 	set := p.sign(t, "secevent+jwt", setClaims(nil))
 	accepted("session-revoked", set)
 	if proxied(t, h, erinE1) != http.StatusUnauthorized || proxied(t, h, erinE2) != http.StatusOK {
@@ -492,9 +461,9 @@ func TestSecurityEventsRevoke(t *testing.T) {
 	// one begun after event_timestamp too, whether or not a request of it
 	// was seen before; a login after the event is untouched.
 	cut := time.Now().Add(-30 * time.Second)
-	before := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f1", "iat": cut.Add(-time.Minute).Unix()})
-	began := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f2", "iat": cut.Add(10 * time.Second).Unix()})
-	unseen := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f3", "iat": cut.Add(20 * time.Second).Unix()})
+	before := rcvTokens.Mint(t, jwt.MapClaims{"sub": "frank", "sid": "f1", "iat": cut.Add(-time.Minute).Unix()})
+	began := rcvTokens.Mint(t, jwt.MapClaims{"sub": "frank", "sid": "f2", "iat": cut.Add(10 * time.Second).Unix()})
+	unseen := rcvTokens.Mint(t, jwt.MapClaims{"sub": "frank", "sid": "f3", "iat": cut.Add(20 * time.Second).Unix()})
 	if proxied(t, h, began) != http.StatusOK {
 		t.Fatal("refused before the event")
 	}
@@ -502,7 +471,7 @@ func TestSecurityEventsRevoke(t *testing.T) {
 		"sub_id": map[string]any{"format": "iss_sub", "iss": idpIssuer, "sub": "frank"},
 		"events": map[string]any{revocation.RISCSessionsRevoked: map[string]any{"event_timestamp": cut.Unix()}},
 	})))
-	later := hsToken(t, jwt.MapClaims{"sub": "frank", "sid": "f4", "iat": time.Now().Add(2 * time.Second).Unix()})
+	later := rcvTokens.Mint(t, jwt.MapClaims{"sub": "frank", "sid": "f4", "iat": time.Now().Add(2 * time.Second).Unix()})
 	for name, tok := range map[string]string{"before event_timestamp": before, "begun after it, seen": began, "begun after it, never seen": unseen} {
 		if proxied(t, h, tok) != http.StatusUnauthorized {
 			t.Fatalf("sessions-revoked spared a session %s", name)
@@ -513,7 +482,7 @@ func TestSecurityEventsRevoke(t *testing.T) {
 	}
 
 	// CAEP credential-change, opaque subject: every session of the user.
-	grace := hsToken(t, jwt.MapClaims{"sub": "grace", "sid": "g1"})
+	grace := rcvTokens.Mint(t, jwt.MapClaims{"sub": "grace", "sid": "g1"})
 	accepted("credential-change", p.sign(t, "", setClaims(jwt.MapClaims{
 		"events": map[string]any{revocation.CAEPCredentialChange: map[string]any{
 			"subject": map[string]any{"format": "opaque", "id": "grace"}, "credential_type": "password", "change_type": "update",
@@ -532,7 +501,7 @@ func TestSeedEndpointsRefuseBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = h.Cleanup() }()
-	tok := hsToken(t, jwt.MapClaims{"iss": nil})
+	tok := rcvTokens.Mint(t, jwt.MapClaims{"iss": nil})
 	big := strings.Repeat("x", maxIgnoredBody+1)
 
 	r := httptest.NewRequest(http.MethodPost, "/v1/session/me/revoke?target=all", strings.NewReader(big))
@@ -592,11 +561,11 @@ func TestReceiverProvisionErrors(t *testing.T) {
 func TestBackchannelLogoutJTIReusedWithAnotherToken(t *testing.T) {
 	h := newReceiverHandler(t, newIDP(t))
 	jti := randomJTI()
-	first := signHS(t, nil, logoutClaims(jwt.MapClaims{"jti": jti, "sub": "ivan", "sid": "i1"}))
+	first := rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"jti": jti, "sub": "ivan", "sid": "i1"}))
 	if w := serveRecorded(t, h, bcl(first)); w.Code != http.StatusOK {
 		t.Fatalf("first logout token: %d %s", w.Code, w.Body)
 	}
-	victim := hsToken(t, jwt.MapClaims{"sub": "judy", "sid": "j1"})
+	victim := rcvTokens.Mint(t, jwt.MapClaims{"sub": "judy", "sid": "j1"})
 	entries := h.store.Denylist().Total()
 	for name, claims := range map[string]jwt.MapClaims{
 		"another session":       {"jti": jti, "sub": "judy", "sid": "j1"},
@@ -605,7 +574,7 @@ func TestBackchannelLogoutJTIReusedWithAnotherToken(t *testing.T) {
 		"sid only, another one": {"jti": jti, "sub": nil, "sid": "j1"},
 		"one more claim":        {"jti": jti, "sub": "ivan", "sid": "i1", "extra": "x"},
 	} {
-		w := serveRecorded(t, h, bcl(signHS(t, nil, logoutClaims(claims))))
+		w := serveRecorded(t, h, bcl(rcvTokens.Sign(t, nil, logoutClaims(claims))))
 		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "jti") {
 			t.Fatalf("%s: %d %s", name, w.Code, w.Body)
 		}
@@ -628,16 +597,16 @@ func TestBackchannelLogoutJTIReusedWithAnotherToken(t *testing.T) {
 func TestBackchannelLogoutSubjectCutsAtReceipt(t *testing.T) {
 	h := newReceiverHandler(t, newIDP(t))
 	iat := time.Now().Add(-30 * time.Second)
-	began := hsToken(t, jwt.MapClaims{"sub": "kim", "sid": "k2", "iat": iat.Add(10 * time.Second).Unix()})
-	unseen := hsToken(t, jwt.MapClaims{"sub": "kim", "sid": "k3", "iat": iat.Add(20 * time.Second).Unix()})
+	began := rcvTokens.Mint(t, jwt.MapClaims{"sub": "kim", "sid": "k2", "iat": iat.Add(10 * time.Second).Unix()})
+	unseen := rcvTokens.Mint(t, jwt.MapClaims{"sub": "kim", "sid": "k3", "iat": iat.Add(20 * time.Second).Unix()})
 	if proxied(t, h, began) != http.StatusOK {
 		t.Fatal("refused before the logout")
 	}
-	tok := signHS(t, nil, logoutClaims(jwt.MapClaims{"sub": "kim", "sid": nil, "iat": iat.Unix()}))
+	tok := rcvTokens.Sign(t, nil, logoutClaims(jwt.MapClaims{"sub": "kim", "sid": nil, "iat": iat.Unix()}))
 	if w := serveRecorded(t, h, bcl(tok)); w.Code != http.StatusOK {
 		t.Fatalf("sub-only logout: %d %s", w.Code, w.Body)
 	}
-	later := hsToken(t, jwt.MapClaims{"sub": "kim", "sid": "k4", "iat": time.Now().Add(2 * time.Second).Unix()})
+	later := rcvTokens.Mint(t, jwt.MapClaims{"sub": "kim", "sid": "k4", "iat": time.Now().Add(2 * time.Second).Unix()})
 	if proxied(t, h, began) != http.StatusUnauthorized || proxied(t, h, unseen) != http.StatusUnauthorized {
 		t.Fatal("a session begun after the logout token's iat was spared")
 	}

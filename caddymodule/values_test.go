@@ -22,7 +22,7 @@ import (
 func TestGuardFindsCredentialsByValue(t *testing.T) {
 	h := legacyHandler(t, nil)
 	ctx := context.Background()
-	byJTI := mintToken(t, jwt.MapClaims{"sub": "mallory", "sid": "m1", "jti": "values-jti"})
+	byJTI := guardTokens.Mint(t, jwt.MapClaims{"sub": "mallory", "sid": "m1", "jti": "values-jti"})
 	if _, err := h.revoker.RevokeJTI(ctx, "values-jti", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestGuardManyValuesAreBoundedNotRefused(t *testing.T) {
 		fmt.Fprintf(&b, "c%d=%020d; ", i, i)
 	}
 	jar := b.String()
-	victim := mintToken(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+	victim := guardTokens.Mint(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
 	r := httptest.NewRequest(http.MethodGet, "/api", nil)
 	r.Header.Set("Authorization", "Bearer "+victim)
 	r.Header.Set("Cookie", jar)

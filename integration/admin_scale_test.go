@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // The admin API at scale (SPEC section 9): bulk revocations and the
@@ -22,6 +23,7 @@ import (
 // revocation is enforced on both, and a bulk request with one bad
 // element applies nothing.
 func TestBulkRevocationAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	cs := startReplicas(t, 2, basicConfig("redis "+srv.URL(), up, ""))
@@ -29,11 +31,11 @@ func TestBulkRevocationAcrossReplicas(t *testing.T) {
 
 	// 1200 revocations: more than two batches of 500. Among them, one of
 	// each form whose effect the test checks by a token.
-	subjTok := Token(t, jwt.MapClaims{"sub": "bulk-subject", "sid": "x"})
-	sessTok := Token(t, jwt.MapClaims{"sub": "bulk-alice", "sid": "bulk-s1"})
-	jtiTok := Token(t, jwt.MapClaims{"sub": "bulk-bob", "jti": "bulk-jti-1"})
-	exactTok := Token(t, jwt.MapClaims{"sub": "bulk-carol"})
-	spared := Token(t, jwt.MapClaims{"sub": "bulk-spared"})
+	subjTok := testtoken.HS256(t, jwt.MapClaims{"sub": "bulk-subject", "sid": "x"})
+	sessTok := testtoken.HS256(t, jwt.MapClaims{"sub": "bulk-alice", "sid": "bulk-s1"})
+	jtiTok := testtoken.HS256(t, jwt.MapClaims{"sub": "bulk-bob", "jti": "bulk-jti-1"})
+	exactTok := testtoken.HS256(t, jwt.MapClaims{"sub": "bulk-carol"})
+	spared := testtoken.HS256(t, jwt.MapClaims{"sub": "bulk-spared"})
 	for _, tok := range []string{subjTok, sessTok, jtiTok, exactTok, spared} {
 		expectAll(t, "before the bulk revocation", cs, tok, http.StatusOK)
 	}
@@ -72,7 +74,7 @@ func TestBulkRevocationAcrossReplicas(t *testing.T) {
 	expectAll(t, "a token the bulk revocation did not name", cs, spared, http.StatusOK)
 
 	// One bad element: 400, and none of the good ones applied.
-	untouched := Token(t, jwt.MapClaims{"sub": "bulk-dave"})
+	untouched := testtoken.HS256(t, jwt.MapClaims{"sub": "bulk-dave"})
 	st, body = a.AdminDo("POST", "/revocation/revoke", `[{"subject":"bulk-dave"},{"subject":"x","jti":"y"}]`)
 	if st != http.StatusBadRequest || !strings.Contains(body, "element 2") {
 		t.Fatalf("bulk with a bad element: %d %s, want 400 naming element 2", st, body)
@@ -84,7 +86,7 @@ func TestBulkRevocationAcrossReplicas(t *testing.T) {
 	var cliToks []string
 	for i := range 30 {
 		lines = append(lines, fmt.Sprintf(`{"subject":"ndjson-%d"}`, i))
-		cliToks = append(cliToks, Token(t, jwt.MapClaims{"sub": fmt.Sprintf("ndjson-%d", i)}))
+		cliToks = append(cliToks, testtoken.HS256(t, jwt.MapClaims{"sub": fmt.Sprintf("ndjson-%d", i)}))
 	}
 	ndjson := strings.Join(lines, "\n") + "\n\n"
 	code, stdout, stderr := runCLI(t, ndjson, nil, "revocation", "revoke", "--bulk", "--address", b.Admin)
@@ -101,7 +103,7 @@ func TestBulkRevocationAcrossReplicas(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "line 2") {
 		t.Fatalf("revoke --bulk with a bad line: exit %d\n%s%s", code, stdout, stderr)
 	}
-	expectAll(t, "the good line of a refused NDJSON input", cs, Token(t, jwt.MapClaims{"sub": "ndjson-late"}), http.StatusOK)
+	expectAll(t, "the good line of a refused NDJSON input", cs, testtoken.HS256(t, jwt.MapClaims{"sub": "ndjson-late"}), http.StatusOK)
 }
 
 // TestGlobalCutoffAcrossReplicas sets the global cutoff with the CLI at
@@ -109,16 +111,17 @@ func TestBulkRevocationAcrossReplicas(t *testing.T) {
 // both, tokens issued later pass, and the cutoff survives a restart and
 // a config reload.
 func TestGlobalCutoffAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
-	config := basicConfig("redis "+srv.URL(), up, "")
+	config := withLeeway(basicConfig("redis "+srv.URL(), up, ""))
 	cs := startReplicas(t, 2, config)
 	a, b := cs[0], cs[1]
 
 	old := []string{
-		Token(t, jwt.MapClaims{"sub": "g-alice", "sid": "a1"}),
-		Token(t, jwt.MapClaims{"sub": "g-bob", "sid": nil}),
-		Token(t, jwt.MapClaims{"sub": "g-carol", "iat": time.Now().Add(-time.Hour).Unix()}),
+		testtoken.HS256(t, jwt.MapClaims{"sub": "g-alice", "sid": "a1"}),
+		testtoken.HS256(t, jwt.MapClaims{"sub": "g-bob", "sid": nil}),
+		testtoken.HS256(t, jwt.MapClaims{"sub": "g-carol", "iat": time.Now().Add(-time.Hour).Unix()}),
 	}
 	for _, tok := range old {
 		expectAll(t, "before the cutoff", cs, tok, http.StatusOK)
@@ -131,8 +134,7 @@ func TestGlobalCutoffAcrossReplicas(t *testing.T) {
 		ExpectStatus(t, fmt.Sprintf("old token %d at the serving replica", i), Get(t, b.URL+"/orders", tok), http.StatusUnauthorized)
 		eventuallyAll(t, fmt.Sprintf("old token %d everywhere", i), cs, tok, http.StatusUnauthorized)
 	}
-	waitNextSecond()
-	fresh := Token(t, jwt.MapClaims{"sub": "g-alice", "sid": "a2"})
+	fresh := testtoken.HS256(t, nextSecond(), jwt.MapClaims{"sub": "g-alice", "sid": "a2"})
 	expectAll(t, "a token issued after the cutoff", cs, fresh, http.StatusOK)
 
 	// One entry, reported as such.
@@ -168,15 +170,16 @@ func TestGlobalCutoffAcrossReplicas(t *testing.T) {
 // TestGlobalCutoffEmbedded: with the embedded store the cutoff holds in
 // the process, across a config reload.
 func TestGlobalCutoffEmbedded(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	config := basicConfig("", up, "")
 	c := StartCaddy(t, config)
 	c.WaitReady()
-	old := Token(t, jwt.MapClaims{"sub": "e-alice", "iat": time.Now().Add(-2 * time.Minute).Unix()})
+	old := testtoken.HS256(t, jwt.MapClaims{"sub": "e-alice", "iat": time.Now().Add(-2 * time.Minute).Unix()})
 	ExpectStatus(t, "before the cutoff", Get(t, c.URL+"/orders", old), http.StatusOK)
 	adminRevoke(t, c, `{"all":true,"before":"-1m"}`)
 	ExpectStatus(t, "issued before the cutoff", Get(t, c.URL+"/orders", old), http.StatusUnauthorized)
-	recent := Token(t, nil)
+	recent := testtoken.HS256(t, nil)
 	ExpectStatus(t, "issued after the cutoff", Get(t, c.URL+"/orders", recent), http.StatusOK)
 	c.Reload(config)
 	ExpectStatus(t, "issued before the cutoff, after a reload", Get(t, c.URL+"/orders", old), http.StatusUnauthorized)

@@ -96,6 +96,7 @@ func (b docBlock) String() string { return fmt.Sprintf("%s:%d", b.file, b.line) 
 // binary: a fragment inside the block it belongs in; a copy of a file of
 // the repository is that file, verbatim.
 func TestDocsCaddyfilesAdapt(t *testing.T) {
+	t.Parallel()
 	n := 0
 	for _, b := range docBlocks(t) {
 		if b.kind == "file" {
@@ -147,6 +148,7 @@ func TestDocsCaddyfilesAdapt(t *testing.T) {
 // the docs show. Walk-throughs of one page with one Caddyfile share the
 // instance and the shell, as a reader following the page does.
 func TestDocsWalkthroughs(t *testing.T) {
+	t.Parallel()
 	type group struct {
 		name   string
 		blocks []docBlock
@@ -404,6 +406,7 @@ func startDocApp(t *testing.T, pkg string) int {
 // Each CLI transcript of the docs ("$ caddy ..." and what it printed) is
 // what the real binary prints, with exit status 1 for an error.
 func TestDocsCLI(t *testing.T) {
+	t.Parallel()
 	n := 0
 	for _, b := range docBlocks(t) {
 		if b.kind != "cli" {
@@ -445,6 +448,7 @@ func TestDocsCLI(t *testing.T) {
 // demo-token's help shows no meaningless default (it printed
 // "-auth-age duration ... (default -1ns)").
 func TestDemoTokenHelp(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command("go", "run", "./cmd/demo-token", "-h")
 	cmd.Dir = repoRoot
 	out, _ := cmd.CombinedOutput() // -h exits 0 or 2 depending on the flag package

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // A DPoP-bound access token (cnf.jkt) proves nothing at the bearer
@@ -14,10 +16,11 @@ import (
 // that names it (ath): a thief holding only the token cannot revoke its
 // owner's sessions.
 func TestDPoPBoundAccessTokenAtEndpoints(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	key := newSeedDPoPKey(t)
 	bound := func(sid string) string {
-		return Token(t, jwt.MapClaims{"sub": "alice", "sid": sid, "cnf": map[string]any{"jkt": key.jkt}})
+		return testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": sid, "cnf": map[string]any{"jkt": key.jkt}})
 	}
 	ath := func(tok string) string {
 		sum := sha256.Sum256([]byte(tok))

@@ -16,6 +16,8 @@ import (
 	"unicode/utf16"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // End to end, with the real binary and real Redis: whatever the encoding,
@@ -28,6 +30,7 @@ import (
 // and the endpoints are served there too. redir sorts before it in
 // Caddy's order: the redirect answers without any upstream.
 func TestGuardRunsInEveryLayout(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "index.html"), []byte("static"), 0o600); err != nil {
@@ -59,8 +62,8 @@ func TestGuardRunsInEveryLayout(t *testing.T) {
 		root %[2]s
 	}
 }
-`, up.Addr(), root, testSecret))
-	tok := Token(t, nil)
+`, up.Addr(), root, testtoken.Secret))
+	tok := testtoken.HS256(t, nil)
 	for _, path := range []string{"/api/x", "/static/index.html", "/r/x", "/health", "/index.html"} {
 		ExpectStatus(t, "a valid token at "+path, Get(t, c.URL+path, tok), http.StatusOK)
 	}
@@ -130,6 +133,7 @@ func urlEscape(s string) string {
 // Item 1 of the attack: every kind of revocation holds for every
 // re-encoding of the token.
 func TestRevocationsHoldForEveryEncoding(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	api := e.C.URL + "/api/orders"
 	n := 0
@@ -141,7 +145,7 @@ func TestRevocationsHoldForEveryEncoding(t *testing.T) {
 			for k, v := range extra {
 				c[k] = v
 			}
-			return Token(t, c)
+			return testtoken.HS256(t, c)
 		}
 	}
 	cases := []struct {
@@ -203,12 +207,13 @@ func TestRevocationsHoldForEveryEncoding(t *testing.T) {
 			expectVariantsBlocked(t, c.name, api, victim)
 		})
 	}
-	ExpectStatus(t, "another user", Get(t, api, Token(t, jwt.MapClaims{"sub": "bystander"})), http.StatusOK)
+	ExpectStatus(t, "another user", Get(t, api, testtoken.HS256(t, jwt.MapClaims{"sub": "bystander"})), http.StatusOK)
 }
 
 // Items 2-4 and issue 13: a revoked refresh token, however a cookie or a
 // body carries it, never reaches the app; a clean one does.
 func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	refresh := seedRefresh(t, "carrier-user", "s1", nil)
 	expectSeedNoContent(t, "revoke_refresh", e.revokeRefresh(t, refresh))
@@ -271,8 +276,9 @@ func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
 // not examined; oversized_body pass lets it through (as documented),
 // reject refuses it.
 func TestInflatedBodyOverTheLimit(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
-	revoked := Token(t, nil)
+	revoked := testtoken.HS256(t, nil)
 	body := gzipped(`{"refreshToken":"` + revoked + `","pad":"` + strings.Repeat("x", 300<<10) + `"}`)
 	for _, mode := range []string{"pass", "reject"} {
 		t.Run(mode, func(t *testing.T) {
@@ -291,14 +297,15 @@ func TestInflatedBodyOverTheLimit(t *testing.T) {
 // Item 5: knowing someone's header.payload (or their token with another
 // signature) revokes nothing of theirs.
 func TestForgedCredentialsRevokeOnlyThemselves(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
-	victim := Token(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+	victim := testtoken.HS256(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
 	signed := victim[:strings.LastIndexByte(victim, '.')]
-	attacker := Token(t, jwt.MapClaims{"sub": "attacker", "sid": "a1"})
+	attacker := testtoken.HS256(t, jwt.MapClaims{"sub": "attacker", "sid": "a1"})
 	expectSeedNoContent(t, "header.payload as an opaque refresh cookie", e.revokeRefresh(t, signed))
 	for _, forged := range []string{signed + ".Zm9yZ2Vk", signed + ".!!!", signed} {
 		ExpectStatus(t, "logout handing in a forgery", e.logout(t, attacker, `{"refreshToken":"`+forged+`"}`), http.StatusOK)
-		attacker = Token(t, jwt.MapClaims{"sub": "attacker", "sid": fmt.Sprintf("a-%d", len(forged))})
+		attacker = testtoken.HS256(t, jwt.MapClaims{"sub": "attacker", "sid": fmt.Sprintf("a-%d", len(forged))})
 	}
 	ExpectStatus(t, "the victim's token", Get(t, e.C.URL+"/api/orders", victim), http.StatusOK)
 	ExpectBlocked(t, "the forgery itself", Get(t, e.C.URL+"/api/orders", signed+".Zm9yZ2Vk"))
@@ -306,10 +313,11 @@ func TestForgedCredentialsRevokeOnlyThemselves(t *testing.T) {
 
 // Item 6: claims that are not strings are read as apps stringify them.
 func TestNumericClaimsAreRevocable(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
-	bySub := Token(t, jwt.MapClaims{"sub": 12345, "sid": 7})
-	byJTI := Token(t, jwt.MapClaims{"sub": "u", "jti": 99})
-	bySession := Token(t, jwt.MapClaims{"sub": 54321, "sid": 8})
+	bySub := testtoken.HS256(t, jwt.MapClaims{"sub": 12345, "sid": 7})
+	byJTI := testtoken.HS256(t, jwt.MapClaims{"sub": "u", "jti": 99})
+	bySession := testtoken.HS256(t, jwt.MapClaims{"sub": 54321, "sid": 8})
 	for _, tok := range []string{bySub, byJTI, bySession} {
 		ExpectStatus(t, "before", Get(t, e.C.URL+"/api/orders", tok), http.StatusOK)
 	}
@@ -320,9 +328,9 @@ func TestNumericClaimsAreRevocable(t *testing.T) {
 	ExpectBlocked(t, "numeric jti", Get(t, e.C.URL+"/api/orders", byJTI))
 	ExpectBlocked(t, "numeric sub and sid", Get(t, e.C.URL+"/api/orders", bySession))
 	// And the endpoints act for such a caller.
-	caller := Token(t, jwt.MapClaims{"sub": 777, "sid": 1})
+	caller := testtoken.HS256(t, jwt.MapClaims{"sub": 777, "sid": 1})
 	ExpectStatus(t, "logout of a numeric subject", e.logout(t, caller, ""), http.StatusOK)
-	ExpectBlocked(t, "after its logout", Get(t, e.C.URL+"/api/orders", Token(t, jwt.MapClaims{"sub": "777", "sid": "1"})))
+	ExpectBlocked(t, "after its logout", Get(t, e.C.URL+"/api/orders", testtoken.HS256(t, jwt.MapClaims{"sub": "777", "sid": "1"})))
 }
 
 // Item 7, as issue 17 changed it: a request with thousands of
@@ -331,6 +339,7 @@ func TestNumericClaimsAreRevocable(t *testing.T) {
 // JWTs decoded, the rest checked by hash), a revoked one among them is
 // still found, and it does not slow everyone else down.
 func TestManyCredentialsAreBoundedNotRefused(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	body := func(last string) string {
 		var b strings.Builder
@@ -348,16 +357,17 @@ func TestManyCredentialsAreBoundedNotRefused(t *testing.T) {
 	took := time.Since(start)
 	ExpectStatus(t, "4000 refresh tokens", r, http.StatusOK)
 	t.Logf("passed in %v", took)
-	revoked := Token(t, jwt.MapClaims{"sub": "many", "sid": "m1"})
+	revoked := testtoken.HS256(t, jwt.MapClaims{"sub": "many", "sid": "m1"})
 	revokeTokenAt(t, e.C, revoked)
 	ExpectBlocked(t, "a revoked token after 4000 others", Do(t, "POST", e.C.URL+"/v1/auth/refresh", body(revoked), "Content-Type", "application/json", "Content-Encoding", "gzip"))
-	ExpectStatus(t, "an ordinary request", Get(t, e.C.URL+"/api/orders", Token(t, nil)), http.StatusOK)
+	ExpectStatus(t, "an ordinary request", Get(t, e.C.URL+"/api/orders", testtoken.HS256(t, nil)), http.StatusOK)
 }
 
 // Item 8: naming made-up sessions stores nothing.
 func TestMadeUpSessionsStoreNothing(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
-	caller := Token(t, jwt.MapClaims{"sub": "filler", "sid": "cur"})
+	caller := testtoken.HS256(t, jwt.MapClaims{"sub": "filler", "sid": "cur"})
 	ExpectStatus(t, "caller in use", Get(t, e.C.URL+"/api/orders", caller), http.StatusOK)
 	keys := func() string {
 		out, err := e.Redis.Do("DBSIZE")
@@ -381,6 +391,7 @@ func TestMadeUpSessionsStoreNothing(t *testing.T) {
 // Item 9: the shipped log configuration keeps tokens in the query out of
 // the access log.
 func TestAccessLogHasNoTokens(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	logFile := filepath.Join(t.TempDir(), "access.log")
 	c := StartCaddy(t, fmt.Sprintf(`{
@@ -404,8 +415,8 @@ func TestAccessLogHasNoTokens(t *testing.T) {
 	}
 	reverse_proxy %s
 }
-`, logFile, testSecret, up.Addr()))
-	tok := Token(t, nil)
+`, logFile, testtoken.Secret, up.Addr()))
+	tok := testtoken.HS256(t, nil)
 	secrets := []string{tok, "opaque-refresh-1", "opaque-refresh-2", "opaque-refresh-3", "header-secret", "dpop-proof"}
 	Get(t, c.URL+"/a?access_token="+tok+"&x=1", "")
 	Get(t, c.URL+"/b?x=1;refresh_token=opaque-refresh-1", "")

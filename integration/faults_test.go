@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // The tests of this file inject the faults of issue 22 from outside (a
@@ -75,7 +76,7 @@ func startStorm(t *testing.T, cs func() []*Caddy, rate int) *stormRun {
 				i := n.Add(1)
 				replicas := cs()
 				c := replicas[int(i)%len(replicas)]
-				tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("storm-%d-%d", w, i)})
+				tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("storm-%d-%d", w, i)})
 				req, _ := http.NewRequest("POST", "http://"+c.Admin+"/revocation/revoke", strings.NewReader(fmt.Sprintf(`{"token":%q}`, tok)))
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)
@@ -220,6 +221,7 @@ func expectNoneLost(t *testing.T, what string, cs []*Caddy, acks []ack) {
 // write back those Redis lost; a replica started afterwards blocks all
 // of them.
 func TestFaultRedisRestartedEmpty(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "snapshot_every off")
@@ -250,6 +252,7 @@ func TestFaultRedisRestartedEmpty(t *testing.T) {
 // is lost; the reloaded replica carries its copy over instead of
 // loading again.
 func TestFaultJoinAndReloadDuringStorm(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "snapshot_every off")
@@ -316,6 +319,7 @@ func TestFaultJoinAndReloadDuringStorm(t *testing.T) {
 // blocked there and at a replica started afterwards. The times are
 // logged, as figures, not asserted beyond the stale_after bound.
 func TestFaultReplicaPartitioned(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	proxy := testredis.NewProxy(t, srv.Addr())
@@ -324,7 +328,7 @@ func TestFaultReplicaPartitioned(t *testing.T) {
 	a.WaitReady()
 	p := StartCaddy(t, basicConfig("redis redis://"+proxy.Addr(), up, ""))
 	p.WaitReady()
-	good := Token(t, jwt.MapClaims{"sid": "partition-good"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sid": "partition-good"})
 
 	var all []ack
 	for _, mode := range []string{"blackhole", "refused"} {
@@ -452,6 +456,7 @@ func storeConnected(t *testing.T, c *Caddy) bool {
 // applies everything (applying a revocation again changes nothing), and
 // every entry is blocked everywhere, at a replica started afterwards too.
 func TestFaultReplicaKilledDuringBulk(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "")
@@ -460,7 +465,7 @@ func TestFaultReplicaKilledDuringBulk(t *testing.T) {
 	var toks []string
 	for i := range 10000 {
 		if i%500 == 0 {
-			tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("bulk-%d", i)})
+			tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("bulk-%d", i)})
 			toks = append(toks, tok)
 			orders = append(orders, fmt.Sprintf(`{"token":%q}`, tok))
 			continue
@@ -511,8 +516,12 @@ func TestFaultReplicaKilledDuringBulk(t *testing.T) {
 // hold them see that Redis went back in time and write them back, so
 // the replica started afterwards blocks every one all the same.
 func TestFaultSentinelFailoverAfterLag(t *testing.T) {
+	t.Parallel()
 	for _, wait := range []string{"1", "off"} {
-		t.Run("wait "+wait, func(t *testing.T) { sentinelFailoverAfterLag(t, wait) })
+		t.Run("wait "+wait, func(t *testing.T) {
+			t.Parallel() // each has its own Sentinels, replicas and storm
+			sentinelFailoverAfterLag(t, wait)
+		})
 	}
 }
 
@@ -607,6 +616,7 @@ func serverPID(t *testing.T, s *testredis.Server) int {
 // resending from there, once Redis has room, applies the rest, and every
 // element is blocked.
 func TestFaultBulkCutShortByTheStore(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t, "--maxmemory-policy", "noeviction")
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
@@ -629,7 +639,7 @@ func TestFaultBulkCutShortByTheStore(t *testing.T) {
 	}
 	var orders, toks []string
 	for i := range 10000 {
-		tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("cut-%d", i)})
+		tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("cut-%d", i)})
 		toks = append(toks, tok)
 		orders = append(orders, fmt.Sprintf(`{"token":%q}`, tok))
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // storeModes runs a test with the embedded store and with Redis.
@@ -42,16 +43,17 @@ func basicConfig(redisLine string, upstream *Upstream, extra string) string {
 		jwt {
 			hmac_secret %s
 		}
-		%s`, redisLine, testSecret, extra), upstream.Addr())
+		%s`, redisLine, testtoken.Secret, extra), upstream.Addr())
 }
 
 func TestProxyPassesValidAndStopsRevoked(t *testing.T) {
+	t.Parallel()
 	storeModes(t, func(t *testing.T, redisLine string) {
 		up := StartUpstream(t)
-		c := StartCaddy(t, basicConfig(redisLine, up, ""))
+		c := StartCaddy(t, withLeeway(basicConfig(redisLine, up, "")))
 		c.WaitReady()
 
-		good := Token(t, nil)
+		good := testtoken.HS256(t, nil)
 		r := Get(t, c.URL+"/orders", good)
 		ExpectStatus(t, "valid token", r, http.StatusOK)
 		if !up.Saw(good) {
@@ -62,7 +64,7 @@ func TestProxyPassesValidAndStopsRevoked(t *testing.T) {
 		}
 
 		// A token revoked before its first use never reaches the upstream.
-		stolen := Token(t, jwt.MapClaims{"sid": "s2"})
+		stolen := testtoken.HS256(t, jwt.MapClaims{"sid": "s2"})
 		st, body := c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, stolen))
 		if st != http.StatusOK {
 			t.Fatalf("admin revoke token: %d %s", st, body)
@@ -84,6 +86,7 @@ func TestProxyPassesValidAndStopsRevoked(t *testing.T) {
 }
 
 func TestAdminRevocationKinds(t *testing.T) {
+	t.Parallel()
 	storeModes(t, func(t *testing.T, redisLine string) {
 		up := StartUpstream(t)
 		c := StartCaddy(t, basicConfig(redisLine, up, ""))
@@ -95,9 +98,9 @@ func TestAdminRevocationKinds(t *testing.T) {
 			}
 		}
 
-		aliceS1 := Token(t, jwt.MapClaims{"sid": "s1"})
-		aliceS2 := Token(t, jwt.MapClaims{"sid": "s2"})
-		bobS1 := Token(t, jwt.MapClaims{"sub": "bob", "sid": "s1"})
+		aliceS1 := testtoken.HS256(t, jwt.MapClaims{"sid": "s1"})
+		aliceS2 := testtoken.HS256(t, jwt.MapClaims{"sid": "s2"})
+		bobS1 := testtoken.HS256(t, jwt.MapClaims{"sub": "bob", "sid": "s1"})
 		for _, tok := range []string{aliceS1, aliceS2, bobS1} {
 			ExpectStatus(t, "before", Get(t, c.URL+"/", tok), http.StatusOK)
 		}
@@ -109,10 +112,10 @@ func TestAdminRevocationKinds(t *testing.T) {
 		ExpectStatus(t, "alice s2 after s1 revoked", Get(t, c.URL+"/", aliceS2), http.StatusOK)
 		ExpectStatus(t, "bob s1 after alice s1 revoked", Get(t, c.URL+"/", bobS1), http.StatusOK)
 		// A token minted later for that session (a refresh) is stopped too.
-		ExpectStatus(t, "new token of a revoked session", Get(t, c.URL+"/", Token(t, jwt.MapClaims{"sid": "s1"})), http.StatusUnauthorized)
+		ExpectStatus(t, "new token of a revoked session", Get(t, c.URL+"/", testtoken.HS256(t, jwt.MapClaims{"sid": "s1"})), http.StatusUnauthorized)
 
 		// A jti.
-		withJTI := Token(t, jwt.MapClaims{"jti": "jti-42", "sid": "s3"})
+		withJTI := testtoken.HS256(t, jwt.MapClaims{"jti": "jti-42", "sid": "s3"})
 		ExpectStatus(t, "jti before", Get(t, c.URL+"/", withJTI), http.StatusOK)
 		revoke(`{"jti":"jti-42"}`)
 		ExpectStatus(t, "jti after", Get(t, c.URL+"/", withJTI), http.StatusUnauthorized)
@@ -122,8 +125,7 @@ func TestAdminRevocationKinds(t *testing.T) {
 		ExpectStatus(t, "alice s2 after subject revocation", Get(t, c.URL+"/", aliceS2), http.StatusUnauthorized)
 		ExpectStatus(t, "bob after alice's subject revocation", Get(t, c.URL+"/", bobS1), http.StatusOK)
 		// A login after the revocation (issued in a later second) works.
-		waitNextSecond()
-		ExpectStatus(t, "alice's new login", Get(t, c.URL+"/", Token(t, jwt.MapClaims{"sid": "s9"})), http.StatusOK)
+		ExpectStatus(t, "alice's new login", Get(t, c.URL+"/", testtoken.HS256(t, nextSecond(), jwt.MapClaims{"sid": "s9"})), http.StatusOK)
 
 		st, body := c.AdminDo("GET", "/revocation/status", "")
 		if st != http.StatusOK || !strings.Contains(body, `"subject":1`) || !strings.Contains(body, `"session":`) {
@@ -152,17 +154,25 @@ func countSeen(u *Upstream, s string) int {
 	return n
 }
 
-// waitNextSecond sleeps into the next wall-clock second, so that a token
-// minted afterwards has an iat later than anything revoked before.
-func waitNextSecond() {
-	now := time.Now()
-	time.Sleep(now.Truncate(time.Second).Add(time.Second + 10*time.Millisecond).Sub(now))
+// nextSecond returns the claims of a token issued in the next wall-clock
+// second: later than anything revoked until now, since a cutoff compares
+// whole seconds of iat, without sleeping into that second. The caddy that
+// reads it must tolerate that much clock skew: withLeeway.
+func nextSecond() jwt.MapClaims {
+	return testtoken.Issued(time.Now().Truncate(time.Second).Add(time.Second))
+}
+
+// withLeeway gives the jwt block of a config from basicConfig or
+// seedConfig the leeway a token from nextSecond needs.
+func withLeeway(config string) string {
+	return strings.Replace(config, "hmac_secret "+testtoken.Secret, "hmac_secret "+testtoken.Secret+"\n\t\t\tleeway 2s", 1)
 }
 
 func TestRefreshTokensAreChecked(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("", up, ""))
-	refresh := Token(t, jwt.MapClaims{"sid": "r1", "typ": "refresh"})
+	refresh := testtoken.HS256(t, jwt.MapClaims{"sid": "r1", "typ": "refresh"})
 	cookie := "__Host-refresh_demo=" + refresh
 	ExpectStatus(t, "refresh cookie before", Do(t, "GET", c.URL+"/", "", "Cookie", cookie), http.StatusOK)
 	body := fmt.Sprintf(`{"refreshToken":%q}`, refresh)
@@ -190,6 +200,7 @@ func TestRefreshTokensAreChecked(t *testing.T) {
 }
 
 func TestRequireToken(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("", up, "require_token"))
 	r := Get(t, c.URL+"/", "")
@@ -199,11 +210,11 @@ func TestRequireToken(t *testing.T) {
 	}
 	// Signed with another secret: a forgery that no encoding trick can
 	// turn valid.
-	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte("not-the-secret-not-the-secret-000"))
+	forged := testtoken.HS256With(t, "not-the-secret-not-the-secret-000", jwt.MapClaims{"sub": "alice", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 	ExpectStatus(t, "bad signature", Get(t, c.URL+"/", forged), http.StatusUnauthorized)
-	expired := Token(t, jwt.MapClaims{"iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-time.Minute).Unix()})
+	expired := testtoken.HS256(t, jwt.MapClaims{"iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-time.Minute).Unix()})
 	ExpectStatus(t, "expired", Get(t, c.URL+"/", expired), http.StatusUnauthorized)
-	ExpectStatus(t, "valid", Get(t, c.URL+"/", Token(t, nil)), http.StatusOK)
+	ExpectStatus(t, "valid", Get(t, c.URL+"/", testtoken.HS256(t, nil)), http.StatusOK)
 	if up.Hits() != 1 {
 		t.Fatalf("%d requests reached the upstream, want only the valid one", up.Hits())
 	}
@@ -211,10 +222,11 @@ func TestRequireToken(t *testing.T) {
 
 // A reload keeps the embedded denylist, and does not reconnect to Redis.
 func TestReloadKeepsState(t *testing.T) {
+	t.Parallel()
 	t.Run("embedded", func(t *testing.T) {
 		up := StartUpstream(t)
 		c := StartCaddy(t, basicConfig("", up, ""))
-		tok := Token(t, nil)
+		tok := testtoken.HS256(t, nil)
 		c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, tok))
 		ExpectStatus(t, "before reload", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
 		c.Reload(basicConfig("", up, "log_blocked debug\n\t\tsession_ttl 48h"))
@@ -232,7 +244,7 @@ func TestReloadKeepsState(t *testing.T) {
 		if len(before) == 0 {
 			t.Fatal("no caddy-revocation connection to redis")
 		}
-		tok := Token(t, nil)
+		tok := testtoken.HS256(t, nil)
 		c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, tok))
 		c.Reload(basicConfig("redis "+srv.URL(), up, "log_blocked debug"))
 		ExpectStatus(t, "after reload", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
@@ -275,6 +287,7 @@ func clientIDs(t *testing.T, srv *testredis.Server) map[string]bool {
 }
 
 func TestValidateRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "notpem.txt")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
@@ -286,7 +299,7 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 	cfg := func(inner string) string {
 		return fmt.Sprintf(":8080 {\n\trevocation {\n%s\n\t}\n\trespond ok\n}\n", inner)
 	}
-	jwtOK := "jwt {\n hmac_secret " + testSecret + "\n}"
+	jwtOK := "jwt {\n hmac_secret " + testtoken.Secret + "\n}"
 	cases := []struct {
 		name, inner, want string
 		env               []string
@@ -297,8 +310,8 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 		{"unreadable key file", "jwt {\n public_key " + filepath.Join(dir, "missing.pem") + "\n}", "jwt public_key " + filepath.Join(dir, "missing.pem"), nil},
 		{"key file not PEM", "jwt {\n public_key " + notPEM + "\n}", "jwt public_key " + notPEM + ": no PEM block", nil},
 		{"private key file", "jwt {\n public_key " + privPEM + "\n}", "configure the public key instead", nil},
-		{"algorithms none", "jwt {\n hmac_secret " + testSecret + "\n algorithms HS256 none\n}", `jwt algorithms: "none" can never be allowed`, nil},
-		{"algorithm without key", "jwt {\n hmac_secret " + testSecret + "\n algorithms RS256\n}", "algorithm RS256 is allowed but no configured key can verify it", nil},
+		{"algorithms none", "jwt {\n hmac_secret " + testtoken.Secret + "\n algorithms HS256 none\n}", `jwt algorithms: "none" can never be allowed`, nil},
+		{"algorithm without key", "jwt {\n hmac_secret " + testtoken.Secret + "\n algorithms RS256\n}", "algorithm RS256 is allowed but no configured key can verify it", nil},
 		{"no key with endpoints", "app_id demo", "no verification key is configured", nil},
 		{"malformed redis url", jwtOK + "\nredis redis://127.0.0.1:notaport", "redis: malformed url", nil},
 		{"redis url with wrong scheme", jwtOK + "\nredis http://127.0.0.1:6379", "redis: url http://127.0.0.1:6379: scheme must be", nil},
@@ -333,6 +346,7 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 // the JWKS server), is never dialed, and the output has no error and no
 // stack trace.
 func TestValidateOpensNoConnection(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +366,7 @@ func TestValidateOpensNoConnection(t *testing.T) {
 	// The JWKS URL points at the same listener: a key set is not
 	// fetched by validation either.
 	cfg := func(url string) string {
-		return fmt.Sprintf(":8080 {\n\trevocation {\n\t\tjwt {\n\t\t\thmac_secret %s\n\t\t\tjwks_url http://%s/jwks.json\n\t\t}\n\t\tredis %s\n\t}\n\trespond ok\n}\n", testSecret, ln.Addr(), url)
+		return fmt.Sprintf(":8080 {\n\trevocation {\n\t\tjwt {\n\t\t\thmac_secret %s\n\t\t\tjwks_url http://%s/jwks.json\n\t\t}\n\t\tredis %s\n\t}\n\trespond ok\n}\n", testtoken.Secret, ln.Addr(), url)
 	}
 	for _, url := range []string{"redis://" + ln.Addr().String(), "redis://127.0.0.1:1"} {
 		ok, out := Validate(t, cfg(url))
@@ -372,6 +386,7 @@ func TestValidateOpensNoConnection(t *testing.T) {
 }
 
 func TestExampleValidates(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -391,16 +406,17 @@ func TestExampleValidates(t *testing.T) {
 // before the server listens: the first request is served, not refused as
 // stale (fail_closed is the default).
 func TestRedisStoreServesAtOnce(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
-	tok := Token(t, nil)
+	tok := testtoken.HS256(t, nil)
 	// Revoked before this instance starts: loaded at start.
 	seed := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
 	if st, b := seed.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, tok)); st != http.StatusOK {
 		t.Fatalf("admin revoke: %d %s", st, b)
 	}
 	c := StartCaddy(t, basicConfig("redis "+srv.URL(), up, ""))
-	ExpectStatus(t, "first request after start", Get(t, c.URL+"/", Token(t, nil)), http.StatusOK)
+	ExpectStatus(t, "first request after start", Get(t, c.URL+"/", testtoken.HS256(t, nil)), http.StatusOK)
 	ExpectStatus(t, "token revoked before start", Get(t, c.URL+"/", tok), http.StatusUnauthorized)
 }
 
@@ -408,10 +424,11 @@ func TestRedisStoreServesAtOnce(t *testing.T) {
 // one of them is checked: each Authorization header, each refresh cookie,
 // each refresh token in a body, however the body spells its name.
 func TestGuardSeesEveryCredential(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
 	c := StartCaddy(t, basicConfig("", up, ""))
-	good := Token(t, jwt.MapClaims{"sid": "good"})
-	revoked := Token(t, jwt.MapClaims{"sid": "gone"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sid": "good"})
+	revoked := testtoken.HS256(t, jwt.MapClaims{"sid": "gone"})
 	if st, b := c.AdminDo("POST", "/revocation/revoke", fmt.Sprintf(`{"token":%q}`, revoked)); st != http.StatusOK {
 		t.Fatalf("admin revoke: %d %s", st, b)
 	}
@@ -454,7 +471,7 @@ func TestGuardSeesEveryCredential(t *testing.T) {
 	if up.Hits() != hits {
 		t.Fatalf("%d requests carrying a revoked credential reached the upstream", up.Hits()-hits)
 	}
-	ExpectStatus(t, "two clean Authorization headers", Do(t, "GET", c.URL+"/", "", "Authorization", "Bearer "+good, "Authorization", "Bearer "+Token(t, nil)), http.StatusOK)
+	ExpectStatus(t, "two clean Authorization headers", Do(t, "GET", c.URL+"/", "", "Authorization", "Bearer "+good, "Authorization", "Bearer "+testtoken.HS256(t, nil)), http.StatusOK)
 }
 
 // The signature segment of a JWS can be re-encoded without the key: an
@@ -462,6 +479,7 @@ func TestGuardSeesEveryCredential(t *testing.T) {
 // base64 hides bits in the last character. Revoking a token revokes every
 // such encoding of it.
 func TestReencodedTokenStaysRevoked(t *testing.T) {
+	t.Parallel()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -477,18 +495,12 @@ func TestReencodedTokenStaysRevoked(t *testing.T) {
 			hmac_secret %s
 			public_key %s
 		}
-		require_token`, testSecret, pubFile), up.Addr()))
+		require_token`, testtoken.Secret, pubFile), up.Addr()))
 
 	// ES256 without a jti: only the token entry can stop it.
-	es := func() string {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "alice", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}).SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}()
+	es := testtoken.Sign(t, jwt.SigningMethodES256, key, jwt.MapClaims{"sub": "alice", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 	malleated := malleateES256(t, es)
-	hs := Token(t, jwt.MapClaims{"jti": nil, "sid": nil})
+	hs := testtoken.HS256(t, jwt.MapClaims{"jti": nil, "sid": nil})
 	padded := flipPaddingBits(t, hs)
 	for _, alt := range []string{malleated, padded} {
 		if alt == es || alt == hs {
@@ -540,8 +552,9 @@ func flipPaddingBits(t *testing.T, tok string) string {
 // oversized_body reject refuses what cannot be inspected; the default
 // passes it on, unexamined, as documented.
 func TestOversizedBody(t *testing.T) {
+	t.Parallel()
 	up := StartUpstream(t)
-	revoked := Token(t, nil)
+	revoked := testtoken.HS256(t, nil)
 	padded := `{"pad":"` + strings.Repeat("x", 2048) + `","refreshToken":"` + revoked + `"}`
 	for _, mode := range []string{"pass", "reject"} {
 		t.Run(mode, func(t *testing.T) {
@@ -563,6 +576,7 @@ func TestOversizedBody(t *testing.T) {
 // The key set of jwks_url is fetched when the configuration starts (not
 // only on first use), and only then: validation fetched nothing above.
 func TestJWKSFetchedAtStart(t *testing.T) {
+	t.Parallel()
 	var fetched atomic.Int32
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetched.Add(1)
@@ -571,6 +585,6 @@ func TestJWKSFetchedAtStart(t *testing.T) {
 	}))
 	defer jwks.Close()
 	up := StartUpstream(t)
-	StartCaddy(t, guarded("jwt {\n\thmac_secret "+testSecret+"\n\tjwks_url "+jwks.URL+"/jwks.json\n}\nendpoints none", up.Addr()))
+	StartCaddy(t, guarded("jwt {\n\thmac_secret "+testtoken.Secret+"\n\tjwks_url "+jwks.URL+"/jwks.json\n}\nendpoints none", up.Addr()))
 	Eventually(t, "the key set fetched at start", func() bool { return fetched.Load() >= 1 })
 }

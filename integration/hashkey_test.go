@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -33,33 +34,37 @@ var oldCaddy struct {
 // set, else one built here from the repository's history.
 func oldCaddyBin(t *testing.T) string {
 	t.Helper()
-	oldCaddy.once.Do(func() {
-		if bin := os.Getenv("OLD_CADDY_BIN"); bin != "" {
-			oldCaddy.bin, oldCaddy.err = filepath.Abs(bin)
-			return
-		}
-		dir, err := os.MkdirTemp("", "caddy-revocation-old-")
-		if err != nil {
-			oldCaddy.err = err
-			return
-		}
-		src := filepath.Join(dir, "src")
-		script := fmt.Sprintf("mkdir -p %q && git -C %q archive %s | tar -x -C %q", src, repoRoot, oldBuild, src)
-		if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
-			oldCaddy.err = fmt.Errorf("extract %s: %v\n%s", oldBuild, err, out)
-			return
-		}
-		oldCaddy.bin = filepath.Join(dir, "caddy")
-		build := exec.Command("go", "build", "-o", oldCaddy.bin, "./cmd/caddy")
-		build.Dir = src
-		if out, err := build.CombinedOutput(); err != nil {
-			oldCaddy.err = fmt.Errorf("build %s: %v\n%s", oldBuild, err, out)
-		}
-	})
+	oldCaddy.once.Do(buildOldCaddy)
 	if oldCaddy.err != nil {
 		t.Fatal(oldCaddy.err)
 	}
 	return oldCaddy.bin
+}
+
+// buildOldCaddy sets oldCaddy's binary, built once per test process.
+func buildOldCaddy() {
+	if bin := os.Getenv("OLD_CADDY_BIN"); bin != "" {
+		oldCaddy.bin, oldCaddy.err = filepath.Abs(bin)
+		return
+	}
+	dir, err := os.MkdirTemp("", "caddy-revocation-old-")
+	if err != nil {
+		oldCaddy.err = err
+		return
+	}
+	src := filepath.Join(dir, "src")
+	script := fmt.Sprintf("mkdir -p %q && git -C %q archive %s | tar -x -C %q", src, repoRoot, oldBuild, src)
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		oldCaddy.err = fmt.Errorf("extract %s: %v\n%s", oldBuild, err, out)
+		return
+	}
+	oldCaddy.bin = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", oldCaddy.bin, "./cmd/caddy")
+	build.Dir = src
+	build.Env = xcaddyBuildEnv()
+	if out, err := build.CombinedOutput(); err != nil {
+		oldCaddy.err = fmt.Errorf("build %s: %v\n%s", oldBuild, err, out)
+	}
 }
 
 // StartCaddyFails runs caddy with a Caddyfile that must keep it from
@@ -83,7 +88,7 @@ func hashKeyConfig(redisAddr, upstream, extra string) string {
 			hmac_secret %s
 		}
 		endpoints none
-%s`, redisAddr, testSecret, extra), upstream)
+%s`, redisAddr, testtoken.Secret, extra), upstream)
 }
 
 // A rolling upgrade to a keyed store: an old replica (the build before
@@ -93,25 +98,26 @@ func hashKeyConfig(redisAddr, upstream, extra string) string {
 // revocations stay shared both ways; a replica with another key, or
 // none, refuses to start with the reason.
 func TestHashKeyRollingUpgrade(t *testing.T) {
+	t.Parallel()
 	old := oldCaddyBin(t)
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
-	plain := hashKeyConfig(srv.Addr(), up.URL, "")
-	keyed := hashKeyConfig(srv.Addr(), up.URL, "		hash_key {env.REVOCATION_HASH_KEY}\n")
+	plain := withLeeway(hashKeyConfig(srv.Addr(), up.URL, ""))
+	keyed := withLeeway(hashKeyConfig(srv.Addr(), up.URL, "		hash_key {env.REVOCATION_HASH_KEY}\n"))
 	const key = "REVOCATION_HASH_KEY=rolling-upgrade-key-0123456789"
 
 	a := StartCaddyBin(t, old, plain)
 	a.WaitReady()
 	before := time.Now().Add(-time.Minute).Unix()
-	bob := Token(t, jwt.MapClaims{"sub": "bob", "iat": before})
-	carol := Token(t, jwt.MapClaims{"sub": "carol", "sid": "c-1"})
-	erin := Token(t, jwt.MapClaims{"sub": "erin", "jti": "j-old"})
+	bob := testtoken.HS256(t, jwt.MapClaims{"sub": "bob", "iat": before})
+	carol := testtoken.HS256(t, jwt.MapClaims{"sub": "carol", "sid": "c-1"})
+	erin := testtoken.HS256(t, jwt.MapClaims{"sub": "erin", "jti": "j-old"})
 	adminRevoke(t, a, `{"subject":"bob"}`)
 	adminRevoke(t, a, `{"subject":"carol","session":"c-1"}`)
 	adminRevoke(t, a, `{"jti":"j-old"}`)
 	// A session in use at the old replica, noted there (a sorted set
 	// under the unkeyed subject), idle afterwards.
-	ExpectStatus(t, "ivy at the old replica", Get(t, a.URL+"/orders", Token(t, jwt.MapClaims{"sub": "ivy", "sid": "iv-1"})), http.StatusOK)
+	ExpectStatus(t, "ivy at the old replica", Get(t, a.URL+"/orders", testtoken.HS256(t, jwt.MapClaims{"sub": "ivy", "sid": "iv-1"})), http.StatusOK)
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rc.Close()
 	ctx := context.Background()
@@ -127,7 +133,7 @@ func TestHashKeyRollingUpgrade(t *testing.T) {
 	expectAll(t, "a subject the old replica revoked", cs, bob, http.StatusUnauthorized)
 	expectAll(t, "a session the old replica revoked", cs, carol, http.StatusUnauthorized)
 	expectAll(t, "a jti the old replica revoked", cs, erin, http.StatusUnauthorized)
-	expectAll(t, "an unrevoked token", cs, Token(t, jwt.MapClaims{"sub": "gina"}), http.StatusOK)
+	expectAll(t, "an unrevoked token", cs, testtoken.HS256(t, jwt.MapClaims{"sub": "gina"}), http.StatusOK)
 	st, status := b.AdminDo("GET", "/revocation/status", "")
 	if st != http.StatusOK || !strings.Contains(status, `"hash_key_fingerprint":"`) || !strings.Contains(status, `"unkeyed_until":"`) {
 		t.Errorf("status of the keyed replica: %d %s: want its key's fingerprint and the end of the unkeyed window", st, status)
@@ -135,10 +141,10 @@ func TestHashKeyRollingUpgrade(t *testing.T) {
 
 	// Revocations at the new replica: a subject, under its keyed hash
 	// only, and an exact token, which the old replica enforces too.
-	frank := Token(t, jwt.MapClaims{"sub": "frank", "iat": before})
+	frank := testtoken.HS256(t, jwt.MapClaims{"sub": "frank", "iat": before})
 	adminRevoke(t, b, `{"subject":"frank"}`)
 	ExpectStatus(t, "a subject the keyed replica revoked", Get(t, b.URL+"/orders", frank), http.StatusUnauthorized)
-	tok := Token(t, jwt.MapClaims{"sub": "hank"})
+	tok := testtoken.HS256(t, jwt.MapClaims{"sub": "hank"})
 	revokeTokenAt(t, b, tok)
 	eventuallyAll(t, "a token the keyed replica revoked", cs, tok, http.StatusUnauthorized)
 
@@ -157,8 +163,7 @@ func TestHashKeyRollingUpgrade(t *testing.T) {
 	// is revoked by name, so a token minted for it afterwards is stopped
 	// at both.
 	adminRevoke(t, b, `{"subject":"ivy"}`)
-	time.Sleep(1100 * time.Millisecond) // a token issued in a later second
-	eventuallyAll(t, "a later token of ivy's session noted before the key", cs, Token(t, jwt.MapClaims{"sub": "ivy", "sid": "iv-1"}), http.StatusUnauthorized)
+	eventuallyAll(t, "a later token of ivy's session noted before the key", cs, testtoken.HS256(t, nextSecond(), jwt.MapClaims{"sub": "ivy", "sid": "iv-1"}), http.StatusUnauthorized)
 
 	// Misconfigured replicas refuse to start, naming the key in use.
 	rec, err := rc.Get(ctx, base+"hashkey").Result()

@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -44,6 +45,7 @@ func startCaddyFile(t *testing.T, path string, env func(admin string, port int) 
 // password: valid tokens pass, revoked ones get 401 and never reach the
 // upstream, and the probes' command answers.
 func TestKubernetesCaddyfile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(repoRoot, "deploy", "kubernetes", "Caddyfile")
 	srv := testredis.Start(t)
 	// Set after the start so the harness's PING needs no password; the
@@ -65,7 +67,7 @@ func TestKubernetesCaddyfile(t *testing.T) {
 			"UPSTREAM=" + up.Addr(),
 			"REDIS_URL=" + srv.URL(),
 			"REDIS_PASSWORD=" + redisPassword,
-			"JWT_SECRET=" + testSecret,
+			"JWT_SECRET=" + testtoken.Secret,
 			"REVOCATION_HASH_KEY=" + hashKey,
 		}
 	})
@@ -78,7 +80,7 @@ func TestKubernetesCaddyfile(t *testing.T) {
 	// from the Caddyfile, with the container's environment; they print
 	// nothing (no adapter log lines either) when healthy.
 	_, adminPort, _ := strings.Cut(c.Admin, ":")
-	probeEnv := []string{"ADMIN_PORT=" + adminPort, "REDIS_PASSWORD=x", "JWT_SECRET=" + testSecret, "REVOCATION_HASH_KEY=" + hashKey}
+	probeEnv := []string{"ADMIN_PORT=" + adminPort, "REDIS_PASSWORD=x", "JWT_SECRET=" + testtoken.Secret, "REVOCATION_HASH_KEY=" + hashKey}
 	for _, probe := range [][]string{
 		{"revocation", "health", "--quiet", "--config", path, "--adapter", "caddyfile"},
 		{"revocation", "health", "--live", "--quiet", "--config", path, "--adapter", "caddyfile"},
@@ -89,7 +91,7 @@ func TestKubernetesCaddyfile(t *testing.T) {
 	}
 
 	// A valid token passes; the same user's logout revokes it.
-	tok := Token(t, jwt.MapClaims{"sub": "kate", "sid": "k1"})
+	tok := testtoken.HS256(t, jwt.MapClaims{"sub": "kate", "sid": "k1"})
 	r := Get(t, c.URL+"/orders", tok)
 	ExpectStatus(t, "valid token", r, http.StatusOK)
 	if !up.Saw(tok) {
@@ -106,11 +108,11 @@ func TestKubernetesCaddyfile(t *testing.T) {
 	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `Bearer error="invalid_token"`) {
 		t.Fatalf("WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
 	}
-	ExpectStatus(t, "new token of the logged-out session", Get(t, c.URL+"/orders", Token(t, jwt.MapClaims{"sub": "kate", "sid": "k1"})), http.StatusUnauthorized)
+	ExpectStatus(t, "new token of the logged-out session", Get(t, c.URL+"/orders", testtoken.HS256(t, jwt.MapClaims{"sub": "kate", "sid": "k1"})), http.StatusUnauthorized)
 
 	// A token revoked through the admin API before its first use never
 	// reaches the upstream.
-	stolen := Token(t, jwt.MapClaims{"sub": "kate", "sid": "k2"})
+	stolen := testtoken.HS256(t, jwt.MapClaims{"sub": "kate", "sid": "k2"})
 	if code, out, errOut := runCLI(t, stolen+"\n", nil, "revocation", "revoke", "--token", "-", "--address", c.Admin); code != 0 {
 		t.Fatalf("caddy revocation revoke --token -: exit %d\n%s%s", code, out, errOut)
 	}
@@ -118,7 +120,7 @@ func TestKubernetesCaddyfile(t *testing.T) {
 	if up.Hits() != hits || up.Saw(stolen) {
 		t.Fatal("a revoked token reached the upstream")
 	}
-	ExpectStatus(t, "another user", Get(t, c.URL+"/orders", Token(t, jwt.MapClaims{"sub": "liam"})), http.StatusOK)
+	ExpectStatus(t, "another user", Get(t, c.URL+"/orders", testtoken.HS256(t, jwt.MapClaims{"sub": "liam"})), http.StatusOK)
 
 	// The revocations are in the shared Redis, behind its password.
 	if _, err := srv.Do("DBSIZE"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
@@ -154,7 +156,7 @@ return n`
 	if st, body := c.AdminDo("POST", "/revocation/revoke", `{"subject":"liam"}`); st != http.StatusOK {
 		t.Fatalf("revoke subject liam: %d %s", st, body)
 	}
-	ExpectStatus(t, "a revoked subject", Get(t, c.URL+"/orders", Token(t, jwt.MapClaims{"sub": "liam", "iat": time.Now().Add(-time.Minute).Unix()})), http.StatusUnauthorized)
+	ExpectStatus(t, "a revoked subject", Get(t, c.URL+"/orders", testtoken.HS256(t, jwt.MapClaims{"sub": "liam", "iat": time.Now().Add(-time.Minute).Unix()})), http.StatusUnauthorized)
 	if n := strings.TrimSpace(redisCLI(t, srv, redisPassword, "EXISTS", base+"u:"+revocation.SubjectKey("liam").String())); n != "0" {
 		t.Error("the unkeyed hash of the subject's name finds its revocation in Redis")
 	}
@@ -196,7 +198,7 @@ return n`
 	if findLine(lines, "http.log.access.log0", "handled request") == nil {
 		t.Error("no access log line")
 	}
-	for _, secret := range []string{tok, stolen, redisPassword, testSecret, hashKey} {
+	for _, secret := range []string{tok, stolen, redisPassword, testtoken.Secret, hashKey} {
 		if strings.Contains(logs, secret) {
 			t.Fatalf("a secret appears in the logs: %q", secret[:8]+"...")
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // SPEC section 8: a legacy app that keeps its session in an opaque
@@ -98,7 +99,7 @@ func legacyConfig(redisURL string, app *Upstream, extra, site string) string {
 	%s
 	reverse_proxy %s
 }
-`, redisURL, testSecret, extra, site, app.Addr())
+`, redisURL, testtoken.Secret, extra, site, app.Addr())
 }
 
 // noRedirect is a client that shows redirects instead of following them.
@@ -184,6 +185,7 @@ func cli(t *testing.T, stdin string, args ...string) (string, error) {
 // An app's opaque session id, revoked through the admin API or the CLI,
 // never reaches the app again through any replica; the dry run says why.
 func TestLegacySessionCookieRevoked(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	cs := startReplicas(t, 2, legacyConfig(srv.URL(), app, "", ""))
@@ -223,6 +225,7 @@ func TestLegacySessionCookieRevoked(t *testing.T) {
 // session on every replica when the app says it logged the user out
 // (2xx, 3xx), and nothing when it did not, or on another path.
 func TestLegacyAppLogout(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	cs := startReplicas(t, 2, legacyConfig(srv.URL(), app, "", ""))
@@ -242,8 +245,8 @@ func TestLegacyAppLogout(t *testing.T) {
 		at := i % 2
 		sid := login(t, cs[at])
 		cookie := "JSESSIONID=" + sid
-		bearer := Token(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
-		sibling := Token(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
+		bearer := testtoken.HS256(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
+		sibling := testtoken.HS256(t, jwt.MapClaims{"sub": "legacy-" + strconv.Itoa(i), "sid": "ls-" + strconv.Itoa(i)})
 		expectSessionWorks(t, c.target+": before", cs, cookie)
 		r := call(t, "POST", cs[at].URL+c.target, "Cookie", cookie, "Authorization", "Bearer "+bearer)
 		if r.Status != c.status || r.Body != "bye" {
@@ -308,6 +311,7 @@ func metricsText(t *testing.T, c *Caddy) string {
 // would drop the session it needs to retry with); once the store is back,
 // the retried logout revokes everywhere.
 func TestLegacyAppLogoutStoreDown(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	cs := startReplicas(t, 2, legacyConfig(srv.URL(), app, "on_store_down fail_open\n\t\tredis_timeout 500ms", ""))
@@ -346,6 +350,7 @@ func TestLegacyAppLogoutStoreDown(t *testing.T) {
 // page, with the placeholders); without a handle_errors route that takes
 // it, the RFC 6750 JSON answer stays.
 func TestLegacyHandleErrors(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startSessionApp(t)
 	styled := StartCaddy(t, legacyConfig(srv.URL(), app, "", `handle_errors 401 {

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -41,17 +42,20 @@ func fillDenylist(t *testing.T, srv *testredis.Server, n int) {
 // through), /revocation/status and the metrics show the load, readiness
 // says why it is not ready. The load is never aborted or started again,
 // and nothing claims that Redis is unreachable.
+//
+// Not parallel: everything it checks must happen within Redis's pause,
+// so it runs alone, before the parallel tests.
 func TestLongLoadServesMeanwhile(t *testing.T) {
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	fillDenylist(t, srv, 100_000)
-	revoked := Token(t, jwt.MapClaims{"sub": "loaded"})
+	revoked := testtoken.HS256(t, jwt.MapClaims{"sub": "loaded"})
 	k := revocation.TokenKey(revoked)
 	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
 	if out, err := srv.Do("SET", revocation.KeyBase("revocation:")+"t:"+k.String(), exp, "EXAT", exp); err != nil {
 		t.Fatalf("revoke before start: %v %s", err, out)
 	}
-	good := Token(t, jwt.MapClaims{"sub": "fine"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sub": "fine"})
 
 	if out, err := srv.Do("CLIENT", "PAUSE", "4000", "ALL"); err != nil {
 		t.Fatalf("pause redis: %v %s", err, out)

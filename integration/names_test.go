@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Issue 17: the guard finds a credential by its value, whatever name a
@@ -104,10 +105,11 @@ func namesConfig(redisURL string, app *Upstream) string {
 	}
 	reverse_proxy %s
 }
-`, redisURL, testSecret, app.Addr())
+`, redisURL, testtoken.Secret, app.Addr())
 }
 
 func TestNamesEveryClassBlockedByValue(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startRoutingApp(t)
 	c := StartCaddy(t, namesConfig(srv.URL(), app))
@@ -116,7 +118,7 @@ func TestNamesEveryClassBlockedByValue(t *testing.T) {
 	// A JWT revoked by its jti (so its claims must be read wherever it
 	// sits), and an opaque session id revoked on the operator's word.
 	jti := "names-" + randomID()
-	tok := Token(t, jwt.MapClaims{"sub": "mallory", "sid": "m1", "jti": jti})
+	tok := testtoken.HS256(t, jwt.MapClaims{"sub": "mallory", "sid": "m1", "jti": jti})
 	adminRevoke(t, c, fmt.Sprintf(`{"jti":%q}`, jti))
 	sid := strings.ToUpper(strings.ReplaceAll(randomID()+randomID()+randomID(), "-", ""))
 	for len(sid) < 32 {
@@ -170,7 +172,7 @@ func TestNamesEveryClassBlockedByValue(t *testing.T) {
 		})
 	}
 	// And the same requests with a clean credential pass.
-	clean := Token(t, jwt.MapClaims{"sub": "mallory", "sid": "m1"})
+	clean := testtoken.HS256(t, jwt.MapClaims{"sub": "mallory", "sid": "m1"})
 	for _, head := range []string{
 		"GET /api?access_%74oken=" + clean + " HTTP/1.1",
 		"GET /app;jsessionid=" + strings.Repeat("A", 32) + " HTTP/1.1",
@@ -182,12 +184,13 @@ func TestNamesEveryClassBlockedByValue(t *testing.T) {
 // The app's logout revokes what the client presented on every path the
 // app routes to it.
 func TestNamesAppLogoutPathVariants(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startRoutingApp(t)
 	c := StartCaddy(t, namesConfig(srv.URL(), app))
 	c.WaitReady()
 	for i, target := range []string{"/logout;x=1", "/logout;jsessionid=abc", "//logout", "/./logout", "/app/../logout", "/logout/", "/LOGOUT", "/Logout/"} {
-		bearer := Token(t, jwt.MapClaims{"sub": fmt.Sprintf("lv-%d", i), "sid": fmt.Sprintf("lv-%d", i)})
+		bearer := testtoken.HS256(t, jwt.MapClaims{"sub": fmt.Sprintf("lv-%d", i), "sid": fmt.Sprintf("lv-%d", i)})
 		sid := fmt.Sprintf("%032X", time.Now().UnixNano()+int64(i))
 		cookie := "JSESSIONID=" + sid
 		ExpectStatus(t, target+": before", rawCall(t, c, "GET /orders HTTP/1.1\r\nCookie: "+cookie+"\r\nAuthorization: Bearer "+bearer, ""), http.StatusOK)
@@ -199,7 +202,7 @@ func TestNamesAppLogoutPathVariants(t *testing.T) {
 		ExpectBlocked(t, target+": the bearer token", rawCall(t, c, "GET /orders HTTP/1.1\r\nAuthorization: Bearer "+bearer, ""))
 	}
 	// Another path is not the logout.
-	bearer := Token(t, jwt.MapClaims{"sub": "lv-other", "sid": "lv-other"})
+	bearer := testtoken.HS256(t, jwt.MapClaims{"sub": "lv-other", "sid": "lv-other"})
 	ExpectStatus(t, "/logout-all", rawCall(t, c, "POST /logout-all HTTP/1.1\r\nAuthorization: Bearer "+bearer, ""), http.StatusOK)
 	ExpectStatus(t, "after /logout-all", rawCall(t, c, "GET /orders HTTP/1.1\r\nAuthorization: Bearer "+bearer, ""), http.StatusOK)
 }
@@ -208,6 +211,7 @@ func TestNamesAppLogoutPathVariants(t *testing.T) {
 // locks its victim out: the victim's own valid token gets through, and
 // the victim's own revoked token is still blocked beside it.
 func TestNamesPlantedCookieCannotLockOut(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startRoutingApp(t)
 	c := StartCaddy(t, namesConfig(srv.URL(), app))
@@ -218,7 +222,7 @@ func TestNamesPlantedCookieCannotLockOut(t *testing.T) {
 	}
 	var jwts []string
 	for i := range 80 {
-		jwts = append(jwts, `"`+Token(t, jwt.MapClaims{"sub": fmt.Sprintf("junk-%d", i)})+`"`)
+		jwts = append(jwts, `"`+testtoken.HS256(t, jwt.MapClaims{"sub": fmt.Sprintf("junk-%d", i)})+`"`)
 	}
 	var pairs []string
 	for i := range 33 {
@@ -230,8 +234,8 @@ func TestNamesPlantedCookieCannotLockOut(t *testing.T) {
 		"80 JWTs in one cookie": "JSESSIONID=" + url.QueryEscape("j:["+strings.Join(jwts, ",")+"]"),
 		"80 JWTs, another name": "pref=" + url.QueryEscape("j:["+strings.Join(jwts, ",")+"]"),
 	}
-	victim := Token(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
-	revoked := Token(t, jwt.MapClaims{"sub": "victim", "sid": "v2"})
+	victim := testtoken.HS256(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+	revoked := testtoken.HS256(t, jwt.MapClaims{"sub": "victim", "sid": "v2"})
 	adminRevoke(t, c, `{"subject":"victim","session":"v2"}`)
 	for name, cookie := range planted {
 		r := rawCall(t, c, "GET /orders HTTP/1.1\r\nAuthorization: Bearer "+victim+"\r\nCookie: "+cookie, "")

@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -76,18 +77,19 @@ func operateConfig(redisURL, upstream string) string {
 // operator sees: the metrics, the health routes, the CLI's answers, and
 // every log line, none of which may hold a raw token or secret.
 func TestOperate(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	cfg := operateConfig(srv.URL(), up.Addr())
-	a := StartCaddy(t, cfg, "JWT_SECRET="+testSecret)
-	b := StartCaddy(t, cfg, "JWT_SECRET="+testSecret)
+	a := StartCaddy(t, cfg, "JWT_SECRET="+testtoken.Secret)
+	b := StartCaddy(t, cfg, "JWT_SECRET="+testtoken.Secret)
 	a.WaitReady()
 	b.WaitReady()
 
 	// Every raw credential of the run, to look for in the logs.
 	var secrets []string
 	mint := func(claims jwt.MapClaims) string {
-		tok := Token(t, claims)
+		tok := testtoken.HS256(t, claims)
 		secrets = append(secrets, tok)
 		return tok
 	}
@@ -395,7 +397,7 @@ func TestOperate(t *testing.T) {
 					t.Fatalf("replica %s, log line %d holds a raw credential (%s...): %s", name, i+1, s[:12], line)
 				}
 			}
-			if strings.Contains(line, testSecret) {
+			if strings.Contains(line, testtoken.Secret) {
 				t.Fatalf("replica %s, log line %d holds the JWT key", name, i+1)
 			}
 		}
@@ -556,14 +558,7 @@ func publicJWK(t *testing.T, key *ecdsa.PrivateKey) map[string]any {
 // dpopProof signs a DPoP proof (RFC 9449) for one request.
 func dpopProof(t *testing.T, key *ecdsa.PrivateKey, method, url string) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+	return testtoken.Sign(t, jwt.SigningMethodES256, key, jwt.MapClaims{
 		"htm": method, "htu": url, "iat": time.Now().Unix(), "jti": randomID(),
-	})
-	tok.Header["typ"] = "dpop+jwt"
-	tok.Header["jwk"] = publicJWK(t, key)
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	}, map[string]any{"typ": "dpop+jwt", "jwk": publicJWK(t, key)})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // traffic keeps requests flowing to replicas in the background and
@@ -111,6 +112,7 @@ func endpointFailures(t *testing.T, c *Caddy, bearer, refresh string) {
 // knew, and new revocations flow between them again. Each transition is
 // logged once.
 func TestRedisOutageAndRecovery(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	store := "redis " + srv.URL()
@@ -123,7 +125,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 
 	var revoked []string
 	for i := range 4 {
-		tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("rev-%d", i)})
+		tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("rev-%d", i)})
 		if i%2 == 0 {
 			logoutAt(t, cs[i%2], tok)
 		} else {
@@ -136,7 +138,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	}
 	var good []string
 	for i := range 4 {
-		tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("good-%d", i)})
+		tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("good-%d", i)})
 		expectAll(t, "a valid token before the outage", cs, tok, http.StatusOK)
 		good = append(good, tok)
 	}
@@ -148,7 +150,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	tr := startTraffic(cs, revoked, good)
 	srv.Stop()
 
-	refresh := Token(t, jwt.MapClaims{"sid": "refresh-1", "typ": "refresh"})
+	refresh := testtoken.HS256(t, jwt.MapClaims{"sid": "refresh-1", "typ": "refresh"})
 	for _, c := range cs {
 		endpointFailures(t, c, good[0], refresh)
 	}
@@ -212,11 +214,11 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	for _, tok := range revoked {
 		expectAll(t, "revoked before the outage, after recovery (redis came back empty)", cs, tok, http.StatusUnauthorized)
 	}
-	fresh := Token(t, jwt.MapClaims{"sid": "after-1"})
+	fresh := testtoken.HS256(t, jwt.MapClaims{"sid": "after-1"})
 	expectAll(t, "a new token after recovery", cs, fresh, http.StatusOK)
 	logoutAt(t, open, fresh)
 	eventuallyAll(t, "a logout after recovery", cs, fresh, http.StatusUnauthorized)
-	fresh2 := Token(t, jwt.MapClaims{"sid": "after-2"})
+	fresh2 := testtoken.HS256(t, jwt.MapClaims{"sid": "after-2"})
 	revokeTokenAt(t, closed, fresh2)
 	eventuallyAll(t, "an admin revocation after recovery", cs, fresh2, http.StatusUnauthorized)
 	tr.finish(t)
@@ -241,6 +243,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 // denylist the moment Redis appears. A replica that stayed up resumes the
 // change feed where it left off, without a full reload.
 func TestRedisOutageReplicaStartedWhileDown(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	up := StartUpstream(t)
 	config := basicConfig("redis "+srv.URL(), up, "stale_after 1s")
@@ -248,11 +251,11 @@ func TestRedisOutageReplicaStartedWhileDown(t *testing.T) {
 	a.WaitReady()
 	var revoked []string
 	for i := range 3 {
-		tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("p-%d", i)})
+		tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("p-%d", i)})
 		logoutAt(t, a, tok)
 		revoked = append(revoked, tok)
 	}
-	good := Token(t, jwt.MapClaims{"sid": "p-good"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sid": "p-good"})
 	srv.Stop()
 
 	late := StartCaddy(t, config)
@@ -274,7 +277,7 @@ func TestRedisOutageReplicaStartedWhileDown(t *testing.T) {
 		expectAll(t, "revoked before the outage", cs, tok, http.StatusUnauthorized)
 	}
 	expectAll(t, "a valid token after recovery", cs, good, http.StatusOK)
-	fresh := Token(t, jwt.MapClaims{"sid": "p-fresh"})
+	fresh := testtoken.HS256(t, jwt.MapClaims{"sid": "p-fresh"})
 	logoutAt(t, late, fresh)
 	eventuallyAll(t, "a revocation at the late replica", cs, fresh, http.StatusUnauthorized)
 

@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Issue 17, item 5: over HTTP/2 and HTTP/3 (TLS, Caddy's internal
@@ -36,7 +37,7 @@ func protocolsConfig(redisURL string, app *Upstream, h2cPort int) string {
 		credential cookie JSESSIONID
 		credential header X-Auth-Token
 	}
-	reverse_proxy %s`, redisURL, testSecret, app.Addr())
+	reverse_proxy %s`, redisURL, testtoken.Secret, app.Addr())
 	return fmt.Sprintf(`{
 	admin {{ADMIN}}
 	local_certs
@@ -116,6 +117,7 @@ func (pc protoClient) do(t *testing.T, target string, headers ...string) Respons
 }
 
 func TestProtocolsGuardSeesWhatTheAppSees(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := StartUpstream(t)
 	h2cPort := testredis.FreePort(t)
@@ -128,9 +130,9 @@ func TestProtocolsGuardSeesWhatTheAppSees(t *testing.T) {
 	sid := fmt.Sprintf("%032X", time.Now().UnixNano())
 	adminRevoke(t, c, fmt.Sprintf(`{"token":%q}`, sid))
 	jti := "proto-" + randomID()
-	revoked := Token(t, jwt.MapClaims{"sub": "pat", "sid": "p1", "jti": jti})
+	revoked := testtoken.HS256(t, jwt.MapClaims{"sub": "pat", "sid": "p1", "jti": jti})
 	adminRevoke(t, c, fmt.Sprintf(`{"jti":%q}`, jti))
-	valid := Token(t, jwt.MapClaims{"sub": "pat", "sid": "p2"})
+	valid := testtoken.HS256(t, jwt.MapClaims{"sub": "pat", "sid": "p2"})
 
 	for _, pc := range protocolClients(t, c, h2cPort) {
 		t.Run(pc.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // The receivers of identity-provider logouts (SPEC section 7) end to end:
@@ -96,16 +97,11 @@ func (p *provider) sign(t *testing.T, typ string, claims jwt.MapClaims) string {
 	p.mu.Lock()
 	key, kid := p.key, p.kid
 	p.mu.Unlock()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = kid
+	header := map[string]any{"kid": kid}
 	if typ != "" {
-		tok.Header["typ"] = typ
+		header["typ"] = typ
 	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testtoken.Sign(t, jwt.SigningMethodRS256, key, claims, header)
 }
 
 // forge signs with a key the provider never published, under its kid.
@@ -118,40 +114,7 @@ func (p *provider) forge(t *testing.T, typ string, claims jwt.MapClaims) string 
 	p.mu.Lock()
 	kid := p.kid
 	p.mu.Unlock()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"], tok.Header["typ"] = kid, typ
-	s, err := tok.SignedString(other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func unsignedJWT(t *testing.T, typ string, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodNone, claims)
-	tok.Header["typ"] = typ
-	s, err := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// with returns a copy of claims with changes applied (nil deletes).
-func with(claims jwt.MapClaims, changes jwt.MapClaims) jwt.MapClaims {
-	c := jwt.MapClaims{}
-	for k, v := range claims {
-		c[k] = v
-	}
-	for k, v := range changes {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	return c
+	return testtoken.Sign(t, jwt.SigningMethodRS256, other, claims, map[string]any{"kid": kid, "typ": typ})
 }
 
 // receiverEnv is a redis-server, an upstream, a provider and two caddy
@@ -265,6 +228,7 @@ func reportPropagation(t *testing.T, receiver string, samples []time.Duration) {
 // typ claim of Logout, revoke_offline_access in the event), sid-only and
 // sub-only variants; every rejection case of section 2.6; key rotation.
 func TestReceiverBackchannelLogoutKeycloak(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://keycloak.example.com/realms/demo", "web-app")
 	e := startReceiverEnv(t, p)
 	access := func(sub, sid string, iat time.Time) string {
@@ -302,14 +266,14 @@ func TestReceiverBackchannelLogoutKeycloak(t *testing.T) {
 	past := time.Now().Add(-time.Hour)
 	rejections := []struct{ name, body, ctype string }{
 		{"bad signature", p.forge(t, "logout+jwt", valid), ""},
-		{"alg none", unsignedJWT(t, "logout+jwt", valid), ""},
-		{"wrong iss", p.sign(t, "logout+jwt", with(valid, jwt.MapClaims{"iss": "https://keycloak.example.com/realms/other"})), ""},
-		{"wrong aud", p.sign(t, "logout+jwt", with(valid, jwt.MapClaims{"aud": "another-client"})), ""},
-		{"expired", p.sign(t, "logout+jwt", with(valid, jwt.MapClaims{"iat": past.Unix(), "exp": past.Add(time.Minute).Unix()})), ""},
-		{"missing events", p.sign(t, "logout+jwt", with(valid, jwt.MapClaims{"events": nil})), ""},
-		{"nonce present", p.sign(t, "logout+jwt", with(valid, jwt.MapClaims{"nonce": "n-0S6_WzA2Mj"})), ""},
-		{"neither sid nor sub", p.sign(t, "logout+jwt", with(valid, jwt.MapClaims{"sub": nil, "sid": nil})), ""},
-		{"an ID token, not a logout token", p.sign(t, "JWT", with(valid, jwt.MapClaims{"events": nil, "nonce": "n"})), ""},
+		{"alg none", testtoken.Unsigned(t, valid, map[string]any{"typ": "logout+jwt"}), ""},
+		{"wrong iss", p.sign(t, "logout+jwt", testtoken.With(valid, jwt.MapClaims{"iss": "https://keycloak.example.com/realms/other"})), ""},
+		{"wrong aud", p.sign(t, "logout+jwt", testtoken.With(valid, jwt.MapClaims{"aud": "another-client"})), ""},
+		{"expired", p.sign(t, "logout+jwt", testtoken.With(valid, jwt.MapClaims{"iat": past.Unix(), "exp": past.Add(time.Minute).Unix()})), ""},
+		{"missing events", p.sign(t, "logout+jwt", testtoken.With(valid, jwt.MapClaims{"events": nil})), ""},
+		{"nonce present", p.sign(t, "logout+jwt", testtoken.With(valid, jwt.MapClaims{"nonce": "n-0S6_WzA2Mj"})), ""},
+		{"neither sid nor sub", p.sign(t, "logout+jwt", testtoken.With(valid, jwt.MapClaims{"sub": nil, "sid": nil})), ""},
+		{"an ID token, not a logout token", p.sign(t, "JWT", testtoken.With(valid, jwt.MapClaims{"events": nil, "nonce": "n"})), ""},
 		{"wrong content type", "logout_token=" + p.sign(t, "logout+jwt", valid), "application/json"},
 	}
 	for _, c := range rejections {
@@ -389,6 +353,7 @@ func TestReceiverBackchannelLogoutKeycloak(t *testing.T) {
 // client_secret_post and client_secret_basic for tokens whose client_id
 // claim names the client; every RFC 7009 rejection.
 func TestReceiverAuth0LogoutAndTokenRevocation(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://example-tenant.eu.auth0.com/", "mXKZ1cTq4PZSzwEzQAEkqzCfhdi8vNTS")
 	e := startReceiverEnv(t, p)
 	access := func(sub, sid, clientID string) string {
@@ -468,6 +433,7 @@ func TestReceiverAuth0LogoutAndTokenRevocation(t *testing.T) {
 // event_timestamp, initiating_entity, reason_admin), RFC 7009 for a
 // public client whose tokens carry Okta's cid claim; every SSF rejection.
 func TestReceiverSecurityEventsOkta(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://dev-123456.okta.com", "0oa1b2c3d4e5f6g7h8i9")
 	e := startReceiverEnv(t, p)
 	access := func(uid string, iat time.Time) string {
@@ -506,11 +472,11 @@ func TestReceiverSecurityEventsOkta(t *testing.T) {
 		{"wrong bearer token", p.sign(t, "secevent+jwt", valid), []string{"Authorization", "Bearer nope"}, 400, "authentication_failed"},
 		{"wrong content type", p.sign(t, "secevent+jwt", valid), []string{"Content-Type", "application/json"}, 400, "invalid_request"},
 		{"bad signature", p.forge(t, "secevent+jwt", valid), nil, 400, "authentication_failed"},
-		{"alg none", unsignedJWT(t, "secevent+jwt", valid), nil, 400, "authentication_failed"},
-		{"wrong iss", p.sign(t, "secevent+jwt", with(valid, jwt.MapClaims{"iss": "https://evil.okta.com"})), nil, 400, "invalid_issuer"},
-		{"wrong aud", p.sign(t, "secevent+jwt", with(valid, jwt.MapClaims{"aud": "https://other.example"})), nil, 400, "invalid_audience"},
-		{"expired", p.sign(t, "secevent+jwt", with(valid, jwt.MapClaims{"iat": past.Unix(), "exp": past.Add(time.Minute).Unix()})), nil, 400, "invalid_request"},
-		{"missing events", p.sign(t, "secevent+jwt", with(valid, jwt.MapClaims{"events": nil})), nil, 400, "invalid_request"},
+		{"alg none", testtoken.Unsigned(t, valid, map[string]any{"typ": "secevent+jwt"}), nil, 400, "authentication_failed"},
+		{"wrong iss", p.sign(t, "secevent+jwt", testtoken.With(valid, jwt.MapClaims{"iss": "https://evil.okta.com"})), nil, 400, "invalid_issuer"},
+		{"wrong aud", p.sign(t, "secevent+jwt", testtoken.With(valid, jwt.MapClaims{"aud": "https://other.example"})), nil, 400, "invalid_audience"},
+		{"expired", p.sign(t, "secevent+jwt", testtoken.With(valid, jwt.MapClaims{"iat": past.Unix(), "exp": past.Add(time.Minute).Unix()})), nil, 400, "invalid_request"},
+		{"missing events", p.sign(t, "secevent+jwt", testtoken.With(valid, jwt.MapClaims{"events": nil})), nil, 400, "invalid_request"},
 		{"a logout token, not a SET", p.sign(t, "logout+jwt", valid), nil, 400, "invalid_request"},
 		{"unsupported subject format", p.sign(t, "secevent+jwt", set(map[string]any{caepSessionEvent: map[string]any{"subject": map[string]any{"format": "email", "email": "a@example.com"}}})), nil, 400, "invalid_request"},
 	}
@@ -587,6 +553,7 @@ func TestReceiverSecurityEventsOkta(t *testing.T) {
 // revokes nothing; the provider's retry of the same logout token, once
 // Redis is back, is applied (not refused as a replay).
 func TestReceiversStoreDown(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, "https://keycloak.example.com/realms/outage", "web-app")
 	e := startReceiverEnv(t, p)
 	now := time.Now().Add(-time.Second)

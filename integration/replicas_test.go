@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // The tests in this file, outage_test.go and topologies_test.go run
@@ -164,6 +165,7 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 // revocation and reported (PROPAGATION_OUT names a JSON file for the
 // benchmark script); only enforcement is asserted, never a latency.
 func TestReplicasPropagateRevocations(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
 	cs := startReplicas(t, 3, basicConfig("redis "+srv.URL(), up, ""))
@@ -176,7 +178,7 @@ func TestReplicasPropagateRevocations(t *testing.T) {
 	var samples []time.Duration
 	for i := range revocations {
 		at := i % len(cs)
-		tok := Token(t, jwt.MapClaims{"sid": fmt.Sprintf("prop-%d", i)})
+		tok := testtoken.HS256(t, jwt.MapClaims{"sid": fmt.Sprintf("prop-%d", i)})
 		// The token works everywhere, and every replica has seen it (as
 		// a client reusing its token would have made it).
 		for j, p := range pollers {
@@ -243,8 +245,8 @@ func TestReplicasPropagateRevocations(t *testing.T) {
 	// Other kinds travel the same way: a whole subject revoked through
 	// the admin API at one replica stops that subject's tokens at the
 	// others, and no one else's.
-	bob := Token(t, jwt.MapClaims{"sub": "bob", "sid": "b1"})
-	carol := Token(t, jwt.MapClaims{"sub": "carol", "sid": "c1"})
+	bob := testtoken.HS256(t, jwt.MapClaims{"sub": "bob", "sid": "b1"})
+	carol := testtoken.HS256(t, jwt.MapClaims{"sub": "carol", "sid": "c1"})
 	expectAll(t, "bob before", cs, bob, http.StatusOK)
 	adminRevoke(t, cs[1], `{"subject":"bob"}`)
 	ExpectStatus(t, "bob at the revoking replica", Get(t, cs[1].URL+"/orders", bob), http.StatusUnauthorized)
@@ -256,15 +258,16 @@ func TestReplicasPropagateRevocations(t *testing.T) {
 // blocks every revocation: those it had seen and those made while it was
 // away. It loads them before it reports ready, so nothing is waited for.
 func TestReplicaRestartCatchesUp(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	up := StartUpstream(t)
-	cs := startReplicas(t, 2, basicConfig("redis "+srv.URL(), up, ""))
+	cs := startReplicas(t, 2, withLeeway(basicConfig("redis "+srv.URL(), up, "")))
 	a, b := cs[0], cs[1]
 
 	seen := []string{
-		Token(t, jwt.MapClaims{"sid": "r1"}),
-		Token(t, jwt.MapClaims{"sid": "r2"}),
-		Token(t, jwt.MapClaims{"sid": "r3"}),
+		testtoken.HS256(t, jwt.MapClaims{"sid": "r1"}),
+		testtoken.HS256(t, jwt.MapClaims{"sid": "r2"}),
+		testtoken.HS256(t, jwt.MapClaims{"sid": "r3"}),
 	}
 	logoutAt(t, a, seen[0])
 	revokeTokenAt(t, a, seen[1])
@@ -272,15 +275,15 @@ func TestReplicaRestartCatchesUp(t *testing.T) {
 	for _, tok := range seen {
 		eventuallyAll(t, "revoked before the restart", cs, tok, http.StatusUnauthorized)
 	}
-	good := Token(t, jwt.MapClaims{"sid": "g1"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sid": "g1"})
 	expectAll(t, "a token nobody revoked", cs, good, http.StatusOK)
 
 	b.Kill() // as a crash would
-	erin := Token(t, jwt.MapClaims{"sub": "erin", "sid": "e1"})
+	erin := testtoken.HS256(t, jwt.MapClaims{"sub": "erin", "sid": "e1"})
 	missed := []string{
-		Token(t, jwt.MapClaims{"sid": "m1"}),
-		Token(t, jwt.MapClaims{"sid": "m2"}),
-		Token(t, jwt.MapClaims{"jti": "jti-while-down", "sid": "m3"}),
+		testtoken.HS256(t, jwt.MapClaims{"sid": "m1"}),
+		testtoken.HS256(t, jwt.MapClaims{"sid": "m2"}),
+		testtoken.HS256(t, jwt.MapClaims{"jti": "jti-while-down", "sid": "m3"}),
 		erin,
 	}
 	logoutAt(t, a, missed[0])
@@ -294,12 +297,11 @@ func TestReplicaRestartCatchesUp(t *testing.T) {
 		ExpectStatus(t, fmt.Sprintf("revocation %d at the restarted replica", i), Get(t, b.URL+"/orders", tok), http.StatusUnauthorized)
 	}
 	ExpectStatus(t, "a token nobody revoked, after the restart", Get(t, b.URL+"/orders", good), http.StatusOK)
-	waitNextSecond()
-	ExpectStatus(t, "erin's login after her revocation", Get(t, b.URL+"/orders", Token(t, jwt.MapClaims{"sub": "erin", "sid": "e2"})), http.StatusOK)
+	ExpectStatus(t, "erin's login after her revocation", Get(t, b.URL+"/orders", testtoken.HS256(t, nextSecond(), jwt.MapClaims{"sub": "erin", "sid": "e2"})), http.StatusOK)
 
 	// And it follows the feed again: a revocation at the other replica
 	// reaches it.
-	later := Token(t, jwt.MapClaims{"sid": "l1"})
+	later := testtoken.HS256(t, jwt.MapClaims{"sid": "l1"})
 	logoutAt(t, a, later)
 	eventuallyAll(t, "revoked after the restart", cs, later, http.StatusUnauthorized)
 	if n := logCount(b, msgLoaded); n != 2 {

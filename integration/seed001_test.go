@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Seed 001: POST /v1/session/me/revoke?target=all|others|mine|session
@@ -37,7 +39,7 @@ func newSeed001Alice(t *testing.T, e *seedEnv) *seed001Alice {
 		bobSeen:   seedSess(t, "bob", "seen"),
 		bobOnly:   seedSess(t, "bob", "bob-only"),
 	}
-	a.unseen = Token(t, jwt.MapClaims{"sub": "alice", "sid": "unseen", "auth_time": a.loginTime})
+	a.unseen = testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": "unseen", "auth_time": a.loginTime})
 	for _, tok := range []string{a.cur, a.seen, a.bobSeen, a.bobOnly} {
 		e.passes(t, "before", tok)
 	}
@@ -47,125 +49,145 @@ func newSeed001Alice(t *testing.T, e *seedEnv) *seed001Alice {
 }
 
 // refreshed mints the token a refresh would give session sid of alice
-// after the revocation: a later iat, same session, and the login's
-// auth_time for the unseen session (whose tokens carry it).
+// after the revocation: a later iat (the next second), same session, and
+// the login's auth_time for the unseen session (whose tokens carry it).
 func (a *seed001Alice) refreshed(t *testing.T, sid string) string {
 	t.Helper()
 	claims := jwt.MapClaims{"sub": "alice", "sid": sid}
 	if sid == "unseen" {
 		claims["auth_time"] = a.loginTime
 	}
-	return Token(t, claims)
+	return testtoken.HS256(t, nextSecond(), claims)
 }
 
-func TestSeed001_204_TargetAll(t *testing.T) {
-	e := startSeedEnv(t, "")
-	a := newSeed001Alice(t, e)
-	expectSeedNoContent(t, "target=all", e.revokeSessions(t, a.cur, "target=all"))
+// The four targets, each called from alice's session "cur": which of the
+// tokens minted before the call, and of those a refresh gives afterwards,
+// pass or are blocked; then what each target adds.
+func TestSeed001_204(t *testing.T) {
+	t.Parallel()
+	type names = []string // fields of seed001Alice: cur, seen, unseen, bobSeen, bobOnly
+	for _, tc := range []struct {
+		query           string
+		blocked, passes names
+		// The tokens a refresh gives alice's sessions after the call.
+		laterBlocked, laterPasses names
+		more                      func(t *testing.T, e *seedEnv, a *seed001Alice)
+	}{{
+		query:        "target=all",
+		blocked:      names{"cur", "seen", "unseen"},
+		passes:       names{"bobSeen", "bobOnly"},
+		laterBlocked: names{"cur", "seen", "unseen"},
+		more: func(t *testing.T, e *seedEnv, a *seed001Alice) {
+			e.passes(t, "a new login after the call", seedSessLater(t, "alice", "new-login"))
+			e.passes(t, "bob, new token", seedSessLater(t, "bob", "seen"))
+			expectSeedJSON(t, "the revoked token calls again", e.revokeSessions(t, a.cur, "target=all"), http.StatusUnauthorized, seed001Unauthorized)
+		},
+	}, {
+		query:        "target=others",
+		blocked:      names{"seen", "unseen"},
+		passes:       names{"cur", "bobSeen", "bobOnly"},
+		laterBlocked: names{"seen", "unseen"},
+		laterPasses:  names{"cur"},
+		more: func(t *testing.T, e *seedEnv, a *seed001Alice) {
+			e.passes(t, "a new login after the call", seedSessLater(t, "alice", "new-login"))
+			// The caller may go on using its session, and call again.
+			expectSeedNoContent(t, "target=others again", e.revokeSessions(t, a.cur, "target=others"))
+			e.passes(t, "the caller's token after a second call", a.cur)
+		},
+	}, {
+		query:        "target=mine",
+		blocked:      names{"cur"},
+		passes:       names{"seen", "unseen", "bobSeen"},
+		laterBlocked: names{"cur"},
+		laterPasses:  names{"seen"},
+	}, {
+		query:        "target=session&session_id=seen",
+		blocked:      names{"seen"},
+		passes:       names{"cur", "unseen", "bobSeen"},
+		laterBlocked: names{"seen"},
+		laterPasses:  names{"cur"},
+		more: func(t *testing.T, e *seedEnv, a *seed001Alice) {
+			// Naming another user's session ID revokes nothing of theirs: it
+			// names a session of the caller's own (which does not exist).
+			expectSeedNoContent(t, "naming bob's session", e.revokeSessions(t, a.cur, "target=session&session_id=bob-only"))
+			e.passes(t, "bob's session named by alice", a.bobOnly)
+			e.passes(t, "bob's new token of that session", seedSess(t, "bob", "bob-only"))
+			e.passes(t, "the caller", a.cur)
 
-	e.blocked(t, "the caller's token", a.cur)
-	e.blocked(t, "a seen session", a.seen)
-	e.blocked(t, "an unseen session", a.unseen)
-	e.passes(t, "bob, same session id", a.bobSeen)
-	e.passes(t, "bob's other session", a.bobOnly)
+			// The seed's example ID, percent-encoded characters and all.
+			odd := "ses_01jqebhswje1ka1z7ahr9rfsgt/é &x"
+			oddTok := seedSess(t, "alice", odd)
+			e.passes(t, "a session with an odd id", oddTok)
+			expectSeedNoContent(t, "an encoded session id", e.revokeSessions(t, a.cur, "target=session&session_id=ses_01jqebhswje1ka1z7ahr9rfsgt%2F%C3%A9+%26x"))
+			e.blocked(t, "the session with an odd id", oddTok)
 
-	waitNextSecond()
-	e.blocked(t, "later token of the caller's session", a.refreshed(t, "cur"))
-	e.blocked(t, "later token of a seen session", a.refreshed(t, "seen"))
-	e.blocked(t, "later token of an unseen session with auth_time", a.refreshed(t, "unseen"))
-	e.passes(t, "a new login after the call", seedSess(t, "alice", "new-login"))
-	e.passes(t, "bob, new token", seedSess(t, "bob", "seen"))
-	expectSeedJSON(t, "the revoked token calls again", e.revokeSessions(t, a.cur, "target=all"), http.StatusUnauthorized, seed001Unauthorized)
+			// Naming the current session is "mine".
+			expectSeedNoContent(t, "naming the current session", e.revokeSessions(t, a.cur, "target=session&session_id=cur"))
+			e.blocked(t, "the caller's session, named", a.cur)
+		},
+	}} {
+		t.Run(tc.query, func(t *testing.T) {
+			t.Parallel()
+			e := startSeedEnv(t, "")
+			a := newSeed001Alice(t, e)
+			expectSeedNoContent(t, tc.query, e.revokeSessions(t, a.cur, tc.query))
+			for _, n := range tc.blocked {
+				e.blocked(t, a.describe(n), a.token(n))
+			}
+			for _, n := range tc.passes {
+				e.passes(t, a.describe(n), a.token(n))
+			}
+			for _, n := range tc.laterBlocked {
+				e.blocked(t, "later token of "+a.describe(n), a.refreshed(t, n))
+			}
+			for _, n := range tc.laterPasses {
+				e.passes(t, "later token of "+a.describe(n), a.refreshed(t, n))
+			}
+			if tc.more != nil {
+				tc.more(t, e, a)
+			}
+		})
+	}
 }
 
-func TestSeed001_204_TargetOthers(t *testing.T) {
-	e := startSeedEnv(t, "")
-	a := newSeed001Alice(t, e)
-	expectSeedNoContent(t, "target=others", e.revokeSessions(t, a.cur, "target=others"))
-
-	e.passes(t, "the caller's token", a.cur)
-	e.blocked(t, "a seen session", a.seen)
-	e.blocked(t, "an unseen session", a.unseen)
-	e.passes(t, "bob, same session id", a.bobSeen)
-	e.passes(t, "bob's other session", a.bobOnly)
-
-	waitNextSecond()
-	e.passes(t, "later token of the caller's session", a.refreshed(t, "cur"))
-	e.blocked(t, "later token of a seen session", a.refreshed(t, "seen"))
-	e.blocked(t, "later token of an unseen session with auth_time", a.refreshed(t, "unseen"))
-	e.passes(t, "a new login after the call", seedSess(t, "alice", "new-login"))
-	// The caller may go on using its session, and call again.
-	expectSeedNoContent(t, "target=others again", e.revokeSessions(t, a.cur, "target=others"))
-	e.passes(t, "the caller's token after a second call", a.cur)
+// token returns the token of a field of a by its name.
+func (a *seed001Alice) token(name string) string {
+	return map[string]string{"cur": a.cur, "seen": a.seen, "unseen": a.unseen, "bobSeen": a.bobSeen, "bobOnly": a.bobOnly}[name]
 }
 
-func TestSeed001_204_TargetMine(t *testing.T) {
-	e := startSeedEnv(t, "")
-	a := newSeed001Alice(t, e)
-	expectSeedNoContent(t, "target=mine", e.revokeSessions(t, a.cur, "target=mine"))
-
-	e.blocked(t, "the caller's token", a.cur)
-	e.passes(t, "a seen session", a.seen)
-	e.passes(t, "an unseen session", a.unseen)
-	e.passes(t, "bob, same session id", a.bobSeen)
-	waitNextSecond()
-	e.blocked(t, "later token of the caller's session", a.refreshed(t, "cur"))
-	e.passes(t, "later token of another session", a.refreshed(t, "seen"))
-}
-
-func TestSeed001_204_TargetSession(t *testing.T) {
-	e := startSeedEnv(t, "")
-	a := newSeed001Alice(t, e)
-	expectSeedNoContent(t, "target=session", e.revokeSessions(t, a.cur, "target=session&session_id=seen"))
-
-	e.blocked(t, "the named session", a.seen)
-	e.passes(t, "the caller's own session", a.cur)
-	e.passes(t, "another session", a.unseen)
-	e.passes(t, "bob's session of the same id", a.bobSeen)
-	waitNextSecond()
-	e.blocked(t, "later token of the named session", a.refreshed(t, "seen"))
-	e.passes(t, "later token of the caller's session", a.refreshed(t, "cur"))
-
-	// Naming another user's session ID revokes nothing of theirs: it
-	// names a session of the caller's own (which does not exist).
-	expectSeedNoContent(t, "naming bob's session", e.revokeSessions(t, a.cur, "target=session&session_id=bob-only"))
-	e.passes(t, "bob's session named by alice", a.bobOnly)
-	e.passes(t, "bob's new token of that session", seedSess(t, "bob", "bob-only"))
-	e.passes(t, "the caller", a.cur)
-
-	// The seed's example ID, percent-encoded characters and all.
-	odd := "ses_01jqebhswje1ka1z7ahr9rfsgt/é &x"
-	oddTok := seedSess(t, "alice", odd)
-	e.passes(t, "a session with an odd id", oddTok)
-	expectSeedNoContent(t, "an encoded session id", e.revokeSessions(t, a.cur, "target=session&session_id=ses_01jqebhswje1ka1z7ahr9rfsgt%2F%C3%A9+%26x"))
-	e.blocked(t, "the session with an odd id", oddTok)
-
-	// Naming the current session is "mine".
-	expectSeedNoContent(t, "naming the current session", e.revokeSessions(t, a.cur, "target=session&session_id=cur"))
-	e.blocked(t, "the caller's session, named", a.cur)
+// describe says what the token of that name is, in a failure message.
+func (a *seed001Alice) describe(name string) string {
+	return map[string]string{
+		"cur":     "the caller's session",
+		"seen":    "alice's session seen by the proxy",
+		"unseen":  "alice's session never seen, with auth_time",
+		"bobSeen": "bob's session of the same id as a seen one",
+		"bobOnly": "bob's other session",
+	}[name]
 }
 
 // A session that only another replica has seen is revoked by name, so
 // that its later tokens are stopped everywhere.
 func TestSeed001_204_AllStopsSessionsSeenByAnotherReplica(t *testing.T) {
+	t.Parallel()
 	srv := startSeedEnv(t, "")
-	b := StartCaddy(t, seedConfig(srv.Redis.URL(), srv.Up, ""))
+	b := StartCaddy(t, withLeeway(seedConfig(srv.Redis.URL(), srv.Up, "")))
 	b.WaitReady()
 	tablet := seedSess(t, "alice", "tablet")
 	ExpectStatus(t, "the tablet, through replica B only", Get(t, b.URL+"/", tablet), http.StatusOK)
 	srv.waitSeen(t, "alice", "tablet")
 
 	expectSeedNoContent(t, "target=all at replica A", srv.revokeSessions(t, seedSess(t, "alice", "laptop"), "target=all"))
-	waitNextSecond()
-	later := seedSess(t, "alice", "tablet")
+	later := seedSessLater(t, "alice", "tablet")
 	srv.blocked(t, "a later token of the tablet session at A", later)
 	Eventually(t, "replica B blocks the later tablet token", func() bool {
 		return Get(t, b.URL+"/", later).Status == http.StatusUnauthorized
 	})
-	ExpectStatus(t, "a new login at B", Get(t, b.URL+"/", seedSess(t, "alice", "new")), http.StatusOK)
+	ExpectStatus(t, "a new login at B", Get(t, b.URL+"/", seedSessLater(t, "alice", "new")), http.StatusOK)
 }
 
 func TestSeed001_400_BadRequest(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, other := seedSess(t, "alice", "cur"), seedSess(t, "alice", "other")
 	e.passes(t, "before", other)
@@ -192,7 +214,7 @@ func TestSeed001_400_BadRequest(t *testing.T) {
 	}
 	// others from a token without a session: there is no current session
 	// to keep, so the request cannot be honoured as asked.
-	lone := Token(t, jwt.MapClaims{"sub": "alice", "sid": nil})
+	lone := testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": nil})
 	expectSeedJSON(t, "others without a current session", e.revokeSessions(t, lone, "target=others"), http.StatusBadRequest, seed001BadRequest)
 	e.passes(t, "the sessionless token", lone)
 	e.passes(t, "the other session", other)
@@ -204,6 +226,7 @@ func TestSeed001_400_BadRequest(t *testing.T) {
 }
 
 func TestSeed001_401_Unauthorized(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim := seedSess(t, "alice", "cur")
 	e.passes(t, "before", victim)
@@ -231,7 +254,7 @@ func TestSeed001_401_Unauthorized(t *testing.T) {
 	expectSeedNoContent(t, "carol logs out", e.revokeSessions(t, mine, "target=mine"))
 	check("token of a revoked session", e.revokeSessions(t, mine, "target=all"), `Bearer error="invalid_token"`)
 	check("later token of a revoked session", e.revokeSessions(t, seedSess(t, "carol", "s1"), "target=all"), `Bearer error="invalid_token"`)
-	withJTI := Token(t, jwt.MapClaims{"sub": "dave", "sid": "d1", "jti": "jti-dave"})
+	withJTI := testtoken.HS256(t, jwt.MapClaims{"sub": "dave", "sid": "d1", "jti": "jti-dave"})
 	if st, body := e.C.AdminDo("POST", "/revocation/revoke", `{"jti":"jti-dave"}`); st != http.StatusOK {
 		t.Fatalf("admin revoke jti: %d %s", st, body)
 	}
@@ -242,6 +265,7 @@ func TestSeed001_401_Unauthorized(t *testing.T) {
 }
 
 func TestSeed001_500_StoreDown(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, other := seedSess(t, "alice", "cur"), seedSess(t, "alice", "other")
 	e.passes(t, "before", other)
@@ -257,6 +281,7 @@ func TestSeed001_500_StoreDown(t *testing.T) {
 }
 
 func TestSeed001_EndpointsOptionAndPath(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "endpoints {\n\t\t\trevoke_sessions /me/sessions/revoke\n\t\t\tlogout\n\t\t}")
 	cur := seedSess(t, "alice", "cur")
 	r := Do(t, http.MethodPost, e.C.URL+"/v1/session/me/revoke?target=mine", "", "Authorization", "Bearer "+cur)

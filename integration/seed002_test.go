@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Seed 002: DELETE /v1/auth/session with a bearer access token and an
@@ -30,6 +32,7 @@ func seed002OK(sid string) map[string]string {
 }
 
 func TestSeed002_200_CurrentSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	for _, body := range []string{"", "{}", "  \n", `{"unrelated":[1,{"x":null}]}`} {
 		t.Run(fmt.Sprintf("body %q", body), func(t *testing.T) {
@@ -39,8 +42,7 @@ func TestSeed002_200_CurrentSession(t *testing.T) {
 			e.blocked(t, "the caller's token", cur)
 			e.passes(t, "the caller's other session", phone)
 			e.passes(t, "bob's session of the same id", bob)
-			waitNextSecond()
-			e.blocked(t, "a later token of the session", seedSess(t, sub, "cur"))
+			e.blocked(t, "a later token of the session", seedSessLater(t, sub, "cur"))
 		})
 	}
 	// The seed's example request, as curl sends it.
@@ -52,6 +54,7 @@ func TestSeed002_200_CurrentSession(t *testing.T) {
 }
 
 func TestSeed002_200_NamedSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, phone, tv := seedSess(t, "alice", "cur"), seedSess(t, "alice", "phone"), seedSess(t, "alice", "tv")
 	bobPhone, bobOnly := seedSess(t, "bob", "phone"), seedSess(t, "bob", "bob-only")
@@ -66,8 +69,7 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 	e.passes(t, "the caller's own session", cur)
 	e.passes(t, "another session", tv)
 	e.passes(t, "bob's session of the same id", bobPhone)
-	waitNextSecond()
-	e.blocked(t, "a later token of the named session", seedSess(t, "alice", "phone"))
+	e.blocked(t, "a later token of the named session", seedSessLater(t, "alice", "phone"))
 
 	// Another user's session ID names a session of the caller's own, which
 	// does not exist: not found, and bob is untouched.
@@ -83,12 +85,13 @@ func TestSeed002_200_NamedSession(t *testing.T) {
 	e.passes(t, "the caller, still", cur)
 
 	// A token without a session claim is its own session.
-	lone := Token(t, jwt.MapClaims{"sub": "dave", "sid": nil})
+	lone := testtoken.HS256(t, jwt.MapClaims{"sub": "dave", "sid": nil})
 	expectSeedJSON(t, "sessionless token", e.invalidateSession(t, lone, ""), http.StatusOK, map[string]string{"message": seed002Success})
 	e.blocked(t, "the sessionless token", lone)
 }
 
 func TestSeed002_404_AlreadyInvalidated(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur := seedSess(t, "alice", "cur")
 	for _, sid := range []string{"phone", "tv"} {
@@ -108,6 +111,7 @@ func TestSeed002_404_AlreadyInvalidated(t *testing.T) {
 }
 
 func TestSeed002_401_InvalidSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur := seedSess(t, "alice", "cur")
 	expectSeedJSON(t, "first", e.invalidateSession(t, cur, ""), http.StatusOK, seed002OK("cur"))
@@ -130,6 +134,7 @@ func TestSeed002_401_InvalidSession(t *testing.T) {
 }
 
 func TestSeed002_401_Unauthorized(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim := seedSess(t, "alice", "cur")
 	check := func(name string, r Response, challenge string) {
@@ -157,12 +162,12 @@ func TestSeed002_401_Unauthorized(t *testing.T) {
 		t.Fatalf("admin revoke token: %d %s", st, body)
 	}
 	check("a revoked token", e.invalidateSession(t, tok, ""), `Bearer error="invalid_token"`)
-	withJTI := Token(t, jwt.MapClaims{"sub": "dave", "sid": "d1", "jti": "jti-dave"})
+	withJTI := testtoken.HS256(t, jwt.MapClaims{"sub": "dave", "sid": "d1", "jti": "jti-dave"})
 	if st, body := e.C.AdminDo("POST", "/revocation/revoke", `{"jti":"jti-dave"}`); st != http.StatusOK {
 		t.Fatalf("admin revoke jti: %d %s", st, body)
 	}
 	check("a token with a revoked jti", e.invalidateSession(t, withJTI, ""), `Bearer error="invalid_token"`)
-	erin := Token(t, jwt.MapClaims{"sub": "erin", "sid": "unseen"})
+	erin := testtoken.HS256(t, jwt.MapClaims{"sub": "erin", "sid": "unseen"})
 	if st, body := e.C.AdminDo("POST", "/revocation/revoke", `{"subject":"erin"}`); st != http.StatusOK {
 		t.Fatalf("admin revoke subject: %d %s", st, body)
 	}
@@ -197,6 +202,7 @@ func seedMalformedBodies(field, value string) []struct{ name, body string } {
 }
 
 func TestSeed002_400_InvalidBody(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, phone := seedSess(t, "alice", "cur"), seedSess(t, "alice", "phone")
 	for _, c := range append(seedMalformedBodies("session_id", "phone"),
@@ -215,6 +221,7 @@ func TestSeed002_400_InvalidBody(t *testing.T) {
 }
 
 func TestSeed002_500_StoreDown(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	cur, phone := seedSess(t, "alice", "cur"), seedSess(t, "alice", "phone")
 	e.Redis.Stop()
@@ -226,6 +233,7 @@ func TestSeed002_500_StoreDown(t *testing.T) {
 }
 
 func TestSeed002_EndpointsOptionAndPath(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "endpoints {\n\t\t\tinvalidate_session /auth/session\n\t\t}")
 	cur := seedSess(t, "alice", "cur")
 	r := e.invalidateSession(t, cur, "")

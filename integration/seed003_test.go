@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Seed 003: POST /v1/auth/logout with a bearer access token and an
@@ -37,8 +39,9 @@ func expectSeedTrue(t *testing.T, what string, r Response) {
 func seedRefreshBody(rt string) string { return fmt.Sprintf(`{"refreshToken":%q}`, rt) }
 
 func TestSeed003_200_LogoutRevokesRefreshAccessAndSession(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
-	access := Token(t, jwt.MapClaims{"sub": "alice", "sid": "web", "jti": "access-jti-1"})
+	access := testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": "web", "jti": "access-jti-1"})
 	rt := seedRefresh(t, "alice", "web", nil)
 	phone, bobWeb := seedSess(t, "alice", "phone"), seedSess(t, "bob", "web")
 	bobRefresh := seedRefresh(t, "bob", "web", nil)
@@ -54,12 +57,11 @@ func TestSeed003_200_LogoutRevokesRefreshAccessAndSession(t *testing.T) {
 	}
 
 	e.blocked(t, "the access token", access)
-	e.blocked(t, "another token carrying the access token's jti", Token(t, jwt.MapClaims{"sub": "alice", "sid": "web2", "jti": "access-jti-1"}))
+	e.blocked(t, "another token carrying the access token's jti", testtoken.HS256(t, jwt.MapClaims{"sub": "alice", "sid": "web2", "jti": "access-jti-1"}))
 	e.cookieBlocked(t, "the refresh token as a cookie", rt)
 	e.refreshBodyBlocked(t, "the refresh token in a body", rt)
-	waitNextSecond()
-	e.blocked(t, "a later access token of the session", seedSess(t, "alice", "web"))
-	e.cookieBlocked(t, "a later refresh token of the session", seedRefresh(t, "alice", "web", nil))
+	e.blocked(t, "a later access token of the session", seedSessLater(t, "alice", "web"))
+	e.cookieBlocked(t, "a later refresh token of the session", seedRefresh(t, "alice", "web", jwt.MapClaims{"iat": nextSecond()["iat"]}))
 	e.passes(t, "the same user's other session", phone)
 	e.passes(t, "bob's session of the same id", bobWeb)
 	e.cookiePasses(t, "bob's refresh token of the same session id", bobRefresh)
@@ -72,6 +74,7 @@ func TestSeed003_200_LogoutRevokesRefreshAccessAndSession(t *testing.T) {
 }
 
 func TestSeed003_200_WithoutRefreshToken(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	for _, body := range []string{"", "{}", " \r\n", `{"other":"field","n":[1,2]}`} {
 		t.Run(fmt.Sprintf("body %q", body), func(t *testing.T) {
@@ -91,6 +94,7 @@ func TestSeed003_200_WithoutRefreshToken(t *testing.T) {
 }
 
 func TestSeed003_200_AlreadyRevokedRefreshToken(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	rt := seedRefresh(t, "alice", "web", nil)
 	expectSeedTrue(t, "first logout", e.logout(t, seedSess(t, "alice", "web"), seedRefreshBody(rt)))
@@ -106,6 +110,7 @@ func TestSeed003_200_AlreadyRevokedRefreshToken(t *testing.T) {
 }
 
 func TestSeed003_200_RefreshTokenOfAnotherSessionOrUser(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	// The refresh token of another session of the caller: that session
 	// goes too.
@@ -130,6 +135,7 @@ func TestSeed003_200_RefreshTokenOfAnotherSessionOrUser(t *testing.T) {
 }
 
 func TestSeed003_400_InvalidInput(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	access, rt := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "phone", nil)
 	phone := seedSess(t, "alice", "phone")
@@ -148,6 +154,7 @@ func TestSeed003_400_InvalidInput(t *testing.T) {
 }
 
 func TestSeed003_401_MissingAuth(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim, rt := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "web", nil)
 	check := func(name string, r Response) {
@@ -170,6 +177,7 @@ func TestSeed003_401_MissingAuth(t *testing.T) {
 }
 
 func TestSeed003_401_InvalidAuth(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	victim, rt := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "web", nil)
 	check := func(name string, r Response) {
@@ -195,6 +203,7 @@ func TestSeed003_401_InvalidAuth(t *testing.T) {
 }
 
 func TestSeed003_500_StoreDown(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	access, rt, tv := seedSess(t, "alice", "web"), seedRefresh(t, "alice", "tv", nil), seedSess(t, "alice", "tv")
 	e.Redis.Stop()
@@ -210,6 +219,7 @@ func TestSeed003_500_StoreDown(t *testing.T) {
 }
 
 func TestSeed003_EndpointsOptionAndPath(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "endpoints {\n\t\t\tlogout /api/logout\n\t\t}")
 	access := seedSess(t, "alice", "web")
 	r := e.logout(t, access, "")

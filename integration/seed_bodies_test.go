@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // Seeds 000 and 001 define no request body. A stray small one ("{}") is
@@ -13,6 +15,7 @@ import (
 // dialect's 400, and nothing revoked, whether its length is declared or
 // it comes chunked.
 func TestSeedBodylessEndpointsRefuseBodies(t *testing.T) {
+	t.Parallel()
 	e := startSeedEnv(t, "")
 	tok := seedSess(t, "alice", "body-s1")
 	refresh := seedRefresh(t, "alice", "body-s1", nil)
@@ -43,6 +46,6 @@ func TestSeedBodylessEndpointsRefuseBodies(t *testing.T) {
 	e.cookiePasses(t, "refresh cookie after refused calls", refresh)
 
 	// A small stray body is ignored.
-	r := Do(t, http.MethodPost, e.C.URL+"/v1/session/me/revoke?target=mine", "{}", seedBearer(Token(t, jwt.MapClaims{"sid": "body-s2"}))...)
+	r := Do(t, http.MethodPost, e.C.URL+"/v1/session/me/revoke?target=mine", "{}", seedBearer(testtoken.HS256(t, jwt.MapClaims{"sid": "body-s2"}))...)
 	expectSeedNoContent(t, "001 with {}", r)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -41,11 +42,13 @@ type seedEnv struct {
 
 // startSeedEnv starts the three; extra goes into the revocation block.
 // stale_after is long, so that a test that stops Redis still sees the
-// proxy enforce its local copy (on_store_down is not under test here).
+// proxy enforce its local copy (on_store_down is not under test here);
+// the leeway lets a test mint a token issued after a revocation with
+// nextSecond instead of sleeping into that second.
 func startSeedEnv(t *testing.T, extra string) *seedEnv {
 	t.Helper()
 	e := &seedEnv{Redis: testredis.Start(t), Up: StartUpstream(t)}
-	e.C = StartCaddy(t, seedConfig(e.Redis.URL(), e.Up, extra))
+	e.C = StartCaddy(t, withLeeway(seedConfig(e.Redis.URL(), e.Up, extra)))
 	e.C.WaitReady()
 	return e
 }
@@ -58,7 +61,7 @@ func seedConfig(redisURL string, up *Upstream, extra string) string {
 		jwt {
 			hmac_secret %s
 		}
-		%s`, redisURL, testSecret, extra), up.Addr())
+		%s`, redisURL, testtoken.Secret, extra), up.Addr())
 }
 
 // The four endpoints at their default paths.
@@ -241,7 +244,14 @@ func expectSeedNoContent(t *testing.T, what string, r Response) {
 // seedSess mints an access token of sub for session sid, issued now.
 func seedSess(t *testing.T, sub, sid string) string {
 	t.Helper()
-	return Token(t, jwt.MapClaims{"sub": sub, "sid": sid})
+	return testtoken.HS256(t, jwt.MapClaims{"sub": sub, "sid": sid})
+}
+
+// seedSessLater mints an access token of sub for session sid issued in
+// the next second: after every revocation made so far (see nextSecond).
+func seedSessLater(t *testing.T, sub, sid string) string {
+	t.Helper()
+	return testtoken.HS256(t, nextSecond(), jwt.MapClaims{"sub": sub, "sid": sid})
 }
 
 // seedRefresh mints a JWT refresh token of sub for session sid.
@@ -251,7 +261,7 @@ func seedRefresh(t *testing.T, sub, sid string, claims jwt.MapClaims) string {
 	for k, v := range claims {
 		c[k] = v
 	}
-	return Token(t, c)
+	return testtoken.HS256(t, c)
 }
 
 // seedExpired, seedForged and seedUnsigned mint tokens refused by every
@@ -259,27 +269,17 @@ func seedRefresh(t *testing.T, sub, sid string, claims jwt.MapClaims) string {
 // alg none.
 func seedExpired(t *testing.T, sub, sid string) string {
 	t.Helper()
-	return Token(t, jwt.MapClaims{"sub": sub, "sid": sid, "iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-time.Minute).Unix()})
+	return testtoken.HS256(t, jwt.MapClaims{"sub": sub, "sid": sid, "iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-time.Minute).Unix()})
 }
 
 func seedForged(t *testing.T, sub, sid string) string {
 	t.Helper()
-	claims := jwt.MapClaims{"sub": sub, "sid": sid, "jti": randomID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("not-the-proxy-secret-0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testtoken.HS256With(t, "not-the-proxy-secret-0123456789abcdef", testtoken.With(testtoken.Claims(), jwt.MapClaims{"sub": sub, "sid": sid}))
 }
 
 func seedUnsigned(t *testing.T, sub, sid string) string {
 	t.Helper()
-	claims := jwt.MapClaims{"sub": sub, "sid": sid, "jti": randomID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testtoken.Unsigned(t, testtoken.With(testtoken.Claims(), jwt.MapClaims{"sub": sub, "sid": sid}))
 }
 
 // seedBadBearers are Authorization headers that do not carry a usable bearer
@@ -303,7 +303,7 @@ func seedInvalidBearers(t *testing.T, sub, sid string) []struct{ name, token str
 		{"expired", seedExpired(t, sub, sid)},
 		{"wrongly signed", seedForged(t, sub, sid)},
 		{"alg none", seedUnsigned(t, sub, sid)},
-		{"no subject", Token(t, jwt.MapClaims{"sub": nil, "sid": sid})},
+		{"no subject", testtoken.HS256(t, jwt.MapClaims{"sub": nil, "sid": sid})},
 		{"not a JWT", "opaque-access-token"},
 	}
 }

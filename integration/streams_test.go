@@ -362,6 +362,7 @@ func (e *streamsEnv) openAll(t *testing.T, token, who string) []*clientStream {
 // of it through the feed), beside streams of another user and of a
 // session the revocation spares.
 func TestStreamsEndOnEveryKindOfRevocation(t *testing.T) {
+	t.Parallel()
 	e, _ := startStreamsEnv(t, "")
 
 	// Each case revokes at replica 0. kept is a token of the victim's
@@ -480,6 +481,7 @@ func streamsOpen(t *testing.T, c *Caddy) int {
 // none of them itself (reverse_proxy's stream_close_delay, a minute
 // here, governs the upgraded ones).
 func TestStreamsTrackedAcrossReload(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startStreamApp(t)
 	p := startProvider(t, "https://idp.example.com", "web-app")
@@ -514,6 +516,7 @@ func TestStreamsTrackedAcrossReload(t *testing.T) {
 // close_streams_at_expiry ends a stream when its token expires; without
 // it, the stream stays open (the guard checked the token when it came).
 func TestStreamsCloseAtExpiry(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startStreamApp(t)
 	p := startProvider(t, "https://idp.example.com", "web-app")
@@ -569,6 +572,7 @@ func TestStreamsCloseAtExpiry(t *testing.T) {
 // others do: the stream is reset, the connection and its other streams
 // stay.
 func TestStreamsHTTP2StreamEnds(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	app := startStreamApp(t)
 	p := startProvider(t, "https://idp.example.com", "web-app")

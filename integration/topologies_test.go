@@ -10,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // sharedStoreScenario is the end-to-end test every Redis topology must
@@ -22,11 +23,11 @@ func sharedStoreScenario(t *testing.T, config string) ([]*Caddy, []string) {
 	cs := startReplicas(t, 2, config)
 	a, b := cs[0], cs[1]
 	revoked := []string{
-		Token(t, jwt.MapClaims{"sid": "t1"}),
-		Token(t, jwt.MapClaims{"sid": "t2"}),
-		Token(t, jwt.MapClaims{"sub": "dave", "sid": "d1"}),
+		testtoken.HS256(t, jwt.MapClaims{"sid": "t1"}),
+		testtoken.HS256(t, jwt.MapClaims{"sid": "t2"}),
+		testtoken.HS256(t, jwt.MapClaims{"sub": "dave", "sid": "d1"}),
 	}
-	good := Token(t, jwt.MapClaims{"sid": "t-good"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sid": "t-good"})
 	for _, tok := range append(revoked, good) {
 		expectAll(t, "before any revocation", cs, tok, http.StatusOK)
 	}
@@ -48,7 +49,7 @@ func sharedStoreScenario(t *testing.T, config string) ([]*Caddy, []string) {
 		ExpectStatus(t, "a replica started later, at once", Get(t, c.URL+"/orders", tok), http.StatusUnauthorized)
 	}
 	expectAll(t, "a token nobody revoked", cs, good, http.StatusOK)
-	later := Token(t, jwt.MapClaims{"sid": "t3"})
+	later := testtoken.HS256(t, jwt.MapClaims{"sid": "t3"})
 	expectAll(t, "before its revocation", cs, later, http.StatusOK)
 	logoutAt(t, c, later)
 	eventuallyAll(t, "revoked at the replica started later", cs, later, http.StatusUnauthorized)
@@ -60,6 +61,7 @@ func sharedStoreScenario(t *testing.T, config string) ([]*Caddy, []string) {
 // denylist shares the {dl} hash slot, so each revocation is one script on
 // one master; which master that is, the replicas learn from the cluster.
 func TestClusterEndToEnd(t *testing.T) {
+	t.Parallel()
 	cl := testredis.StartCluster(t, 3)
 	owner, err := cl.Owner("revocation:{dl}:feed")
 	if err != nil {
@@ -96,6 +98,7 @@ func TestClusterEndToEnd(t *testing.T) {
 // revocations work against the promoted replica and reach every replica,
 // and a replica started after the failover loads everything.
 func TestSentinelEndToEndAndFailover(t *testing.T) {
+	t.Parallel()
 	sn := testredis.StartSentinel(t, 1, 3)
 	up := StartUpstream(t)
 	config := basicConfig(fmt.Sprintf("redis {\n\t\t\taddrs %s\n\t\t\tmaster_name %s\n\t\t}", strings.Join(sn.Addrs(), " "), sn.MasterName), up, "")
@@ -108,7 +111,7 @@ func TestSentinelEndToEndAndFailover(t *testing.T) {
 		t.Fatalf("WAIT for the replica: %q %v", out, err)
 	}
 	old := sn.Master.Addr()
-	good := Token(t, jwt.MapClaims{"sid": "f-good"})
+	good := testtoken.HS256(t, jwt.MapClaims{"sid": "f-good"})
 	expectAll(t, "a valid token before the failover", cs, good, http.StatusOK)
 	sn.Master.Stop()
 	for _, tok := range revoked {
@@ -124,7 +127,7 @@ func TestSentinelEndToEndAndFailover(t *testing.T) {
 
 	// A revocation may fail (500) until the replica's client has found
 	// the new master; it must then succeed, and reach everyone.
-	after := Token(t, jwt.MapClaims{"sid": "f1"})
+	after := testtoken.HS256(t, jwt.MapClaims{"sid": "f1"})
 	var last Response
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 func TestInspectorRemembersUntilExpiry(t *testing.T) {
@@ -19,9 +21,9 @@ func TestInspectorRemembersUntilExpiry(t *testing.T) {
 	store := NewMemoryStore(MemoryOptions{Now: now, SweepEvery: -1})
 	defer store.Close()
 	in := NewInspector(InspectorConfig{Verifier: v, Store: store, SessionTTL: time.Hour, Now: now})
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	tok := testtoken.Sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{
 		"sub": "alice", "sid": "s1", "iat": clock.Unix(), "exp": clock.Add(time.Minute).Unix(),
-	}).SignedString(secret)
+	})
 	ctx := context.Background()
 
 	first := in.Inspect(ctx, tok)
@@ -53,7 +55,7 @@ func TestInspectorForgedTokenStillBlocksByClaims(t *testing.T) {
 	store := NewMemoryStore(MemoryOptions{SweepEvery: -1})
 	defer store.Close()
 	in := NewInspector(InspectorConfig{Verifier: v, Store: store, SessionTTL: time.Hour})
-	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "sid": "s1", "iat": time.Now().Unix()}).SignedString([]byte("another-secret-another-secret-00"))
+	forged := testtoken.HS256With(t, "another-secret-another-secret-00", jwt.MapClaims{"sub": "alice", "sid": "s1", "iat": time.Now().Unix()})
 	commit(t, store, Change{Puts: []Put{{Key: SessionKey("alice", "s1"), TTL: time.Hour}}})
 	info := in.Inspect(context.Background(), forged)
 	if info.Verified {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // jwksServer publishes the public half of one key under one kid, over
@@ -76,7 +78,7 @@ func TestJWKSRefetchOnUnknownKid(t *testing.T) {
 	if n := srv.fetches.Load(); n != 1 {
 		t.Fatalf("%d fetches once made, want 1", n)
 	}
-	tok := sign(t, jwt.SigningMethodES256, k.ec, baseClaims(), map[string]any{"kid": "first"})
+	tok := testtoken.Sign(t, jwt.SigningMethodES256, k.ec, baseClaims(), map[string]any{"kid": "first"})
 	for range 2 {
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Fatalf("token with the published kid: %v", err)
@@ -88,7 +90,7 @@ func TestJWKSRefetchOnUnknownKid(t *testing.T) {
 
 	// The issuer rotates; a token with the new kid triggers one refetch.
 	srv.rotate(rotated.ec, "second")
-	newTok := sign(t, jwt.SigningMethodES256, rotated.ec, baseClaims(), map[string]any{"kid": "second"})
+	newTok := testtoken.Sign(t, jwt.SigningMethodES256, rotated.ec, baseClaims(), map[string]any{"kid": "second"})
 	if _, err := v.Verify(context.Background(), newTok); err != nil {
 		t.Fatalf("token with the rotated kid: %v", err)
 	}
@@ -103,7 +105,7 @@ func TestJWKSRefetchOnUnknownKid(t *testing.T) {
 	// and is refused at once rather than kept waiting for the next one.
 	start := time.Now()
 	for range 20 {
-		bogus := sign(t, jwt.SigningMethodES256, rotated.ec, baseClaims(), map[string]any{"kid": "bogus"})
+		bogus := testtoken.Sign(t, jwt.SigningMethodES256, rotated.ec, baseClaims(), map[string]any{"kid": "bogus"})
 		if _, err := v.Verify(context.Background(), bogus); err == nil {
 			t.Fatal("unknown kid accepted")
 		}
@@ -115,7 +117,7 @@ func TestJWKSRefetchOnUnknownKid(t *testing.T) {
 		t.Fatalf("20 unknown kids took %v: they waited for a refetch they cannot have", d)
 	}
 	// An HS256 token is never checked against JWKS keys.
-	if _, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodHS256, []byte("x"), baseClaims(), nil)); err == nil {
+	if _, err := v.Verify(context.Background(), testtoken.Sign(t, jwt.SigningMethodHS256, []byte("x"), baseClaims(), nil)); err == nil {
 		t.Fatal("HS256 token accepted with only a JWKS configured")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 // reencode rewrites each segment of a compact JWS with f.
@@ -34,12 +36,12 @@ func padded(seg string) string {
 func TestLenientReadingOfReencodedTokens(t *testing.T) {
 	k := newTestKeys(t)
 	claims := jwt.MapClaims{"sub": "alice", "sid": "s1", "jti": "j1", "iat": 1700000000}
-	tok := sign(t, jwt.SigningMethodHS256, k.hmac, claims, nil)
+	tok := testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, claims, nil)
 	for pad := "x"; len(strings.Split(tok, ".")[1])%4 == 0 || !strings.ContainsAny(tok, "-_"); pad += "?" {
 		// A payload with unused bits in its last character, and a token
 		// with characters that differ between the two alphabets.
 		claims["pad"] = pad
-		tok = sign(t, jwt.SigningMethodHS256, k.hmac, claims, nil)
+		tok = testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, claims, nil)
 	}
 	variants := map[string]string{
 		"padded signature":       reencode(tok, func(i int, s string) string { return map[bool]string{true: s + "=", false: s}[i == 2] }),
@@ -80,7 +82,7 @@ func TestLenientReadingOfReencodedTokens(t *testing.T) {
 // header.payload gives no way to name their token as an opaque one.
 func TestHashesAreDomainSeparated(t *testing.T) {
 	k := newTestKeys(t)
-	tok := sign(t, jwt.SigningMethodHS256, k.hmac, jwt.MapClaims{"sub": "alice"}, nil)
+	tok := testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, jwt.MapClaims{"sub": "alice"}, nil)
 	signed := tok[:strings.LastIndexByte(tok, '.')]
 	if HashToken(signed) == HashToken(tok) || RawHash(signed) == HashToken(tok) {
 		t.Fatal("an opaque header.payload hashes like the JWS it comes from")
@@ -182,7 +184,7 @@ func FuzzDecodeNeverPanics(f *testing.F) {
 // revoked token written with one inside still counts as itself.
 func TestPaddingInsideASegmentReadsBothWays(t *testing.T) {
 	k := newTestKeys(t)
-	tok := sign(t, jwt.SigningMethodHS256, k.hmac, jwt.MapClaims{"sub": "alice", "jti": "j-pad"}, nil)
+	tok := testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, jwt.MapClaims{"sub": "alice", "jti": "j-pad"}, nil)
 	seg := strings.Split(tok, ".")
 	odd := seg[0] + "." + seg[1][:8] + "=" + seg[1][8:] + "." + seg[2]
 	store := NewMemoryStore(MemoryOptions{})

@@ -3,15 +3,14 @@ package revocation
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-revocation/caddy-revocation/internal/testredis"
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 var revokeSecret = []byte("revoke-test-secret-0123456789abcdef")
@@ -27,28 +26,17 @@ func newRevoker(t *testing.T, s Store) *Revoker {
 	return &Revoker{Store: s, Verifier: v, SessionTTL: time.Hour}
 }
 
-// mint signs an HS256 token: sub alice, sid s1, a unique jti, issued now,
-// valid an hour, overridden by claims (nil deletes a claim).
-func mint(t *testing.T, claims jwt.MapClaims) string {
-	t.Helper()
-	now := time.Now()
-	c := jwt.MapClaims{"sub": "alice", "sid": "s1", "jti": fmt.Sprintf("jti-%d-%d", now.UnixNano(), mintCount.Add(1)), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return sign(t, jwt.SigningMethodHS256, revokeSecret, c, nil)
-}
-
-var mintCount atomic.Int64
+// revokeTokens mints the HS256 tokens of the revoker's tests: sub alice,
+// sid s1, a unique jti, issued now, valid an hour, signed with
+// revokeSecret.
+var revokeTokens = testtoken.Minter{Secret: string(revokeSecret), Defaults: func() jwt.MapClaims {
+	return testtoken.With(testtoken.Claims(), jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})
+}}
 
 // caller authenticates a freshly minted token.
 func caller(t *testing.T, rv *Revoker, claims jwt.MapClaims) *Credential {
 	t.Helper()
-	c, err := rv.Authenticate(context.Background(), mint(t, claims))
+	c, err := rv.Authenticate(context.Background(), revokeTokens.Mint(t, claims))
 	if err != nil {
 		t.Fatalf("authenticate: %v", err)
 	}
@@ -72,7 +60,7 @@ func TestAuthenticate(t *testing.T) {
 			rv := newRevoker(t, s)
 			ctx := context.Background()
 
-			raw := mint(t, jwt.MapClaims{"sid": "laptop"})
+			raw := revokeTokens.Mint(t, jwt.MapClaims{"sid": "laptop"})
 			c, err := rv.Authenticate(ctx, raw)
 			if err != nil {
 				t.Fatalf("valid token: %v", err)
@@ -84,11 +72,11 @@ func TestAuthenticate(t *testing.T) {
 			waitFor(t, "the caller's session noted", func() bool { return sessionsNoted(t, s, SubjectKey("alice")) == 1 })
 
 			for name, tok := range map[string]string{
-				"no subject":    mint(t, jwt.MapClaims{"sub": nil}),
-				"empty subject": mint(t, jwt.MapClaims{"sub": ""}),
-				"bad signature": sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), baseClaims(), nil),
-				"expired":       mint(t, jwt.MapClaims{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}),
-				"alg none":      unsignedToken(t, baseClaims()),
+				"no subject":    revokeTokens.Mint(t, jwt.MapClaims{"sub": nil}),
+				"empty subject": revokeTokens.Mint(t, jwt.MapClaims{"sub": ""}),
+				"bad signature": testtoken.Sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), baseClaims(), nil),
+				"expired":       revokeTokens.Mint(t, jwt.MapClaims{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}),
+				"alg none":      testtoken.Unsigned(t, baseClaims()),
 				"not a JWT":     "opaque-token",
 			} {
 				c, err := rv.Authenticate(ctx, tok)
@@ -96,7 +84,7 @@ func TestAuthenticate(t *testing.T) {
 					t.Errorf("%s: %v, %v; want ErrInvalidToken and no credential", name, c, err)
 				}
 			}
-			if _, err := rv.Authenticate(ctx, mint(t, jwt.MapClaims{"sub": nil})); !errors.Is(err, ErrNoSubject) {
+			if _, err := rv.Authenticate(ctx, revokeTokens.Mint(t, jwt.MapClaims{"sub": nil})); !errors.Is(err, ErrNoSubject) {
 				t.Errorf("no subject: %v, want ErrNoSubject", err)
 			}
 
@@ -111,20 +99,11 @@ func TestAuthenticate(t *testing.T) {
 			}
 
 			noVerifier := &Revoker{Store: s, SessionTTL: time.Hour}
-			if _, err := noVerifier.Authenticate(ctx, mint(t, nil)); !errors.Is(err, ErrInvalidToken) {
+			if _, err := noVerifier.Authenticate(ctx, revokeTokens.Mint(t, nil)); !errors.Is(err, ErrInvalidToken) {
 				t.Errorf("without a verifier: %v, want ErrInvalidToken", err)
 			}
 		})
 	}
-}
-
-func unsignedToken(t *testing.T, claims jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func TestExamineRefresh(t *testing.T) {
@@ -135,15 +114,15 @@ func TestExamineRefresh(t *testing.T) {
 	if err != nil || c.Claims != nil || c.Verified || c.Hash != HashToken("opaque-refresh-token") {
 		t.Fatalf("opaque: %+v, %v", c, err)
 	}
-	raw := mint(t, jwt.MapClaims{"sid": "r1", "cnf": map[string]any{"jkt": "thumb"}})
+	raw := revokeTokens.Mint(t, jwt.MapClaims{"sid": "r1", "cnf": map[string]any{"jkt": "thumb"}})
 	c, err = rv.ExamineRefresh(ctx, raw)
 	if err != nil || !c.Verified || c.Claims.Session != "r1" || c.Claims.Confirmation != "thumb" {
 		t.Fatalf("verified JWT: %+v, %v", c, err)
 	}
 	for name, tok := range map[string]string{
-		"bad signature": sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), baseClaims(), nil),
-		"expired":       mint(t, jwt.MapClaims{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}),
-		"alg none":      unsignedToken(t, baseClaims()),
+		"bad signature": testtoken.Sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), baseClaims(), nil),
+		"expired":       revokeTokens.Mint(t, jwt.MapClaims{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}),
+		"alg none":      testtoken.Unsigned(t, baseClaims()),
 		"three garbage": "a.b.c",
 	} {
 		if c, err := rv.ExamineRefresh(ctx, tok); !errors.Is(err, ErrInvalidToken) || c != nil {
@@ -158,10 +137,10 @@ func TestExamine(t *testing.T) {
 	if c := rv.Examine(ctx, "opaque"); c.Claims != nil || c.Verified {
 		t.Fatalf("opaque: %+v", c)
 	}
-	if c := rv.Examine(ctx, mint(t, jwt.MapClaims{"sid": "r2"})); !c.Verified || c.Claims.Session != "r2" {
+	if c := rv.Examine(ctx, revokeTokens.Mint(t, jwt.MapClaims{"sid": "r2"})); !c.Verified || c.Claims.Session != "r2" {
 		t.Fatalf("verifiable: %+v", c)
 	}
-	forged := sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), jwt.MapClaims{"sub": "bob", "sid": "b1"}, nil)
+	forged := testtoken.Sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), jwt.MapClaims{"sub": "bob", "sid": "b1"}, nil)
 	c := rv.Examine(ctx, forged)
 	if c.Verified || c.Claims == nil || c.Claims.Subject != "bob" {
 		t.Fatalf("unverifiable JWT: %+v, want decoded, unverified claims", c)
@@ -204,7 +183,7 @@ func TestRevokeRefresh(t *testing.T) {
 			rv := newRevoker(t, s)
 			ctx := context.Background()
 
-			raw := mint(t, jwt.MapClaims{"sid": "r1", "jti": "refresh-jti-1"})
+			raw := revokeTokens.Mint(t, jwt.MapClaims{"sid": "r1", "jti": "refresh-jti-1"})
 			refresh, err := rv.ExamineRefresh(ctx, raw)
 			if err != nil {
 				t.Fatal(err)
@@ -431,7 +410,7 @@ func TestInvalidateSession(t *testing.T) {
 				t.Fatalf("named session again: %+v %v; want it reported as already revoked", res, err)
 			}
 
-			curRaw := mint(t, jwt.MapClaims{"sid": "cur"})
+			curRaw := revokeTokens.Mint(t, jwt.MapClaims{"sid": "cur"})
 			cur, err = rv.Authenticate(ctx, curRaw)
 			if err != nil {
 				t.Fatal(err)
@@ -473,12 +452,12 @@ func TestLogout(t *testing.T) {
 			rv := newRevoker(t, s)
 			ctx := context.Background()
 			cur := caller(t, rv, jwt.MapClaims{"sid": "cur", "jti": "access-jti"})
-			refreshRaw := mint(t, jwt.MapClaims{"sid": "web", "jti": "refresh-jti"})
+			refreshRaw := revokeTokens.Mint(t, jwt.MapClaims{"sid": "web", "jti": "refresh-jti"})
 			web := caller(t, rv, jwt.MapClaims{"sid": "web"})
 			tv := caller(t, rv, jwt.MapClaims{"sid": "tv"})
-			bobRaw := mint(t, jwt.MapClaims{"sub": "bob", "sid": "bob-1"})
+			bobRaw := revokeTokens.Mint(t, jwt.MapClaims{"sub": "bob", "sid": "bob-1"})
 			bobOther := caller(t, rv, jwt.MapClaims{"sub": "bob", "sid": "bob-1"})
-			forged := sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), jwt.MapClaims{"sub": "alice", "sid": "tv", "exp": time.Now().Add(time.Hour).Unix()}, nil)
+			forged := testtoken.Sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefgh"), jwt.MapClaims{"sub": "alice", "sid": "tv", "exp": time.Now().Add(time.Hour).Unix()}, nil)
 
 			res, err := rv.Logout(ctx, cur, rv.Examine(ctx, refreshRaw))
 			if err != nil {
@@ -551,7 +530,7 @@ func TestRevokerStoreDownAppliesNothing(t *testing.T) {
 	s := openRedis(t, srv.Addr(), RedisOptions{})
 	rv := newRevoker(t, s)
 	cur := caller(t, rv, jwt.MapClaims{"sid": "cur"})
-	refresh := rv.Examine(context.Background(), mint(t, jwt.MapClaims{"sid": "web"}))
+	refresh := rv.Examine(context.Background(), revokeTokens.Mint(t, jwt.MapClaims{"sid": "web"}))
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -648,9 +627,9 @@ func TestRevokePresented(t *testing.T) {
 			if res, err := rv.RevokePresented(ctx, nil); err != nil || len(res.Entries) != 0 {
 				t.Fatalf("nothing presented: %v, %v", res, err)
 			}
-			raw := mint(t, jwt.MapClaims{"sid": "p1", "jti": "presented-jti"})
+			raw := revokeTokens.Mint(t, jwt.MapClaims{"sid": "p1", "jti": "presented-jti"})
 			bearer := rv.Examine(ctx, raw)
-			victim := mint(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
+			victim := revokeTokens.Mint(t, jwt.MapClaims{"sub": "victim", "sid": "v1"})
 			forged := rv.Examine(ctx, victim[:strings.LastIndexByte(victim, '.')]+".Zm9yZ2Vk")
 			opaque := rv.Examine(ctx, "JSESSIONID-value")
 			sibling := caller(t, rv, jwt.MapClaims{"sid": "p1"})

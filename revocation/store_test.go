@@ -39,9 +39,16 @@ func stores() []storeKind {
 	}
 }
 
+// openRedis opens a store on the Redis at addr with the client options
+// the product uses (RedisConfig.Options): a test then sees the failures
+// a replica sees, as fast as it sees them.
 func openRedis(t *testing.T, addr string, opts RedisOptions) *RedisStore {
 	t.Helper()
-	opts.Client = redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	uo, err := RedisConfig{Addrs: []string{addr}}.Options(time.Second, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Client = redis.NewUniversalClient(uo)
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}

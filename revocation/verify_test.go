@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
 type testKeys struct {
@@ -45,19 +47,6 @@ func newTestKeys(t testing.TB) *testKeys {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func sign(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims, header map[string]any) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	for k, v := range header {
-		tok.Header[k] = v
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return s
 }
 
 func baseClaims() jwt.MapClaims {
@@ -97,7 +86,7 @@ func TestVerifyAlgorithms(t *testing.T) {
 	}
 	for _, c := range ok {
 		t.Run(c.name, func(t *testing.T) {
-			cl, err := v.Verify(context.Background(), sign(t, c.method, c.key, baseClaims(), nil))
+			cl, err := v.Verify(context.Background(), testtoken.Sign(t, c.method, c.key, baseClaims(), nil))
 			if err != nil {
 				t.Fatalf("valid %s token refused: %v", c.name, err)
 			}
@@ -128,16 +117,10 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	with := func(f func(jwt.MapClaims)) jwt.MapClaims { c := good(); f(c); return c }
 	now := time.Now()
-	noneTok := func() string {
-		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, good()).SignedString(jwt.UnsafeAllowNoneSignatureType)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}()
+	noneTok := testtoken.Unsigned(t, good())
 	// Algorithm confusion: an HS256 token whose HMAC key is the bytes of
 	// the configured RSA public key.
-	confused := sign(t, jwt.SigningMethodHS256, pemOf(t, &k.rsa.PublicKey), good(), nil)
+	confused := testtoken.Sign(t, jwt.SigningMethodHS256, pemOf(t, &k.rsa.PublicKey), good(), nil)
 	tamper := func(s string) string {
 		parts := strings.Split(s, ".")
 		payload, _ := json.Marshal(with(func(c jwt.MapClaims) { c["sub"] = "mallory" }))
@@ -149,24 +132,24 @@ func TestVerifyRejects(t *testing.T) {
 		"valid control":        "",
 		"alg none":             noneTok,
 		"algorithm confusion":  confused,
-		"wrong hmac secret":    sign(t, jwt.SigningMethodHS256, []byte("not-the-secret-not-the-secret-00"), good(), nil),
-		"other rsa key":        sign(t, jwt.SigningMethodRS256, other.rsa, good(), nil),
-		"es384 without key":    sign(t, jwt.SigningMethodES384, k.ec384, good(), nil),
-		"expired":              sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() }), nil),
-		"not yet valid":        sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Minute).Unix() }), nil),
-		"issued in the future": sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["iat"] = now.Add(time.Minute).Unix() }), nil),
-		"wrong issuer":         sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }), nil),
-		"no issuer":            sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { delete(c, "iss") }), nil),
-		"wrong audience":       sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["aud"] = []string{"other"} }), nil),
-		"iat not a number":     sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["iat"] = "yesterday" }), nil),
-		"tampered payload":     tamper(sign(t, jwt.SigningMethodHS256, k.hmac, good(), nil)),
+		"wrong hmac secret":    testtoken.Sign(t, jwt.SigningMethodHS256, []byte("not-the-secret-not-the-secret-00"), good(), nil),
+		"other rsa key":        testtoken.Sign(t, jwt.SigningMethodRS256, other.rsa, good(), nil),
+		"es384 without key":    testtoken.Sign(t, jwt.SigningMethodES384, k.ec384, good(), nil),
+		"expired":              testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() }), nil),
+		"not yet valid":        testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Minute).Unix() }), nil),
+		"issued in the future": testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["iat"] = now.Add(time.Minute).Unix() }), nil),
+		"wrong issuer":         testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }), nil),
+		"no issuer":            testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { delete(c, "iss") }), nil),
+		"wrong audience":       testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["aud"] = []string{"other"} }), nil),
+		"iat not a number":     testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["iat"] = "yesterday" }), nil),
+		"tampered payload":     tamper(testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, good(), nil)),
 		"garbage":              "not-a-token",
 		"two segments":         "a.b",
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
 			if tok == "" {
-				if _, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodHS256, k.hmac, good(), nil)); err != nil {
+				if _, err := v.Verify(context.Background(), testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, good(), nil)); err != nil {
 					t.Fatalf("control token refused: %v", err)
 				}
 				return
@@ -179,13 +162,13 @@ func TestVerifyRejects(t *testing.T) {
 	}
 
 	t.Run("within leeway", func(t *testing.T) {
-		tok := sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Second).Unix() }), nil)
+		tok := testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Second).Unix() }), nil)
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Fatalf("token expired 2s ago refused with 5s leeway: %v", err)
 		}
 	})
 	t.Run("audience list", func(t *testing.T) {
-		tok := sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["aud"] = []string{"x", "api"} }), nil)
+		tok := testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, with(func(c jwt.MapClaims) { c["aud"] = []string{"x", "api"} }), nil)
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Fatalf("aud list containing api refused: %v", err)
 		}
@@ -263,7 +246,7 @@ func TestDecodeReadsAuthTimeAndCnf(t *testing.T) {
 	c["auth_time"] = time.Now().Add(-time.Hour).Unix()
 	c["cnf"] = map[string]any{"jkt": "thumb"}
 	c["session"] = "custom"
-	cl, err := Decode(sign(t, jwt.SigningMethodHS256, k.hmac, c, nil), "session")
+	cl, err := Decode(testtoken.Sign(t, jwt.SigningMethodHS256, k.hmac, c, nil), "session")
 	if err != nil {
 		t.Fatal(err)
 	}

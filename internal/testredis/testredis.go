@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,15 +32,48 @@ func Binary(t testing.TB, name string) string {
 	return p
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// handedOut is every port FreePort returned in this process. Tests run
+// in parallel: were a port handed out twice, a server one test stopped
+// (a killed master) could be replaced on its port by another test's
+// server while the first test's clients and Sentinels still point there,
+// and they would find it alive.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago and
+// that it never returned before in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	// The listeners stay open until a new port is found, so that the
+	// kernel does not offer the same one again.
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		held = append(held, l)
+		port := l.Addr().(*net.TCPAddr).Port
+		handedOut.Lock()
+		if !handedOut.ports[port] {
+			if handedOut.ports == nil {
+				handedOut.ports = make(map[int]bool)
+			}
+			handedOut.ports[port] = true
+			handedOut.Unlock()
+			return port
+		}
+		handedOut.Unlock()
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("find a free port: the kernel offered only ports already handed out")
+	return 0
 }
 
 // Server is one redis-server (or redis-sentinel) process.
