@@ -445,7 +445,7 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 	fmt.Fprintln(tw, "STORE\tPREFIX\tREADY\tLOADED\tCONNECTED\tSTALE\tTOKEN\tJTI\tSESSION\tSUBJECT\tGLOBAL")
 	for _, s := range st.Stores {
 		stale := "-"
-		if s.Store != "embedded" {
+		if s.Store.Shared() {
 			stale = (time.Duration(s.StaleFor * float64(time.Second))).Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Describe, s.KeyPrefix,

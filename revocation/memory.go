@@ -215,7 +215,7 @@ func (m *MemoryStore) Claim(ctx context.Context, key, value string, ttl time.Dur
 // Health implements Store: the embedded store is its own truth, always
 // loaded and current.
 func (m *MemoryStore) Health() Health {
-	return Health{Store: "embedded", Loaded: true, Connected: true, Confirmed: m.now()}
+	return Health{Store: StoreEmbedded, Loaded: true, Connected: true, Confirmed: m.now()}
 }
 
 // Staleness implements Store: never stale.

@@ -406,7 +406,7 @@ func (s *RedisStore) Health() Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := Health{
-		Store:     "redis",
+		Store:     StoreRedis,
 		Loaded:    s.loaded,
 		Connected: s.state == linkUp,
 		Confirmed: s.confirmedAt(),

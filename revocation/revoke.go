@@ -337,14 +337,24 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 	return r.Store.Commit(ctx, c)
 }
 
+// Invalidation says what InvalidateSession did.
+type Invalidation struct {
+	// SessionID is the session revoked; empty when the caller's token
+	// names none and was revoked as its own session.
+	SessionID string
+	// AlreadyRevoked is true when that session (or that token) was
+	// revoked before: writing it again changed nothing.
+	AlreadyRevoked bool
+	// Result is the committed change.
+	Result Result
+}
+
 // InvalidateSession revokes one session of the caller (seed 002): the
-// named one, or the caller's current one when sessionID is empty. The
-// first Existed flag of the result says whether that session was already
-// revoked. It returns the session ID it revoked.
-func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, sessionID string) (string, Result, error) {
+// named one, or the caller's current one when sessionID is empty.
+func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, sessionID string) (Invalidation, error) {
 	cl, err := callerClaims(caller)
 	if err != nil {
-		return "", Result{}, err
+		return Invalidation{}, err
 	}
 	if sessionID == "" {
 		sessionID = cl.Session
@@ -356,9 +366,9 @@ func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, ses
 	} else {
 		switch known, err := r.knownSession(ctx, cl, sessionID); {
 		case err != nil:
-			return sessionID, Result{}, err
+			return Invalidation{SessionID: sessionID}, err
 		case !known:
-			return sessionID, Result{}, ErrUnknownSession
+			return Invalidation{SessionID: sessionID}, ErrUnknownSession
 		}
 		c.Puts = []Put{r.sessionPut(cl.Subject, sessionID)}
 		if sessionID == cl.Session {
@@ -366,7 +376,9 @@ func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, ses
 		}
 	}
 	res, err := r.Store.Commit(ctx, c)
-	return sessionID, res, err
+	// The session's put (or the token's, for a token that is its own
+	// session) comes first.
+	return Invalidation{SessionID: sessionID, AlreadyRevoked: err == nil && res.Existed[0], Result: res}, err
 }
 
 // Logout revokes, at once, the caller's access token (and its jti), its

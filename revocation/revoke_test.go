@@ -413,8 +413,9 @@ func TestInvalidateSession(t *testing.T) {
 			phone := caller(t, rv, jwt.MapClaims{"sid": "phone"})
 			bobPhone := caller(t, rv, jwt.MapClaims{"sub": "bob", "sid": "phone"})
 
-			sid, res, err := rv.InvalidateSession(ctx, cur, "phone")
-			if err != nil || sid != "phone" || res.Existed[0] {
+			inv, err := rv.InvalidateSession(ctx, cur, "phone")
+			sid, res := inv.SessionID, inv.Result
+			if err != nil || sid != "phone" || inv.AlreadyRevoked {
 				t.Fatalf("named session: %q %+v %v", sid, res, err)
 			}
 			if r := rv.Revoked(phone); r != BlockedSession {
@@ -426,8 +427,9 @@ func TestInvalidateSession(t *testing.T) {
 			if r := rv.Revoked(bobPhone); r != NotBlocked {
 				t.Errorf("bob's session of the same id: %v", r)
 			}
-			_, res, err = rv.InvalidateSession(ctx, cur, "phone")
-			if err != nil || !res.Existed[0] {
+			inv, err = rv.InvalidateSession(ctx, cur, "phone")
+			res = inv.Result
+			if err != nil || !inv.AlreadyRevoked {
 				t.Fatalf("named session again: %+v %v; want it reported as already revoked", res, err)
 			}
 
@@ -436,8 +438,9 @@ func TestInvalidateSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sid, res, err = rv.InvalidateSession(ctx, cur, "")
-			if err != nil || sid != "cur" || res.Existed[0] {
+			inv, err = rv.InvalidateSession(ctx, cur, "")
+			sid, res = inv.SessionID, inv.Result
+			if err != nil || sid != "cur" || inv.AlreadyRevoked {
 				t.Fatalf("current session: %q %+v %v", sid, res, err)
 			}
 			// The caller's token is revoked with its session; calling
@@ -455,7 +458,8 @@ func TestInvalidateSession(t *testing.T) {
 
 			// A token without a session is its own session.
 			lone := caller(t, rv, jwt.MapClaims{"sid": nil})
-			sid, res, err = rv.InvalidateSession(ctx, lone, "")
+			inv, err = rv.InvalidateSession(ctx, lone, "")
+			sid, res = inv.SessionID, inv.Result
 			if err != nil || sid != "" || entryKinds(res) != "token jti" {
 				t.Fatalf("sessionless token: %q %q %v", sid, entryKinds(res), err)
 			}
@@ -559,7 +563,7 @@ func TestRevokerStoreDownAppliesNothing(t *testing.T) {
 	ops := map[string]func() error{
 		"all":        func() error { _, err := rv.RevokeSessions(ctx, cur, TargetAll, ""); return err },
 		"others":     func() error { _, err := rv.RevokeSessions(ctx, cur, TargetOthers, ""); return err },
-		"session":    func() error { _, _, err := rv.InvalidateSession(ctx, cur, ""); return err },
+		"session":    func() error { _, err := rv.InvalidateSession(ctx, cur, ""); return err },
 		"logout":     func() error { _, err := rv.Logout(ctx, cur, refresh); return err },
 		"refresh":    func() error { _, err := rv.RevokeRefresh(ctx, refresh); return err },
 		"subject":    func() error { _, err := rv.RevokeSubject(ctx, "alice"); return err },

@@ -79,10 +79,30 @@ type Result struct {
 	Time int64
 }
 
+// StoreKind names what keeps a store's revocations. Its values are the
+// words the status API, the metrics' store label and the logs use.
+type StoreKind string
+
+// The kinds of store.
+const (
+	// StoreEmbedded keeps the denylist in this process only.
+	StoreEmbedded StoreKind = "embedded"
+	// StoreRedis keeps it in Redis, shared by every replica.
+	StoreRedis StoreKind = "redis"
+)
+
+// Shared reports whether other replicas write the store too, so that its
+// local copy is confirmed current only now and then (and can be stale);
+// an embedded store is its own truth.
+func (k StoreKind) Shared() bool { return k != StoreEmbedded }
+
+// String returns the kind's word.
+func (k StoreKind) String() string { return string(k) }
+
 // Health describes how far the local copy of a store can be trusted.
 type Health struct {
-	// Store is "embedded" or "redis".
-	Store string
+	// Store says what keeps the revocations.
+	Store StoreKind
 	// Loaded is true once the local copy has been loaded in full.
 	Loaded bool
 	// Connected is true while the backing service answers.
