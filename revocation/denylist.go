@@ -209,13 +209,13 @@ func (d *Denylist) SetApplied(f func([]Entry)) {
 	d.applied.Store(&f)
 }
 
-// applyGlobal merges the global cutoff entry, as a subject entry merges.
+// applyGlobal merges the global cutoff entry (mergeGlobal).
 func (d *Denylist) applyGlobal(e Entry) {
 	d.globalMu.Lock()
 	defer d.globalMu.Unlock()
 	e.Keep, e.KeepFloor = Key{}, 0
 	if old := d.global.Load(); old != nil {
-		e = mergeSubject(*old, e)
+		e = mergeGlobal(*old, e)
 	} else {
 		d.counts[KindGlobal].Add(1)
 	}

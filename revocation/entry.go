@@ -122,6 +122,29 @@ func ParseRecords(s string) ([]Entry, error) {
 	return out, errors.Join(errs...)
 }
 
+// cutSubject is the rule of a subject cut: it merges a new subject
+// revocation e (no keep floor yet) into the live one before it, in store
+// order. The cutoff never moves back. A kept session stays revoked for
+// tokens the earlier revocation covered, unless the earlier revocation
+// kept that same session too (absorb). The commit script in lua.go is its
+// mirror; TestStoreCutsMergeByOneRule holds both stores to it.
+func cutSubject(old, e Entry) Entry {
+	e.Cutoff = max(e.Cutoff, old.Cutoff)
+	return absorb(e, old)
+}
+
+// mergeGlobal is the rule of the global cutoff: the later cutoff and the
+// later expiry of two global entries, in either order. The commit script
+// mirrors it for a new global cut; the local copy merges with it
+// whatever order entries reach it in.
+func mergeGlobal(a, b Entry) Entry {
+	later := a
+	if b.Cutoff > a.Cutoff {
+		later = b
+	}
+	return Entry{Key: later.Key, Expires: max(a.Expires, b.Expires), Cutoff: later.Cutoff}
+}
+
 // mergeSubject combines two subject entries for the same subject into the
 // one that blocks at least what either blocks. Stores always merge a new
 // subject revocation with the one before it, so the entry with the later
@@ -150,8 +173,8 @@ func mergeSubject(a, b Entry) Entry {
 // normally already contains the earlier (the store merged them in order),
 // but not when the store lost the earlier one (Redis restarted without
 // persistence, or failed over before replicating it): then the kept
-// session's floor must still cover what the earlier entry blocked, as
-// cutSubject would have made it.
+// session's floor must still cover what the earlier entry blocked. It is
+// also the second half of cutSubject.
 func absorb(later, earlier Entry) Entry {
 	later.Expires = max(later.Expires, earlier.Expires)
 	if !later.Keep.IsZero() {

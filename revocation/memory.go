@@ -129,29 +129,11 @@ func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, no
 			e.Cutoff = nowMs
 		}
 		if old, ok := dl.Lookup(e.Key, nowSec); ok {
-			e.Cutoff = max(e.Cutoff, old.Cutoff)
-			e.Expires = max(e.Expires, old.Expires)
+			e = mergeGlobal(old, e)
 		}
 		res.Entries = append(res.Entries, e)
 	}
 	return res
-}
-
-// cutSubject merges a new subject revocation e into the live one before
-// it, in store order. The cutoff never moves back. A kept session stays
-// revoked for tokens the earlier revocation covered, unless the earlier
-// revocation kept that same session too.
-func cutSubject(old, e Entry) Entry {
-	e.Cutoff = max(e.Cutoff, old.Cutoff)
-	e.Expires = max(e.Expires, old.Expires)
-	if !e.Keep.IsZero() {
-		if old.Keep == e.Keep {
-			e.KeepFloor = old.KeepFloor
-		} else {
-			e.KeepFloor = old.Cutoff
-		}
-	}
-	return e
 }
 
 // NoteSession implements Store.
