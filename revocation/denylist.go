@@ -292,12 +292,13 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 	return NotBlocked
 }
 
-// CheckInfo is Check for what an Inspector knows of a credential, which
+// CheckInfo is Check for a Credential, the one way the guard, the dry run
+// and the Revoker ask whether a token is revoked. The credential
 // remembers the epoch its identity was last found clean in: until an
 // entry is added, it is clean still, and the check costs two atomic
 // loads instead of a lookup for each of its keys. Only a clean verdict
 // is remembered: a blocked one may end as entries expire.
-func (d *Denylist) CheckInfo(info *TokenInfo, now int64) Reason {
+func (d *Denylist) CheckInfo(info *Credential, now int64) Reason {
 	e := d.epoch.Load()
 	if info.cleanIn.Load() == e {
 		return NotBlocked
