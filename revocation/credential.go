@@ -28,7 +28,7 @@ type Credential struct {
 	Claims *Claims
 	// ExpiresAt is the token's exp claim in unix milliseconds (verified
 	// when Verified), zero when it has none or is not a JWT.
-	ExpiresAt int64
+	ExpiresAt UnixMillis
 
 	// until is when an Inspector's copy stops being valid (unix seconds).
 	until int64

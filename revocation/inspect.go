@@ -168,13 +168,13 @@ func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bo
 		info.until = now + noExpiryFor
 		if claims.ExpiresAt != 0 {
 			// Verified tokens stay valid for the leeway past exp.
-			info.until = (claims.ExpiresAt+in.cfg.Verifier.Leeway().Milliseconds())/1000 + 1
+			info.until = int64(ExpiryOf(claims.ExpiresAt + UnixMillis(in.cfg.Verifier.Leeway().Milliseconds())))
 		}
 		if claims.Subject != "" && claims.Session != "" && in.cfg.Store != nil {
 			in.cfg.Store.NoteSession(info.ID.Subject, info.ID.Session, in.cfg.SessionTTL)
 		}
-	} else if claims.ExpiresAt != 0 && claims.ExpiresAt/1000 < info.until {
-		info.until = claims.ExpiresAt / 1000
+	} else if exp := int64(ExpiryOf(claims.ExpiresAt)); claims.ExpiresAt != 0 && exp < info.until {
+		info.until = exp
 	}
 	return info
 }

@@ -87,15 +87,15 @@ func (m *MemoryStore) seenSessions(subject Key, nowSec int64) []Key {
 // is the reference for the Redis script in lua.go, which must agree with
 // it; the store tests run the same cases against both.
 func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, nowSec int64) []Key) Result {
-	nowSec, nowMs := now.Unix(), now.UnixMilli()
+	nowSec, nowMs := now.Unix(), MillisOf(now)
 	res := Result{Existed: make([]bool, len(c.Puts)), Time: nowMs}
 	for i, p := range c.Puts {
 		exp := p.Expires
 		if exp == 0 {
-			exp = nowSec + ttlSeconds(p.TTL)
+			exp = expiresIn(nowSec, p.TTL)
 		}
 		_, res.Existed[i] = dl.Lookup(p.Key, nowSec)
-		if exp <= nowSec {
+		if int64(exp) <= nowSec {
 			continue // already expired: nothing left to revoke
 		}
 		res.Entries = append(res.Entries, Entry{Key: p.Key, Expires: exp})
@@ -104,7 +104,7 @@ func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, no
 	// earlier cut of the same change counts as before it.
 	planned := make(map[Key]Entry)
 	for _, s := range c.cuts() {
-		exp := nowSec + ttlSeconds(s.TTL)
+		exp := expiresIn(nowSec, s.TTL)
 		cutoff := nowMs
 		if s.At > 0 && s.At < nowMs {
 			cutoff = s.At
@@ -124,7 +124,7 @@ func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, no
 		}
 	}
 	if g := c.Global; g != nil {
-		e := Entry{Key: GlobalKey(), Expires: nowSec + ttlSeconds(g.TTL), Cutoff: g.Before}
+		e := Entry{Key: GlobalKey(), Expires: expiresIn(nowSec, g.TTL), Cutoff: g.Before}
 		if e.Cutoff == 0 {
 			e.Cutoff = nowMs
 		}

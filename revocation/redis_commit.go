@@ -95,10 +95,10 @@ func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
 		}
 		exp := put.Expires
 		if exp == 0 {
-			exp = now + ttlSeconds(put.TTL)
+			exp = expiresIn(now, put.TTL)
 		}
-		p.keys = append(p.keys, s.base+"e:"+strconv.FormatInt(exp/bucketWidth, 10))
-		p.args = append(p.args, string(rune(put.Key.Kind())), put.Key.String(), string(put.Key[:]), put.Expires, ttlSeconds(put.TTL))
+		p.keys = append(p.keys, s.base+"e:"+strconv.FormatInt(int64(exp)/bucketWidth, 10))
+		p.args = append(p.args, string(rune(put.Key.Kind())), put.Key.String(), string(put.Key[:]), int64(put.Expires), ttlSeconds(put.TTL))
 		// The script sees the key's own bucket only: the same key
 		// revoked before with another expiry is in another one.
 		_, p.live[i] = s.dl.Lookup(put.Key, now)
@@ -121,12 +121,12 @@ func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
 			}
 		}
 		p.keys = append(p.keys, s.entryKey(sc.Subject), s.base+"seen:"+sc.Subject.String(), s.base+"n")
-		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), sc.At, also, alsoKeep)
+		p.args = append(p.args, sc.Subject.String(), keep, ttlSeconds(sc.TTL), int64(sc.At), also, alsoKeep)
 	}
 	if g := c.Global; g != nil {
 		gk := GlobalKey()
 		p.keys = append(p.keys, s.entryKey(gk))
-		p.args = append(p.args, "1", gk.String(), max(g.Before, 0), ttlSeconds(g.TTL))
+		p.args = append(p.args, "1", gk.String(), int64(max(g.Before, 0)), ttlSeconds(g.TTL))
 	} else {
 		p.args = append(p.args, "0")
 	}
@@ -215,7 +215,7 @@ func (s *RedisStore) commitBatch(batch []*pendingCommit) {
 			results[i].err = fmt.Errorf("commit revocation: %d existed flags for %d puts", len(existed), p.puts)
 			continue
 		}
-		res := Result{Existed: make([]bool, p.puts), Time: at}
+		res := Result{Existed: make([]bool, p.puts), Time: UnixMillis(at)}
 		for j := range res.Existed {
 			res.Existed[j] = existed[j] == '1' || p.live[j]
 		}

@@ -166,8 +166,8 @@ func (r *Revoker) tokenPut(c *Credential) Put {
 		p.Key = c.Hash.Key()
 	}
 	if c.Claims != nil && c.Claims.ExpiresAt > 0 {
-		exp := (c.Claims.ExpiresAt + 999) / 1000
-		if c.Verified || exp <= r.now().Add(r.SessionTTL).Unix() {
+		exp := ExpiryOf(c.Claims.ExpiresAt)
+		if c.Verified || exp <= SecondsOf(r.now().Add(r.SessionTTL)) {
 			p.Expires = exp
 		}
 	}
@@ -427,7 +427,7 @@ func (r *Revoker) RevokeSession(ctx context.Context, subject, sid string) (Resul
 
 // RevokeJTI revokes every token carrying a jti, until expires (unix
 // seconds) or, when zero, for the session TTL.
-func (r *Revoker) RevokeJTI(ctx context.Context, jti string, expires int64) (Result, error) {
+func (r *Revoker) RevokeJTI(ctx context.Context, jti string, expires UnixSeconds) (Result, error) {
 	if jti == "" {
 		return Result{}, fmt.Errorf("%w: empty jti", ErrBadRequest)
 	}
@@ -460,7 +460,7 @@ func (r *Revoker) operatorTokenPut(ctx context.Context, raw string) Put {
 func (r *Revoker) RevokeAll(ctx context.Context, before time.Time) (Result, error) {
 	g := &GlobalCut{TTL: r.SessionTTL}
 	if !before.IsZero() {
-		if g.Before = before.UnixMilli(); g.Before <= 0 {
+		if g.Before = MillisOf(before); g.Before <= 0 {
 			return Result{}, fmt.Errorf("%w: cutoff %s is not after 1970", ErrBadRequest, before)
 		}
 	}
@@ -477,7 +477,7 @@ type Order struct {
 	Token   string
 	// Expires bounds a jti revocation (unix seconds); zero: the session
 	// TTL.
-	Expires int64
+	Expires UnixSeconds
 }
 
 // The kinds of Order, as OrderKind names them.

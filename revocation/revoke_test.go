@@ -178,16 +178,16 @@ func TestTokenPutExpiry(t *testing.T) {
 	cases := []struct {
 		name        string
 		cred        *Credential
-		wantExpires int64
+		wantExpires UnixSeconds
 	}{
 		{"opaque", &Credential{}, 0},
-		{"verified, with exp", &Credential{Claims: &Claims{ExpiresAt: in(15 * time.Minute)}, Verified: true}, clock.Add(15 * time.Minute).Unix()},
-		{"verified, far exp", &Credential{Claims: &Claims{ExpiresAt: in(1000 * time.Hour)}, Verified: true}, clock.Add(1000 * time.Hour).Unix()},
-		{"verified, exp in ms rounds up", &Credential{Claims: &Claims{ExpiresAt: in(time.Minute) + 1}, Verified: true}, clock.Add(time.Minute).Unix() + 1},
+		{"verified, with exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(15 * time.Minute))}, Verified: true}, UnixSeconds(clock.Add(15 * time.Minute).Unix())},
+		{"verified, far exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(1000 * time.Hour))}, Verified: true}, UnixSeconds(clock.Add(1000 * time.Hour).Unix())},
+		{"verified, exp in ms rounds up", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(time.Minute) + 1)}, Verified: true}, UnixSeconds(clock.Add(time.Minute).Unix() + 1)},
 		{"verified, no exp", &Credential{Claims: &Claims{}, Verified: true}, 0},
-		{"unverified, near exp", &Credential{Claims: &Claims{ExpiresAt: in(10 * time.Minute)}}, clock.Add(10 * time.Minute).Unix()},
+		{"unverified, near exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(10 * time.Minute))}}, UnixSeconds(clock.Add(10 * time.Minute).Unix())},
 		// The claim of an unverified token is not believed past the TTL.
-		{"unverified, far exp", &Credential{Claims: &Claims{ExpiresAt: in(1000 * time.Hour)}}, 0},
+		{"unverified, far exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(1000 * time.Hour))}}, 0},
 	}
 	for _, c := range cases {
 		p := rv.tokenPut(c.cred)
@@ -355,7 +355,7 @@ func newFixture(t *testing.T, sk storeKind) *fixture {
 	s := sk.open(t)
 	f := &fixture{s: s, rv: newRevoker(t, s)}
 	f.seen = caller(t, f.rv, jwt.MapClaims{"sid": "seen"})
-	f.unseen = &Credential{Hash: HashToken("unseen"), Claims: &Claims{Subject: "alice", Session: "unseen", IssuedAt: time.Now().Add(-time.Minute).UnixMilli()}, Verified: true}
+	f.unseen = &Credential{Hash: HashToken("unseen"), Claims: &Claims{Subject: "alice", Session: "unseen", IssuedAt: MillisOf(time.Now().Add(-time.Minute))}, Verified: true}
 	f.bob = caller(t, f.rv, jwt.MapClaims{"sub": "bob", "sid": "seen"})
 	f.bobOnly = caller(t, f.rv, jwt.MapClaims{"sub": "bob", "sid": "bob-only"})
 	f.cur = caller(t, f.rv, jwt.MapClaims{"sid": "cur"})

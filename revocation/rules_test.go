@@ -67,7 +67,7 @@ func TestStoreCutsMergeByOneRule(t *testing.T) {
 							sc.Keep = SessionKey(subject, ct.keep)
 						}
 						if ct.back > 0 {
-							sc.At = start - ct.back
+							sc.At = UnixMillis(start - ct.back)
 						}
 						c.Subjects = append(c.Subjects, sc)
 					}
@@ -82,7 +82,7 @@ func TestStoreCutsMergeByOneRule(t *testing.T) {
 						t.Fatalf("%s, change %d: %d subject entries written, want %d", tc.name, n, len(got), len(c.Subjects))
 					}
 					for j, sc := range c.Subjects {
-						fresh := Entry{Key: subj, Expires: res.Time/1000 + ttlSeconds(sc.TTL), Cutoff: res.Time, Keep: sc.Keep}
+						fresh := Entry{Key: subj, Expires: expiresIn(int64(res.Time/1000), sc.TTL), Cutoff: res.Time, Keep: sc.Keep}
 						if sc.At > 0 {
 							fresh.Cutoff = sc.At
 						}
@@ -104,12 +104,12 @@ func TestStoreCutsMergeByOneRule(t *testing.T) {
 				gc := &GlobalCut{TTL: g.ttl}
 				switch {
 				case g.back > 0:
-					gc.Before = start - g.back
+					gc.Before = UnixMillis(start - g.back)
 				case g.ahead > 0:
-					gc.Before = start + g.ahead
+					gc.Before = UnixMillis(start + g.ahead)
 				}
 				res := commit(t, s, Change{Global: gc})
-				fresh := Entry{Key: GlobalKey(), Expires: res.Time/1000 + ttlSeconds(gc.TTL), Cutoff: gc.Before}
+				fresh := Entry{Key: GlobalKey(), Expires: expiresIn(int64(res.Time/1000), gc.TTL), Cutoff: gc.Before}
 				if fresh.Cutoff == 0 {
 					fresh.Cutoff = res.Time
 				}
