@@ -492,16 +492,16 @@ func hostOnly(addr string) string {
 
 // StoreStatus describes one store in GET /revocation/status.
 type StoreStatus struct {
-	Store      revocation.StoreKind `json:"store"`
-	Describe   string               `json:"describe"`
-	KeyPrefix  string               `json:"key_prefix"`
-	Entries    map[string]int64     `json:"entries"`
-	Loaded     bool                 `json:"loaded"`
-	Connected  bool                 `json:"connected"`
-	Confirmed  *time.Time           `json:"confirmed,omitempty"`
-	StaleFor   float64              `json:"stale_seconds"`
-	StaleAfter float64              `json:"stale_after_seconds"`
-	Ready      bool                 `json:"ready"`
+	Store      string           `json:"store"`
+	Describe   string           `json:"describe"`
+	KeyPrefix  string           `json:"key_prefix"`
+	Entries    map[string]int64 `json:"entries"`
+	Loaded     bool             `json:"loaded"`
+	Connected  bool             `json:"connected"`
+	Confirmed  *time.Time       `json:"confirmed,omitempty"`
+	StaleFor   float64          `json:"stale_seconds"`
+	StaleAfter float64          `json:"stale_after_seconds"`
+	Ready      bool             `json:"ready"`
 	// Reason says why the store is not ready, or, when it is ready but
 	// stale under fail_open, why it is degraded.
 	Reason    string `json:"reason,omitempty"`
@@ -549,7 +549,7 @@ func statuses() []StoreStatus {
 	eachStore(func(s *sharedStore) {
 		h := s.Health()
 		st := StoreStatus{
-			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
+			Store: h.Store.String(), Describe: s.desc, KeyPrefix: s.prefix,
 			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
 			LastError: h.LastError, streamsOpen: s.tracker.Len(),
 			HashKey: s.hasher.Fingerprint(),
