@@ -144,7 +144,7 @@ func (req *AdminRevokeRequest) order(now time.Time) (revocation.Order, error) {
 		if err != nil {
 			return o, err
 		}
-		o.Expires = t.Unix()
+		o.Expires = revocation.ExpiryOfTime(t)
 	}
 	if _, err := o.OrderKind(); err != nil {
 		return o, errors.New(strings.TrimPrefix(err.Error(), revocation.ErrBadRequest.Error()+": "))
@@ -335,7 +335,7 @@ func (a *adminAPI) revokeAll(w http.ResponseWriter, r *http.Request, req *AdminR
 	}
 	var (
 		n, entries int
-		cutoff     int64
+		cutoff     revocation.UnixMillis
 		errs       []error
 	)
 	a.eachStore(func(s *sharedStore) {
@@ -359,7 +359,7 @@ func (a *adminAPI) revokeAll(w http.ResponseWriter, r *http.Request, req *AdminR
 		zap.String("request_id", reqID),
 		zap.Int("stores", n),
 		zap.String("before", string(req.Before)),
-		zap.Time("cutoff", time.UnixMilli(cutoff)),
+		zap.Time("cutoff", cutoff.Time()),
 	}
 	if len(errs) > 0 {
 		a.log.Error("global cutoff not applied everywhere", append(logFields, zap.Error(errors.Join(errs...)))...)
@@ -369,7 +369,7 @@ func (a *adminAPI) revokeAll(w http.ResponseWriter, r *http.Request, req *AdminR
 		return apiErr(http.StatusConflict, "no revocation handler is configured in this instance")
 	}
 	a.log.Warn("global cutoff: every token of every subject issued at or before the cutoff is revoked", logFields...)
-	c := time.UnixMilli(cutoff).UTC()
+	c := cutoff.Time().UTC()
 	return writeAdminJSON(w, http.StatusOK, AdminRevokeResponse{Revoked: "all", Stores: n, Entries: entries, Applied: 1, Cutoff: &c, RequestID: reqID})
 }
 

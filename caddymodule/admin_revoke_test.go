@@ -87,28 +87,28 @@ func TestAdminRevokeForms(t *testing.T) {
 	if st != http.StatusOK || out.Revoked != "subject" || out.Applied != 1 || out.Entries != 1 {
 		t.Fatalf("subject: %d %+v %s", st, out, msg)
 	}
-	check("alice", revocation.Identity{Subject: revocation.SubjectKey("alice"), Issued: now.UnixMilli() - 1}, revocation.BlockedSubject)
+	check("alice", revocation.Identity{Subject: revocation.SubjectKey("alice"), Issued: revocation.UnixMillis(now.UnixMilli() - 1)}, revocation.BlockedSubject)
 
 	// expires as a duration string, and as a JSON number (unix seconds).
 	if st, out, msg = adminPost(t, `{"jti":"j-dur","expires":"1h"}`); st != http.StatusOK || out.Revoked != "jti" {
 		t.Fatalf("jti with a duration: %d %s", st, msg)
 	}
 	e, ok := dl.Lookup(revocation.JTIKey("j-dur"), now.Unix())
-	if !ok || e.Expires < now.Add(time.Hour).Unix()-5 || e.Expires > now.Add(time.Hour).Unix()+5 {
+	if !ok || int64(e.Expires) < now.Add(time.Hour).Unix()-5 || int64(e.Expires) > now.Add(time.Hour).Unix()+5 {
 		t.Fatalf("jti expires %d, want about an hour from now (%v)", e.Expires, ok)
 	}
 	exp := now.Add(2 * time.Hour).Unix()
 	if st, _, msg = adminPost(t, `{"jti":"j-num","expires":`+jsonInt(exp)+`}`); st != http.StatusOK {
 		t.Fatalf("jti with unix seconds: %d %s", st, msg)
 	}
-	if e, ok := dl.Lookup(revocation.JTIKey("j-num"), now.Unix()); !ok || e.Expires != exp {
+	if e, ok := dl.Lookup(revocation.JTIKey("j-num"), now.Unix()); !ok || int64(e.Expires) != exp {
 		t.Fatalf("jti expires %d, want %d", e.Expires, exp)
 	}
 	rfc := now.Add(3 * time.Hour).UTC().Truncate(time.Second)
 	if st, _, msg = adminPost(t, `{"jti":"j-rfc","expires":"`+rfc.Format(time.RFC3339)+`"}`); st != http.StatusOK {
 		t.Fatalf("jti with RFC 3339: %d %s", st, msg)
 	}
-	if e, ok := dl.Lookup(revocation.JTIKey("j-rfc"), now.Unix()); !ok || e.Expires != rfc.Unix() {
+	if e, ok := dl.Lookup(revocation.JTIKey("j-rfc"), now.Unix()); !ok || int64(e.Expires) != rfc.Unix() {
 		t.Fatalf("jti expires %d, want %d", e.Expires, rfc.Unix())
 	}
 
@@ -117,13 +117,13 @@ func TestAdminRevokeForms(t *testing.T) {
 	if st != http.StatusOK || out.Revoked != "bulk" || out.Applied != 4 || out.Entries != 4 || out.Stores != 1 {
 		t.Fatalf("bulk: %d %+v %s", st, out, msg)
 	}
-	check("bob", revocation.Identity{Subject: revocation.SubjectKey("bob"), Issued: now.UnixMilli() - 1}, revocation.BlockedSubject)
+	check("bob", revocation.Identity{Subject: revocation.SubjectKey("bob"), Issued: revocation.UnixMillis(now.UnixMilli() - 1)}, revocation.BlockedSubject)
 	check("carol s1", revocation.Identity{Session: revocation.SessionKey("carol", "s1")}, revocation.BlockedSession)
 	check("j-bulk", revocation.Identity{JTI: revocation.JTIKey("j-bulk")}, revocation.BlockedJTI)
 	check("opaque-1", revocation.Identity{Token: revocation.TokenKey("opaque-1")}, revocation.BlockedToken)
 
 	// The global cutoff: every subject, one entry.
-	check("dave before the cutoff", revocation.Identity{Subject: revocation.SubjectKey("dave"), Issued: now.UnixMilli() - 1}, revocation.NotBlocked)
+	check("dave before the cutoff", revocation.Identity{Subject: revocation.SubjectKey("dave"), Issued: revocation.UnixMillis(now.UnixMilli() - 1)}, revocation.NotBlocked)
 	st, out, msg = adminPost(t, `{"all":true,"before":"now"}`)
 	if st != http.StatusOK || out.Revoked != "all" || out.Entries != 1 || out.Cutoff == nil {
 		t.Fatalf("all: %d %+v %s", st, out, msg)
@@ -131,8 +131,8 @@ func TestAdminRevokeForms(t *testing.T) {
 	if d := out.Cutoff.Sub(now.Truncate(time.Millisecond)); d < 0 || d > 5*time.Second {
 		t.Fatalf("cutoff %v, want about %v", out.Cutoff, now)
 	}
-	check("dave", revocation.Identity{Subject: revocation.SubjectKey("dave"), Issued: now.UnixMilli() - 1}, revocation.BlockedGlobal)
-	check("dave, issued after", revocation.Identity{Subject: revocation.SubjectKey("dave"), Issued: out.Cutoff.UnixMilli() + 1}, revocation.NotBlocked)
+	check("dave", revocation.Identity{Subject: revocation.SubjectKey("dave"), Issued: revocation.UnixMillis(now.UnixMilli() - 1)}, revocation.BlockedGlobal)
+	check("dave, issued after", revocation.Identity{Subject: revocation.SubjectKey("dave"), Issued: revocation.UnixMillis(out.Cutoff.UnixMilli() + 1)}, revocation.NotBlocked)
 	if n := dl.Len(revocation.KindGlobal); n != 1 {
 		t.Fatalf("global entries: %d", n)
 	}

@@ -70,7 +70,7 @@ func (a *adminAPI) statuses() []StoreStatus {
 	a.eachStore(func(s *sharedStore) {
 		h := s.Health()
 		st := StoreStatus{
-			Store: h.Store, Describe: s.desc, KeyPrefix: s.prefix,
+			Store: h.Store.String(), Describe: s.desc, KeyPrefix: s.prefix,
 			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
 			LastError: h.LastError, streamsOpen: s.tracker.Len(),
 			HashKey: s.hasher.Fingerprint(),
@@ -91,7 +91,7 @@ func (a *adminAPI) statuses() []StoreStatus {
 				st.Memory.NotHeldUntil = &u
 			}
 		}
-		if !h.Confirmed.IsZero() && h.Store != "embedded" {
+		if !h.Confirmed.IsZero() && h.Store.Shared() {
 			c := h.Confirmed.UTC()
 			st.Confirmed = &c
 		}

@@ -19,6 +19,8 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
 func init() {
@@ -432,7 +434,7 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 	fmt.Fprintln(tw, "STORE\tPREFIX\tREADY\tLOADED\tCONNECTED\tSTALE\tTOKEN\tJTI\tSESSION\tSUBJECT\tGLOBAL")
 	for _, s := range st.Stores {
 		stale := "-"
-		if s.Store != "embedded" {
+		if revocation.StoreKind(s.Store).Shared() {
 			stale = (time.Duration(s.StaleFor * float64(time.Second))).Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Describe, s.KeyPrefix,

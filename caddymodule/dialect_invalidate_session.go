@@ -64,7 +64,8 @@ func (h *Handler) serveInvalidateSession(w http.ResponseWriter, r *http.Request)
 		return fail(http.StatusBadRequest, "invalid_request", msgInvalidRequest)
 	}
 
-	sessionID, res, err := h.revoker.InvalidateSession(r.Context(), cred, sessionID)
+	inv, err := h.revoker.InvalidateSession(r.Context(), cred, sessionID)
+	sessionID, res := inv.SessionID, inv.Result
 	if errors.Is(err, revocation.ErrUnknownSession) {
 		// No replica has seen that session in use: nothing to revoke.
 		return fail(http.StatusNotFound, "invalid_session", msgInvalidSession)
@@ -73,7 +74,7 @@ func (h *Handler) serveInvalidateSession(w http.ResponseWriter, r *http.Request)
 		h.commitFailed(r, dialect, err)
 		return fail(http.StatusInternalServerError, "internal_error", msgInternal)
 	}
-	if res.Existed[0] {
+	if inv.AlreadyRevoked {
 		// Writing it again changed nothing: it was revoked already.
 		return fail(http.StatusNotFound, "invalid_session", msgInvalidSession)
 	}

@@ -681,12 +681,11 @@ func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *extra
 // cannot crowd the tokens of other clients out of the inspector's cache.
 func checkJWSHash(dl *revocation.Denylist, raw string, unix int64) (*revocation.TokenInfo, revocation.Reason) {
 	c := revocation.NewCredential(raw)
-	id := c.Identity()
-	reason := dl.Check(&id, unix)
+	reason := dl.CheckInfo(c, unix)
 	if reason == revocation.NotBlocked {
 		return nil, reason
 	}
-	return &revocation.TokenInfo{ID: id, Hash: c.Hash}, reason
+	return c, reason
 }
 
 // jwtShaped reports whether a value found by value may be a JWS: three

@@ -205,35 +205,35 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		h := s.Health()
 		dl := s.Denylist()
 		for _, k := range revocation.Kinds {
-			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(dl.Len(k)), h.Store, s.prefix, k.String())
+			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(dl.Len(k)), h.Store.String(), s.prefix, k.String())
 		}
 		stale := 0.0
-		if h.Store != "embedded" {
+		if h.Store.Shared() {
 			if h.Confirmed.IsZero() {
 				stale = -1 // never confirmed
 			} else {
 				stale = now.Sub(h.Confirmed).Seconds()
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(c.staleness, prometheus.GaugeValue, stale, h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.staleness, prometheus.GaugeValue, stale, h.Store.String(), s.prefix)
 		up := 0.0
 		if h.Connected && h.Loaded {
 			up = 1
 		}
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, h.Store.String(), s.prefix)
 		loading, read, expect := 0.0, 0.0, 0.0
 		if p := h.Load; p != nil {
 			loading, read, expect = 1, float64(p.Entries), float64(p.Expected)
 		}
-		ch <- prometheus.MustNewConstMetric(c.loading, prometheus.GaugeValue, loading, h.Store, s.prefix)
-		ch <- prometheus.MustNewConstMetric(c.loadRead, prometheus.GaugeValue, read, h.Store, s.prefix)
-		ch <- prometheus.MustNewConstMetric(c.loadExpect, prometheus.GaugeValue, expect, h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.loading, prometheus.GaugeValue, loading, h.Store.String(), s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.loadRead, prometheus.GaugeValue, read, h.Store.String(), s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.loadExpect, prometheus.GaugeValue, expect, h.Store.String(), s.prefix)
 		var budget, notHeld float64
 		if m := h.Memory; m != nil {
 			budget, notHeld = float64(m.Budget), float64(m.Dropped)
 		}
-		ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, budget, h.Store, s.prefix)
-		ch <- prometheus.MustNewConstMetric(c.tables, prometheus.GaugeValue, float64(dl.Bytes()), h.Store, s.prefix)
-		ch <- prometheus.MustNewConstMetric(c.notHeld, prometheus.GaugeValue, notHeld, h.Store, s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, budget, h.Store.String(), s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.tables, prometheus.GaugeValue, float64(dl.Bytes()), h.Store.String(), s.prefix)
+		ch <- prometheus.MustNewConstMetric(c.notHeld, prometheus.GaugeValue, notHeld, h.Store.String(), s.prefix)
 	})
 }

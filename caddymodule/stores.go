@@ -273,7 +273,7 @@ func openStore(key string, settings storeSettings, hasher *revocation.Hasher, pr
 		shared.Store = revocation.NewMemoryStore(revocation.MemoryOptions{})
 		// An embedded store starts empty: it never holds unkeyed entries.
 		hasher.SetUnkeyedSince(time.Time{})
-		shared.desc = "embedded"
+		shared.desc = revocation.StoreEmbedded.String()
 		started := make(chan struct{})
 		close(started)
 		shared.started = started
@@ -394,7 +394,7 @@ func (h storeLogHandler) WithGroup(name string) slog.Handler {
 // by configuration.
 func storeLabel(settings storeSettings) (string, string) {
 	if settings.Redis.IsZero() {
-		return "embedded", settings.KeyPrefix
+		return revocation.StoreEmbedded.String(), settings.KeyPrefix
 	}
-	return "redis", settings.KeyPrefix
+	return revocation.StoreRedis.String(), settings.KeyPrefix
 }

@@ -322,7 +322,7 @@ func (s *openStream) register() {
 	unix := now.Unix()
 	ids := make([]revocation.Identity, len(s.creds))
 	s.hashes = make([]revocation.TokenHash, len(s.creds))
-	var exp int64
+	var exp revocation.UnixMillis
 	for i := range s.creds {
 		// Seen by the guard moments ago: a cache hit, one hash.
 		info := h.inspector.InspectAt(s.req.Context(), s.creds[i].Raw, unix, false)
@@ -339,9 +339,9 @@ func (s *openStream) register() {
 	}
 	if h.CloseStreamsAtExpiry && exp > 0 {
 		if h.verifier != nil {
-			exp += h.verifier.Leeway().Milliseconds()
+			exp += revocation.UnixMillis(h.verifier.Leeway().Milliseconds())
 		}
-		s.expiry = time.AfterFunc(time.UnixMilli(exp).Sub(now), s.expired)
+		s.expiry = time.AfterFunc(exp.Time().Sub(now), s.expired)
 	}
 }
 

@@ -46,14 +46,14 @@ func filled(n int) *Denylist {
 		kind := KindToken
 		switch {
 		case i%1000 == 999:
-			batch = append(batch, Entry{Key: keyN(i, KindSubject), Expires: exp, Cutoff: 1})
+			batch = append(batch, Entry{Key: keyN(i, KindSubject), Expires: UnixSeconds(exp), Cutoff: 1})
 			continue
 		case i%10 == 1:
 			kind = KindJTI
 		case i%10 == 2:
 			kind = KindSession
 		}
-		batch = append(batch, Entry{Key: keyN(i, kind), Expires: exp})
+		batch = append(batch, Entry{Key: keyN(i, kind), Expires: UnixSeconds(exp)})
 		if len(batch) == cap(batch) {
 			dl.Apply(batch...)
 			batch = batch[:0]

@@ -69,7 +69,7 @@ func TestDenylistBudgetHoldsWhatFits(t *testing.T) {
 	const n = 600_000
 	batch := make([]Entry, 0, 1000)
 	for i := range n {
-		batch = append(batch, Entry{Key: TokenKey("b-" + strconv.Itoa(i)), Expires: 2000 + int64(i%100)})
+		batch = append(batch, Entry{Key: TokenKey("b-" + strconv.Itoa(i)), Expires: UnixSeconds(2000 + int64(i%100))})
 		if len(batch) == cap(batch) {
 			d.Apply(batch...)
 			batch = batch[:0]

@@ -37,8 +37,8 @@ func TestStoreGlobalCutoff(t *testing.T) {
 				t.Fatal(err)
 			}
 			cut := res.Time
-			if d := time.Since(time.UnixMilli(cut)); d < -time.Second || d > 5*time.Second {
-				t.Fatalf("cutoff %v is not about now", time.UnixMilli(cut))
+			if d := time.Since(time.UnixMilli(int64(cut))); d < -time.Second || d > 5*time.Second {
+				t.Fatalf("cutoff %v is not about now", time.UnixMilli(int64(cut)))
 			}
 			if len(res.Entries) != 1 || res.Entries[0].Kind() != KindGlobal || res.Entries[0].Cutoff != cut {
 				t.Fatalf("entries written: %+v", res.Entries)
@@ -66,13 +66,13 @@ func TestStoreGlobalCutoff(t *testing.T) {
 
 			// An earlier cutoff given later never moves it back; a later
 			// one moves it forward. Still one entry.
-			if _, err := rv.RevokeAll(context.Background(), time.UnixMilli(cut-60_000)); err != nil {
+			if _, err := rv.RevokeAll(context.Background(), time.UnixMilli(int64(cut-60_000))); err != nil {
 				t.Fatal(err)
 			}
 			if g, ok := dl.Lookup(GlobalKey(), nowSec()); !ok || g.Cutoff != cut {
 				t.Fatalf("earlier cutoff moved it: %+v %v, want cutoff %d", g, ok, cut)
 			}
-			later := time.UnixMilli(cut + 5000)
+			later := time.UnixMilli(int64(cut + 5000))
 			if _, err := rv.RevokeAll(context.Background(), later); err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestStoreBulk(t *testing.T) {
 				orders = append(orders,
 					Order{Subject: fmt.Sprintf("user-%d", i)},
 					Order{Subject: "alice", Session: fmt.Sprintf("s-%d", i)},
-					Order{JTI: fmt.Sprintf("jti-%d", i), Expires: nowSec() + 600},
+					Order{JTI: fmt.Sprintf("jti-%d", i), Expires: UnixSeconds(nowSec() + 600)},
 					Order{Token: fmt.Sprintf("opaque-%d", i)},
 				)
 			}
@@ -146,8 +146,8 @@ func TestStoreBulk(t *testing.T) {
 					id   Identity
 					want Reason
 				}{
-					{Identity{Subject: SubjectKey(fmt.Sprintf("user-%d", i)), Issued: now - 1000}, BlockedSubject},
-					{Identity{Subject: SubjectKey("alice"), Session: SessionKey("alice", fmt.Sprintf("s-%d", i)), Issued: now + 60_000}, BlockedSession},
+					{Identity{Subject: SubjectKey(fmt.Sprintf("user-%d", i)), Issued: UnixMillis(now - 1000)}, BlockedSubject},
+					{Identity{Subject: SubjectKey("alice"), Session: SessionKey("alice", fmt.Sprintf("s-%d", i)), Issued: UnixMillis(now + 60_000)}, BlockedSession},
 					{Identity{JTI: JTIKey(fmt.Sprintf("jti-%d", i))}, BlockedJTI},
 					{Identity{Token: TokenKey(fmt.Sprintf("opaque-%d", i))}, BlockedToken},
 				}
@@ -173,7 +173,7 @@ func TestBulkBadOrderAppliesNothing(t *testing.T) {
 			bad := [][]Order{
 				{{Subject: "a"}, {}},
 				{{Subject: "a"}, {Subject: "a", JTI: "j"}},
-				{{JTI: "j"}, {Subject: "a", Expires: nowSec() + 60}},
+				{{JTI: "j"}, {Subject: "a", Expires: UnixSeconds(nowSec() + 60)}},
 				{{JTI: "j", Expires: -5}},
 				{{Session: "s-without-subject"}},
 			}

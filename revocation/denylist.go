@@ -75,7 +75,7 @@ type Identity struct {
 	// from the login), else iat. Zero means unknown, and a subject
 	// revocation then blocks the credential, since nothing proves it was
 	// issued after the cutoff.
-	Issued int64
+	Issued UnixMillis
 }
 
 // numShards spreads the denylist over independently locked maps so that
@@ -141,7 +141,7 @@ func (d *Denylist) shard(k Key) *shard { return &d.shards[k[0]] }
 
 // clampExpiry keeps expiries inside what a uint32 of unix seconds holds
 // (until 2106); an entry past that is as good as permanent.
-func clampExpiry(exp int64) uint32 {
+func clampExpiry(exp UnixSeconds) uint32 {
 	switch {
 	case exp <= 0:
 		return 0
@@ -179,7 +179,7 @@ func (d *Denylist) Apply(entries ...Entry) {
 			if added {
 				d.counts[e.Kind()].Add(1)
 			} else if !held {
-				d.drop(e.Expires)
+				d.drop(int64(e.Expires))
 			}
 			d.mem.tables.Add(s.plain.bytes() - before)
 		}
@@ -209,13 +209,13 @@ func (d *Denylist) SetApplied(f func([]Entry)) {
 	d.applied.Store(&f)
 }
 
-// applyGlobal merges the global cutoff entry, as a subject entry merges.
+// applyGlobal merges the global cutoff entry (mergeGlobal).
 func (d *Denylist) applyGlobal(e Entry) {
 	d.globalMu.Lock()
 	defer d.globalMu.Unlock()
 	e.Keep, e.KeepFloor = Key{}, 0
 	if old := d.global.Load(); old != nil {
-		e = mergeSubject(*old, e)
+		e = mergeGlobal(*old, e)
 	} else {
 		d.counts[KindGlobal].Add(1)
 	}
@@ -226,7 +226,7 @@ func (d *Denylist) applyGlobal(e Entry) {
 func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
 	if k.Kind() == KindGlobal {
 		g := d.global.Load()
-		if g == nil || g.Expires <= now || k != g.Key {
+		if g == nil || !g.liveAt(now) || k != g.Key {
 			return Entry{}, false
 		}
 		return *g, true
@@ -236,7 +236,7 @@ func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
 	defer s.mu.RUnlock()
 	if k.Kind() == KindSubject {
 		e, ok := s.subjects[k]
-		if !ok || e.Expires <= now {
+		if !ok || !e.liveAt(now) {
 			return Entry{}, false
 		}
 		return e, true
@@ -245,7 +245,7 @@ func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
 	if !ok || int64(exp) <= now {
 		return Entry{}, false
 	}
-	return Entry{Key: k, Expires: int64(exp)}, true
+	return Entry{Key: k, Expires: UnixSeconds(exp)}, true
 }
 
 // has reports whether a live plain entry exists under k.
@@ -282,7 +282,7 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 	// The global cutoff applies to every token of a subject; a token
 	// naming none (an opaque credential) has no issue time to compare.
 	if !id.Subject.IsZero() || len(id.AltSubjects) > 0 {
-		if g := d.global.Load(); g != nil && g.Expires > now && id.Issued <= g.Cutoff {
+		if g := d.global.Load(); g != nil && g.liveAt(now) && id.Issued <= g.Cutoff {
 			return BlockedGlobal
 		}
 	}
@@ -292,12 +292,13 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 	return NotBlocked
 }
 
-// CheckInfo is Check for what an Inspector knows of a credential, which
+// CheckInfo is Check for a Credential, the one way the guard, the dry run
+// and the Revoker ask whether a token is revoked. The credential
 // remembers the epoch its identity was last found clean in: until an
 // entry is added, it is clean still, and the check costs two atomic
 // loads instead of a lookup for each of its keys. Only a clean verdict
 // is remembered: a blocked one may end as entries expire.
-func (d *Denylist) CheckInfo(info *TokenInfo, now int64) Reason {
+func (d *Denylist) CheckInfo(info *Credential, now int64) Reason {
 	e := d.epoch.Load()
 	if info.cleanIn.Load() == e {
 		return NotBlocked
@@ -337,7 +338,7 @@ func (d *Denylist) subjectBlocks(k Key, id *Identity, now int64) bool {
 	s.mu.RLock()
 	e, ok := s.subjects[k]
 	s.mu.RUnlock()
-	return ok && e.Expires > now && subjectBlocks(&e, id)
+	return ok && e.liveAt(now) && subjectBlocks(&e, id)
 }
 
 // subjectBlocks applies a subject entry to a credential of that subject.
@@ -413,7 +414,7 @@ func (d *Denylist) Sweep(now int64) int {
 		})
 		d.mem.tables.Add(s.plain.bytes() - before)
 		for k, e := range s.subjects {
-			if e.Expires <= now {
+			if !e.liveAt(now) {
 				delete(s.subjects, k)
 				d.counts[KindSubject].Add(-1)
 				removed++
@@ -422,7 +423,7 @@ func (d *Denylist) Sweep(now int64) int {
 		s.mu.Unlock()
 	}
 	d.globalMu.Lock()
-	if g := d.global.Load(); g != nil && g.Expires <= now {
+	if g := d.global.Load(); g != nil && !g.liveAt(now) {
 		d.global.Store(nil)
 		d.counts[KindGlobal].Add(-1)
 		removed++
@@ -435,7 +436,7 @@ func (d *Denylist) Sweep(now int64) int {
 // Entries calls f for every live entry until f returns false. It is meant
 // for tests and diagnostics, not for the request path.
 func (d *Denylist) Entries(now int64, f func(Entry) bool) {
-	if g := d.global.Load(); g != nil && g.Expires > now && !f(*g) {
+	if g := d.global.Load(); g != nil && g.liveAt(now) && !f(*g) {
 		return
 	}
 	for i := range d.shards {
@@ -444,11 +445,11 @@ func (d *Denylist) Entries(now int64, f func(Entry) bool) {
 		var batch []Entry
 		s.plain.each(func(lo, hi uint64, exp uint32) {
 			if int64(exp) > now {
-				batch = append(batch, Entry{Key: wordsKey(lo, hi), Expires: int64(exp)})
+				batch = append(batch, Entry{Key: wordsKey(lo, hi), Expires: UnixSeconds(exp)})
 			}
 		})
 		for _, e := range s.subjects {
-			if e.Expires > now {
+			if e.liveAt(now) {
 				batch = append(batch, e)
 			}
 		}
@@ -518,7 +519,7 @@ func (d *Denylist) importPlain(chunk []byte, now int64) (int, error) {
 		if kind := k.Kind(); !kind.Valid() || kind.hasCutoff() {
 			return n, fmt.Errorf("snapshot record %d: key %s is not a plain entry", off/plainRecordSize, k)
 		}
-		batch = append(batch, Entry{Key: k, Expires: exp})
+		batch = append(batch, Entry{Key: k, Expires: UnixSeconds(exp)})
 		if len(batch) == cap(batch) {
 			d.Apply(batch...)
 			n += len(batch)
@@ -532,14 +533,14 @@ func (d *Denylist) importPlain(chunk []byte, now int64) (int, error) {
 // cutoffEntries returns the live subject entries and the global entry.
 func (d *Denylist) cutoffEntries(now int64) []Entry {
 	var out []Entry
-	if g := d.global.Load(); g != nil && g.Expires > now {
+	if g := d.global.Load(); g != nil && g.liveAt(now) {
 		out = append(out, *g)
 	}
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.RLock()
 		for _, e := range s.subjects {
-			if e.Expires > now {
+			if e.liveAt(now) {
 				out = append(out, e)
 			}
 		}

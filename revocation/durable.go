@@ -308,7 +308,7 @@ func (s *RedisStore) healCuts(ctx context.Context, cuts []Entry) (int, error) {
 	args := []any{s.maxLen, s.retain.Milliseconds()}
 	for _, e := range cuts {
 		keys = append(keys, s.entryKey(e.Key))
-		args = append(args, e.Value(), e.Expires, e.Record())
+		args = append(args, e.Value(), int64(e.Expires), e.Record())
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*s.ioTimeout)
 	defer cancel()

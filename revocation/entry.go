@@ -14,29 +14,32 @@ type Entry struct {
 	// Expires is when the entry can no longer matter, in unix seconds: a
 	// token entry when the token expires, a session or subject entry after
 	// the session TTL.
-	Expires int64
+	Expires UnixSeconds
 
 	// The fields below are meaningful for subject entries, and Cutoff for
 	// the global entry too (which keeps no session).
 
 	// Cutoff, in unix milliseconds: the subject's tokens issued at or
 	// before it are revoked.
-	Cutoff int64
+	Cutoff UnixMillis
 	// Keep is the session an "others" revocation spared (zero: none).
 	Keep Key
 	// KeepFloor, in unix milliseconds: tokens of the kept session issued at
 	// or before it are revoked all the same, because an earlier revocation
 	// that did not spare that session already covered them.
-	KeepFloor int64
+	KeepFloor UnixMillis
 }
 
 // Kind returns the entry's kind.
 func (e Entry) Kind() Kind { return e.Key.Kind() }
 
+// liveAt reports whether the entry still matters at now (unix seconds).
+func (e *Entry) liveAt(now int64) bool { return int64(e.Expires) > now }
+
 // Value encodes everything but the key, as stored in Redis.
 func (e Entry) Value() string {
 	if !e.Kind().hasCutoff() {
-		return strconv.FormatInt(e.Expires, 10)
+		return strconv.FormatInt(int64(e.Expires), 10)
 	}
 	keep := "-"
 	if !e.Keep.IsZero() {
@@ -60,20 +63,23 @@ func ParseEntry(k Key, value string) (Entry, error) {
 		if err != nil {
 			return e, fmt.Errorf("entry %s: expiry %q: %w", k, value, err)
 		}
-		e.Expires = exp
+		e.Expires = UnixSeconds(exp)
 		return e, nil
 	}
 	parts := strings.Split(value, ":")
 	if len(parts) != 4 {
 		return e, fmt.Errorf("entry %s: subject value %q: want 4 fields", k, value)
 	}
-	var err error
-	if e.Expires, err = strconv.ParseInt(parts[0], 10, 64); err != nil {
+	exp, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
 		return e, fmt.Errorf("entry %s: expiry: %w", k, err)
 	}
-	if e.Cutoff, err = strconv.ParseInt(parts[1], 10, 64); err != nil {
+	e.Expires = UnixSeconds(exp)
+	cutoff, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
 		return e, fmt.Errorf("entry %s: cutoff: %w", k, err)
 	}
+	e.Cutoff = UnixMillis(cutoff)
 	if parts[2] != "-" {
 		if k.Kind() != KindSubject {
 			return e, fmt.Errorf("entry %s: a %s entry keeps no session", k, k.Kind())
@@ -85,9 +91,11 @@ func ParseEntry(k Key, value string) (Entry, error) {
 			return e, fmt.Errorf("entry %s: kept key is a %s key", k, e.Keep.Kind())
 		}
 	}
-	if e.KeepFloor, err = strconv.ParseInt(parts[3], 10, 64); err != nil {
+	floor, err := strconv.ParseInt(parts[3], 10, 64)
+	if err != nil {
 		return e, fmt.Errorf("entry %s: keep floor: %w", k, err)
 	}
+	e.KeepFloor = UnixMillis(floor)
 	return e, nil
 }
 
@@ -122,6 +130,29 @@ func ParseRecords(s string) ([]Entry, error) {
 	return out, errors.Join(errs...)
 }
 
+// cutSubject is the rule of a subject cut: it merges a new subject
+// revocation e (no keep floor yet) into the live one before it, in store
+// order. The cutoff never moves back. A kept session stays revoked for
+// tokens the earlier revocation covered, unless the earlier revocation
+// kept that same session too (absorb). The commit script in lua.go is its
+// mirror; TestStoreCutsMergeByOneRule holds both stores to it.
+func cutSubject(old, e Entry) Entry {
+	e.Cutoff = max(e.Cutoff, old.Cutoff)
+	return absorb(e, old)
+}
+
+// mergeGlobal is the rule of the global cutoff: the later cutoff and the
+// later expiry of two global entries, in either order. The commit script
+// mirrors it for a new global cut; the local copy merges with it
+// whatever order entries reach it in.
+func mergeGlobal(a, b Entry) Entry {
+	later := a
+	if b.Cutoff > a.Cutoff {
+		later = b
+	}
+	return Entry{Key: later.Key, Expires: max(a.Expires, b.Expires), Cutoff: later.Cutoff}
+}
+
 // mergeSubject combines two subject entries for the same subject into the
 // one that blocks at least what either blocks. Stores always merge a new
 // subject revocation with the one before it, so the entry with the later
@@ -150,8 +181,8 @@ func mergeSubject(a, b Entry) Entry {
 // normally already contains the earlier (the store merged them in order),
 // but not when the store lost the earlier one (Redis restarted without
 // persistence, or failed over before replicating it): then the kept
-// session's floor must still cover what the earlier entry blocked, as
-// cutSubject would have made it.
+// session's floor must still cover what the earlier entry blocked. It is
+// also the second half of cutSubject.
 func absorb(later, earlier Entry) Entry {
 	later.Expires = max(later.Expires, earlier.Expires)
 	if !later.Keep.IsZero() {

@@ -15,10 +15,10 @@ func TestStoreSubjectCutAt(t *testing.T) {
 			s := sk.open(t)
 			subj := SubjectKey("alice")
 			at := time.Now().Add(-time.Minute).UnixMilli()
-			res := commit(t, s, Change{Subject: &SubjectCut{Subject: subj, TTL: time.Hour, At: at}})
+			res := commit(t, s, Change{Subject: &SubjectCut{Subject: subj, TTL: time.Hour, At: UnixMillis(at)}})
 			dl := s.Denylist()
-			before := Identity{Subject: subj, Issued: at}
-			after := Identity{Subject: subj, Issued: at + 1000}
+			before := Identity{Subject: subj, Issued: UnixMillis(at)}
+			after := Identity{Subject: subj, Issued: UnixMillis(at + 1000)}
 			if got := dl.Check(&before, nowSec()); got != BlockedSubject {
 				t.Fatalf("token issued at the event: %v, want subject", got)
 			}
@@ -26,14 +26,14 @@ func TestStoreSubjectCutAt(t *testing.T) {
 				t.Fatalf("token issued after the event: %v, want none", got)
 			}
 			// Replayed: the same cutoff.
-			commit(t, s, Change{Subject: &SubjectCut{Subject: subj, TTL: time.Hour, At: at}})
+			commit(t, s, Change{Subject: &SubjectCut{Subject: subj, TTL: time.Hour, At: UnixMillis(at)}})
 			if got := dl.Check(&after, nowSec()); got != NotBlocked {
 				t.Fatalf("a replayed event moved the cutoff: %v", got)
 			}
 			// A time in the future is the store's clock.
-			future := Identity{Subject: SubjectKey("bob"), Issued: time.Now().Add(time.Hour).UnixMilli()}
+			future := Identity{Subject: SubjectKey("bob"), Issued: MillisOf(time.Now().Add(time.Hour))}
 			res = commit(t, s, Change{Subject: &SubjectCut{Subject: SubjectKey("bob"), TTL: time.Hour, At: future.Issued}})
-			if res.Entries[0].Cutoff > time.Now().UnixMilli() {
+			if res.Entries[0].Cutoff > MillisOf(time.Now()) {
 				t.Fatalf("cutoff %d in the future", res.Entries[0].Cutoff)
 			}
 			if got := dl.Check(&future, nowSec()); got != NotBlocked {

@@ -117,11 +117,11 @@ func TestRedisHealsAfterLosingItsData(t *testing.T) {
 	}
 	cutAt := time.Now().UnixMilli()
 	commit(t, a, Change{Subject: &SubjectCut{Subject: SubjectKey("alice"), Keep: SessionKey("alice", "kept"), TTL: time.Hour}})
-	commit(t, b, Change{Global: &GlobalCut{Before: cutAt - 60_000, TTL: time.Hour}})
+	commit(t, b, Change{Global: &GlobalCut{Before: UnixMillis(cutAt - 60_000), TTL: time.Hour}})
 	waitFor(t, "both replicas hold everything", func() bool {
 		for _, s := range []*RedisStore{a, b} {
 			if s.Denylist().Check(&Identity{Token: keys[len(keys)-1]}, nowSec()) != BlockedToken ||
-				s.Denylist().Check(&Identity{Subject: SubjectKey("alice"), Issued: cutAt - 1}, nowSec()) != BlockedSubject {
+				s.Denylist().Check(&Identity{Subject: SubjectKey("alice"), Issued: UnixMillis(cutAt - 1)}, nowSec()) != BlockedSubject {
 				return false
 			}
 		}
@@ -137,10 +137,10 @@ func TestRedisHealsAfterLosingItsData(t *testing.T) {
 				return fmt.Errorf("%v missing", k)
 			}
 		}
-		if r := dl.Check(&Identity{Subject: SubjectKey("alice"), Session: SessionKey("alice", "other"), Issued: cutAt - 1}, nowSec()); r != BlockedSubject {
+		if r := dl.Check(&Identity{Subject: SubjectKey("alice"), Session: SessionKey("alice", "other"), Issued: UnixMillis(cutAt - 1)}, nowSec()); r != BlockedSubject {
 			return fmt.Errorf("subject cut missing: %v", r)
 		}
-		if r := dl.Check(&Identity{Subject: SubjectKey("bob"), Issued: cutAt - 120_000}, nowSec()); r != BlockedGlobal {
+		if r := dl.Check(&Identity{Subject: SubjectKey("bob"), Issued: UnixMillis(cutAt - 120_000)}, nowSec()); r != BlockedGlobal {
 			return fmt.Errorf("global cutoff missing: %v", r)
 		}
 		return nil

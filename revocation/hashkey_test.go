@@ -111,7 +111,7 @@ func TestRedisHashKeyMismatchRefused(t *testing.T) {
 
 	c := openRedis(t, srv.Addr(), RedisOptions{Hasher: mustHasher(t, "first-key-0123456789abcdef")})
 	waitFor(t, "same key loaded", func() bool { return c.Health().Loaded })
-	id := Identity{Subject: h1.Subject("alice"), Issued: time.Now().Add(-time.Minute).UnixMilli()}
+	id := Identity{Subject: h1.Subject("alice"), Issued: MillisOf(time.Now().Add(-time.Minute))}
 	if got := c.Denylist().Check(&id, nowSec()); got != BlockedSubject {
 		t.Errorf("a replica with the same key: %v, want blocked", got)
 	}
@@ -167,12 +167,12 @@ func TestUnkeyedEntriesBlockDuringWindow(t *testing.T) {
 		claims Claims
 		want   Reason
 	}{
-		{Claims{Subject: "erin", JTI: "j-old", IssuedAt: before}, BlockedJTI},
-		{Claims{Subject: "carol", Session: "s-1", IssuedAt: before}, BlockedSession},
-		{Claims{Subject: "bob", IssuedAt: before}, BlockedSubject},
-		{Claims{Subject: "dave", Session: "s-keep", IssuedAt: before}, NotBlocked},
-		{Claims{Subject: "dave", Session: "s-other", IssuedAt: before}, BlockedSubject},
-		{Claims{Subject: "erin", Session: "s-1", JTI: "j-new", IssuedAt: before}, NotBlocked},
+		{Claims{Subject: "erin", JTI: "j-old", IssuedAt: UnixMillis(before)}, BlockedJTI},
+		{Claims{Subject: "carol", Session: "s-1", IssuedAt: UnixMillis(before)}, BlockedSession},
+		{Claims{Subject: "bob", IssuedAt: UnixMillis(before)}, BlockedSubject},
+		{Claims{Subject: "dave", Session: "s-keep", IssuedAt: UnixMillis(before)}, NotBlocked},
+		{Claims{Subject: "dave", Session: "s-other", IssuedAt: UnixMillis(before)}, BlockedSubject},
+		{Claims{Subject: "erin", Session: "s-1", JTI: "j-new", IssuedAt: UnixMillis(before)}, NotBlocked},
 	}
 	for _, c := range cases {
 		if got := check(&c.claims); got != c.want {
@@ -184,7 +184,7 @@ func TestUnkeyedEntriesBlockDuringWindow(t *testing.T) {
 	if _, err := NewRevoker(nw, h).RevokeSubject(ctx, "frank"); err != nil {
 		t.Fatal(err)
 	}
-	if got := check(&Claims{Subject: "frank", IssuedAt: before}); got != BlockedSubject {
+	if got := check(&Claims{Subject: "frank", IssuedAt: UnixMillis(before)}); got != BlockedSubject {
 		t.Errorf("keyed subject revocation: %v", got)
 	}
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
@@ -222,7 +222,7 @@ func TestUnkeyedEntriesBlockDuringWindow(t *testing.T) {
 	if h.ChecksUnkeyed() {
 		t.Fatalf("unkeyed entries still checked past the window")
 	}
-	if got := check(&Claims{Subject: "erin", JTI: "j-old", IssuedAt: before}); got != NotBlocked {
+	if got := check(&Claims{Subject: "erin", JTI: "j-old", IssuedAt: UnixMillis(before)}); got != NotBlocked {
 		t.Errorf("an unkeyed jti past the window: %v, want no longer looked for", got)
 	}
 }

@@ -4,36 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
 
-// TokenInfo is what the request path needs to know about one raw token,
-// computed once and then remembered under the token's hash.
-type TokenInfo struct {
-	// ID holds the denylist keys of the token. Its claims-derived keys
-	// come from verified claims when Verified, else from the unverified
-	// payload: forged claims can only get a forger blocked, never let
-	// anyone through, so they still count for blocking.
-	ID Identity
-	// Verified is true when the signature and claims checked out.
-	Verified bool
-	// Hash of the raw token, for logs (Short) and exact revocation.
-	Hash TokenHash
-	// ExpiresAt is the token's exp claim in unix milliseconds (verified
-	// when Verified), zero when it has none or is not a JWT.
-	ExpiresAt int64
-	// until is when this information stops being valid (unix seconds).
-	until int64
-	// verifyTried says whether verification was attempted: a token first
-	// seen where only blocking matters (a refresh token in a body) is only
-	// decoded, and verified when it is later presented as an access token.
-	verifyTried bool
-	// cleanIn is the denylist epoch in which ID was last found clean
-	// (Denylist.CheckInfo).
-	cleanIn atomic.Pointer[epoch]
-}
+// TokenInfo is what the Inspector knows of one raw token: a Credential,
+// under the name the guard's code knows it by.
+type TokenInfo = Credential
 
 // DefaultCacheSize is how many tokens an Inspector remembers by default.
 const DefaultCacheSize = 100_000
@@ -163,46 +140,41 @@ func (in *Inspector) Cached(raw string, now int64) *TokenInfo {
 func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bool) *TokenInfo {
 	if !LooksLikeJWT(raw) {
 		// Opaque: only its hash matters.
-		h := RawHash(raw)
-		return &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + noExpiryFor, verifyTried: verify}
+		info := readCredential(raw, &jws{}, nil, false, nil)
+		info.until, info.verifyTried = now+noExpiryFor, verify
+		return info
 	}
 	j, isJWT := readJWS(raw)
-	h := j.hash(raw)
-	info := &TokenInfo{ID: Identity{Token: h.Key()}, Hash: h, until: now + unverifiedFor, verifyTried: verify}
-	var rawKey Key
-	if j.canon != "" {
-		rawKey = RawHash(raw).Key() // what revokes this exact string alone
-	}
-	info.ID.Raw = rawKey
 	if !isJWT {
-		return info // not a JWT after all: only its hashes matter
+		// Not a JWT after all: only its hashes matter.
+		info := readCredential(raw, &j, nil, false, nil)
+		info.until, info.verifyTried = now+unverifiedFor, verify
+		return info
 	}
 	var claims *Claims
+	verified := false
 	if v := in.cfg.Verifier; v != nil && verify {
 		if c, err := v.verify(ctx, raw, &j); err == nil {
-			claims, info.Verified = c, true
+			claims, verified = c, true
 		}
 	}
 	if claims == nil {
 		claims = decodeClaims(&j, in.cfg.SessionClaim)
 	}
-	info.ID = in.cfg.Hasher.Identity(claims, h)
-	info.ID.Raw = rawKey
-	info.ExpiresAt = claims.ExpiresAt
-	if j.canonAlt != "" {
-		info.ID.Alt = append(info.ID.Alt, domainHash(jwsDomain, j.canonAlt).Key())
-	}
+	info := readCredential(raw, &j, claims, verified, in.cfg.Hasher)
+	info.Claims = nil // the keys are what is remembered
+	info.until, info.verifyTried = now+unverifiedFor, verify
 	if info.Verified {
 		info.until = now + noExpiryFor
 		if claims.ExpiresAt != 0 {
 			// Verified tokens stay valid for the leeway past exp.
-			info.until = (claims.ExpiresAt+in.cfg.Verifier.Leeway().Milliseconds())/1000 + 1
+			info.until = int64(ExpiryOf(claims.ExpiresAt + UnixMillis(in.cfg.Verifier.Leeway().Milliseconds())))
 		}
 		if claims.Subject != "" && claims.Session != "" && in.cfg.Store != nil {
 			in.cfg.Store.NoteSession(info.ID.Subject, info.ID.Session, in.cfg.SessionTTL)
 		}
-	} else if claims.ExpiresAt != 0 && claims.ExpiresAt/1000 < info.until {
-		info.until = claims.ExpiresAt / 1000
+	} else if exp := int64(ExpiryOf(claims.ExpiresAt)); claims.ExpiresAt != 0 && exp < info.until {
+		info.until = exp
 	}
 	return info
 }

@@ -70,7 +70,7 @@ func TestRedisBucketLayoutLoads(t *testing.T) {
 		k := kinds[i%3](fmt.Sprintf("entry-%d", i))
 		exp := now + 600 + int64(i%4)*bucketWidth + int64(i%97)
 		want[k] = exp
-		puts = append(puts, Put{Key: k, Expires: exp})
+		puts = append(puts, Put{Key: k, Expires: UnixSeconds(exp)})
 		if len(puts) == 500 {
 			commit(t, w, Change{Puts: puts})
 			puts = nil
@@ -83,7 +83,7 @@ func TestRedisBucketLayoutLoads(t *testing.T) {
 		t.Fatalf("loaded from %q, want keys", r.loadSource)
 	}
 	for k, exp := range want {
-		if e, ok := r.Denylist().Lookup(k, nowSec()); !ok || e.Expires != exp {
+		if e, ok := r.Denylist().Lookup(k, nowSec()); !ok || int64(e.Expires) != exp {
 			t.Fatalf("%s entry loaded as %+v (%v), want expiry %d", k.Kind(), e, ok, exp)
 		}
 	}
@@ -173,13 +173,13 @@ func TestRedisLaterExpiryWinsAcrossBuckets(t *testing.T) {
 	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
 	start := (nowSec()/bucketWidth + 2) * bucketWidth // a bucket's start, well ahead
 	same, other := TokenKey("same-bucket"), TokenKey("other-bucket")
-	commit(t, w, Change{Puts: []Put{{Key: same, Expires: start + 10}, {Key: other, Expires: start + 10}}})
-	commit(t, w, Change{Puts: []Put{{Key: same, Expires: start + 20}, {Key: other, Expires: start + 3*bucketWidth}}})
-	commit(t, w, Change{Puts: []Put{{Key: same, Expires: start + 15}, {Key: other, Expires: start + 30}}})
+	commit(t, w, Change{Puts: []Put{{Key: same, Expires: UnixSeconds(start + 10)}, {Key: other, Expires: UnixSeconds(start + 10)}}})
+	commit(t, w, Change{Puts: []Put{{Key: same, Expires: UnixSeconds(start + 20)}, {Key: other, Expires: UnixSeconds(start + 3*bucketWidth)}}})
+	commit(t, w, Change{Puts: []Put{{Key: same, Expires: UnixSeconds(start + 15)}, {Key: other, Expires: UnixSeconds(start + 30)}}})
 	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1})
 	waitFor(t, "the second store to load", func() bool { return r.Health().Loaded })
 	for k, exp := range map[Key]int64{same: start + 20, other: start + 3*bucketWidth} {
-		if e, ok := r.Denylist().Lookup(k, nowSec()); !ok || e.Expires != exp {
+		if e, ok := r.Denylist().Lookup(k, nowSec()); !ok || int64(e.Expires) != exp {
 			t.Fatalf("loaded %+v (%v), want expiry %d", e, ok, exp)
 		}
 	}
@@ -198,7 +198,7 @@ func TestRedisLoadReadsShardsTheScanMissed(t *testing.T) {
 	exp := nowSec() + 3600
 	var puts []Put
 	for i := range 2000 {
-		puts = append(puts, Put{Key: JTIKey(fmt.Sprintf("j-%d", i)), Expires: exp})
+		puts = append(puts, Put{Key: JTIKey(fmt.Sprintf("j-%d", i)), Expires: UnixSeconds(exp)})
 	}
 	commit(t, w, Change{Puts: puts})
 	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Deferred: true})
@@ -233,14 +233,14 @@ func TestStoreRevokedAgainAcrossBuckets(t *testing.T) {
 			s := sk.open(t)
 			k := SessionKey("alice", "laptop")
 			first := nowSec() + 600
-			if res := commit(t, s, Change{Puts: []Put{{Key: k, Expires: first}}}); res.Existed[0] {
+			if res := commit(t, s, Change{Puts: []Put{{Key: k, Expires: UnixSeconds(first)}}}); res.Existed[0] {
 				t.Fatal("first revocation reported as existing")
 			}
-			res := commit(t, s, Change{Puts: []Put{{Key: k, Expires: first + 3*bucketWidth}}})
+			res := commit(t, s, Change{Puts: []Put{{Key: k, Expires: UnixSeconds(first + 3*bucketWidth)}}})
 			if !res.Existed[0] {
 				t.Fatal("revoked again in another bucket: not reported as existing")
 			}
-			if e, ok := s.Denylist().Lookup(k, nowSec()); !ok || e.Expires != first+3*bucketWidth {
+			if e, ok := s.Denylist().Lookup(k, nowSec()); !ok || int64(e.Expires) != first+3*bucketWidth {
 				t.Fatalf("entry %+v (%v), want the later expiry", e, ok)
 			}
 		})
@@ -263,7 +263,7 @@ func TestRedisRevokedAgainWithATTLAcrossABoundary(t *testing.T) {
 	// The first revocation as if made just before the boundary: in the
 	// bucket before the one now + TTL falls in.
 	b := (nowSec() + int64(ttl/time.Second)) / bucketWidth
-	if res := commit(t, first, Change{Puts: []Put{{Key: k, Expires: (b-1)*bucketWidth + 1}}}); res.Existed[0] {
+	if res := commit(t, first, Change{Puts: []Put{{Key: k, Expires: UnixSeconds((b-1)*bucketWidth + 1)}}}); res.Existed[0] {
 		t.Fatal("first revocation reported as existing")
 	}
 	if _, ok := second.Denylist().Lookup(k, nowSec()); ok {
@@ -296,7 +296,7 @@ func commitMany(tb testing.TB, s *RedisStore, n int) {
 			for from := range next {
 				puts := make([]Put, 0, batch)
 				for i := from; i < min(from+batch, n); i++ {
-					puts = append(puts, Put{Key: TokenKey("entry-" + strconv.Itoa(i)), Expires: now + 3600 + int64(i)*3600/int64(n)})
+					puts = append(puts, Put{Key: TokenKey("entry-" + strconv.Itoa(i)), Expires: UnixSeconds(now + 3600 + int64(i)*3600/int64(n))})
 				}
 				if _, err := s.Commit(ctx, Change{Puts: puts}); err != nil {
 					failed.Store(err)
@@ -339,13 +339,13 @@ func TestRedisSplitKeepsEveryShardExpiring(t *testing.T) {
 		for i := range shardLoad + 1 {
 			k := key(uint32(i)*2+parity, i)
 			all = append(all, k)
-			puts = append(puts, Put{Key: k, Expires: exp + int64(b)*bucketWidth})
+			puts = append(puts, Put{Key: k, Expires: UnixSeconds(exp + int64(b)*bucketWidth)})
 		}
 		commit(t, w, Change{Puts: puts})
 		// Then an entry for the shard left empty.
 		k := key(1-parity, 999)
 		all = append(all, k)
-		commit(t, w, Change{Puts: []Put{{Key: k, Expires: exp + int64(b)*bucketWidth}}})
+		commit(t, w, Change{Puts: []Put{{Key: k, Expires: UnixSeconds(exp + int64(b)*bucketWidth)}}})
 	}
 	ctx := context.Background()
 	keys, err := w.client.Keys(ctx, "revocation:{dl}:e*").Result()
@@ -404,7 +404,7 @@ func TestRedisLoadDuringSplitsMissesNothing(t *testing.T) {
 	batch := func(prefix string, n int) []Put {
 		puts := make([]Put, n)
 		for i := range puts {
-			puts[i] = Put{Key: JTIKey(fmt.Sprintf("%s-%d", prefix, i)), Expires: exp}
+			puts[i] = Put{Key: JTIKey(fmt.Sprintf("%s-%d", prefix, i)), Expires: UnixSeconds(exp)}
 		}
 		return puts
 	}

@@ -5,7 +5,10 @@ import "github.com/redis/go-redis/v9"
 // commitScript applies a batch of Changes atomically, one after the other
 // as if committed in that order, and appends all their records to the
 // change feed as one entry. It must agree with planChange in memory.go;
-// the store tests run the same cases against both.
+// the store tests run the same cases against both. Its cutSubject and
+// mergeGlobal mirror the Go functions of those names (entry.go), the
+// rules of the subject cut and the global cutoff: change them together
+// (TestStoreCutsMergeByOneRule runs one table through both stores).
 //
 // The shebang (Redis 7+) makes Redis refuse the whole script up front when
 // it is out of memory, instead of failing halfway through the writes, so a
@@ -241,6 +244,27 @@ local function unhex(h)
   return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
 end
 
+-- cutSubject merges a new subject cut e into the entry before it (old),
+-- as cutSubject in entry.go: the cutoff never moves back, and a kept
+-- session's floor covers what old blocked unless old kept it too.
+-- Entries are { exp, cut, keep ('-': none), floor }.
+local function cutSubject(old, e)
+  if old.cut > e.cut then e.cut = old.cut end
+  if old.exp > e.exp then e.exp = old.exp end
+  if e.keep ~= '-' then
+    local floor = old.cut
+    if old.keep == e.keep then floor = old.floor end
+    if floor > e.floor then e.floor = floor end
+  end
+  return e
+end
+
+-- mergeGlobal merges two global entries { exp, cut }, as mergeGlobal in
+-- entry.go: the later cutoff, the later expiry.
+local function mergeGlobal(a, b)
+  return { exp = math.max(a.exp, b.exp), cut = math.max(a.cut, b.cut) }
+end
+
 local out, all = {}, {}
 for c = 1, nchanges do
   local puts, cuts, global = changes[c][1], changes[c][2], changes[c][3]
@@ -263,25 +287,19 @@ for c = 1, nchanges do
   for _, cut in ipairs(cuts) do
     local subj, keep, ttl, at, also, alsoKeep = cut[1], cut[2], cut[3], cut[4], cut[5], cut[6]
     local sk = base .. 'u:' .. subj
-    local exp = nowSec + ttl
-    local sessExp = exp
-    local cutoff, floor = nowMs, 0
-    if at > 0 and at < nowMs then cutoff = at end
+    local sessExp = nowSec + ttl
+    local e = { exp = sessExp, cut = nowMs, keep = keep, floor = 0 }
+    if at > 0 and at < nowMs then e.cut = at end
     local seen = noted(subj)
     local cur = redis.call('GET', sk)
     if cur then
       local oexp, ocut, okeep, ofloor = string.match(cur, '^(%d+):(%d+):([%-0-9a-f]+):(%d+)$')
       if oexp then
-        oexp, ocut, ofloor = tonumber(oexp), tonumber(ocut), tonumber(ofloor)
-        if ocut > cutoff then cutoff = ocut end
-        if oexp > exp then exp = oexp end
-        if keep ~= '-' then
-          if okeep == keep then floor = ofloor else floor = ocut end
-        end
+        e = cutSubject({ exp = tonumber(oexp), cut = tonumber(ocut), keep = okeep, floor = tonumber(ofloor) }, e)
       end
     end
-    local v = num(exp) .. ':' .. num(cutoff) .. ':' .. keep .. ':' .. num(floor)
-    redis.call('SET', sk, v, 'EXAT', num(exp))
+    local v = num(e.exp) .. ':' .. num(e.cut) .. ':' .. keep .. ':' .. num(e.floor)
+    redis.call('SET', sk, v, 'EXAT', num(e.exp))
     recs[#recs + 1] = subj .. '=' .. v
     for _, m in ipairs(seen) do
       if m ~= keep and ishex(m) and m:sub(31, 32) == '73' then put(recs, m, unhex(m), tonumber(m:sub(1, 8), 16), sessExp) end
@@ -297,17 +315,14 @@ for c = 1, nchanges do
   if global then
     local gk, cutoff, ttl = global[1], global[2], global[3]
     local key = base .. 'g:' .. gk
-    local exp = nowSec + ttl
+    local e = { exp = nowSec + ttl, cut = cutoff }
     local cur = redis.call('GET', key)
     if cur then
       local oexp, ocut = string.match(cur, '^(%d+):(%d+):%-:0$')
-      if oexp then
-        if tonumber(ocut) > cutoff then cutoff = tonumber(ocut) end
-        if tonumber(oexp) > exp then exp = tonumber(oexp) end
-      end
+      if oexp then e = mergeGlobal({ exp = tonumber(oexp), cut = tonumber(ocut) }, e) end
     end
-    local v = num(exp) .. ':' .. num(cutoff) .. ':-:0'
-    redis.call('SET', key, v, 'EXAT', num(exp))
+    local v = num(e.exp) .. ':' .. num(e.cut) .. ':-:0'
+    redis.call('SET', key, v, 'EXAT', num(e.exp))
     recs[#recs + 1] = gk .. '=' .. v
   end
 

@@ -87,15 +87,15 @@ func (m *MemoryStore) seenSessions(subject Key, nowSec int64) []Key {
 // is the reference for the Redis script in lua.go, which must agree with
 // it; the store tests run the same cases against both.
 func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, nowSec int64) []Key) Result {
-	nowSec, nowMs := now.Unix(), now.UnixMilli()
+	nowSec, nowMs := now.Unix(), MillisOf(now)
 	res := Result{Existed: make([]bool, len(c.Puts)), Time: nowMs}
 	for i, p := range c.Puts {
 		exp := p.Expires
 		if exp == 0 {
-			exp = nowSec + ttlSeconds(p.TTL)
+			exp = expiresIn(nowSec, p.TTL)
 		}
 		_, res.Existed[i] = dl.Lookup(p.Key, nowSec)
-		if exp <= nowSec {
+		if int64(exp) <= nowSec {
 			continue // already expired: nothing left to revoke
 		}
 		res.Entries = append(res.Entries, Entry{Key: p.Key, Expires: exp})
@@ -104,7 +104,7 @@ func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, no
 	// earlier cut of the same change counts as before it.
 	planned := make(map[Key]Entry)
 	for _, s := range c.cuts() {
-		exp := nowSec + ttlSeconds(s.TTL)
+		exp := expiresIn(nowSec, s.TTL)
 		cutoff := nowMs
 		if s.At > 0 && s.At < nowMs {
 			cutoff = s.At
@@ -124,34 +124,16 @@ func planChange(c Change, now time.Time, dl *Denylist, seen func(subject Key, no
 		}
 	}
 	if g := c.Global; g != nil {
-		e := Entry{Key: GlobalKey(), Expires: nowSec + ttlSeconds(g.TTL), Cutoff: g.Before}
+		e := Entry{Key: GlobalKey(), Expires: expiresIn(nowSec, g.TTL), Cutoff: g.Before}
 		if e.Cutoff == 0 {
 			e.Cutoff = nowMs
 		}
 		if old, ok := dl.Lookup(e.Key, nowSec); ok {
-			e.Cutoff = max(e.Cutoff, old.Cutoff)
-			e.Expires = max(e.Expires, old.Expires)
+			e = mergeGlobal(old, e)
 		}
 		res.Entries = append(res.Entries, e)
 	}
 	return res
-}
-
-// cutSubject merges a new subject revocation e into the live one before
-// it, in store order. The cutoff never moves back. A kept session stays
-// revoked for tokens the earlier revocation covered, unless the earlier
-// revocation kept that same session too.
-func cutSubject(old, e Entry) Entry {
-	e.Cutoff = max(e.Cutoff, old.Cutoff)
-	e.Expires = max(e.Expires, old.Expires)
-	if !e.Keep.IsZero() {
-		if old.Keep == e.Keep {
-			e.KeepFloor = old.KeepFloor
-		} else {
-			e.KeepFloor = old.Cutoff
-		}
-	}
-	return e
 }
 
 // NoteSession implements Store.
@@ -215,7 +197,7 @@ func (m *MemoryStore) Claim(ctx context.Context, key, value string, ttl time.Dur
 // Health implements Store: the embedded store is its own truth, always
 // loaded and current.
 func (m *MemoryStore) Health() Health {
-	return Health{Store: "embedded", Loaded: true, Connected: true, Confirmed: m.now()}
+	return Health{Store: StoreEmbedded, Loaded: true, Connected: true, Confirmed: m.now()}
 }
 
 // Staleness implements Store: never stale.

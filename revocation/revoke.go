@@ -24,40 +24,6 @@ func (e *RevokedError) Unwrap() error { return ErrRevoked }
 // session).
 var ErrBadRequest = errors.New("bad revocation request")
 
-// Credential is a token a caller presented.
-type Credential struct {
-	Hash TokenHash
-	// Raw is the hash of the exact string presented (RawHash): what a
-	// credential that did not verify may revoke, and nothing more.
-	Raw TokenHash
-	// Claims are nil for an opaque (non-JWT) token.
-	Claims *Claims
-	// Verified is true when the signature and claims checked out.
-	Verified bool
-}
-
-// NewCredential returns the unverified credential of a raw token, with
-// no claims.
-func NewCredential(raw string) *Credential {
-	return &Credential{Hash: HashToken(raw), Raw: RawHash(raw)}
-}
-
-// Identity returns the denylist keys of the credential, unkeyed (see
-// Hasher).
-func (c *Credential) Identity() Identity { return c.identity(nil) }
-
-// identity returns the denylist keys of the credential, keyed by h.
-func (c *Credential) identity(h *Hasher) Identity {
-	id := Identity{Token: c.Hash.Key()}
-	if c.Claims != nil {
-		id = h.Identity(c.Claims, c.Hash)
-	}
-	if c.Raw != c.Hash {
-		id.Raw = c.Raw.Key()
-	}
-	return id
-}
-
 // Revoker gives each kind of revocation its meaning, as changes to a
 // Store. The HTTP dialects and the admin API are thin layers over it.
 type Revoker struct {
@@ -105,8 +71,7 @@ func (r *Revoker) Authenticate(ctx context.Context, raw string) (*Credential, er
 	if claims.Subject == "" {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrNoSubject)
 	}
-	c := NewCredential(raw)
-	c.Claims, c.Verified = claims, true
+	c := r.read(raw, claims, true)
 	if reason := r.blockedCaller(c); reason != NotBlocked {
 		return c, &RevokedError{Reason: reason}
 	}
@@ -119,12 +84,11 @@ func (r *Revoker) Authenticate(ctx context.Context, raw string) (*Credential, er
 // itself (or its jti) was revoked with it, as a logout does: the caller
 // learns that the session is gone, not merely that one token is.
 func (r *Revoker) blockedCaller(c *Credential) Reason {
-	id := c.identity(r.Hasher)
 	now := r.now().Unix()
 	dl := r.Store.Denylist()
-	reason := dl.Check(&id, now)
+	reason := dl.CheckInfo(c, now)
 	if reason == BlockedToken || reason == BlockedJTI {
-		if _, ok := dl.Lookup(id.Session, now); !id.Session.IsZero() && ok {
+		if _, ok := dl.Lookup(c.ID.Session, now); !c.ID.Session.IsZero() && ok {
 			return BlockedSession
 		}
 	}
@@ -135,9 +99,8 @@ func (r *Revoker) blockedCaller(c *Credential) Reason {
 // opaque token stands for itself; a JWT must verify, since an expired or
 // forged one proves nothing. Errors wrap ErrInvalidToken.
 func (r *Revoker) ExamineRefresh(ctx context.Context, raw string) (*Credential, error) {
-	c := NewCredential(raw)
 	if !LooksLikeJWT(raw) {
-		return c, nil
+		return r.read(raw, nil, false), nil
 	}
 	if r.Verifier == nil {
 		return nil, fmt.Errorf("%w: no verification key configured", ErrInvalidToken)
@@ -146,8 +109,14 @@ func (r *Revoker) ExamineRefresh(ctx context.Context, raw string) (*Credential, 
 	if err != nil {
 		return nil, err
 	}
-	c.Claims, c.Verified = claims, true
-	return c, nil
+	return r.read(raw, claims, true), nil
+}
+
+// read builds the credential of raw with its claims (nil: none), keyed
+// as the Inspector keys the guard's.
+func (r *Revoker) read(raw string, claims *Claims, verified bool) *Credential {
+	j, _ := readJWS(raw)
+	return readCredential(raw, &j, claims, verified, r.Hasher)
 }
 
 func (r *Revoker) noteSession(c *Credential) {
@@ -163,21 +132,25 @@ func (r *Revoker) Examine(ctx context.Context, raw string) *Credential {
 	if c, err := r.ExamineRefresh(ctx, raw); err == nil {
 		return c
 	}
-	c := NewCredential(raw)
 	sessionClaim := DefaultSessionClaim
 	if r.Verifier != nil {
 		sessionClaim = r.Verifier.SessionClaim()
 	}
-	if claims, err := Decode(raw, sessionClaim); err == nil {
-		c.Claims = claims
+	claims, err := Decode(raw, sessionClaim)
+	if err != nil {
+		claims = nil
 	}
-	return c
+	return r.read(raw, claims, false)
 }
 
-// Revoked reports whether a credential is revoked now.
+// Revoked reports whether a credential is revoked now, as the guard
+// would find it. A credential assembled field by field, without keys,
+// gets them from its claims.
 func (r *Revoker) Revoked(c *Credential) Reason {
-	id := c.identity(r.Hasher)
-	return r.Store.Denylist().Check(&id, r.now().Unix())
+	if c.ID.Token.IsZero() {
+		c.ID = c.identity(r.Hasher)
+	}
+	return r.Store.Denylist().CheckInfo(c, r.now().Unix())
 }
 
 // tokenPut revokes one exact token until it expires (or for the session
@@ -193,8 +166,8 @@ func (r *Revoker) tokenPut(c *Credential) Put {
 		p.Key = c.Hash.Key()
 	}
 	if c.Claims != nil && c.Claims.ExpiresAt > 0 {
-		exp := (c.Claims.ExpiresAt + 999) / 1000
-		if c.Verified || exp <= r.now().Add(r.SessionTTL).Unix() {
+		exp := ExpiryOf(c.Claims.ExpiresAt)
+		if c.Verified || exp <= SecondsOf(r.now().Add(r.SessionTTL)) {
 			p.Expires = exp
 		}
 	}
@@ -337,14 +310,24 @@ func (r *Revoker) RevokeSessions(ctx context.Context, caller *Credential, target
 	return r.Store.Commit(ctx, c)
 }
 
+// Invalidation says what InvalidateSession did.
+type Invalidation struct {
+	// SessionID is the session revoked; empty when the caller's token
+	// names none and was revoked as its own session.
+	SessionID string
+	// AlreadyRevoked is true when that session (or that token) was
+	// revoked before: writing it again changed nothing.
+	AlreadyRevoked bool
+	// Result is the committed change.
+	Result Result
+}
+
 // InvalidateSession revokes one session of the caller (seed 002): the
-// named one, or the caller's current one when sessionID is empty. The
-// first Existed flag of the result says whether that session was already
-// revoked. It returns the session ID it revoked.
-func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, sessionID string) (string, Result, error) {
+// named one, or the caller's current one when sessionID is empty.
+func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, sessionID string) (Invalidation, error) {
 	cl, err := callerClaims(caller)
 	if err != nil {
-		return "", Result{}, err
+		return Invalidation{}, err
 	}
 	if sessionID == "" {
 		sessionID = cl.Session
@@ -356,9 +339,9 @@ func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, ses
 	} else {
 		switch known, err := r.knownSession(ctx, cl, sessionID); {
 		case err != nil:
-			return sessionID, Result{}, err
+			return Invalidation{SessionID: sessionID}, err
 		case !known:
-			return sessionID, Result{}, ErrUnknownSession
+			return Invalidation{SessionID: sessionID}, ErrUnknownSession
 		}
 		c.Puts = []Put{r.sessionPut(cl.Subject, sessionID)}
 		if sessionID == cl.Session {
@@ -366,7 +349,9 @@ func (r *Revoker) InvalidateSession(ctx context.Context, caller *Credential, ses
 		}
 	}
 	res, err := r.Store.Commit(ctx, c)
-	return sessionID, res, err
+	// The session's put (or the token's, for a token that is its own
+	// session) comes first.
+	return Invalidation{SessionID: sessionID, AlreadyRevoked: err == nil && res.Existed[0], Result: res}, err
 }
 
 // Logout revokes, at once, the caller's access token (and its jti), its
@@ -442,7 +427,7 @@ func (r *Revoker) RevokeSession(ctx context.Context, subject, sid string) (Resul
 
 // RevokeJTI revokes every token carrying a jti, until expires (unix
 // seconds) or, when zero, for the session TTL.
-func (r *Revoker) RevokeJTI(ctx context.Context, jti string, expires int64) (Result, error) {
+func (r *Revoker) RevokeJTI(ctx context.Context, jti string, expires UnixSeconds) (Result, error) {
 	if jti == "" {
 		return Result{}, fmt.Errorf("%w: empty jti", ErrBadRequest)
 	}
@@ -475,7 +460,7 @@ func (r *Revoker) operatorTokenPut(ctx context.Context, raw string) Put {
 func (r *Revoker) RevokeAll(ctx context.Context, before time.Time) (Result, error) {
 	g := &GlobalCut{TTL: r.SessionTTL}
 	if !before.IsZero() {
-		if g.Before = before.UnixMilli(); g.Before <= 0 {
+		if g.Before = MillisOf(before); g.Before <= 0 {
 			return Result{}, fmt.Errorf("%w: cutoff %s is not after 1970", ErrBadRequest, before)
 		}
 	}
@@ -492,7 +477,7 @@ type Order struct {
 	Token   string
 	// Expires bounds a jti revocation (unix seconds); zero: the session
 	// TTL.
-	Expires int64
+	Expires UnixSeconds
 }
 
 // The kinds of Order, as OrderKind names them.

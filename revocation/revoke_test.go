@@ -157,16 +157,16 @@ func TestTokenPutExpiry(t *testing.T) {
 	cases := []struct {
 		name        string
 		cred        *Credential
-		wantExpires int64
+		wantExpires UnixSeconds
 	}{
 		{"opaque", &Credential{}, 0},
-		{"verified, with exp", &Credential{Claims: &Claims{ExpiresAt: in(15 * time.Minute)}, Verified: true}, clock.Add(15 * time.Minute).Unix()},
-		{"verified, far exp", &Credential{Claims: &Claims{ExpiresAt: in(1000 * time.Hour)}, Verified: true}, clock.Add(1000 * time.Hour).Unix()},
-		{"verified, exp in ms rounds up", &Credential{Claims: &Claims{ExpiresAt: in(time.Minute) + 1}, Verified: true}, clock.Add(time.Minute).Unix() + 1},
+		{"verified, with exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(15 * time.Minute))}, Verified: true}, UnixSeconds(clock.Add(15 * time.Minute).Unix())},
+		{"verified, far exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(1000 * time.Hour))}, Verified: true}, UnixSeconds(clock.Add(1000 * time.Hour).Unix())},
+		{"verified, exp in ms rounds up", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(time.Minute) + 1)}, Verified: true}, UnixSeconds(clock.Add(time.Minute).Unix() + 1)},
 		{"verified, no exp", &Credential{Claims: &Claims{}, Verified: true}, 0},
-		{"unverified, near exp", &Credential{Claims: &Claims{ExpiresAt: in(10 * time.Minute)}}, clock.Add(10 * time.Minute).Unix()},
+		{"unverified, near exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(10 * time.Minute))}}, UnixSeconds(clock.Add(10 * time.Minute).Unix())},
 		// The claim of an unverified token is not believed past the TTL.
-		{"unverified, far exp", &Credential{Claims: &Claims{ExpiresAt: in(1000 * time.Hour)}}, 0},
+		{"unverified, far exp", &Credential{Claims: &Claims{ExpiresAt: UnixMillis(in(1000 * time.Hour))}}, 0},
 	}
 	for _, c := range cases {
 		p := rv.tokenPut(c.cred)
@@ -334,7 +334,7 @@ func newFixture(t *testing.T, sk storeKind) *fixture {
 	s := sk.open(t)
 	f := &fixture{s: s, rv: newRevoker(t, s)}
 	f.seen = caller(t, f.rv, jwt.MapClaims{"sid": "seen"})
-	f.unseen = &Credential{Hash: HashToken("unseen"), Claims: &Claims{Subject: "alice", Session: "unseen", IssuedAt: time.Now().Add(-time.Minute).UnixMilli()}, Verified: true}
+	f.unseen = &Credential{Hash: HashToken("unseen"), Claims: &Claims{Subject: "alice", Session: "unseen", IssuedAt: MillisOf(time.Now().Add(-time.Minute))}, Verified: true}
 	f.bob = caller(t, f.rv, jwt.MapClaims{"sub": "bob", "sid": "seen"})
 	f.bobOnly = caller(t, f.rv, jwt.MapClaims{"sub": "bob", "sid": "bob-only"})
 	f.cur = caller(t, f.rv, jwt.MapClaims{"sid": "cur"})
@@ -392,8 +392,9 @@ func TestInvalidateSession(t *testing.T) {
 			phone := caller(t, rv, jwt.MapClaims{"sid": "phone"})
 			bobPhone := caller(t, rv, jwt.MapClaims{"sub": "bob", "sid": "phone"})
 
-			sid, res, err := rv.InvalidateSession(ctx, cur, "phone")
-			if err != nil || sid != "phone" || res.Existed[0] {
+			inv, err := rv.InvalidateSession(ctx, cur, "phone")
+			sid, res := inv.SessionID, inv.Result
+			if err != nil || sid != "phone" || inv.AlreadyRevoked {
 				t.Fatalf("named session: %q %+v %v", sid, res, err)
 			}
 			if r := rv.Revoked(phone); r != BlockedSession {
@@ -405,8 +406,9 @@ func TestInvalidateSession(t *testing.T) {
 			if r := rv.Revoked(bobPhone); r != NotBlocked {
 				t.Errorf("bob's session of the same id: %v", r)
 			}
-			_, res, err = rv.InvalidateSession(ctx, cur, "phone")
-			if err != nil || !res.Existed[0] {
+			inv, err = rv.InvalidateSession(ctx, cur, "phone")
+			res = inv.Result
+			if err != nil || !inv.AlreadyRevoked {
 				t.Fatalf("named session again: %+v %v; want it reported as already revoked", res, err)
 			}
 
@@ -415,8 +417,9 @@ func TestInvalidateSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sid, res, err = rv.InvalidateSession(ctx, cur, "")
-			if err != nil || sid != "cur" || res.Existed[0] {
+			inv, err = rv.InvalidateSession(ctx, cur, "")
+			sid, res = inv.SessionID, inv.Result
+			if err != nil || sid != "cur" || inv.AlreadyRevoked {
 				t.Fatalf("current session: %q %+v %v", sid, res, err)
 			}
 			// The caller's token is revoked with its session; calling
@@ -434,7 +437,8 @@ func TestInvalidateSession(t *testing.T) {
 
 			// A token without a session is its own session.
 			lone := caller(t, rv, jwt.MapClaims{"sid": nil})
-			sid, res, err = rv.InvalidateSession(ctx, lone, "")
+			inv, err = rv.InvalidateSession(ctx, lone, "")
+			sid, res = inv.SessionID, inv.Result
 			if err != nil || sid != "" || entryKinds(res) != "token jti" {
 				t.Fatalf("sessionless token: %q %q %v", sid, entryKinds(res), err)
 			}
@@ -538,7 +542,7 @@ func TestRevokerStoreDownAppliesNothing(t *testing.T) {
 	ops := map[string]func() error{
 		"all":        func() error { _, err := rv.RevokeSessions(ctx, cur, TargetAll, ""); return err },
 		"others":     func() error { _, err := rv.RevokeSessions(ctx, cur, TargetOthers, ""); return err },
-		"session":    func() error { _, _, err := rv.InvalidateSession(ctx, cur, ""); return err },
+		"session":    func() error { _, err := rv.InvalidateSession(ctx, cur, ""); return err },
 		"logout":     func() error { _, err := rv.Logout(ctx, cur, refresh); return err },
 		"refresh":    func() error { _, err := rv.RevokeRefresh(ctx, refresh); return err },
 		"subject":    func() error { _, err := rv.RevokeSubject(ctx, "alice"); return err },

@@ -26,7 +26,7 @@ func TestRedisSnapshotLoad(t *testing.T) {
 		commit(t, a, Change{Puts: []Put{{Key: k, TTL: time.Hour}}})
 	}
 	cut := commit(t, a, Change{Subject: &SubjectCut{Subject: SubjectKey("alice"), Keep: SessionKey("alice", "k"), TTL: time.Hour}})
-	global, err := rv.RevokeAll(ctx, time.UnixMilli(cut.Time-60_000))
+	global, err := rv.RevokeAll(ctx, time.UnixMilli(int64(cut.Time-60_000)))
 	if err != nil {
 		t.Fatal(err)
 	}

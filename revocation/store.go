@@ -11,7 +11,7 @@ type Put struct {
 	Key Key
 	// Expires is when the entry stops mattering, in unix seconds. Zero
 	// means TTL from the store's clock.
-	Expires int64
+	Expires UnixSeconds
 	// TTL applies when Expires is zero.
 	TTL time.Duration
 }
@@ -29,7 +29,7 @@ type SubjectCut struct {
 	// At, in unix milliseconds, is the cutoff when it is set and earlier
 	// than the store's clock: an identity provider's event says when the
 	// subject's sessions ended, and a replayed event then cuts nothing new.
-	At int64
+	At UnixMillis
 	// Unkeyed and UnkeyedKeep are the unkeyed forms of Subject and Keep
 	// while unkeyed entries are checked (see Hasher): the sessions noted
 	// under the unkeyed subject (by replicas before the key) are revoked
@@ -44,7 +44,7 @@ type SubjectCut struct {
 type GlobalCut struct {
 	// Before is the cutoff in unix milliseconds; zero means the store's
 	// clock, as a SubjectCut uses.
-	Before int64
+	Before UnixMillis
 	// TTL is how long the entry is kept, from the store's clock.
 	TTL time.Duration
 }
@@ -76,13 +76,33 @@ type Result struct {
 	Entries []Entry
 	// Time is the store's clock at the change, in unix milliseconds; for a
 	// subject revocation it is the cutoff.
-	Time int64
+	Time UnixMillis
 }
+
+// StoreKind names what keeps a store's revocations. Its values are the
+// words the status API, the metrics' store label and the logs use.
+type StoreKind string
+
+// The kinds of store.
+const (
+	// StoreEmbedded keeps the denylist in this process only.
+	StoreEmbedded StoreKind = "embedded"
+	// StoreRedis keeps it in Redis, shared by every replica.
+	StoreRedis StoreKind = "redis"
+)
+
+// Shared reports whether other replicas write the store too, so that its
+// local copy is confirmed current only now and then (and can be stale);
+// an embedded store is its own truth.
+func (k StoreKind) Shared() bool { return k != StoreEmbedded }
+
+// String returns the kind's word.
+func (k StoreKind) String() string { return string(k) }
 
 // Health describes how far the local copy of a store can be trusted.
 type Health struct {
-	// Store is "embedded" or "redis".
-	Store string
+	// Store says what keeps the revocations.
+	Store StoreKind
 	// Loaded is true once the local copy has been loaded in full.
 	Loaded bool
 	// Connected is true while the backing service answers.
@@ -161,6 +181,12 @@ func every(ctx context.Context, d time.Duration, f func()) {
 			f()
 		}
 	}
+}
+
+// expiresIn is the expiry of an entry kept for ttl from now (unix
+// seconds): ttl rounded up to whole seconds, at least one.
+func expiresIn(now int64, ttl time.Duration) UnixSeconds {
+	return UnixSeconds(now + ttlSeconds(ttl))
 }
 
 // ttlSeconds rounds a TTL up to whole seconds, at least one.

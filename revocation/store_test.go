@@ -78,19 +78,19 @@ func TestStorePlainEntries(t *testing.T) {
 			sess := SessionKey("alice", "s1")
 			exp := nowSec() + 600
 
-			id := Identity{Token: tok, JTI: jti, Session: sess, Subject: SubjectKey("alice"), Issued: time.Now().UnixMilli()}
+			id := Identity{Token: tok, JTI: jti, Session: sess, Subject: SubjectKey("alice"), Issued: MillisOf(time.Now())}
 			if r := dl.Check(&id, nowSec()); r != NotBlocked {
 				t.Fatalf("before any revocation: blocked for %v", r)
 			}
 
-			res := commit(t, s, Change{Puts: []Put{{Key: tok, Expires: exp}}})
+			res := commit(t, s, Change{Puts: []Put{{Key: tok, Expires: UnixSeconds(exp)}}})
 			if res.Existed[0] {
 				t.Fatal("first revocation of a token reported as existing")
 			}
 			if r := dl.Check(&id, nowSec()); r != BlockedToken {
 				t.Fatalf("after token revocation: got %v, want token", r)
 			}
-			res = commit(t, s, Change{Puts: []Put{{Key: tok, Expires: exp}}})
+			res = commit(t, s, Change{Puts: []Put{{Key: tok, Expires: UnixSeconds(exp)}}})
 			if !res.Existed[0] {
 				t.Fatal("second revocation of a token not reported as existing")
 			}
@@ -99,7 +99,7 @@ func TestStorePlainEntries(t *testing.T) {
 			if r := dl.Check(&other, nowSec()); r != NotBlocked {
 				t.Fatalf("other token blocked before jti revocation: %v", r)
 			}
-			commit(t, s, Change{Puts: []Put{{Key: jti, Expires: exp}}})
+			commit(t, s, Change{Puts: []Put{{Key: jti, Expires: UnixSeconds(exp)}}})
 			if r := dl.Check(&other, nowSec()); r != BlockedJTI {
 				t.Fatalf("after jti revocation: got %v, want jti", r)
 			}
@@ -124,7 +124,7 @@ func TestStoreSessionScopedToSubject(t *testing.T) {
 		t.Run(sk.name, func(t *testing.T) {
 			s := sk.open(t)
 			commit(t, s, Change{Puts: []Put{{Key: SessionKey("mallory", "shared-sid"), TTL: time.Hour}}})
-			victim := Identity{Session: SessionKey("alice", "shared-sid"), Subject: SubjectKey("alice"), Issued: time.Now().UnixMilli()}
+			victim := Identity{Session: SessionKey("alice", "shared-sid"), Subject: SubjectKey("alice"), Issued: MillisOf(time.Now())}
 			if r := s.Denylist().Check(&victim, nowSec()); r != NotBlocked {
 				t.Fatalf("revoking mallory's session id blocked alice's session: %v", r)
 			}
@@ -136,7 +136,7 @@ func TestStoreExpiredPutIsNotStored(t *testing.T) {
 	for _, sk := range stores() {
 		t.Run(sk.name, func(t *testing.T) {
 			s := sk.open(t)
-			res := commit(t, s, Change{Puts: []Put{{Key: TokenKey("old"), Expires: nowSec() - 10}}})
+			res := commit(t, s, Change{Puts: []Put{{Key: TokenKey("old"), Expires: UnixSeconds(nowSec() - 10)}}})
 			if len(res.Entries) != 0 || res.Existed[0] {
 				t.Fatalf("an already expired token was stored: %+v", res)
 			}
@@ -154,8 +154,8 @@ func TestStoreSubjectAll(t *testing.T) {
 			subj := SubjectKey("alice")
 			res := commit(t, s, Change{Subject: &SubjectCut{Subject: subj, TTL: time.Hour}})
 			cut := res.Time
-			if d := time.Since(time.UnixMilli(cut)); d < -time.Second || d > 5*time.Second {
-				t.Fatalf("cutoff %v is not about now", time.UnixMilli(cut))
+			if d := time.Since(time.UnixMilli(int64(cut))); d < -time.Second || d > 5*time.Second {
+				t.Fatalf("cutoff %v is not about now", time.UnixMilli(int64(cut)))
 			}
 			dl := s.Denylist()
 			cases := []struct {
@@ -163,13 +163,13 @@ func TestStoreSubjectAll(t *testing.T) {
 				issued int64
 				want   Reason
 			}{
-				{"issued long before", cut - 3600_000, BlockedSubject},
-				{"issued at the cutoff", cut, BlockedSubject},
-				{"issued after", cut + 1, NotBlocked},
+				{"issued long before", int64(cut - 3600_000), BlockedSubject},
+				{"issued at the cutoff", int64(cut), BlockedSubject},
+				{"issued after", int64(cut + 1), NotBlocked},
 				{"issue time unknown", 0, BlockedSubject},
 			}
 			for _, c := range cases {
-				id := Identity{Subject: subj, Session: SessionKey("alice", "any"), Issued: c.issued}
+				id := Identity{Subject: subj, Session: SessionKey("alice", "any"), Issued: UnixMillis(c.issued)}
 				if got := dl.Check(&id, nowSec()); got != c.want {
 					t.Errorf("%s: got %v, want %v", c.name, got, c.want)
 				}
@@ -219,7 +219,7 @@ func TestStoreSubjectOthersTwiceKeepsEarlierCut(t *testing.T) {
 			// Both stores stamp a cut with this host's clock (Redis TIME
 			// or time.Now), in milliseconds: the second cut must fall in
 			// a later one.
-			waitFor(t, "the clock to leave the first cut's millisecond", func() bool { return time.Now().UnixMilli() > first.Time })
+			waitFor(t, "the clock to leave the first cut's millisecond", func() bool { return MillisOf(time.Now()) > first.Time })
 			second := commit(t, s, Change{Subject: &SubjectCut{Subject: subj, Keep: b, TTL: time.Hour}})
 			if second.Time <= first.Time {
 				t.Fatalf("cutoff did not advance: %d then %d", first.Time, second.Time)
@@ -372,7 +372,7 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	defer s.Close()
 	tok := TokenKey("t")
 	commit(t, s, Change{
-		Puts:    []Put{{Key: tok, Expires: clock.Unix() + 60}, {Key: SessionKey("a", "s"), TTL: time.Hour}},
+		Puts:    []Put{{Key: tok, Expires: UnixSeconds(clock.Unix() + 60)}, {Key: SessionKey("a", "s"), TTL: time.Hour}},
 		Subject: &SubjectCut{Subject: SubjectKey("a"), TTL: 2 * time.Hour},
 	})
 	id := Identity{Token: tok}
@@ -404,7 +404,7 @@ func TestRedisEntriesExpireWithTheirTokens(t *testing.T) {
 	s := openRedis(t, srv.Addr(), RedisOptions{KeyPrefix: "rv:"})
 	exp := nowSec() + 120
 	tok := TokenKey("tok")
-	commit(t, s, Change{Puts: []Put{{Key: tok, Expires: exp}, {Key: SessionKey("a", "s"), TTL: time.Hour}}})
+	commit(t, s, Change{Puts: []Put{{Key: tok, Expires: UnixSeconds(exp)}, {Key: SessionKey("a", "s"), TTL: time.Hour}}})
 	ctx := context.Background()
 	// An entry lives in its expiry bucket, which ends at most one bucket
 	// width after it.
@@ -451,7 +451,7 @@ func TestRedisReplicasShareRevocations(t *testing.T) {
 	a := openRedis(t, srv.Addr(), RedisOptions{})
 	b := openRedis(t, srv.Addr(), RedisOptions{})
 	tok := TokenKey("shared")
-	commit(t, a, Change{Puts: []Put{{Key: tok, Expires: nowSec() + 600}}})
+	commit(t, a, Change{Puts: []Put{{Key: tok, Expires: UnixSeconds(nowSec() + 600)}}})
 	// The replica that served the revocation has it before Commit returns.
 	if r := a.Denylist().Check(&Identity{Token: tok}, nowSec()); r != BlockedToken {
 		t.Fatalf("serving replica: %v", r)

@@ -36,7 +36,7 @@ type Tracked struct {
 	nodes []trackNode
 	// issued is the earliest issue time of the identities that carry a
 	// subject (unix ms; zero is unknown, which any cutoff covers).
-	issued  int64
+	issued  UnixMillis
 	heapIdx int // in Tracker.issued; -1 when absent
 	mark    uint64
 	removed bool
@@ -225,7 +225,7 @@ func eachIDKey(id *Identity, f func(Key)) {
 // issuedUpTo calls f with every use in the heap issued at or before
 // cutoff: a walk from the root that stops at any use issued later, whose
 // subtree holds only later ones.
-func (tr *Tracker) issuedUpTo(cutoff int64, f func(*Tracked)) {
+func (tr *Tracker) issuedUpTo(cutoff UnixMillis, f func(*Tracked)) {
 	if len(tr.issued) == 0 {
 		return
 	}

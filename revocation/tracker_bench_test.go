@@ -35,7 +35,7 @@ func trackedID(i int, issued int64) Identity {
 		Session:       keyN(user, KindSession),
 		IssuerSession: keyN(user+1<<41, KindSession),
 		Subject:       keyN(user, KindSubject),
-		Issued:        issued,
+		Issued:        UnixMillis(issued),
 	}
 }
 
@@ -91,7 +91,7 @@ func BenchmarkTrackerFind(b *testing.B) {
 		dl := NewDenylist()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			dl.Apply(Entry{Key: keyN(1<<35+i, KindToken), Expires: exp})
+			dl.Apply(Entry{Key: keyN(1<<35+i, KindToken), Expires: UnixSeconds(exp)})
 		}
 	})
 	for _, n := range trackerSizes {
@@ -100,13 +100,13 @@ func BenchmarkTrackerFind(b *testing.B) {
 		b.Run(fmt.Sprintf("streams=%d/none", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				dl.Apply(Entry{Key: keyN(n+i, KindToken), Expires: exp})
+				dl.Apply(Entry{Key: keyN(n+i, KindToken), Expires: UnixSeconds(exp)})
 			}
 		})
 		b.Run(fmt.Sprintf("streams=%d/global-none", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				tr.Applied(dl, []Entry{{Key: GlobalKey(), Expires: exp, Cutoff: now - 7200e3}}, exp-3600)
+				tr.Applied(dl, []Entry{{Key: GlobalKey(), Expires: UnixSeconds(exp), Cutoff: UnixMillis(now - 7200e3)}}, exp-3600)
 			}
 		})
 		b.Run(fmt.Sprintf("streams=%d/add-remove", n), func(b *testing.B) {
@@ -122,7 +122,7 @@ func BenchmarkTrackerFind(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				id := trackedID(n+i, now)
 				t := tr.Add([]Identity{id}, func(Reason, int) { ended++ })
-				dl.Apply(Entry{Key: id.Token, Expires: exp})
+				dl.Apply(Entry{Key: id.Token, Expires: UnixSeconds(exp)})
 				tr.Remove(t)
 			}
 			if ended != b.N {
@@ -136,7 +136,7 @@ func BenchmarkTrackerFind(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				user := i % (groupedStreams / 10)
-				dl.Apply(Entry{Key: keyN(user, KindSubject), Expires: exp, Cutoff: now + int64(i)})
+				dl.Apply(Entry{Key: keyN(user, KindSubject), Expires: UnixSeconds(exp), Cutoff: UnixMillis(now + int64(i))})
 				b.StopTimer()
 				for _, t := range ts[user*10 : user*10+10] {
 					if !t.ended.Load() {

@@ -30,7 +30,7 @@ func streamID(tok, sub, sid, iss, jti string, issued int64) Identity {
 		Session:       SessionKey(sub, sid),
 		IssuerSession: IssuerSessionKey(iss, sid),
 		Subject:       SubjectKey(sub),
-		Issued:        issued,
+		Issued:        UnixMillis(issued),
 	}
 }
 
@@ -134,13 +134,13 @@ func TestTrackerGlobalHeap(t *testing.T) {
 	var live []*Tracked
 	for i := range 500 {
 		issued := int64((i * 7919) % 1000)
-		id := Identity{Token: TokenKey(fmt.Sprint(i)), Subject: SubjectKey(fmt.Sprint(i % 13)), Issued: issued}
+		id := Identity{Token: TokenKey(fmt.Sprint(i)), Subject: SubjectKey(fmt.Sprint(i % 13)), Issued: UnixMillis(issued)}
 		live = append(live, tr.Add([]Identity{id}, func(Reason, int) {}))
 		if i%3 == 0 {
 			tr.Remove(live[i/2])
 		}
 	}
-	for _, cutoff := range []int64{-1, 0, 1, 250, 500, 999, 5000} {
+	for _, cutoff := range []UnixMillis{-1, 0, 1, 250, 500, 999, 5000} {
 		got := 0
 		tr.issuedUpTo(cutoff, func(*Tracked) { got++ })
 		want := 0

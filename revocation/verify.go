@@ -28,10 +28,10 @@ type Claims struct {
 	JTI     string
 	Issuer  string
 	// Times in unix milliseconds; zero when the claim is absent.
-	IssuedAt  int64
-	AuthTime  int64
-	ExpiresAt int64
-	NotBefore int64
+	IssuedAt  UnixMillis
+	AuthTime  UnixMillis
+	ExpiresAt UnixMillis
+	NotBefore UnixMillis
 	// Confirmation is cnf.jkt: the thumbprint of the key a DPoP-bound
 	// token is bound to.
 	Confirmation string
@@ -42,7 +42,7 @@ type Claims struct {
 	AltSubjects, AltSessions, AltJTIs []string
 	// EarliestIssued is the earliest issue time among all readings,
 	// which a subject cutoff compares (zero: unknown).
-	EarliestIssued int64
+	EarliestIssued UnixMillis
 
 	badCnf bool // cnf or cnf.jkt present but not usable
 }
@@ -50,7 +50,7 @@ type Claims struct {
 // Issued is the moment a subject revocation compares: auth_time when the
 // token carries it (a refreshed token of an old login is as old as the
 // login), else iat.
-func (c *Claims) Issued() int64 {
+func (c *Claims) Issued() UnixMillis {
 	if c.AuthTime != 0 {
 		return c.AuthTime
 	}
@@ -302,7 +302,7 @@ func decodeClaims(j *jws, sessionClaim string) *Claims {
 	}
 	for _, f := range []struct {
 		name string
-		dst  *int64
+		dst  *UnixMillis
 	}{{"iat", &c.IssuedAt}, {"auth_time", &c.AuthTime}, {"exp", &c.ExpiresAt}, {"nbf", &c.NotBefore}} {
 		vals := cr[f.name]
 		if len(vals) > 0 {
@@ -391,7 +391,7 @@ func keyFits(alg string, k crypto.PublicKey) bool {
 // numericDate reads a NumericDate claim as unix milliseconds; zero when
 // it is not a usable number (an unknown issue time is blocked by every
 // subject cutoff, an unknown expiry bounds nothing).
-func numericDate(v json.RawMessage) int64 {
+func numericDate(v json.RawMessage) UnixMillis {
 	var n json.Number
 	if json.Unmarshal(v, &n) != nil {
 		var s string // some issuers write "1700000000"
@@ -404,5 +404,5 @@ func numericDate(v json.RawMessage) int64 {
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return 0
 	}
-	return int64(math.Round(f * 1000))
+	return UnixMillis(math.Round(f * 1000))
 }

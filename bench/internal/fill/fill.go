@@ -82,7 +82,7 @@ func Fill(ctx context.Context, o Options) (Stats, error) {
 				puts := make([]revocation.Put, 0, batch)
 				for i := from; i < min(from+batch, o.Entries); i++ {
 					exp := o.Expires.Add(time.Duration(int64(o.Spread) * int64(i) / int64(o.Entries)))
-					puts = append(puts, revocation.Put{Key: revocation.TokenKey("fill-" + strconv.Itoa(i)), Expires: exp.Unix()})
+					puts = append(puts, revocation.Put{Key: revocation.TokenKey("fill-" + strconv.Itoa(i)), Expires: revocation.SecondsOf(exp)})
 				}
 				if _, err := s.Commit(ctx, revocation.Change{Puts: puts}); err != nil {
 					once.Do(func() { first = err })
