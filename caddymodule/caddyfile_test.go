@@ -88,6 +88,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"memory budget":           "revocation {\nmemory_budget 256MiB\n}",
 		"memory budget off":       "revocation {\nmemory_budget off\n}",
 		"memory budget cgroup":    "revocation {\nmemory_budget cgroup\n}",
+		"compact denylist":        "revocation {\nredis redis://127.0.0.1:6379\ncompact_denylist\n}",
 		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
@@ -101,6 +102,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"memory budget":           `{"memory_budget":268435456}`,
 		"memory budget off":       `{"memory_budget":-1}`,
 		"memory budget cgroup":    `{}`,
+		"compact denylist":        `{"redis":{"url":"redis://127.0.0.1:6379"},"compact_denylist":true}`,
 		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
@@ -161,6 +163,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"bad snapshot_every":      {"revocation {\nsnapshot_every never\n}", `snapshot_every: "never": want a duration of at least 10s, or off`},
 		"short snapshot_every":    {"revocation {\nsnapshot_every 1s\n}", `snapshot_every: "1s"`},
 		"small memory_budget":     {"revocation {\nmemory_budget 10MB\n}", `memory_budget: "10MB": want a size of at least 64MiB`},
+		"compact with a value":    {"revocation {\ncompact_denylist on\n}", `compact_denylist takes no argument`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)

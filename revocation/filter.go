@@ -274,7 +274,16 @@ func (d *Denylist) mergeCompact(s *shard, now int64) {
 		}
 	}
 	off[compactBuckets] = uint32(n)
-	if n < len(vals)*7/8 {
+	if n == 0 {
+		// Nothing static: no offsets either (64 KiB a shard).
+		if valMem != nil {
+			valMem.free()
+		}
+		if offMem != nil {
+			offMem.free()
+		}
+		vals, valMem, off, offMem = nil, nil, nil, nil
+	} else if n < len(vals)*7/8 {
 		// Duplicates or expired values took room: copy to a tight block.
 		tight, tightMem := allocUint32s(n)
 		copy(tight, vals[:n])
