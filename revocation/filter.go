@@ -478,3 +478,22 @@ func (d *Denylist) compactLoaded() {
 		s.mu.Unlock()
 	}
 }
+
+// liveLocally reports whether a live plain entry under k is known
+// without asking Redis: Lookup, except that in the compact mode a
+// fingerprint's match counts only once confirmed (a commit does not wait
+// for a confirmation to say whether its put existed: its script tells).
+func (d *Denylist) liveLocally(k Key, now int64) bool {
+	if d.compact == nil {
+		_, ok := d.Lookup(k, now)
+		return ok
+	}
+	s := d.shard(k)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if exp, ok := s.plain.get(&k); ok && int64(exp) > now {
+		return true
+	}
+	exp, ok := s.cp.blocked[k]
+	return ok && int64(exp) > now
+}
