@@ -264,11 +264,11 @@ func (d *Denylist) has(k Key, now int64) bool {
 	s := d.shard(k)
 	s.mu.RLock()
 	exp, ok := s.plain.get(&k)
-	s.mu.RUnlock()
-	if ok && int64(exp) > now {
-		return true
+	if d.compact != nil && (!ok || int64(exp) <= now) {
+		return d.compactHasLocked(s, &k, now) // it releases the lock
 	}
-	return d.compact != nil && d.compactHas(s, &k, now)
+	s.mu.RUnlock()
+	return ok && int64(exp) > now
 }
 
 // Check says whether a credential is revoked, and why. now is in unix

@@ -383,13 +383,21 @@ func (d *Denylist) sweepCompact(s *shard, now int64) int {
 // compact_denylist.
 func (d *Denylist) compactHas(s *shard, k *Key, now int64) bool {
 	s.mu.RLock()
+	return d.compactHasLocked(s, k, now)
+}
+
+// compactHasLocked is compactHas with the shard's read lock held by the
+// caller: it releases it (before asking Redis, if it must).
+func (d *Denylist) compactHasLocked(s *shard, k *Key, now int64) bool {
 	unit := s.cp.get(k, now)
+	if unit == 0 {
+		s.mu.RUnlock()
+		return false
+	}
 	exp, isBlocked := s.cp.blocked[*k]
 	_, isClean := s.cp.clean[*k]
 	s.mu.RUnlock()
 	switch {
-	case unit == 0:
-		return false
 	case isBlocked:
 		return int64(exp) > now
 	case isClean:
