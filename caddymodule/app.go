@@ -315,6 +315,10 @@ type StoreConfig struct {
 	// Handler.MemoryBudget).
 	MemoryBudget int64 `json:"memory_budget,omitempty"`
 
+	// CompactDenylist holds the local copy as fingerprints (see
+	// Handler.CompactDenylist). It needs redis.
+	CompactDenylist bool `json:"compact_denylist,omitempty"`
+
 	// RedisTimeout bounds each Redis operation. Default 2s.
 	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
 
@@ -378,6 +382,10 @@ func (c StoreConfig) Validate() error {
 	}
 	check(storeSettings{Retention: time.Duration(c.FeedRetention), SnapEvery: time.Duration(c.SnapshotEvery)}.validate())
 	check(c.checkWaitTimeout())
+	if c.CompactDenylist && (c.Redis == nil || c.Redis.IsZero()) {
+		// Its matches are confirmed in Redis: the embedded store has none.
+		check(errors.New("compact_denylist: it needs redis"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -412,6 +420,7 @@ func (c StoreConfig) settings(repl *caddy.Replacer) (storeSettings, *revocation.
 		Retention:    time.Duration(c.FeedRetention),
 		SnapEvery:    time.Duration(c.SnapshotEvery),
 		MemoryBudget: memoryBudget(c.MemoryBudget),
+		Compact:      c.CompactDenylist,
 	}
 	if c.Redis != nil {
 		settings.Redis = *c.Redis

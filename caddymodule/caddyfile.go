@@ -86,6 +86,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    feed_retention   <duration>
 //	    snapshot_every   <duration>|off
 //	    memory_budget    <size>|cgroup|off
+//	    compact_denylist
 //	    redis_timeout    <duration>
 //	    redis_wait_replicas auto|off|<n>
 //	    redis_wait_timeout  <duration>
@@ -304,6 +305,11 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, opt string) error {
 			return d.Errf("memory_budget: %q: want a size of at least %dMiB (such as 256MiB or 1GB), cgroup or off", v, minMemoryBudget>>20)
 		}
 		h.MemoryBudget = int64(n)
+	case "compact_denylist":
+		if d.NextArg() {
+			return d.Errf("compact_denylist takes no argument")
+		}
+		h.CompactDenylist = true
 	case "redis_timeout":
 		if err := durationArg(d, "", &h.RedisTimeout); err != nil {
 			return err
@@ -681,7 +687,7 @@ var (
 	handlerOptions = []string{"store", "app_id", "redis", "key_prefix", "hash_key", "jwt", "session_ttl", "endpoints",
 		"on_store_down", "stale_after", "require_token", "inspect_body", "inspect_body_limit",
 		"oversized_body", "max_credentials", "token_cache_size", "feed_max_len", "feed_retention",
-		"snapshot_every", "memory_budget", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",
+		"snapshot_every", "memory_budget", "compact_denylist", "redis_timeout", "redis_wait_replicas", "redis_wait_timeout",
 		"log_blocked", "backchannel_logout", "token_revocation", "security_events", "credential", "app_logout",
 		"close_streams_at_expiry"}
 	redisOptions = []string{"url", "addrs", "username", "password", "db", "tls", "tls_ca_file",

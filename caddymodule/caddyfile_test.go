@@ -88,6 +88,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"memory budget":           "revocation {\nmemory_budget 256MiB\n}",
 		"memory budget off":       "revocation {\nmemory_budget off\n}",
 		"memory budget cgroup":    "revocation {\nmemory_budget cgroup\n}",
+		"compact denylist":        "revocation {\nredis redis://127.0.0.1:6379\ncompact_denylist\n}",
 		"legacy app":              "revocation {\ncredential cookie JSESSIONID\ncredential header X-Auth-Token\ncredential cookie connect.sid\napp_logout /logout /signout\napp_logout /api/logout\n}",
 	}
 	wants := map[string]string{
@@ -101,6 +102,7 @@ func TestUnmarshalCaddyfileShortForms(t *testing.T) {
 		"memory budget":           `{"memory_budget":268435456}`,
 		"memory budget off":       `{"memory_budget":-1}`,
 		"memory budget cgroup":    `{}`,
+		"compact denylist":        `{"redis":{"url":"redis://127.0.0.1:6379"},"compact_denylist":true}`,
 		"legacy app":              `{"credentials":[{"cookie":"JSESSIONID"},{"header":"X-Auth-Token"},{"cookie":"connect.sid"}],"app_logout":["/logout","/signout","/api/logout"]}`,
 	}
 	for name, in := range cases {
@@ -164,6 +166,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"receiver missing value":  {"revocation {\nbackchannel_logout {\nissuer\n}\n}", `backchannel_logout issuer: missing value, at `},
 		"ssf missing value":       {"revocation {\nsecurity_events {\njwks_url\n}\n}", `security_events jwks_url: missing value, at `},
 		"small feed_max_len":      {"revocation {\nfeed_max_len 99\n}", `feed_max_len: 99: want an integer of at least 100`},
+		"compact with a value":    {"revocation {\ncompact_denylist on\n}", `compact_denylist takes no argument`},
 	}
 	for name, c := range cases {
 		_, err := parse(t, c.in)
@@ -266,6 +269,7 @@ func TestValidateJSON(t *testing.T) {
 		"algorithm none":        {`{"jwt": {"algorithms": ["None"]}}`, `"none" can never be allowed`},
 		"negative leeway":       {`{"jwt": {"leeway": -1}}`, `jwt leeway: must not be negative`},
 		"relative logout path":  {`{"app_logout": ["logout"]}`, `app_logout "logout"`},
+		"compact without redis": {`{"compact_denylist": true}`, `compact_denylist: it needs redis`},
 	}
 	for name, c := range cases {
 		var h Handler

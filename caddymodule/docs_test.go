@@ -39,6 +39,7 @@ var codeDefaults = map[string]string{
 	"inspect_body":            "on",  // InspectBody nil reads as true (Provision)
 	"leeway":                  "0",   // the zero caddy.Duration
 	"close_streams_at_expiry": "off", // the zero bool
+	"compact_denylist":        "off", // the zero bool
 }
 
 // docDuration writes a duration as the docs and the Caddyfile do: 720h,

@@ -190,6 +190,8 @@ type storeSettings struct {
 	SnapEvery   time.Duration `json:"snapshot_every"`
 	// MemoryBudget is RedisOptions' (0: none).
 	MemoryBudget int64 `json:"memory_budget"`
+	// Compact is RedisOptions'.
+	Compact bool `json:"compact,omitempty"`
 	// WaitReplicas and WaitTimeout are RedisOptions' (0: auto).
 	WaitReplicas int           `json:"wait_replicas"`
 	WaitTimeout  time.Duration `json:"wait_timeout"`
@@ -298,6 +300,7 @@ func openStore(key string, settings storeSettings, hasher *revocation.Hasher, pr
 		FeedRetention: settings.Retention,
 		SnapshotEvery: settings.SnapEvery,
 		MemoryBudget:  settings.MemoryBudget,
+		Compact:       settings.Compact,
 		// The feed read is pipelined, so it must end within the read
 		// timeout; adopt lowers it further for a short stale_after.
 		Block:        min(time.Second, settings.IOTimeout/2),

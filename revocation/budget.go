@@ -196,6 +196,9 @@ func (d *Denylist) boundLoadHeap(n int64) func() {
 // its buffers: otherwise the collector keeps it as headroom, and the
 // process holds it, until long after.
 func (d *Denylist) releaseLoadMemory() {
+	if d.compact != nil {
+		d.compactLoaded()
+	}
 	debug.FreeOSMemory()
 	d.setGoLimit()
 }

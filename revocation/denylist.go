@@ -111,6 +111,9 @@ type Denylist struct {
 
 	// mem is the memory budget and what the tables hold (budget.go).
 	mem budgetState
+
+	// compact is the compact mode (filter.go), nil when it is off.
+	compact *compactState
 }
 
 // epoch marks one state of a Denylist's entries. It is never empty:
@@ -121,7 +124,8 @@ type shard struct {
 	mu       sync.RWMutex
 	plain    plainTable // expiry, unix seconds
 	subjects map[Key]Entry
-	_        [64]byte // keep neighbouring locks off one cache line
+	cp       compactPart // the compact mode's static part (filter.go)
+	_        [64]byte    // keep neighbouring locks off one cache line
 }
 
 // NewDenylist returns an empty denylist.
@@ -173,7 +177,7 @@ func (d *Denylist) Apply(entries ...Entry) {
 				d.counts[KindSubject].Add(1)
 			}
 			s.subjects[e.Key] = e
-		} else {
+		} else if d.compact == nil || !d.compactCovers(s, &e) {
 			before := s.plain.bytes()
 			added, held := s.plain.putWithin(&e.Key, clampExpiry(e.Expires), mayGrow)
 			if added {
@@ -182,6 +186,9 @@ func (d *Denylist) Apply(entries ...Entry) {
 				d.drop(int64(e.Expires))
 			}
 			d.mem.tables.Add(s.plain.bytes() - before)
+			if added && d.compact != nil {
+				d.compactApplied(s)
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -233,16 +240,20 @@ func (d *Denylist) Lookup(k Key, now int64) (Entry, bool) {
 	}
 	s := d.shard(k)
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if k.Kind() == KindSubject {
 		e, ok := s.subjects[k]
+		s.mu.RUnlock()
 		if !ok || !e.liveAt(now) {
 			return Entry{}, false
 		}
 		return e, true
 	}
 	exp, ok := s.plain.get(&k)
+	s.mu.RUnlock()
 	if !ok || int64(exp) <= now {
+		if d.compact != nil {
+			return d.compactLookup(k, now)
+		}
 		return Entry{}, false
 	}
 	return Entry{Key: k, Expires: UnixSeconds(exp)}, true
@@ -253,6 +264,9 @@ func (d *Denylist) has(k Key, now int64) bool {
 	s := d.shard(k)
 	s.mu.RLock()
 	exp, ok := s.plain.get(&k)
+	if d.compact != nil && (!ok || int64(exp) <= now) {
+		return d.compactHasLocked(s, &k, now) // it releases the lock
+	}
 	s.mu.RUnlock()
 	return ok && int64(exp) > now
 }
@@ -354,6 +368,10 @@ func subjectBlocks(e *Entry, id *Identity) bool {
 // load of n entries does not rebuild every table a dozen times on the
 // way. It never shrinks a table.
 func (d *Denylist) Reserve(n int64) {
+	if d.compact != nil {
+		d.compact.loading.Store(true) // merged at the load's end instead
+		return
+	}
 	n = min(n, d.tableRoom())
 	per := int(n/numShards + n/numShards/16 + 1) // the keys are hashes: spread evenly, give or take a few percent
 	for i := range d.shards {
@@ -371,6 +389,7 @@ func (d *Denylist) Reserve(n int64) {
 func (d *Denylist) release() {
 	for i := range d.shards {
 		d.shards[i].plain.free()
+		d.shards[i].cp.free()
 	}
 	d.mem.tables.Store(0)
 }
@@ -381,7 +400,7 @@ func (d *Denylist) Bytes() int64 {
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.RLock()
-		n += s.plain.bytes()
+		n += s.plain.bytes() + s.cp.bytes()
 		s.mu.RUnlock()
 	}
 	return n
@@ -413,6 +432,9 @@ func (d *Denylist) Sweep(now int64) int {
 			removed++
 		})
 		d.mem.tables.Add(s.plain.bytes() - before)
+		if d.compact != nil {
+			removed += d.sweepCompact(s, now)
+		}
 		for k, e := range s.subjects {
 			if !e.liveAt(now) {
 				delete(s.subjects, k)

@@ -219,6 +219,11 @@ type RedisOptions struct {
 	// (ErrHashKeyMismatch), and tells it since when unkeyed entries may
 	// be live there.
 	Hasher *Hasher
+	// Compact holds the local copy's plain entries as fingerprints of 4
+	// bytes instead of whole keys, and confirms a match in Redis before
+	// it blocks (Denylist.SetCompact). Replicas in this mode write no
+	// snapshot, since fingerprints cannot be written back as entries.
+	Compact bool
 	// CarryFrom is a loaded store on the same Redis and KeyPrefix, about
 	// to be replaced (a configuration reload that changes other store
 	// settings): the new store shares its local copy and starts reading
@@ -311,7 +316,8 @@ func NewRedisStore(opts RedisOptions) *RedisStore {
 	}
 	s.replicas.Store(-1)
 	s.block.Store(int64(max(opts.Block, minBlock)))
-	if from := opts.CarryFrom; from != nil && from.base == base {
+	s.setCompact(opts.Compact)
+	if from := opts.CarryFrom; from != nil && from.base == base && from.dl.Compact() == opts.Compact {
 		s.carryFrom(from)
 	}
 	// The commit workers open no connection until a revocation comes.
@@ -384,6 +390,7 @@ func (s *RedisStore) carryFrom(from *RedisStore) {
 	budget := s.dl.MemoryBudget()
 	s.dl = from.dl
 	s.dl.SetMemoryBudget(budget)
+	s.setCompact(s.dl.Compact())
 	s.lastID, s.applied, s.loaded = id, applied, true
 	s.loadSource = "carried"
 	s.confirmed.Store(confirmed)

@@ -101,7 +101,7 @@ func (s *RedisStore) encodeChange(c *Change, p *pendingCommit) error {
 		p.args = append(p.args, string(rune(put.Key.Kind())), put.Key.String(), string(put.Key[:]), int64(put.Expires), ttlSeconds(put.TTL))
 		// The script sees the key's own bucket only: the same key
 		// revoked before with another expiry is in another one.
-		_, p.live[i] = s.dl.Lookup(put.Key, now)
+		p.live[i] = s.dl.liveLocally(put.Key, now)
 	}
 	cuts := c.cuts()
 	p.args = append(p.args, len(cuts))

@@ -189,7 +189,7 @@ func (s *RedisStore) maybeSnapshot(ctx context.Context) error {
 	s.mu.Lock()
 	ready := s.loaded && s.state == linkUp
 	s.mu.Unlock()
-	if !ready || s.Staleness(s.now()) > 2*time.Duration(s.block.Load())+time.Second {
+	if !ready || s.dl.Compact() || s.Staleness(s.now()) > 2*time.Duration(s.block.Load())+time.Second {
 		return nil
 	}
 	h, err := s.readSnapshotHeader(ctx)

@@ -20,6 +20,7 @@ func main() {
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:6379", "redis address")
 	flag.StringVar(&o.KeyPrefix, "prefix", "revocation:", "key prefix")
 	flag.IntVar(&o.Entries, "n", 1_000_000, "token entries")
+	flag.IntVar(&o.From, "from", 0, "index of the first entry, to fill in steps")
 	in := flag.Duration("expires", time.Hour, "the first entry expires this long from now")
 	flag.DurationVar(&o.Spread, "spread", time.Hour, "the last entry expires this long after the first")
 	flag.BoolVar(&o.KeepFeed, "keep-feed", false, "leave the change feed that carried the entries (default: delete it, as its retention would empty it)")

@@ -25,6 +25,9 @@ type Options struct {
 	KeyPrefix string
 	// Entries is how many token entries to commit.
 	Entries int
+	// From is the index of the first entry ("fill-<From>"), so that a
+	// Redis can be filled in steps (10M, then 20M more to 30M, ...).
+	From int
 	// Expires is the first expiry; entry i expires Spread*i/Entries later,
 	// as tokens revoked over time would.
 	Expires time.Time
@@ -82,7 +85,7 @@ func Fill(ctx context.Context, o Options) (Stats, error) {
 				puts := make([]revocation.Put, 0, batch)
 				for i := from; i < min(from+batch, o.Entries); i++ {
 					exp := o.Expires.Add(time.Duration(int64(o.Spread) * int64(i) / int64(o.Entries)))
-					puts = append(puts, revocation.Put{Key: revocation.TokenKey("fill-" + strconv.Itoa(i)), Expires: revocation.SecondsOf(exp)})
+					puts = append(puts, revocation.Put{Key: revocation.TokenKey("fill-" + strconv.Itoa(o.From+i)), Expires: revocation.SecondsOf(exp)})
 				}
 				if _, err := s.Commit(ctx, revocation.Change{Puts: puts}); err != nil {
 					once.Do(func() { first = err })
