@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -178,10 +177,9 @@ func (h *Handler) revokePresented(r *http.Request, creds []extract.Credential) (
 	// hangs up, within the store's own timeouts.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Duration(h.RedisTimeout))
 	defer cancel()
-	basic := basicFields(r)
 	presented := make([]*revocation.Credential, 0, len(creds))
 	for _, c := range creds {
-		if c.Source == extract.SourceBasic || slices.Contains(basic, c.Raw) {
+		if c.Source == extract.SourceBasic {
 			continue
 		}
 		presented = append(presented, h.revoker.Examine(ctx, c.Raw))
@@ -191,22 +189,6 @@ func (h *Handler) revokePresented(r *http.Request, creds []extract.Credential) (
 		return res, fmt.Errorf("revoke %d credentials: %w", len(presented), err)
 	}
 	return res, nil
-}
-
-// basicFields returns what follows the Basic scheme in the request's
-// Authorization headers (the guard reads it as a candidate too).
-func basicFields(r *http.Request) []string {
-	var out []string
-	for _, v := range r.Header["Authorization"] {
-		afterBasic := false
-		for f := range extract.SpaceLikeFields(v) {
-			if afterBasic {
-				out = append(out, f, strings.Trim(f, ","))
-			}
-			afterBasic = strings.EqualFold(f, "Basic")
-		}
-	}
-	return out
 }
 
 // credentialHashes are the short hashes of the credentials, for logs.

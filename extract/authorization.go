@@ -148,8 +148,14 @@ var asciiSpaceLike = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f
 func authorizationFields(x *Extraction, fields iter.Seq[string]) {
 	afterBasic, first := false, true
 	for f := range fields {
+		// The field after "Basic" is still checked as an access token (an
+		// app may take the whole value as one), but marked as Basic's, so
+		// that app_logout, which never revokes a Basic credential, can
+		// tell it apart by its source alone.
+		source := SourceAuthorization
 		if afterBasic {
 			basicCredentials(x, f)
+			source = SourceBasic
 		}
 		afterBasic = strings.EqualFold(f, "Basic")
 		// A scheme name is skipped only where a scheme stands: a token
@@ -159,9 +165,9 @@ func authorizationFields(x *Extraction, fields iter.Seq[string]) {
 		if afterBasic || scheme {
 			continue
 		}
-		x.add(SourceAuthorization, Access, f)
+		x.add(source, Access, f)
 		if t := strings.Trim(f, ","); t != f {
-			x.add(SourceAuthorization, Access, t)
+			x.add(source, Access, t)
 		}
 	}
 }

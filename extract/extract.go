@@ -95,7 +95,7 @@ type Credential struct {
 // Where credentials are found, as logs and the block answer name them.
 const (
 	SourceAuthorization = "authorization"
-	SourceBasic         = "basic" // the user and password of Basic authorization
+	SourceBasic         = "basic" // Basic authorization: its encoded field, user and password
 	SourceQuery         = "query"
 	SourceCookie        = "cookie"
 	SourceHeader        = "header"
