@@ -14,24 +14,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/caddy-revocation/caddy-revocation/internal/testbody"
 	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
-
-func utf32Bytes(s string, bigEndian, bom bool) string {
-	var b []byte
-	if bom {
-		b = map[bool][]byte{true: {0, 0, 0xFE, 0xFF}, false: {0xFF, 0xFE, 0, 0}}[bigEndian]
-	}
-	for _, r := range s {
-		if bigEndian {
-			b = append(b, byte(r>>24), byte(r>>16), byte(r>>8), byte(r))
-		} else {
-			b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
-		}
-	}
-	return string(b)
-}
 
 // guardHandler provisions a handler with the embedded store and HS256
 // tokens, as a Caddyfile with app_id app and a jwt block would.
@@ -126,7 +112,7 @@ func TestGuardBlocksEveryRevocationEverywhere(t *testing.T) {
 			return r
 		},
 		"json, UTF-32, folded key": func(tok string) *http.Request {
-			return httptest.NewRequest(http.MethodPost, "/api", strings.NewReader(utf32Bytes(`{"refreſh_token":"`+tok+`"}`, false, false)))
+			return httptest.NewRequest(http.MethodPost, "/api", strings.NewReader(testbody.UTF32(`{"refreſh_token":"`+tok+`"}`, false, false)))
 		},
 		"multipart declared, JSON sent": func(tok string) *http.Request {
 			r := httptest.NewRequest(http.MethodPost, "/api", strings.NewReader(`{"refreshToken":"`+tok+`"}`))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-revocation/caddy-revocation/internal/testbody"
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
@@ -61,8 +62,8 @@ func FuzzBodyCredentials(f *testing.F) {
 	f.Add("application/json", "", `{"refreshToken":"a"}`)
 	f.Add("multipart/form-data; boundary=X", "", "--X\r\nContent-Disposition: form-data; name=\"refresh_token\"\r\n\r\nb\r\n--X--\r\n")
 	f.Add("application/x-www-form-urlencoded", "", "refresh_token=c&x=%zz")
-	f.Add("text/plain; charset=utf-16", "gzip", compressed("gzip", utf16Bytes(`{"refreshToken":"d"}`, false, true)))
-	f.Add("", "deflate", compressed("zlib", `{"refreshToken":"e"}`))
+	f.Add("text/plain; charset=utf-16", "gzip", testbody.Compressed("gzip", testbody.UTF16(`{"refreshToken":"d"}`, false, true)))
+	f.Add("", "deflate", testbody.Compressed("zlib", `{"refreshToken":"e"}`))
 	f.Fuzz(func(t *testing.T, ctype, encoding, body string) {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		r.Header.Set("Content-Type", ctype)

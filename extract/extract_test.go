@@ -1,10 +1,6 @@
 package extract
 
 import (
-	"bytes"
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,58 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf16"
+
+	"github.com/caddy-revocation/caddy-revocation/internal/testbody"
 )
 
 // defaultInspectBody is the guard's default inspect_body_limit, the
 // limit these tests read bodies up to.
 const defaultInspectBody = 64 << 10
-
-func utf16Bytes(s string, bigEndian, bom bool) string {
-	var b []byte
-	if bom {
-		b = map[bool][]byte{true: {0xFE, 0xFF}, false: {0xFF, 0xFE}}[bigEndian]
-	}
-	for _, u := range utf16.Encode([]rune(s)) {
-		if bigEndian {
-			b = append(b, byte(u>>8), byte(u))
-		} else {
-			b = append(b, byte(u), byte(u>>8))
-		}
-	}
-	return string(b)
-}
-
-func utf32Bytes(s string, bigEndian, bom bool) string {
-	var b []byte
-	if bom {
-		b = map[bool][]byte{true: {0, 0, 0xFE, 0xFF}, false: {0xFF, 0xFE, 0, 0}}[bigEndian]
-	}
-	for _, r := range s {
-		if bigEndian {
-			b = append(b, byte(r>>24), byte(r>>16), byte(r>>8), byte(r))
-		} else {
-			b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
-		}
-	}
-	return string(b)
-}
-
-func compressed(kind, s string) string {
-	var buf bytes.Buffer
-	var w io.WriteCloser
-	switch kind {
-	case "gzip":
-		w = gzip.NewWriter(&buf)
-	case "zlib":
-		w = zlib.NewWriter(&buf)
-	case "flate":
-		w, _ = flate.NewWriter(&buf, flate.DefaultCompression)
-	}
-	_, _ = io.WriteString(w, s)
-	_ = w.Close()
-	return buf.String()
-}
 
 // testExtractor reads the refresh cookie of app_id "app".
 func testExtractor() *Extractor {
@@ -124,13 +75,13 @@ func TestExtractFindsEveryCredential(t *testing.T) {
 		{"json, number", "/", nil, `{"refreshToken":12345}`, Refresh},
 		{"json access_token", "/", nil, `{"access_token":"` + tok + `"}`, Access},
 		{"json, UTF-8 BOM", "/", nil, "\xEF\xBB\xBF" + `{"refreshToken":"` + tok + `"}`, Refresh},
-		{"json, UTF-16LE BOM", "/", nil, utf16Bytes(`{"refreshToken":"`+tok+`"}`, false, true), Refresh},
-		{"json, UTF-16BE BOM", "/", nil, utf16Bytes(`{"refreshToken":"`+tok+`"}`, true, true), Refresh},
-		{"json, UTF-16LE", "/", nil, utf16Bytes(`{"refreshToken":"`+tok+`"}`, false, false), Refresh},
-		{"json, UTF-16BE", "/", nil, utf16Bytes(`{"refreshToken":"`+tok+`"}`, true, false), Refresh},
-		{"json, UTF-32LE", "/", nil, utf32Bytes(`{"refreshToken":"`+tok+`"}`, false, false), Refresh},
-		{"json, UTF-32BE BOM", "/", nil, utf32Bytes(`{"refreshToken":"`+tok+`"}`, true, true), Refresh},
-		{"json, UTF-16 by charset", "/", map[string][]string{"Content-Type": {"application/json; charset=utf-16le"}}, utf16Bytes(`x{"refreshToken":"`+tok+`"}`, false, false)[2:], Refresh},
+		{"json, UTF-16LE BOM", "/", nil, testbody.UTF16(`{"refreshToken":"`+tok+`"}`, false, true), Refresh},
+		{"json, UTF-16BE BOM", "/", nil, testbody.UTF16(`{"refreshToken":"`+tok+`"}`, true, true), Refresh},
+		{"json, UTF-16LE", "/", nil, testbody.UTF16(`{"refreshToken":"`+tok+`"}`, false, false), Refresh},
+		{"json, UTF-16BE", "/", nil, testbody.UTF16(`{"refreshToken":"`+tok+`"}`, true, false), Refresh},
+		{"json, UTF-32LE", "/", nil, testbody.UTF32(`{"refreshToken":"`+tok+`"}`, false, false), Refresh},
+		{"json, UTF-32BE BOM", "/", nil, testbody.UTF32(`{"refreshToken":"`+tok+`"}`, true, true), Refresh},
+		{"json, UTF-16 by charset", "/", map[string][]string{"Content-Type": {"application/json; charset=utf-16le"}}, testbody.UTF16(`x{"refreshToken":"`+tok+`"}`, false, false)[2:], Refresh},
 		{"json as multipart", "/", map[string][]string{"Content-Type": {"multipart/form-data"}}, `{"refreshToken":"` + tok + `"}`, Refresh},
 		{"json as multipart with boundary", "/", map[string][]string{"Content-Type": {"multipart/form-data; boundary=XX"}}, `{"refreshToken":"` + tok + `"}`, Refresh},
 		{"json as text", "/", map[string][]string{"Content-Type": {"text/plain"}}, `{"refreshToken":"` + tok + `"}`, Refresh},
@@ -142,11 +93,11 @@ func TestExtractFindsEveryCredential(t *testing.T) {
 		{"multipart file", "/", map[string][]string{"Content-Type": {"multipart/form-data; boundary=XX"}}, "--XX\r\nContent-Disposition: form-data; name=\"refresh_token\"; filename=\"a\"\r\n\r\n" + tok + "\r\n--XX--\r\n", Refresh},
 		{"multipart, base64 part", "/", map[string][]string{"Content-Type": {"multipart/form-data; boundary=XX"}}, "--XX\r\nContent-Disposition: form-data; name=\"refresh_token\"\r\nContent-Transfer-Encoding: base64\r\n\r\ndG9rLTEyMw==\r\n--XX--\r\n", Refresh},
 		{"multipart, wrong boundary", "/", map[string][]string{"Content-Type": {"multipart/form-data; boundary=YY"}}, "--XX\r\nContent-Disposition: form-data; name=\"refresh_token\"\r\n\r\n" + tok + "\r\n--XX--\r\n", Refresh},
-		{"gzip", "/", map[string][]string{"Content-Encoding": {"gzip"}}, compressed("gzip", `{"refreshToken":"`+tok+`"}`), Refresh},
-		{"deflate (zlib)", "/", map[string][]string{"Content-Encoding": {"deflate"}}, compressed("zlib", `{"refreshToken":"`+tok+`"}`), Refresh},
-		{"deflate (raw)", "/", map[string][]string{"Content-Encoding": {"deflate"}}, compressed("flate", `{"refreshToken":"`+tok+`"}`), Refresh},
-		{"gzip twice", "/", map[string][]string{"Content-Encoding": {"gzip, gzip"}}, compressed("gzip", compressed("gzip", `{"refreshToken":"`+tok+`"}`)), Refresh},
-		{"gzip UTF-16", "/", map[string][]string{"Content-Encoding": {"gzip"}}, compressed("gzip", utf16Bytes(`{"refreshToken":"`+tok+`"}`, true, false)), Refresh},
+		{"gzip", "/", map[string][]string{"Content-Encoding": {"gzip"}}, testbody.Compressed("gzip", `{"refreshToken":"`+tok+`"}`), Refresh},
+		{"deflate (zlib)", "/", map[string][]string{"Content-Encoding": {"deflate"}}, testbody.Compressed("zlib", `{"refreshToken":"`+tok+`"}`), Refresh},
+		{"deflate (raw)", "/", map[string][]string{"Content-Encoding": {"deflate"}}, testbody.Compressed("flate", `{"refreshToken":"`+tok+`"}`), Refresh},
+		{"gzip twice", "/", map[string][]string{"Content-Encoding": {"gzip, gzip"}}, testbody.Compressed("gzip", testbody.Compressed("gzip", `{"refreshToken":"`+tok+`"}`)), Refresh},
+		{"gzip UTF-16", "/", map[string][]string{"Content-Encoding": {"gzip"}}, testbody.Compressed("gzip", testbody.UTF16(`{"refreshToken":"`+tok+`"}`, true, false)), Refresh},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -193,7 +144,7 @@ func TestExtractLimits(t *testing.T) {
 		}
 	})
 	t.Run("a gzip body inflating past 4x the limit is uninspected", func(t *testing.T) {
-		body := compressed("gzip", `{"refreshToken":"rt","pad":"`+strings.Repeat("x", 4*defaultInspectBody)+`"}`)
+		body := testbody.Compressed("gzip", `{"refreshToken":"rt","pad":"`+strings.Repeat("x", 4*defaultInspectBody)+`"}`)
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		r.Header.Set("Content-Encoding", "gzip")
 		if x := testExtractor().Extract(r, nil, nil); !x.Uninspected {

@@ -2,21 +2,17 @@ package integration
 
 import (
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/caddy-revocation/caddy-revocation/internal/testbody"
 	"github.com/caddy-revocation/caddy-revocation/internal/testtoken"
 )
 
@@ -240,20 +236,20 @@ func TestRevokedRefreshTokenInEveryCarrier(t *testing.T) {
 			return []string{"Cookie", name + "=j%3A%7B%22refreshToken%22%3A%22" + tok + "%22%7D"}
 		}},
 		{"cookie, second header line", none, func(tok string) []string { return []string{"Cookie", "a=1", "Cookie", name + "=" + tok} }},
-		{"JSON, UTF-32", func(tok string) string { return utf32(json(tok)) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
+		{"JSON, UTF-32", func(tok string) string { return testbody.UTF32(json(tok), false, false) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"JSON, long-s key", func(tok string) string { return `{"refreſh_token":"` + tok + `"}` }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"JSON, KELVIN SIGN key", func(tok string) string { return `{"refresh_to` + "\u212a" + `en":"` + tok + `"}` }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"JSON declared multipart, no boundary", json, func(string) []string { return []string{"Content-Type", "multipart/form-data"} }},
 		{"JSON declared multipart, with boundary", json, func(string) []string { return []string{"Content-Type", "multipart/form-data; boundary=xyz"} }},
-		{"JSON, deflate", func(tok string) string { return compressed("zlib", json(tok)) }, func(string) []string {
+		{"JSON, deflate", func(tok string) string { return testbody.Compressed("zlib", json(tok)) }, func(string) []string {
 			return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"}
 		}},
-		{"JSON, raw deflate", func(tok string) string { return compressed("flate", json(tok)) }, func(string) []string {
+		{"JSON, raw deflate", func(tok string) string { return testbody.Compressed("flate", json(tok)) }, func(string) []string {
 			return []string{"Content-Type", "application/json", "Content-Encoding", "deflate"}
 		}},
-		{"JSON, UTF-16BE with BOM", func(tok string) string { return utf16be(json(tok), true) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
-		{"JSON, UTF-16BE without BOM", func(tok string) string { return utf16be(json(tok), false) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
-		{"JSON, UTF-16LE without BOM", func(tok string) string { return utf16le(json(tok)) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
+		{"JSON, UTF-16BE with BOM", func(tok string) string { return testbody.UTF16(json(tok), true, true) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
+		{"JSON, UTF-16BE without BOM", func(tok string) string { return testbody.UTF16(json(tok), true, false) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
+		{"JSON, UTF-16LE without BOM", func(tok string) string { return testbody.UTF16(json(tok), false, false) }, func(string) []string { return []string{"Content-Type", "application/json"} }},
 		{"form", func(tok string) string { return "grant_type=refresh_token&refresh_token=" + tok }, func(string) []string {
 			return []string{"Content-Type", "application/x-www-form-urlencoded"}
 		}},
@@ -438,48 +434,4 @@ func TestAccessLogHasNoTokens(t *testing.T) {
 	}
 }
 
-// compressed returns s in one of the content codings the guard undoes.
-func compressed(coding, s string) string {
-	var b bytes.Buffer
-	var w io.WriteCloser
-	switch coding {
-	case "gzip":
-		w = gzip.NewWriter(&b)
-	case "zlib":
-		w = zlib.NewWriter(&b)
-	default:
-		w, _ = flate.NewWriter(&b, flate.DefaultCompression)
-	}
-	_, _ = io.WriteString(w, s)
-	_ = w.Close()
-	return b.String()
-}
-
-func gzipped(s string) string { return compressed("gzip", s) }
-
-func utf16be(s string, bom bool) string {
-	var b []byte
-	if bom {
-		b = []byte{0xFE, 0xFF}
-	}
-	for _, u := range utf16.Encode([]rune(s)) {
-		b = append(b, byte(u>>8), byte(u))
-	}
-	return string(b)
-}
-
-func utf16le(s string) string {
-	var b []byte
-	for _, u := range utf16.Encode([]rune(s)) {
-		b = append(b, byte(u), byte(u>>8))
-	}
-	return string(b)
-}
-
-func utf32(s string) string {
-	var b []byte
-	for _, r := range s {
-		b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
-	}
-	return string(b)
-}
+func gzipped(s string) string { return testbody.Compressed("gzip", s) }
