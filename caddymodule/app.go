@@ -62,7 +62,11 @@ type App struct {
 	named map[string]*sharedStore
 	// guards are the configuration's guards, for the dry run (explain).
 	guards []*Handler
-	starts []func() error
+	// verifiers are the jwt blocks' verifiers, by the block's JSON: the
+	// guard and the endpoint handlers a site-level block expands into
+	// share one, and so one JWKS fetcher.
+	verifiers map[string]*revocation.Verifier
+	starts    []func() error
 }
 
 // defaultStoreName is the store a handler uses when it names none and
@@ -146,7 +150,7 @@ func (a *App) Cleanup() error {
 	for key := range a.held {
 		errs = append(errs, releaseStore(key))
 	}
-	a.held, a.named, a.guards = nil, nil, nil
+	a.held, a.named, a.guards, a.verifiers = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -205,6 +209,28 @@ func (a *App) onStart(f func() error) {
 	a.mu.Lock()
 	a.starts = append(a.starts, f)
 	a.mu.Unlock()
+}
+
+// verifierFor returns the verifier the app holds under key, else the
+// one build makes, which it then holds.
+func (a *App) verifierFor(key string, build func() (*revocation.Verifier, error)) (*revocation.Verifier, error) {
+	a.mu.Lock()
+	v, ok := a.verifiers[key]
+	a.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := build()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if a.verifiers == nil {
+		a.verifiers = map[string]*revocation.Verifier{}
+	}
+	a.verifiers[key] = v
+	a.mu.Unlock()
+	return v, nil
 }
 
 // addGuard records a provisioned guard, for the dry run.

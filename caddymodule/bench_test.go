@@ -190,7 +190,7 @@ func guardFixture(b *testing.B) (*Handler, []guardCase) {
 	guardOnce.Do(func() {
 		secret := "0123456789abcdef0123456789abcdef"
 		ctx, _ := caddy.NewContext(caddy.Context{Context: context.Background()})
-		h := &Handler{JWT: &JWTConfig{HMACSecret: secret}, Endpoints: []string{"none"}, LogBlocked: "off", AppID: "bench"}
+		h := &Handler{JWT: &JWTConfig{HMACSecret: secret}, LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"none"}}, LogBlocked: "off", AppID: "bench"}
 		if guardOnce.err = h.Provision(ctx); guardOnce.err != nil {
 			return
 		}
