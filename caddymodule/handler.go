@@ -316,7 +316,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // need: the app, the refresh cookie's name, the verifier, a receiver's
 // sources, the store and the revoker.
 func (h *Handler) provisionCore(ctx caddy.Context, repl *caddy.Replacer) error {
-	h.log = ctx.Logger()
+	// The endpoint handlers log as the guard's module, as they did when
+	// the guard served them: a log configuration that includes
+	// http.handlers.revocation keeps their audit lines.
+	h.log = ctx.Logger(Handler{})
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("revocation metrics: %w", err)
 	}
