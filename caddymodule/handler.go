@@ -1,8 +1,10 @@
 // Package caddymodule is the Caddy side of caddy-revocation: the
 // revocation app (apps.revocation, app.go), which owns the stores; the
-// http.handlers.revocation handler (Caddyfile directive "revocation"),
-// which guards requests and serves the endpoint dialects and receivers;
-// the admin.api.revocation routes; the metrics; and the "caddy
+// http.handlers.revocation handler, which guards requests; the
+// http.handlers.revocation_<dialect> handlers, which serve the endpoint
+// dialects and receivers (endpoint.go); the Caddyfile directive
+// "revocation", which expands into their routes; the
+// admin.api.revocation routes; the metrics; and the "caddy
 // revocation" command. docs/architecture.md draws how they fit.
 package caddymodule
 
@@ -31,8 +33,9 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler stops every proxied request that carries a revoked credential,
-// and serves the revocation endpoints that apps and their clients call.
+// Handler stops every proxied request that carries a revoked credential.
+// The revocation endpoints that apps and their clients call are handlers
+// of their own (EndpointHandler), placed ahead of it by routes.
 //
 // Put it in front of reverse_proxy (the Caddyfile directive orders itself
 // there). A request whose access token, refresh token, jti, session or
