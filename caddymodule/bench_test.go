@@ -216,3 +216,44 @@ func guardFixture(b *testing.B) (*Handler, []guardCase) {
 	}
 	return guardOnce.h, guardOnce.cases
 }
+
+// BenchmarkRoutes is the cost of the endpoints' routes to a proxied
+// request: the guard alone, and the guard behind the routes of the four
+// seed endpoints (the routes a site-level block writes by default;
+// here those of the legacy options, which Caddy's route list runs as
+// the block's subroute does), for a bearer token seen before. Compare
+// the two, measured in the same run.
+//
+//	go test -run '^$' -bench Routes -benchmem ./caddymodule/
+func BenchmarkRoutes(b *testing.B) {
+	alone, cases := guardFixture(b)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	routed := &Handler{JWT: alone.JWT, LogBlocked: "off", AppID: "bench",
+		LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"revoke_refresh", "revoke_sessions", "invalidate_session", "logout"}}}
+	if err := routed.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	reqs := cases[0].reqs // bearer
+	for i := range reqs {
+		reqs[i].Request = asServed(reqs[i].Request)
+	}
+	for _, c := range []struct {
+		name string
+		h    *Handler
+	}{{"guard-alone", alone}, {"guard-behind-routes", routed}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := range reqs {
+				reqs[i].serve(b, c.h, next)
+			}
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := c.h.ServeHTTP(w, reqs[i&(guardClients-1)].Request, next); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
