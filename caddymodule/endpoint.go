@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -189,24 +190,24 @@ func (h *Handler) endpointRoutes(l *LegacyEndpoints) (caddyhttp.RouteList, error
 }
 
 // provisionLegacyRoutes expands the legacy endpoint options of a guard
-// written in JSON into the routes the Caddyfile writes, held ahead of the
-// guard. own is the guard's options as written (before its store's
-// defaults were read back).
+// written in JSON into the routes the Caddyfile writes (expandedRoutes),
+// whose first the guard holds ahead of itself. own is the guard's
+// options as written (before its store's defaults were read back).
 func (h *Handler) provisionLegacyRoutes(ctx caddy.Context, own *Handler) error {
 	if own.LegacyEndpoints.isZero() {
 		return nil
 	}
-	routes, err := own.endpointRoutes(&own.LegacyEndpoints)
+	routes, err := own.expandedRoutes()
 	if err != nil {
 		return err
 	}
-	if len(routes) == 0 {
+	if len(routes) == 1 {
 		return nil
 	}
-	if err := routes.Provision(ctx); err != nil {
+	h.legacy = routes[:1]
+	if err := h.legacy.Provision(ctx); err != nil {
 		return fmt.Errorf("endpoints: %w", err)
 	}
-	h.legacy = routes
 	return nil
 }
 
@@ -223,25 +224,61 @@ func (g guardNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	return g.h.guard(w, r, g.next)
 }
 
-// expand writes the routes of a site-level revocation block: the
-// endpoints it enables, each its own handler on its path, then the
-// guard, under the block's matcher. A block that enables no endpoint is
-// the guard alone, as before.
+// expand writes the routes of a site-level revocation block (see
+// expandedRoutes). A block with a matcher puts them in a subroute under
+// it.
 func (h *Handler) expand(hp httpcaddyfile.Helper, matcherSet caddy.ModuleMap) ([]httpcaddyfile.ConfigValue, error) {
-	legacy := h.LegacyEndpoints
-	h.LegacyEndpoints = LegacyEndpoints{}
-	routes, err := h.endpointRoutes(&legacy)
+	routes, err := h.expandedRoutes()
 	if err != nil {
 		return nil, hp.Err(err.Error())
 	}
-	if len(routes) == 0 {
+	if len(routes) == 1 {
 		return hp.NewRoute(matcherSet, h), nil
 	}
-	routes = append(routes, caddyhttp.Route{
-		HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(h, "handler", "revocation", nil)},
-	})
-	sub := &caddyhttp.Subroute{Routes: routes}
-	return hp.NewRoute(matcherSet, sub), nil
+	if matcherSet != nil {
+		return hp.NewRoute(matcherSet, &caddyhttp.Subroute{Routes: routes}), nil
+	}
+	// Both routes come from one directive: Caddy keeps the one with a
+	// path matcher first.
+	return []httpcaddyfile.ConfigValue{{Class: "route", Value: routes[0]}, {Class: "route", Value: routes[1]}}, nil
+}
+
+// expandedRoutes are the routes of a guard whose options enable
+// endpoints (the site-level block's, or the legacy JSON options): a
+// route that matches the endpoints' paths, holding one route per
+// endpoint (its handler on its path), then the guard without those
+// options. A request on none of those paths costs one path match before
+// the guard; the endpoints' own routes run only on their paths. A guard
+// that enables no endpoint is its own one route.
+func (h *Handler) expandedRoutes() (caddyhttp.RouteList, error) {
+	legacy := h.LegacyEndpoints
+	h.LegacyEndpoints = LegacyEndpoints{}
+	guard := caddyhttp.Route{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(h, "handler", "revocation", nil)}}
+	eps, err := legacy.routes(h.AppID)
+	if err != nil || len(eps) == 0 {
+		return caddyhttp.RouteList{guard}, err
+	}
+	endpoints, err := h.endpointRoutes(&legacy)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, ep := range eps {
+		if !slices.Contains(paths, ep.path) {
+			paths = append(paths, ep.path)
+		}
+	}
+	pathsRaw, err := json.Marshal(paths)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint paths: %w", err)
+	}
+	return caddyhttp.RouteList{
+		{
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": pathsRaw}},
+			HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(&caddyhttp.Subroute{Routes: endpoints}, "handler", "subroute", nil)},
+		},
+		guard,
+	}, nil
 }
 
 var (
