@@ -61,8 +61,9 @@ type Handler struct {
 	// Embedded: in JSON they sit beside the other options.
 	StoreConfig
 
-	// JWT configures token verification. Required when any endpoint is
-	// served or require_token is set.
+	// JWT configures token verification: the first access token of a
+	// request is verified with it. Required when require_token is set
+	// (and by the endpoint handlers, which take the same block).
 	JWT *JWTConfig `json:"jwt,omitempty"`
 
 	// RequireToken refuses (401) proxied requests without a valid bearer
