@@ -62,7 +62,11 @@ type App struct {
 	named map[string]*sharedStore
 	// guards are the configuration's guards, for the dry run (explain).
 	guards []*Handler
-	starts []func() error
+	// verifiers are the jwt blocks' verifiers, by the block's JSON: the
+	// guard and the endpoint handlers a site-level block expands into
+	// share one, and so one JWKS fetcher.
+	verifiers map[string]*revocation.Verifier
+	starts    []func() error
 }
 
 // defaultStoreName is the store a handler uses when it names none and
@@ -146,7 +150,7 @@ func (a *App) Cleanup() error {
 	for key := range a.held {
 		errs = append(errs, releaseStore(key))
 	}
-	a.held, a.named, a.guards = nil, nil, nil
+	a.held, a.named, a.guards, a.verifiers = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -205,6 +209,28 @@ func (a *App) onStart(f func() error) {
 	a.mu.Lock()
 	a.starts = append(a.starts, f)
 	a.mu.Unlock()
+}
+
+// verifierFor returns the verifier the app holds under key, else the
+// one build makes, which it then holds.
+func (a *App) verifierFor(key string, build func() (*revocation.Verifier, error)) (*revocation.Verifier, error) {
+	a.mu.Lock()
+	v, ok := a.verifiers[key]
+	a.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := build()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if a.verifiers == nil {
+		a.verifiers = map[string]*revocation.Verifier{}
+	}
+	a.verifiers[key] = v
+	a.mu.Unlock()
+	return v, nil
 }
 
 // addGuard records a provisioned guard, for the dry run.
@@ -285,47 +311,78 @@ type StoreConfig struct {
 	// separates embedded stores: handlers with the same prefix share one.
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
-	// HashKey keys the hashes under which jtis, sessions and subjects
-	// are stored (see Handler.HashKey).
+	// HashKey keys the hashes under which jtis, sessions and subjects are
+	// stored (HMAC-SHA256), so that reading Redis does not tell whether a
+	// known user was revoked. Placeholders such as {env.REVOCATION_HASH_KEY}
+	// are replaced; at least 16 bytes. Every replica on one Redis must
+	// share it: one with another key, or none where the others have one,
+	// refuses to start. Default: none (identities hashed unkeyed, as
+	// before). Token hashes are never keyed.
 	HashKey string `json:"hash_key,omitempty"`
 
-	// SessionTTL is how long a session or subject revocation is kept.
-	// Default 720h.
+	// SessionTTL is how long a session or subject revocation is kept
+	// (and a noted session remembered). Default 720h: set it to the
+	// longest life of a refresh token.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
-	// OnStoreDown is fail_closed (default) or fail_open (see
-	// Handler.OnStoreDown).
+	// OnStoreDown says what a token-bearing proxied request gets once the
+	// local denylist has not been confirmed current for StaleAfter:
+	// "fail_closed" (default: 503, nothing unverified gets through) or
+	// "fail_open" (keep enforcing what is known and let the rest pass).
 	OnStoreDown string `json:"on_store_down,omitempty"`
 
-	// StaleAfter is how long the local copy may go unconfirmed before
-	// OnStoreDown applies. Default 5s.
+	// StaleAfter is how long the local denylist may go without
+	// confirmation from Redis before OnStoreDown applies. Default 5s: a
+	// partitioned replica stops trusting its copy within seconds, while
+	// the feed confirms it every second and an ordinary hiccup (a
+	// reconnect, a slow fork) stays well under it.
 	StaleAfter caddy.Duration `json:"stale_after,omitempty"`
 
 	// FeedMaxLen bounds the Redis change feed. Default
 	// revocation.DefaultFeedMaxLen; at least 100.
 	FeedMaxLen int64 `json:"feed_max_len,omitempty"`
 
-	// FeedRetention is how long the change feed keeps a revocation.
+	// FeedRetention is how long the Redis change feed keeps a revocation:
+	// a replica loading for longer reloads. Default 5m; at least 1m, and
+	// longer than SnapshotEvery.
 	FeedRetention caddy.Duration `json:"feed_retention,omitempty"`
 
-	// SnapshotEvery is how often a snapshot is written; negative: never.
+	// SnapshotEvery is how often a replica writes a snapshot of the
+	// denylist into Redis, from which the others load. Default 1m;
+	// negative: never ("off").
 	SnapshotEvery caddy.Duration `json:"snapshot_every,omitempty"`
 
-	// MemoryBudget bounds the local copy's memory (see
-	// Handler.MemoryBudget).
+	// MemoryBudget is the most memory, in bytes, the process may use for
+	// the Redis store's local copy and the Go runtime: past it, the
+	// replica holds no more revocations, refuses readiness and treats
+	// its copy as unconfirmed (on_store_down decides) until the ones it
+	// could not hold expire. Default: the memory limit of the cgroup the
+	// process runs in, when there is one; negative: none ("off").
 	MemoryBudget int64 `json:"memory_budget,omitempty"`
 
-	// CompactDenylist holds the local copy as fingerprints (see
-	// Handler.CompactDenylist). It needs redis.
+	// CompactDenylist holds the Redis store's local copy of token, jti
+	// and session revocations as 4-byte fingerprints instead of whole
+	// keys (about 4.3 bytes per entry instead of 24 to 30), and confirms
+	// a fingerprint that matches in Redis before it blocks: a clean
+	// credential is still answered locally. A match Redis does not
+	// answer for is blocked. It needs redis.
 	CompactDenylist bool `json:"compact_denylist,omitempty"`
 
-	// RedisTimeout bounds each Redis operation. Default 2s.
+	// RedisTimeout bounds each Redis operation of a revocation, so that an
+	// unreachable Redis gets a prompt 500 rather than a hung client.
+	// Default 2s.
 	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
 
-	// RedisWaitReplicas is auto (default), off or a number.
+	// RedisWaitReplicas is how many Redis replicas must hold a revocation
+	// before it is acknowledged, so that a failover cannot lose it: "auto"
+	// (default: one whenever the master reports a connected replica,
+	// none when it has none), "off", or a number. A revocation the
+	// replicas do not confirm within RedisWaitTimeout fails with a 5xx
+	// (it may still be applied; sending it again is harmless).
 	RedisWaitReplicas string `json:"redis_wait_replicas,omitempty"`
 
-	// RedisWaitTimeout bounds the wait for replicas.
+	// RedisWaitTimeout bounds that wait: shorter than RedisTimeout.
+	// Default 1s, or half of RedisTimeout when that is shorter.
 	RedisWaitTimeout caddy.Duration `json:"redis_wait_timeout,omitempty"`
 }
 

@@ -190,7 +190,7 @@ func guardFixture(b *testing.B) (*Handler, []guardCase) {
 	guardOnce.Do(func() {
 		secret := "0123456789abcdef0123456789abcdef"
 		ctx, _ := caddy.NewContext(caddy.Context{Context: context.Background()})
-		h := &Handler{JWT: &JWTConfig{HMACSecret: secret}, Endpoints: []string{"none"}, LogBlocked: "off", AppID: "bench"}
+		h := &Handler{JWT: &JWTConfig{HMACSecret: secret}, LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"none"}}, LogBlocked: "off", AppID: "bench"}
 		if guardOnce.err = h.Provision(ctx); guardOnce.err != nil {
 			return
 		}
@@ -215,4 +215,60 @@ func guardFixture(b *testing.B) (*Handler, []guardCase) {
 		b.Fatal(guardOnce.err)
 	}
 	return guardOnce.h, guardOnce.cases
+}
+
+// BenchmarkRoutes is the cost of the endpoints' routes to a proxied
+// request, for a bearer token seen before: a site's routes as Caddy runs
+// them (compiled for each request, as a site block's subroute is) with
+// the guard alone, and as a site-level block with the four seed
+// endpoints expands (the endpoints' route, then the guard). Compare the
+// two, measured in the same run.
+//
+//	go test -run '^$' -bench Routes -benchmem ./caddymodule/
+func BenchmarkRoutes(b *testing.B) {
+	_, cases := guardFixture(b)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	site := func(endpoints []string) caddyhttp.RouteList {
+		h := &Handler{JWT: &JWTConfig{HMACSecret: "0123456789abcdef0123456789abcdef"}, LogBlocked: "off", AppID: "bench",
+			LegacyEndpoints: LegacyEndpoints{Endpoints: endpoints}}
+		routes, err := h.expandedRoutes()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := routes.Provision(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return routes
+	}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	reqs := cases[0].reqs // bearer
+	for i := range reqs {
+		reqs[i].Request = asServed(reqs[i].Request)
+	}
+	for _, c := range []struct {
+		name   string
+		routes caddyhttp.RouteList
+	}{
+		{"guard-alone", site([]string{"none"})},
+		{"guard-and-endpoints", site([]string{"revoke_refresh", "revoke_sessions", "invalidate_session", "logout"})},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			w := httptest.NewRecorder()
+			for i := range reqs {
+				if err := c.routes.Compile(next).ServeHTTP(w, reqs[i].Request); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d", w.Code)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := c.routes.Compile(next).ServeHTTP(w, reqs[i&(guardClients-1)].Request); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -11,13 +11,12 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-revocation/caddy-revocation/revocation"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("revocation", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("revocation", parseDirective)
 	httpcaddyfile.RegisterGlobalOption("revocation", parseGlobalOption)
 	// Revocation must see a request before anything answers it. Ordered
 	// with the authentication directives (just before basic_auth), it runs
@@ -29,10 +28,22 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("revocation", httpcaddyfile.Before, "basic_auth")
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseDirective reads a site-level revocation block as
+// RegisterHandlerDirective would, then expands it into the routes of its
+// endpoints and its guard (as php_fastcgi expands into its routes).
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	var m Handler
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return &m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m.expand(h, matcherSet)
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -409,7 +420,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		if _, dup := app.Stores[defaultStoreName]; dup {
 			return nil, d.Errf("store %q given twice: by its block and by options outside any store block", defaultStoreName)
 		}
-		cfg := dflt.storeConfig()
+		cfg := dflt.StoreConfig
 		app.Stores[defaultStoreName] = &cfg
 	}
 	if len(app.Stores) == 0 {
@@ -435,7 +446,7 @@ func unmarshalStore(d *caddyfile.Dispenser, nesting int) (*StoreConfig, error) {
 			return nil, err
 		}
 	}
-	cfg := h.storeConfig()
+	cfg := h.StoreConfig
 	return &cfg, nil
 }
 

@@ -44,27 +44,14 @@ var dialects = []endpoint{
 }
 
 // receiverConfigured reports whether a receiver's block is present.
-func (h *Handler) receiverConfigured(name string) bool {
+func (l *LegacyEndpoints) receiverConfigured(name string) bool {
 	switch name {
 	case "backchannel_logout":
-		return h.BackchannelLogout != nil
+		return l.BackchannelLogout != nil
 	case "token_revocation":
-		return h.TokenRevocation != nil
+		return l.TokenRevocation != nil
 	case "security_events":
-		return h.SecurityEvents != nil
-	}
-	return false
-}
-
-// servesSeedOrRevocation reports whether an endpoint that verifies the
-// jwt block's tokens is served: a seed endpoint or token_revocation.
-func (h *Handler) servesSeedOrRevocation() bool {
-	for _, byMethod := range h.routes {
-		for _, ep := range byMethod {
-			if !ep.receiver || ep.name == "token_revocation" {
-				return true
-			}
-		}
+		return l.SecurityEvents != nil
 	}
 	return false
 }
@@ -86,37 +73,41 @@ func findDialect(name string) (endpoint, bool) {
 	return endpoint{}, false
 }
 
-// provisionEndpoints builds the route table from endpoints and paths.
-func (h *Handler) provisionEndpoints() error {
+// routes returns the endpoints the options enable, each on its path, in
+// the order their routes are tried: the seed endpoints, then the
+// receivers. With endpoints absent, the seed endpoints are enabled
+// (revoke_refresh only when appID is set); a receiver is enabled by its
+// block.
+func (l *LegacyEndpoints) routes(appID string) ([]endpoint, error) {
 	var enabled []endpoint
 	switch {
-	case len(h.Endpoints) == 1 && h.Endpoints[0] == "none":
-	case h.Endpoints == nil:
+	case len(l.Endpoints) == 1 && l.Endpoints[0] == "none":
+	case l.Endpoints == nil:
 		for _, d := range dialects {
-			if d.receiver || d.name == "revoke_refresh" && h.AppID == "" {
+			if d.receiver || d.name == "revoke_refresh" && appID == "" {
 				continue // needs app_id to know its cookie
 			}
 			enabled = append(enabled, d)
 		}
 	default:
 		seen := map[string]bool{}
-		for _, name := range h.Endpoints {
+		for _, name := range l.Endpoints {
 			if name == "none" {
-				return errors.New(`endpoints: "none" cannot be combined with other dialects`)
+				return nil, errors.New(`endpoints: "none" cannot be combined with other dialects`)
 			}
 			d, ok := findDialect(name)
 			if !ok {
-				return fmt.Errorf("endpoints: unknown dialect %q (known: %s, none)", name, strings.Join(dialectNames(), ", "))
+				return nil, fmt.Errorf("endpoints: unknown dialect %q (known: %s, none)", name, strings.Join(dialectNames(), ", "))
 			}
 			if seen[name] {
-				return fmt.Errorf("endpoints: dialect %q listed twice", name)
+				return nil, fmt.Errorf("endpoints: dialect %q listed twice", name)
 			}
 			seen[name] = true
-			if name == "revoke_refresh" && h.AppID == "" {
-				return errors.New("endpoints: revoke_refresh needs app_id (its cookie is __Host-refresh_<app_id>)")
+			if name == "revoke_refresh" && appID == "" {
+				return nil, errors.New("endpoints: revoke_refresh needs app_id (its cookie is __Host-refresh_<app_id>)")
 			}
-			if d.receiver && !h.receiverConfigured(name) {
-				return fmt.Errorf("endpoints: %s is served when its %s block is present; add the block", name, name)
+			if d.receiver && !l.receiverConfigured(name) {
+				return nil, fmt.Errorf("endpoints: %s is served when its %s block is present; add the block", name, name)
 			}
 			if !d.receiver {
 				enabled = append(enabled, d)
@@ -124,38 +115,33 @@ func (h *Handler) provisionEndpoints() error {
 		}
 	}
 	for _, d := range dialects {
-		if d.receiver && h.receiverConfigured(d.name) {
+		if d.receiver && l.receiverConfigured(d.name) {
 			enabled = append(enabled, d)
 		}
 	}
-	for name, path := range h.Paths {
+	for name, path := range l.Paths {
 		if _, ok := findDialect(name); !ok {
-			return fmt.Errorf("paths: unknown dialect %q (known: %s)", name, strings.Join(dialectNames(), ", "))
+			return nil, fmt.Errorf("paths: unknown dialect %q (known: %s)", name, strings.Join(dialectNames(), ", "))
 		}
 		if !slices.ContainsFunc(enabled, func(d endpoint) bool { return d.name == name }) {
-			return fmt.Errorf("paths: dialect %q is not enabled", name)
+			return nil, fmt.Errorf("paths: dialect %q is not enabled", name)
 		}
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?# ") {
-			return fmt.Errorf("paths: %s: %q must be an absolute path without query", name, path)
+			return nil, fmt.Errorf("paths: %s: %q must be an absolute path without query", name, path)
 		}
 	}
-	h.routes = make(map[string]map[string]endpoint)
-	for _, d := range enabled {
-		if p, ok := h.Paths[d.name]; ok {
-			d.path = p
+	answers := map[[2]string]string{} // method and path -> dialect
+	for i, d := range enabled {
+		if p, ok := l.Paths[d.name]; ok {
+			enabled[i].path = p
 		}
-		if h.routes[d.path] == nil {
-			h.routes[d.path] = make(map[string]endpoint)
+		key := [2]string{d.method, enabled[i].path}
+		if other, dup := answers[key]; dup {
+			return nil, fmt.Errorf("paths: %s and %s both answer %s %s", other, d.name, d.method, enabled[i].path)
 		}
-		if other, dup := h.routes[d.path][d.method]; dup {
-			return fmt.Errorf("paths: %s and %s both answer %s %s", other.name, d.name, d.method, d.path)
-		}
-		h.routes[d.path][d.method] = d
+		answers[key] = d.name
 	}
-	if len(h.routes) == 0 {
-		h.routes = nil
-	}
-	return nil
+	return enabled, nil
 }
 
 // errorShape makes a dialect's error body from an error code and a

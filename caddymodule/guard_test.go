@@ -25,7 +25,8 @@ func guardHandler(t testing.TB, configure func(h *Handler)) *Handler {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	h := &Handler{AppID: "app", KeyPrefix: "guard-test-" + t.Name() + ":", JWT: &JWTConfig{HMACSecret: testSecret}, LogBlocked: "off"}
+	h := &Handler{AppID: "app", StoreConfig: StoreConfig{KeyPrefix: "guard-test-" + t.Name() + ":"}, JWT: &JWTConfig{HMACSecret: testSecret}, LogBlocked: "off",
+		LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"revoke_refresh", "revoke_sessions", "invalidate_session", "logout"}}}
 	if configure != nil {
 		configure(h)
 	}
@@ -45,6 +46,12 @@ var guardTokens = testtoken.Minter{Secret: testSecret, Defaults: func() jwt.MapC
 	return jwt.MapClaims{"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()}
 }}
 
+// asServed gives r what Caddy's server gives every request before its
+// routes run: the replacer, which the endpoints' path matchers read.
+func asServed(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+}
+
 // serve runs the handler on r and reports the status and whether the next
 // handler (the upstream) saw the request.
 func serve(t testing.TB, h *Handler, r *http.Request) (int, bool) {
@@ -56,7 +63,7 @@ func serve(t testing.TB, h *Handler, r *http.Request) (int, bool) {
 		return nil
 	})
 	w := httptest.NewRecorder()
-	if err := h.ServeHTTP(w, r, next); err != nil {
+	if err := h.ServeHTTP(w, asServed(r), next); err != nil {
 		t.Fatal(err)
 	}
 	if reached && w.Code != http.StatusOK {

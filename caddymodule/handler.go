@@ -1,8 +1,10 @@
 // Package caddymodule is the Caddy side of caddy-revocation: the
 // revocation app (apps.revocation, app.go), which owns the stores; the
-// http.handlers.revocation handler (Caddyfile directive "revocation"),
-// which guards requests and serves the endpoint dialects and receivers;
-// the admin.api.revocation routes; the metrics; and the "caddy
+// http.handlers.revocation handler, which guards requests; the
+// http.handlers.revocation_<dialect> handlers, which serve the endpoint
+// dialects and receivers (endpoint.go); the Caddyfile directive
+// "revocation", which expands into their routes; the
+// admin.api.revocation routes; the metrics; and the "caddy
 // revocation" command. docs/architecture.md draws how they fit.
 package caddymodule
 
@@ -32,8 +34,9 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler stops every proxied request that carries a revoked credential,
-// and serves the revocation endpoints that apps and their clients call.
+// Handler stops every proxied request that carries a revoked credential.
+// The revocation endpoints that apps and their clients call are handlers
+// of their own (EndpointHandler), placed ahead of it by routes.
 //
 // Put it in front of reverse_proxy (the Caddyfile directive orders itself
 // there). A request whose access token, refresh token, jti, session or
@@ -47,69 +50,85 @@ type Handler struct {
 	AppID string `json:"app_id,omitempty"`
 
 	// Store names a store of the revocation app (apps.revocation) to use
-	// instead of store options of the handler's own: the options redis,
-	// key_prefix, hash_key, session_ttl, on_store_down, stale_after,
-	// feed_max_len, feed_retention, snapshot_every, memory_budget,
-	// redis_timeout, redis_wait_replicas and redis_wait_timeout describe
-	// the handler's store, which the app then holds. Default: the
+	// instead of store options of the handler's own. Default: the
 	// handler's own store options, else the app's store named "default",
 	// else the embedded store.
 	Store string `json:"store,omitempty"`
 
-	// Redis is where the shared denylist lives. Absent (or an empty url):
-	// the embedded store, which keeps revocations in this process only.
-	Redis *revocation.RedisConfig `json:"redis,omitempty"`
+	// StoreConfig is the handler's own store options (redis, key_prefix,
+	// hash_key, session_ttl, on_store_down, stale_after, feed_max_len,
+	// feed_retention, snapshot_every, memory_budget, redis_timeout,
+	// redis_wait_replicas, redis_wait_timeout), which the app then holds.
+	// Embedded: in JSON they sit beside the other options.
+	StoreConfig
 
-	// KeyPrefix starts every Redis key. Default "revocation:". It also
-	// separates embedded stores: handlers with the same prefix share one.
-	KeyPrefix string `json:"key_prefix,omitempty"`
-
-	// HashKey keys the hashes under which jtis, sessions and subjects are
-	// stored (HMAC-SHA256), so that reading Redis does not tell whether a
-	// known user was revoked. Placeholders such as {env.REVOCATION_HASH_KEY}
-	// are replaced; at least 16 bytes. Every replica on one Redis must
-	// share it: one with another key, or none where the others have one,
-	// refuses to start. Default: none (identities hashed unkeyed, as
-	// before). Token hashes are never keyed.
-	HashKey string `json:"hash_key,omitempty"`
-
-	// JWT configures token verification. Required when any endpoint is
-	// served or require_token is set.
+	// JWT configures token verification: the first access token of a
+	// request is verified with it. Required when require_token is set
+	// (and by the endpoint handlers, which take the same block).
 	JWT *JWTConfig `json:"jwt,omitempty"`
-
-	// SessionTTL is how long a session or subject revocation is kept
-	// (and a noted session remembered). Default 720h: set it to the
-	// longest life of a refresh token.
-	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
-
-	// Endpoints lists the dialects served: revoke_refresh (seed 000),
-	// revoke_sessions (001), invalidate_session (002), logout (003), or
-	// the single value "none". Default: all of them (revoke_refresh only
-	// when app_id is set). The receivers (backchannel_logout,
-	// token_revocation, security_events) are served when their blocks are
-	// present; listing one here only allows a path for it.
-	Endpoints []string `json:"endpoints,omitempty"`
-
-	// Paths overrides the path of a dialect, by dialect name.
-	Paths map[string]string `json:"paths,omitempty"`
-
-	// OnStoreDown says what a token-bearing proxied request gets once the
-	// local denylist has not been confirmed current for StaleAfter:
-	// "fail_closed" (default: 503, nothing unverified gets through) or
-	// "fail_open" (keep enforcing what is known and let the rest pass).
-	OnStoreDown string `json:"on_store_down,omitempty"`
-
-	// StaleAfter is how long the local denylist may go without
-	// confirmation from Redis before OnStoreDown applies. Default 5s: a
-	// partitioned replica stops trusting its copy within seconds, while
-	// the feed confirms it every second and an ordinary hiccup (a
-	// reconnect, a slow fork) stays well under it.
-	StaleAfter caddy.Duration `json:"stale_after,omitempty"`
 
 	// RequireToken refuses (401) proxied requests without a valid bearer
 	// access token, instead of letting the upstream decide.
 	RequireToken bool `json:"require_token,omitempty"`
 
+	// ReadConfig is where and how far the guard looks for credentials
+	// (inspect_body, inspect_body_limit, oversized_body, max_credentials,
+	// token_cache_size, credentials). Embedded: in JSON they sit beside
+	// the other options.
+	ReadConfig
+
+	// LogBlocked is the level of the log line written for each blocked
+	// request: debug, info (default), warn, error, or off.
+	LogBlocked string `json:"log_blocked,omitempty"`
+
+	// AppLogout lists the paths of the app's own logout routes. A
+	// proxied request to one of them (compared as apps route paths: see
+	// logoutPathKey) that the upstream
+	// answers with a 2xx or 3xx revokes every credential it carried,
+	// committed to the store before the answer is passed back; when the
+	// store cannot take it, the client gets 503 instead. Default: none.
+	AppLogout []string `json:"app_logout,omitempty"`
+
+	// CloseStreamsAtExpiry ends an open stream (a WebSocket, an event
+	// stream, a long response) when the access token that opened it
+	// expires, for apps that check tokens only when a socket opens.
+	// Revocations end streams whatever this says. Default false.
+	CloseStreamsAtExpiry bool `json:"close_streams_at_expiry,omitempty"`
+
+	// LegacyEndpoints are the endpoint options the guard once served
+	// itself (endpoints, paths and the receiver blocks). Accepted in JSON
+	// for the configurations written before the endpoints became handlers
+	// of their own: when any is set, Provision expands them into the
+	// routes the Caddyfile writes (see legacyRoutes). Embedded: in JSON
+	// they sit beside the other options.
+	LegacyEndpoints
+
+	log            *zap.Logger
+	blockLevel     zapcore.Level
+	logBlocks      bool
+	app            *App
+	ownApp         bool // an app of the handler's own (a bare context): Cleanup cleans it up
+	store          *sharedStore
+	verifier       *revocation.Verifier
+	inspector      *revocation.Inspector
+	values         *revocation.ValueChecker // values found by value, by hash
+	headerValues   *revocation.ValueChecker // header values whose every reading was clean
+	revoker        *revocation.Revoker
+	cookieName     string
+	failOpen       bool
+	staleAfter     time.Duration
+	extractor      extract.Extractor
+	maxCredentials int
+	appLogout      map[string]bool
+	legacy         caddyhttp.RouteList // the routes of the legacy endpoint options, ahead of the guard
+	backchannel    *eventSource
+	secEvents      *eventSource
+	secAuthToken   string
+	clients        map[string]revocationClient
+}
+
+// ReadConfig is where, and how far, the guard looks for credentials.
+type ReadConfig struct {
 	// InspectBody looks for refresh tokens in request bodies of up to
 	// 64 KiB, so that a revoked refresh token cannot be used at the
 	// upstream's refresh endpoint: members named refreshToken or
@@ -140,52 +159,29 @@ type Handler struct {
 	// costs one hash and a few lookups. Default 100000.
 	TokenCacheSize int `json:"token_cache_size,omitempty"`
 
-	// FeedMaxLen bounds the Redis change feed. Default 1000000 entries; a
-	// replica that falls further behind reloads in full.
-	FeedMaxLen int64 `json:"feed_max_len,omitempty"`
+	// Credentials are more places a credential is read from: the session
+	// cookie of a legacy app (JSESSIONID, PHPSESSID, connect.sid, ...) or
+	// a custom header (X-Auth-Token, ...). Each value is checked exactly
+	// by hash, and as a JWT (jti, session, subject) when it is one, read
+	// the way any framework would read it. Default: none (the guard
+	// reads Authorization, access_token parameters, the refresh cookie
+	// and refresh tokens in bodies).
+	Credentials []CredentialSource `json:"credentials,omitempty"`
+}
 
-	// FeedRetention is how long the Redis change feed keeps a revocation:
-	// a replica loading for longer reloads. Default 5m; at least 1m, and
-	// longer than SnapshotEvery.
-	FeedRetention caddy.Duration `json:"feed_retention,omitempty"`
+// LegacyEndpoints are the endpoint options of a guard written before each
+// endpoint became a handler of its own (endpoint.go).
+type LegacyEndpoints struct {
+	// Endpoints lists the dialects served: revoke_refresh (seed 000),
+	// revoke_sessions (001), invalidate_session (002), logout (003), or
+	// the single value "none". Default: all of them (revoke_refresh only
+	// when app_id is set). The receivers (backchannel_logout,
+	// token_revocation, security_events) are served when their blocks are
+	// present; listing one here only allows a path for it.
+	Endpoints []string `json:"endpoints,omitempty"`
 
-	// SnapshotEvery is how often a replica writes a snapshot of the
-	// denylist into Redis, from which the others load. Default 1m;
-	// negative: never ("off").
-	SnapshotEvery caddy.Duration `json:"snapshot_every,omitempty"`
-
-	// MemoryBudget is the most memory, in bytes, the process may use for
-	// the Redis store's local copy and the Go runtime: past it, the
-	// replica holds no more revocations, refuses readiness and treats
-	// its copy as unconfirmed (on_store_down decides) until the ones it
-	// could not hold expire. Default: the memory limit of the cgroup the
-	// process runs in, when there is one; negative: none ("off").
-	MemoryBudget int64 `json:"memory_budget,omitempty"`
-
-	// CompactDenylist holds the Redis store's local copy of token, jti
-	// and session revocations as 4-byte fingerprints instead of whole
-	// keys (about 4.3 bytes per entry instead of 24 to 30), and confirms
-	// a fingerprint that matches in Redis before it blocks: a clean
-	// credential is still answered locally. A match Redis does not
-	// answer for is blocked. It needs redis.
-	CompactDenylist bool `json:"compact_denylist,omitempty"`
-
-	// RedisTimeout bounds each Redis operation of a revocation, so that an
-	// unreachable Redis gets a prompt 500 rather than a hung client.
-	// Default 2s.
-	RedisTimeout caddy.Duration `json:"redis_timeout,omitempty"`
-
-	// RedisWaitReplicas is how many Redis replicas must hold a revocation
-	// before it is acknowledged, so that a failover cannot lose it: "auto"
-	// (default: one whenever the master reports a connected replica,
-	// none when it has none), "off", or a number. A revocation the
-	// replicas do not confirm within RedisWaitTimeout fails with a 5xx
-	// (it may still be applied; sending it again is harmless).
-	RedisWaitReplicas string `json:"redis_wait_replicas,omitempty"`
-
-	// RedisWaitTimeout bounds that wait: shorter than RedisTimeout.
-	// Default 1s, or half of RedisTimeout when that is shorter.
-	RedisWaitTimeout caddy.Duration `json:"redis_wait_timeout,omitempty"`
+	// Paths overrides the path of a dialect, by dialect name.
+	Paths map[string]string `json:"paths,omitempty"`
 
 	// BackchannelLogout, when present, serves the OpenID Connect
 	// Back-Channel Logout receiver (dialect backchannel_logout).
@@ -198,63 +194,13 @@ type Handler struct {
 	// SecurityEvents, when present, serves the Shared Signals push
 	// receiver of RFC 8935 (dialect security_events).
 	SecurityEvents *SecurityEventsConfig `json:"security_events,omitempty"`
-
-	// LogBlocked is the level of the log line written for each blocked
-	// request: debug, info (default), warn, error, or off.
-	LogBlocked string `json:"log_blocked,omitempty"`
-
-	// Credentials are more places a credential is read from: the session
-	// cookie of a legacy app (JSESSIONID, PHPSESSID, connect.sid, ...) or
-	// a custom header (X-Auth-Token, ...). Each value is checked exactly
-	// by hash, and as a JWT (jti, session, subject) when it is one, read
-	// the way any framework would read it. Default: none (the guard
-	// reads Authorization, access_token parameters, the refresh cookie
-	// and refresh tokens in bodies).
-	Credentials []CredentialSource `json:"credentials,omitempty"`
-
-	// AppLogout lists the paths of the app's own logout routes. A
-	// proxied request to one of them (compared as apps route paths: see
-	// logoutPathKey) that the upstream
-	// answers with a 2xx or 3xx revokes every credential it carried,
-	// committed to the store before the answer is passed back; when the
-	// store cannot take it, the client gets 503 instead. Default: none.
-	AppLogout []string `json:"app_logout,omitempty"`
-
-	// CloseStreamsAtExpiry ends an open stream (a WebSocket, an event
-	// stream, a long response) when the access token that opened it
-	// expires, for apps that check tokens only when a socket opens.
-	// Revocations end streams whatever this says. Default false.
-	CloseStreamsAtExpiry bool `json:"close_streams_at_expiry,omitempty"`
-
-	log            *zap.Logger
-	blockLevel     zapcore.Level
-	logBlocks      bool
-	app            *App
-	ownApp         bool // an app of the handler's own (a bare context): Cleanup cleans it up
-	store          *sharedStore
-	verifier       *revocation.Verifier
-	inspector      *revocation.Inspector
-	values         *revocation.ValueChecker // values found by value, by hash
-	headerValues   *revocation.ValueChecker // header values whose every reading was clean
-	revoker        *revocation.Revoker
-	cookieName     string
-	failOpen       bool
-	staleAfter     time.Duration
-	extractor      extract.Extractor
-	maxCredentials int
-	appLogout      map[string]bool
-	routes         map[string]map[string]endpoint // path -> method -> endpoint
-	backchannel    *eventSource
-	secEvents      *eventSource
-	secAuthToken   string
-	clients        map[string]revocationClient
 }
 
 // CredentialSource is one cookie or one header (exactly one of the two)
 // that may carry a credential.
 type CredentialSource struct {
 	// Cookie is a cookie name, matched as frameworks match it (see
-	// cookieNameKey).
+	// extract.CookieNameKey).
 	Cookie string `json:"cookie,omitempty"`
 	// Header is a header name, matched in any case, '-' and '_' alike.
 	Header string `json:"header,omitempty"`
@@ -328,16 +274,11 @@ func memoryBudget(v int64) int64 {
 }
 
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.log = ctx.Logger()
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("revocation metrics: %w", err)
-	}
+	own := *h
 	repl := caddy.NewReplacer()
-	app, own, err := revocationApp(ctx)
-	if err != nil {
+	if err := h.provisionCore(ctx, repl); err != nil {
 		return err
 	}
-	h.app, h.ownApp = app, own
 	limit := h.InspectBodyLimit
 	if limit == 0 {
 		limit = defaultInspectBody
@@ -354,53 +295,62 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// What Validate refuses is only read here, never acted on: Caddy
 	// validates a module once it is provisioned.
 	h.blockLevel, h.logBlocks, _ = logLevel(h.LogBlocked)
+	if h.cookieName != "" {
+		h.extractor.Cookies = append(h.extractor.Cookies, extract.CookieNameKey(h.cookieName))
+	}
+	h.provisionCredentials()
+	if h.verifier == nil && h.RequireToken {
+		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
+	}
+	h.staleAfter = time.Duration(h.StaleAfter)
+	h.failOpen = h.OnStoreDown == "fail_open"
+	h.app.addGuard(h)
+	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
+		Verifier:   h.verifier,
+		Store:      h.store,
+		SessionTTL: time.Duration(h.SessionTTL),
+		CacheSize:  h.TokenCacheSize,
+		Hasher:     h.store.hasher,
+	})
+	h.values = revocation.NewValueChecker(0)
+	h.headerValues = revocation.NewValueChecker(4096)
+	return h.provisionLegacyRoutes(ctx, &own)
+}
+
+// provisionCore sets up what the guard and the endpoint handlers alike
+// need: the app, the refresh cookie's name, the verifier, a receiver's
+// sources, the store and the revoker.
+func (h *Handler) provisionCore(ctx caddy.Context, repl *caddy.Replacer) error {
+	// The endpoint handlers log as the guard's module, as they did when
+	// the guard served them: a log configuration that includes
+	// http.handlers.revocation keeps their audit lines.
+	h.log = ctx.Logger(Handler{})
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("revocation metrics: %w", err)
+	}
+	app, own, err := revocationApp(ctx)
+	if err != nil {
+		return err
+	}
+	h.app, h.ownApp = app, own
 	if h.AppID != "" {
 		h.AppID = repl.ReplaceKnown(h.AppID, "")
 		if !validCookieSuffix(h.AppID) {
 			return fmt.Errorf("app_id %q: only letters, digits, '-', '_' and '.' may appear in a cookie name", h.AppID)
 		}
 		h.cookieName = "__Host-refresh_" + h.AppID
-		h.extractor.Cookies = append(h.extractor.Cookies, extract.CookieNameKey(h.cookieName))
-	}
-
-	h.provisionCredentials()
-	if err := h.provisionEndpoints(); err != nil {
-		return err
 	}
 	if err := h.provisionVerifier(ctx, repl); err != nil {
 		return err
 	}
-	if h.verifier == nil && h.servesSeedOrRevocation() {
-		return errors.New("jwt: endpoints are served but no verification key is configured; set jwt { hmac_secret | public_key | jwks_url }, or endpoints none")
-	}
-	if err := h.provisionReceivers(ctx, repl); err != nil {
-		return err
-	}
-	if h.verifier == nil && h.RequireToken {
-		return errors.New("require_token needs a verification key: set jwt { hmac_secret | public_key | jwks_url }")
-	}
-
-	store, cfg, err := app.storeFor(h.Store, h.storeConfig())
+	store, cfg, err := app.storeFor(h.Store, h.StoreConfig)
 	if err != nil {
 		return fmt.Errorf("revocation store: %w", err)
 	}
 	h.store = store
 	// The handler reads back its store's options, defaults applied (the
 	// named store's, when it names one).
-	h.setStoreConfig(cfg)
-	h.staleAfter = time.Duration(h.StaleAfter)
-	h.failOpen = h.OnStoreDown == "fail_open"
-	app.addGuard(h)
-
-	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
-		Verifier:   h.verifier,
-		Store:      store,
-		SessionTTL: time.Duration(h.SessionTTL),
-		CacheSize:  h.TokenCacheSize,
-		Hasher:     store.hasher,
-	})
-	h.values = revocation.NewValueChecker(0)
-	h.headerValues = revocation.NewValueChecker(4096)
+	h.StoreConfig = cfg
 	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL), Hasher: store.hasher}
 	return nil
 }
@@ -442,10 +392,19 @@ func validToken(s string) bool {
 }
 
 func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) error {
-	j := h.JWT
-	if j == nil {
+	if h.JWT == nil {
 		return nil
 	}
+	key, err := json.Marshal(h.JWT)
+	if err != nil {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	h.verifier, err = h.app.verifierFor(string(key), func() (*revocation.Verifier, error) { return h.newVerifier(ctx, repl) })
+	return err
+}
+
+func (h *Handler) newVerifier(ctx caddy.Context, repl *caddy.Replacer) (*revocation.Verifier, error) {
+	j := h.JWT
 	cfg := revocation.VerifierConfig{
 		Issuer:       j.Issuer,
 		Audience:     j.Audience,
@@ -457,7 +416,7 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 		if enc, ok := strings.CutPrefix(secret, "base64:"); ok {
 			b, err := base64.StdEncoding.DecodeString(enc)
 			if err != nil {
-				return fmt.Errorf("jwt hmac_secret: base64: %w", err)
+				return nil, fmt.Errorf("jwt hmac_secret: base64: %w", err)
 			}
 			cfg.HMACSecret = b
 		} else {
@@ -471,27 +430,26 @@ func (h *Handler) provisionVerifier(ctx caddy.Context, repl *caddy.Replacer) err
 		file = repl.ReplaceKnown(file, "")
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return fmt.Errorf("jwt public_key %s: %w", file, err)
+			return nil, fmt.Errorf("jwt public_key %s: %w", file, err)
 		}
 		pub, err := revocation.ParsePublicKeyPEM(data)
 		if err != nil {
-			return fmt.Errorf("jwt public_key %s: %w", file, err)
+			return nil, fmt.Errorf("jwt public_key %s: %w", file, err)
 		}
 		cfg.PublicKeys = append(cfg.PublicKeys, pub)
 	}
 	if u := repl.ReplaceKnown(j.JWKSURL, ""); u != "" {
 		ks, err := h.remoteKeySet(ctx, u)
 		if err != nil {
-			return fmt.Errorf("jwt: %w", err)
+			return nil, fmt.Errorf("jwt: %w", err)
 		}
 		cfg.JWKS = ks
 	}
 	v, err := revocation.NewVerifier(cfg)
 	if err != nil {
-		return fmt.Errorf("jwt: %w", err)
+		return nil, fmt.Errorf("jwt: %w", err)
 	}
-	h.verifier = v
-	return nil
+	return v, nil
 }
 
 // remoteKeySet fetches the JWKS at u (waiting for the first fetch, up to
@@ -529,42 +487,15 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// storeConfig is the handler's own store options.
-func (h *Handler) storeConfig() StoreConfig {
-	return StoreConfig{
-		Redis: h.Redis, KeyPrefix: h.KeyPrefix, HashKey: h.HashKey, SessionTTL: h.SessionTTL,
-		OnStoreDown: h.OnStoreDown, StaleAfter: h.StaleAfter, FeedMaxLen: h.FeedMaxLen,
-		FeedRetention: h.FeedRetention, SnapshotEvery: h.SnapshotEvery, MemoryBudget: h.MemoryBudget, CompactDenylist: h.CompactDenylist,
-		RedisTimeout: h.RedisTimeout, RedisWaitReplicas: h.RedisWaitReplicas, RedisWaitTimeout: h.RedisWaitTimeout,
-	}
-}
-
-// setStoreConfig sets the handler's store options to those of the store
-// it uses.
-func (h *Handler) setStoreConfig(c StoreConfig) {
-	h.Redis, h.KeyPrefix, h.HashKey, h.SessionTTL = c.Redis, c.KeyPrefix, c.HashKey, c.SessionTTL
-	h.OnStoreDown, h.StaleAfter, h.FeedMaxLen = c.OnStoreDown, c.StaleAfter, c.FeedMaxLen
-	h.FeedRetention, h.SnapshotEvery, h.MemoryBudget, h.CompactDenylist = c.FeedRetention, c.SnapshotEvery, c.MemoryBudget, c.CompactDenylist
-	h.RedisTimeout, h.RedisWaitReplicas, h.RedisWaitTimeout = c.RedisTimeout, c.RedisWaitReplicas, c.RedisWaitTimeout
-}
-
-// ServeHTTP serves the endpoints and guards everything else.
+// ServeHTTP guards the request: the endpoints are handlers of their own
+// (endpoint.go), placed on their paths by routes. Only a guard written
+// with the legacy endpoint options has routes of its own, ahead of it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.legacy != nil {
+		return h.legacy.Compile(guardNext{h, next}).ServeHTTP(w, r)
+	}
 	if err := h.store.awaitStart(r.Context()); err != nil {
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("waiting for the revocation store: %w", err))
-	}
-	if len(h.routes) == 0 {
-		return h.guard(w, r, next)
-	}
-	if byMethod, ok := h.routes[r.URL.Path]; ok {
-		if ep, ok := byMethod[r.Method]; ok {
-			return ep.serve(h, w, r)
-		}
-		if ep, ok := byMethod[http.MethodPost]; ok && ep.receiver {
-			// A receiver's path belongs to the proxy: never proxied.
-			w.Header().Set("Allow", http.MethodPost)
-			return writeJSON(w, http.StatusMethodNotAllowed, ep.shape("invalid_request", "use POST"))
-		}
 	}
 	return h.guard(w, r, next)
 }

@@ -125,10 +125,10 @@ func TestProvisionCredentialErrors(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		"both":          {Handler{Credentials: []CredentialSource{{Cookie: "a", Header: "b"}}}, "exactly one of cookie or header"},
-		"neither":       {Handler{Credentials: []CredentialSource{{}}}, "exactly one of cookie or header"},
-		"bad cookie":    {Handler{Credentials: []CredentialSource{{Cookie: "a;b"}}}, `credential cookie "a;b"`},
-		"bad header":    {Handler{Credentials: []CredentialSource{{Header: "X Auth"}}}, `credential header "X Auth"`},
+		"both":          {Handler{ReadConfig: ReadConfig{Credentials: []CredentialSource{{Cookie: "a", Header: "b"}}}}, "exactly one of cookie or header"},
+		"neither":       {Handler{ReadConfig: ReadConfig{Credentials: []CredentialSource{{}}}}, "exactly one of cookie or header"},
+		"bad cookie":    {Handler{ReadConfig: ReadConfig{Credentials: []CredentialSource{{Cookie: "a;b"}}}}, `credential cookie "a;b"`},
+		"bad header":    {Handler{ReadConfig: ReadConfig{Credentials: []CredentialSource{{Header: "X Auth"}}}}, `credential header "X Auth"`},
 		"relative path": {Handler{AppLogout: []string{"logout"}}, `app_logout "logout"`},
 	}
 	for name, c := range cases {
@@ -196,7 +196,7 @@ func TestAppLogout(t *testing.T) {
 			}
 			calls := 0
 			w := httptest.NewRecorder()
-			if err := h.ServeHTTP(w, req(c.path), upstreamAnswering(c.status, &calls)); err != nil {
+			if err := h.ServeHTTP(w, asServed(req(c.path)), upstreamAnswering(c.status, &calls)); err != nil {
 				t.Fatal(err)
 			}
 			if w.Code != c.wantStatus || calls != 1 {
@@ -236,7 +236,7 @@ func TestAppLogoutRevokesOnlyWhatWasPresented(t *testing.T) {
 	r.Header.Set("Cookie", "JSESSIONID="+forged)
 	r.Header.Add("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("erin:pw")))
 	calls := 0
-	if err := h.ServeHTTP(httptest.NewRecorder(), r, upstreamAnswering(200, &calls)); err != nil {
+	if err := h.ServeHTTP(httptest.NewRecorder(), asServed(r), upstreamAnswering(200, &calls)); err != nil {
 		t.Fatal(err)
 	}
 	for name, r := range map[string]*http.Request{

@@ -81,13 +81,15 @@ func newReceiverHandler(t *testing.T, p *idp) *Handler {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	h := &Handler{
-		KeyPrefix:         "rcv" + string(rune('a'+prefixSeq.Add(1)%26)) + time.Now().Format("150405.000000") + ":",
-		JWT:               &JWTConfig{HMACSecret: rcvSecret, Issuer: rcvIssuer},
-		Endpoints:         []string{"none"},
-		LogBlocked:        "off",
-		BackchannelLogout: &BackchannelLogoutConfig{ClientID: []string{"web-app"}},
-		TokenRevocation:   &TokenRevocationConfig{Clients: []RevocationClient{{ID: "web-app", Secret: "s3cret"}, {ID: "spa"}}},
-		SecurityEvents:    &SecurityEventsConfig{Audience: []string{"https://api.example.com"}, Issuer: idpIssuer, JWKSURL: p.srv.URL, AuthToken: "push-token"},
+		StoreConfig: StoreConfig{KeyPrefix: "rcv" + string(rune('a'+prefixSeq.Add(1)%26)) + time.Now().Format("150405.000000") + ":"},
+		JWT:         &JWTConfig{HMACSecret: rcvSecret, Issuer: rcvIssuer},
+		LogBlocked:  "off",
+		LegacyEndpoints: LegacyEndpoints{
+			Endpoints:         []string{"none"},
+			BackchannelLogout: &BackchannelLogoutConfig{ClientID: []string{"web-app"}},
+			TokenRevocation:   &TokenRevocationConfig{Clients: []RevocationClient{{ID: "web-app", Secret: "s3cret"}, {ID: "spa"}}},
+			SecurityEvents:    &SecurityEventsConfig{Audience: []string{"https://api.example.com"}, Issuer: idpIssuer, JWKSURL: p.srv.URL, AuthToken: "push-token"},
+		},
 	}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
@@ -103,7 +105,7 @@ func serveRecorded(t *testing.T, h *Handler, r *http.Request) *httptest.Response
 		w.WriteHeader(http.StatusOK)
 		return nil
 	})
-	if err := h.ServeHTTP(w, r, next); err != nil {
+	if err := h.ServeHTTP(w, asServed(r), next); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -496,7 +498,8 @@ func TestSecurityEventsRevoke(t *testing.T) {
 func TestSeedEndpointsRefuseBodies(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{KeyPrefix: "seedbody" + time.Now().Format("150405.000000") + ":", AppID: "demo", LogBlocked: "off", JWT: &JWTConfig{HMACSecret: rcvSecret}}
+	h := &Handler{StoreConfig: StoreConfig{KeyPrefix: "seedbody" + time.Now().Format("150405.000000") + ":"}, AppID: "demo", LogBlocked: "off", JWT: &JWTConfig{HMACSecret: rcvSecret},
+		LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"revoke_refresh", "revoke_sessions", "invalidate_session", "logout"}}}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -530,13 +533,13 @@ func TestReceiverProvisionErrors(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		"listed without its block": {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, Endpoints: []string{"security_events"}}, "add the block"},
-		"no client_id":             {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret, Issuer: rcvIssuer}, BackchannelLogout: &BackchannelLogoutConfig{}}, "client_id is required"},
-		"no issuer anywhere":       {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, BackchannelLogout: &BackchannelLogoutConfig{ClientID: []string{"a"}}}, "issuer is required"},
-		"no keys anywhere":         {Handler{Endpoints: []string{"none"}, SecurityEvents: &SecurityEventsConfig{Audience: []string{"a"}, Issuer: "i"}}, "no keys"},
-		"no clients":               {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, TokenRevocation: &TokenRevocationConfig{}}, "at least one client"},
-		"client twice":             {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, TokenRevocation: &TokenRevocationConfig{Clients: []RevocationClient{{ID: "a"}, {ID: "a", Secret: "x"}}}}, "given twice"},
-		"token_revocation, no jwt": {Handler{Endpoints: []string{"none"}, TokenRevocation: &TokenRevocationConfig{Clients: []RevocationClient{{ID: "a"}}}}, "no verification key"},
+		"listed without its block": {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"security_events"}}}, "add the block"},
+		"no client_id":             {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret, Issuer: rcvIssuer}, LegacyEndpoints: LegacyEndpoints{BackchannelLogout: &BackchannelLogoutConfig{}}}, "client_id is required"},
+		"no issuer anywhere":       {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, LegacyEndpoints: LegacyEndpoints{BackchannelLogout: &BackchannelLogoutConfig{ClientID: []string{"a"}}}}, "issuer is required"},
+		"no keys anywhere":         {Handler{LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"none"}, SecurityEvents: &SecurityEventsConfig{Audience: []string{"a"}, Issuer: "i"}}}, "no keys"},
+		"no clients":               {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, LegacyEndpoints: LegacyEndpoints{TokenRevocation: &TokenRevocationConfig{}}}, "at least one client"},
+		"client twice":             {Handler{JWT: &JWTConfig{HMACSecret: rcvSecret}, LegacyEndpoints: LegacyEndpoints{TokenRevocation: &TokenRevocationConfig{Clients: []RevocationClient{{ID: "a"}, {ID: "a", Secret: "x"}}}}}, "given twice"},
+		"token_revocation, no jwt": {Handler{LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"none"}, TokenRevocation: &TokenRevocationConfig{Clients: []RevocationClient{{ID: "a"}}}}}, "no verification key"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -151,7 +151,7 @@ func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{JWT: &JWTConfig{HMACSecret: secret}, Endpoints: []string{"none"}, LogBlocked: "off", AppID: "pooltest"}
+	h := &Handler{JWT: &JWTConfig{HMACSecret: secret}, LegacyEndpoints: LegacyEndpoints{Endpoints: []string{"none"}}, LogBlocked: "off", AppID: "pooltest"}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 		return err
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.ServeHTTP(w, r, next); err != nil {
+		if err := h.ServeHTTP(w, asServed(r), next); err != nil {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	}))

@@ -37,7 +37,7 @@ func (h *Handler) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	check(h.storeConfig().Validate())
+	check(h.StoreConfig.Validate())
 	check(checkChoice("oversized_body", h.OversizedBody, defaultOversizedBody, "reject"))
 	if _, _, err := logLevel(h.LogBlocked); err != nil {
 		check(err)
