@@ -244,11 +244,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Defaults.
 const (
-	defaultKeyPrefix      = "revocation:"
+	defaultKeyPrefix      = revocation.DefaultKeyPrefix
 	defaultSessionTTL     = 720 * time.Hour
 	defaultStaleAfter     = 5 * time.Second
 	defaultRedisTimeout   = 2 * time.Second
-	defaultInspectBody    = 64 << 10
+	defaultInspectBody    = extract.DefaultLimit
 	defaultMaxCredentials = 64
 	defaultOnStoreDown    = "fail_closed"
 	defaultOversizedBody  = "pass"

@@ -220,6 +220,10 @@ func (x *Extraction) Named() []Credential {
 // not one any framework accepts (servers cap header lines far below it).
 const maxCandidateLen = 64 << 10
 
+// DefaultLimit is the largest body the guard examines unless told
+// otherwise (its inspect_body_limit).
+const DefaultLimit = 64 << 10
+
 // Extractor holds what the guard looks for.
 type Extractor struct {
 	Cookies      []string // cookie names, normalised (CookieNameKey)

@@ -13,9 +13,9 @@ import (
 	"github.com/caddy-revocation/caddy-revocation/internal/testbody"
 )
 
-// defaultInspectBody is the guard's default inspect_body_limit, the
-// limit these tests read bodies up to.
-const defaultInspectBody = 64 << 10
+// defaultInspectBody is the limit these tests read bodies up to: the
+// guard's default.
+const defaultInspectBody = DefaultLimit
 
 // testExtractor reads the refresh cookie of app_id "app".
 func testExtractor() *Extractor {

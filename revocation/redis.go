@@ -233,9 +233,10 @@ type RedisOptions struct {
 	CarryFrom *RedisStore
 }
 
-// The defaults of RedisOptions.FeedRetention, SnapshotEvery and
-// FeedMaxLen.
+// The defaults of RedisOptions.KeyPrefix, FeedRetention, SnapshotEvery
+// and FeedMaxLen.
 const (
+	DefaultKeyPrefix     = "revocation:"
 	DefaultFeedRetention = 5 * time.Minute
 	DefaultSnapshotEvery = time.Minute
 	DefaultFeedMaxLen    = 1_000_000
@@ -253,7 +254,7 @@ func KeyBase(prefix string) string {
 // opts.Deferred, starts it (see Start).
 func NewRedisStore(opts RedisOptions) *RedisStore {
 	if opts.KeyPrefix == "" {
-		opts.KeyPrefix = "revocation:"
+		opts.KeyPrefix = DefaultKeyPrefix
 	}
 	if opts.FeedMaxLen <= 0 {
 		opts.FeedMaxLen = DefaultFeedMaxLen
