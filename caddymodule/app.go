@@ -66,8 +66,29 @@ type App struct {
 	// guard and the endpoint handlers a site-level block expands into
 	// share one, and so one JWKS fetcher.
 	verifiers map[string]*revocation.Verifier
-	starts    []func() error
+	// inspectors and revokers are shared the same way: one per store,
+	// verifier and the options they take, so that handlers on one store
+	// share what is learned about tokens.
+	inspectors map[inspectorKey]*revocation.Inspector
+	revokers   map[revokerKey]*revocation.Revoker
+	starts     []func() error
 }
+
+// inspectorKey and revokerKey say what makes two handlers' inspectors or
+// revokers the same.
+type (
+	inspectorKey struct {
+		store      *sharedStore
+		verifier   *revocation.Verifier
+		sessionTTL time.Duration
+		cacheSize  int
+	}
+	revokerKey struct {
+		store      *sharedStore
+		verifier   *revocation.Verifier
+		sessionTTL time.Duration
+	}
+)
 
 // defaultStoreName is the store a handler uses when it names none and
 // has no store options of its own.
@@ -151,6 +172,7 @@ func (a *App) Cleanup() error {
 		errs = append(errs, releaseStore(key))
 	}
 	a.held, a.named, a.guards, a.verifiers = nil, nil, nil, nil
+	a.inspectors, a.revokers = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -214,22 +236,52 @@ func (a *App) onStart(f func() error) {
 // verifierFor returns the verifier the app holds under key, else the
 // one build makes, which it then holds.
 func (a *App) verifierFor(key string, build func() (*revocation.Verifier, error)) (*revocation.Verifier, error) {
-	a.mu.Lock()
-	v, ok := a.verifiers[key]
-	a.mu.Unlock()
+	return heldFor(a.mu, &a.verifiers, key, build)
+}
+
+// inspectorFor returns the inspector the app holds for a store, a
+// verifier and the inspector's options, else a new one, which it then
+// holds.
+func (a *App) inspectorFor(store *sharedStore, v *revocation.Verifier, sessionTTL time.Duration, cacheSize int) *revocation.Inspector {
+	in, _ := heldFor(a.mu, &a.inspectors, inspectorKey{store, v, sessionTTL, cacheSize}, func() (*revocation.Inspector, error) {
+		return revocation.NewInspector(revocation.InspectorConfig{
+			Verifier: v, Store: store, SessionTTL: sessionTTL, CacheSize: cacheSize, Hasher: store.hasher,
+		}), nil
+	})
+	return in
+}
+
+// revokerFor returns the revoker the app holds for a store, a verifier
+// and a session TTL, else a new one, which it then holds.
+func (a *App) revokerFor(store *sharedStore, v *revocation.Verifier, sessionTTL time.Duration) *revocation.Revoker {
+	rv, _ := heldFor(a.mu, &a.revokers, revokerKey{store, v, sessionTTL}, func() (*revocation.Revoker, error) {
+		return &revocation.Revoker{Store: store, Verifier: v, SessionTTL: sessionTTL, Hasher: store.hasher}, nil
+	})
+	return rv
+}
+
+// heldFor returns (*m)[key], else what build makes, which it keeps in *m:
+// one value per key for the configuration's handlers to share.
+func heldFor[K comparable, V any](mu *sync.Mutex, m *map[K]V, key K, build func() (V, error)) (V, error) {
+	mu.Lock()
+	v, ok := (*m)[key]
+	mu.Unlock()
 	if ok {
 		return v, nil
 	}
 	v, err := build()
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	a.mu.Lock()
-	if a.verifiers == nil {
-		a.verifiers = map[string]*revocation.Verifier{}
+	mu.Lock()
+	defer mu.Unlock()
+	if held, ok := (*m)[key]; ok {
+		return held, nil // built meanwhile by another handler
 	}
-	a.verifiers[key] = v
-	a.mu.Unlock()
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[key] = v
 	return v, nil
 }
 

@@ -305,13 +305,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.staleAfter = time.Duration(h.StaleAfter)
 	h.failOpen = h.OnStoreDown == "fail_open"
 	h.app.addGuard(h)
-	h.inspector = revocation.NewInspector(revocation.InspectorConfig{
-		Verifier:   h.verifier,
-		Store:      h.store,
-		SessionTTL: time.Duration(h.SessionTTL),
-		CacheSize:  h.TokenCacheSize,
-		Hasher:     h.store.hasher,
-	})
+	h.inspector = h.app.inspectorFor(h.store, h.verifier, time.Duration(h.SessionTTL), h.TokenCacheSize)
 	h.values = revocation.NewValueChecker(0)
 	h.headerValues = revocation.NewValueChecker(4096)
 	return h.provisionLegacyRoutes(ctx, &own)
@@ -351,7 +345,7 @@ func (h *Handler) provisionCore(ctx caddy.Context, repl *caddy.Replacer) error {
 	// The handler reads back its store's options, defaults applied (the
 	// named store's, when it names one).
 	h.StoreConfig = cfg
-	h.revoker = &revocation.Revoker{Store: store, Verifier: h.verifier, SessionTTL: time.Duration(h.SessionTTL), Hasher: store.hasher}
+	h.revoker = app.revokerFor(store, h.verifier, time.Duration(h.SessionTTL))
 	return nil
 }
 
