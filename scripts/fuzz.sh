@@ -7,7 +7,7 @@
 #
 #   scripts/fuzz.sh                      # every target, 30s each
 #   FUZZTIME=5m scripts/fuzz.sh          # longer
-#   scripts/fuzz.sh FuzzExtract          # targets whose name matches
+#   scripts/fuzz.sh Authorization        # targets whose name matches
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
