@@ -9,6 +9,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // A memory budget bounds what a replica's process holds, so that a
@@ -38,7 +39,23 @@ type budgetState struct {
 	dropped      atomic.Int64
 	droppedTotal atomic.Int64
 	droppedUntil atomic.Int64
+	// read is the last reading of the process's memory (processBytes).
+	read atomic.Pointer[processReading]
 }
+
+// processReading is one reading of the process's resident memory, with
+// what the tables held then and when it was taken.
+type processReading struct {
+	at      time.Time
+	process int64
+	tables  int64
+}
+
+// processReadEvery bounds how often processBytes reads /proc. A table
+// at its budget asks for every new key whether it may grow: reading
+// /proc each time cost a few microseconds per key, for a figure that
+// moves only as the tables do, which the reading adds exactly.
+const processReadEvery = 100 * time.Millisecond
 
 func newBudgetDenylist(budget int64) *Denylist {
 	d := NewDenylist()
@@ -144,9 +161,23 @@ func (d *Denylist) drop(exp int64) {
 	d.mem.droppedTotal.Add(1)
 }
 
-// processBytes is the process's resident memory (Linux), or what the Go
-// runtime and the tables hold where /proc is not there to say.
+// processBytes is the process's resident memory, read at most every
+// processReadEvery: in between, the last reading plus what the tables
+// have grown by since.
 func (d *Denylist) processBytes() int64 {
+	now := time.Now()
+	tables := d.mem.tables.Load()
+	if r := d.mem.read.Load(); r != nil && now.Sub(r.at) < processReadEvery {
+		return r.process + tables - r.tables
+	}
+	p := d.readProcessBytes()
+	d.mem.read.Store(&processReading{at: now, process: p, tables: tables})
+	return p
+}
+
+// readProcessBytes is the process's resident memory (Linux), or what the Go
+// runtime and the tables hold where /proc is not there to say.
+func (d *Denylist) readProcessBytes() int64 {
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if f := bytes.Fields(b); len(f) > 1 {
 			if pages, err := strconv.ParseInt(string(f[1]), 10, 64); err == nil {
