@@ -25,10 +25,7 @@ n="${N:-1000000}"
 settle="${SETTLE:-30}"
 out=bench/results
 mkdir -p "$out"
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
+. bench/lib.sh
 
 new="${NEW:-$out/caddy}"
 [ -n "${NEW:-}" ] || go build -o "$new" ./cmd/caddy
@@ -44,95 +41,50 @@ fi
 fillbin="$out/fill"
 go build -o "$fillbin" ./bench/fill
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_redis() { # -> port
-	local p
-	p=$(port)
-	redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis-$p.log" 2>&1 &
-	pids+=("$!")
-	until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done
-	echo "$p"
-}
-declare -A pid_of admin_of
-start_replica() { # name binary redis-port; sets pid_of[name], admin_of[name]
-	local name=$1 bin=$2 rport=$3 admin site extra=""
-	admin=$(port)
-	site=$(port)
-	[ "$bin" = "$new" ] && extra="${EXTRA:-}"
-	cat >"$dir/$name.Caddyfile" <<EOC
-{
-	admin 127.0.0.1:$admin
-}
-:$site {
-	bind 127.0.0.1
-	revocation {
-		redis redis://127.0.0.1:$rport
-		$extra
-		jwt {
-			hmac_secret bench-secret-0123456789abcdef0123
-		}
-	}
-	respond "ok"
-}
-EOC
-	"$bin" run --config "$dir/$name.Caddyfile" --adapter caddyfile >"$dir/$name.log" 2>&1 &
-	pid_of[$name]=$!
-	admin_of[$name]=$admin
-	pids+=("$!")
-}
-wait_ready() { # name -> seconds since t0 (global)
-	until curl -sf "http://127.0.0.1:${admin_of[$1]}/revocation/ready" >/dev/null 2>&1; do sleep 0.02; done
-	python3 -c "import time; print(f'{time.time() - $t0:.2f}')"
-}
-entries() { # name -> entries in its local copy
-	curl -s "http://127.0.0.1:${admin_of[$1]}/revocation/status" |
-		python3 -c 'import json,sys; print(sum(sum(s["entries"].values()) for s in json.load(sys.stdin)["stores"]))' 2>/dev/null || echo 0
-}
-kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/${pid_of[$1]}/status"; }
-row() { # label name empty-name
-	local rss hwm rss0 hwm0
-	rss=$(kb "$2" VmRSS); hwm=$(kb "$2" VmHWM); rss0=$(kb "$3" VmRSS); hwm0=$(kb "$3" VmHWM)
-	python3 -c "n=$n; print(f'%-22s RSS %7.1f MB  peak %7.1f MB  (empty %5.1f / %5.1f MB)  per entry: %5.1f B settled, %5.1f B peak' % ('$1', $rss/1024, $hwm/1024, $rss0/1024, $hwm0/1024, ($rss-$rss0)*1024/n, ($hwm-$hwm0)*1024/n))"
-}
+# extra_for old|new: the line for that build's revocation block.
+extra_for() { if [ "$1" = new ]; then echo "${EXTRA:-}"; fi; }
 
 echo "N=$n entries, settle ${settle}s; OLD=$old NEW=$new ${EXTRA:+(NEW with: $EXTRA)}"
-empty=$(start_redis)
+start_redis
+empty=$rport
 start_replica old-empty "$old" "$empty"
-start_replica new-empty "$new" "$empty"
+start_replica new-empty "$new" "$empty" "$(extra_for new)"
 
 # Cold starts: fill one Redis, then start each build's replica in turn.
-keys=$(start_redis)
+start_redis
+keys=$rport
 "$fillbin" -addr "127.0.0.1:$keys" -n "$n"
 for b in old new; do
 	bin=$old; [ $b = new ] && bin=$new
-	t0=$(python3 -c 'import time; print(time.time())')
-	start_replica "$b-keys" "$bin" "$keys"
-	echo "$b keys: ready $(wait_ready "$b-keys") s after start"
+	t0=$(now)
+	start_replica "$b-keys" "$bin" "$keys" "$(extra_for "$b")"
+	echo "$b keys: ready $(wait_ready "$b-keys" "$t0") s after start"
 done
 sleep "$settle"
-row "old keys" old-keys old-empty
-row "new keys" new-keys new-empty
+row "old keys" old-keys old-empty "$n"
+row "new keys" new-keys new-empty "$n"
 
 echo "waiting for a snapshot (written every minute)..."
 until [ -n "$(redis-cli -p "$keys" GET 'revocation:{dl}:snap')" ]; do sleep 1; done
 for b in old new; do
 	bin=$old; [ $b = new ] && bin=$new
-	t0=$(python3 -c 'import time; print(time.time())')
-	start_replica "$b-snap" "$bin" "$keys"
-	echo "$b snapshot: ready $(wait_ready "$b-snap") s after start, $(grep -o '"source":"[a-z]*"' "$dir/$b-snap.log" | head -1)"
+	t0=$(now)
+	start_replica "$b-snap" "$bin" "$keys" "$(extra_for "$b")"
+	echo "$b snapshot: ready $(wait_ready "$b-snap" "$t0") s after start, $(grep -o '"source":"[a-z]*"' "$dir/$b-snap.log" | head -1)"
 done
 sleep "$settle"
-row "old snapshot" old-snap old-empty
-row "new snapshot" new-snap new-empty
+row "old snapshot" old-snap old-empty "$n"
+row "new snapshot" new-snap new-empty "$n"
 for b in old new; do kill "${pid_of[$b-keys]}" "${pid_of[$b-snap]}"; done
 
 # The storm: both builds running on one Redis while it is filled.
-storm=$(start_redis)
+start_redis
+storm=$rport
 for b in old new; do
 	bin=$old; [ $b = new ] && bin=$new
-	t0=$(python3 -c 'import time; print(time.time())')
-	start_replica "$b-storm" "$bin" "$storm"
-	wait_ready "$b-storm" >/dev/null
+	t0=$(now)
+	start_replica "$b-storm" "$bin" "$storm" "$(extra_for "$b")"
+	wait_ready "$b-storm" "$t0" >/dev/null
 done
 "$fillbin" -addr "127.0.0.1:$storm" -n "$n" -keep-feed
 # Settled once both copies hold every entry.
@@ -140,7 +92,7 @@ for b in old new; do
 	until [ "$(entries "$b-storm")" -ge "$n" ]; do sleep 1; done
 done
 sleep "$settle"
-row "old storm" old-storm old-empty
-row "new storm" new-storm new-empty
+row "old storm" old-storm old-empty "$n"
+row "new storm" new-storm new-empty "$n"
 mem=$(redis-cli -p "$storm" INFO memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')
 echo "redis after the storm: used_memory $mem bytes, $((mem / n)) B per entry (feed kept)"

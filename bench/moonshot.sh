@@ -28,66 +28,8 @@ sizes="${SIZES:-10000000 30000000 100000000}"
 data="${DATA:-/tmp/moon/data}"
 settle="${SETTLE:-30}"
 mkdir -p "$data"
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-redis_pid=""
-start_redis() { # [rdb] -> sets rport, redis_pid
-	rport=$(port)
-	local args=(--port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir/r$rport")
-	mkdir -p "$dir/r$rport"
-	[ -n "${1:-}" ] && ln -s "$1" "$dir/r$rport/dump.rdb" && args+=(--dbfilename dump.rdb)
-	redis-server "${args[@]}" >"$dir/redis-$rport.log" 2>&1 &
-	redis_pid=$!
-	pids+=("$redis_pid")
-	until [ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ]; do sleep 0.2; done
-}
-declare -A pid_of admin_of
-start_replica() { # name binary redis-port extra
-	local name=$1 bin=$2 rp=$3 extra=${4:-} admin site
-	admin=$(port)
-	site=$(port)
-	cat >"$dir/$name.Caddyfile" <<EOC
-{
-	admin 127.0.0.1:$admin
-}
-:$site {
-	bind 127.0.0.1
-	revocation {
-		redis redis://127.0.0.1:$rp
-		memory_budget off
-		$extra
-		jwt {
-			hmac_secret bench-secret-0123456789abcdef0123
-		}
-	}
-	respond "ok"
-}
-EOC
-	"$bin" run --config "$dir/$name.Caddyfile" --adapter caddyfile >"$dir/$name.log" 2>&1 &
-	pid_of[$name]=$!
-	admin_of[$name]=$admin
-	pids+=("$!")
-}
-now() { python3 -c 'import time; print(time.time())'; }
-wait_ready() { # name t0 -> seconds
-	until curl -sf "http://127.0.0.1:${admin_of[$1]}/revocation/ready" >/dev/null 2>&1; do
-		kill -0 "${pid_of[$1]}" 2>/dev/null || { echo "replica $1 died:" >&2; tail -5 "$dir/$1.log" >&2; return 1; }
-		sleep 0.05
-	done
-	python3 -c "import time; print(f'{time.time() - $2:.2f}')"
-}
-kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/${pid_of[$1]}/status"; }
-row() { # label name empty-name n
-	local rss hwm rss0 hwm0
-	rss=$(kb "$2" VmRSS); hwm=$(kb "$2" VmHWM); rss0=$(kb "$3" VmRSS); hwm0=$(kb "$3" VmHWM)
-	python3 -c "n=$4; print(f'%-28s RSS %8.1f MB  peak %8.1f MB  (empty %5.1f / %5.1f MB)  per entry: %5.2f B settled, %5.2f B peak' % ('$1', $rss/1024, $hwm/1024, $rss0/1024, $hwm0/1024, ($rss-$rss0)*1024/n, ($hwm-$hwm0)*1024/n))"
-}
-used() { redis-cli -p "$1" INFO memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r'; }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+replica_lines="memory_budget off"
+. bench/lib.sh
 
 case "${1:-}" in
 fill)
