@@ -22,14 +22,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +38,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -106,8 +103,8 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	b := &bench{o: o, work: work, figures: map[string]any{}}
-	defer b.stopAll()
+	b := &bench{Group: proc.Group{Work: work}, o: o, figures: map[string]any{}}
+	defer b.StopAll()
 	if err := b.measure(); err != nil {
 		return err
 	}
@@ -121,20 +118,12 @@ func run() error {
 }
 
 type bench struct {
+	proc.Group
 	o        options
-	work     string
-	procs    []*exec.Cmd
 	redis    *redis.Client
 	redisPID int
 	rport    int
 	figures  map[string]any
-}
-
-type replica struct {
-	name  string
-	cmd   *exec.Cmd
-	admin string // http://127.0.0.1:port
-	site  string // http://127.0.0.1:port/
 }
 
 func (b *bench) report(key, format string, args ...any) {
@@ -207,11 +196,11 @@ func (b *bench) measure() error {
 	stormDone.Wait()
 	b.report("storm", "storm: %d revocations in %.1f s = %.0f/s through one replica's admin API, %s (target %d/s; %d late or failed)",
 		st.applied.Load(), st.took.Seconds(), float64(st.applied.Load())/st.took.Seconds(), stormKind(b.o.single), b.o.rate, st.missed.Load())
-	proc.Stop(c.cmd)
+	proc.Stop(c.Cmd)
 
 	// Throughput into one Redis: bulk calls, as the CLI sends them, then
 	// one revocation per call.
-	for _, set := range [][]*replica{{a}, {a, r}} {
+	for _, set := range [][]*proc.Replica{{a}, {a, r}} {
 		if err := b.throughput(ctx, set); err != nil {
 			return err
 		}
@@ -222,14 +211,14 @@ func (b *bench) measure() error {
 // singleThroughput sends o.singles revocations to r, one admin call each
 // from 64 workers (at most 60 s), and reports revocations per second and
 // the CPU time of Redis and of the replica per revocation.
-func (b *bench) singleThroughput(ctx context.Context, r *replica) error {
+func (b *bench) singleThroughput(ctx context.Context, r *proc.Replica) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	rcpu0, err := procstat.CPU(b.redisPID)
 	if err != nil {
 		return err
 	}
-	ccpu0, err := procstat.CPU(r.cmd.Process.Pid)
+	ccpu0, err := procstat.CPU(r.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -240,7 +229,7 @@ func (b *bench) singleThroughput(ctx context.Context, r *replica) error {
 	for range 64 {
 		wg.Go(func() {
 			for i := next.Add(1); i <= int64(b.o.singles) && ctx.Err() == nil; i = next.Add(1) {
-				if _, err := adminPost(ctx, r, []byte(`{"jti":"single-`+strconv.FormatInt(i, 10)+`","expires":"1h"}`)); err != nil {
+				if _, err := r.Revoke(ctx, client, []byte(`{"jti":"single-`+strconv.FormatInt(i, 10)+`","expires":"1h"}`)); err != nil {
 					failed.CompareAndSwap(nil, err)
 					return
 				}
@@ -257,7 +246,7 @@ func (b *bench) singleThroughput(ctx context.Context, r *replica) error {
 	if err != nil {
 		return err
 	}
-	ccpu1, err := procstat.CPU(r.cmd.Process.Pid)
+	ccpu1, err := procstat.CPU(r.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -280,30 +269,17 @@ func (b *bench) reportLatencies(key, what string, lat []time.Duration) {
 	slices.Sort(lat)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.report(key, "%s: %d samples, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms",
-		what, len(lat), ms(pct(lat, 0.5)), ms(pct(lat, 0.9)), ms(pct(lat, 0.99)), ms(lat[len(lat)-1]))
-}
-
-func pct(sorted []time.Duration, q float64) time.Duration {
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
+		what, len(lat), ms(proc.Pct(lat, 0.5)), ms(proc.Pct(lat, 0.9)), ms(proc.Pct(lat, 0.99)), ms(lat[len(lat)-1]))
 }
 
 func (b *bench) startRedis(ctx context.Context) error {
-	b.rport = proc.FreePort()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(b.rport), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", b.work)
-	if err := b.start(cmd); err != nil {
+	port, cmd, err := b.Redis("")
+	if err != nil {
 		return err
 	}
-	b.redisPID = cmd.Process.Pid
-	b.redis = redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(b.rport)})
-	for i := 0; i < 200; i++ {
-		if b.redis.Ping(ctx).Err() == nil {
-			return b.startRedisReplica(ctx)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return errors.New("redis-server did not answer")
+	b.rport, b.redisPID = port, cmd.Process.Pid
+	b.redis = redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	return b.startRedisReplica(ctx)
 }
 
 // startRedisReplica starts, with -redis-replica, a replica of Redis and
@@ -313,15 +289,12 @@ func (b *bench) startRedisReplica(ctx context.Context) error {
 	if !b.o.redisReplica {
 		return nil
 	}
-	port := proc.FreePort()
-	dir := filepath.Join(b.work, "replica")
+	dir := filepath.Join(b.Work, "replica")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--repl-diskless-sync-delay", "0",
-		"--replicaof", "127.0.0.1", strconv.Itoa(b.rport))
-	if err := b.start(cmd); err != nil {
+	port, _, err := b.Redis(dir, "--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", strconv.Itoa(b.rport))
+	if err != nil {
 		return err
 	}
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
@@ -351,28 +324,18 @@ func (b *bench) fill(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+b.work, "XDG_CONFIG_HOME="+b.work, "HOME="+b.work)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", cmd.Path, err)
-	}
-	b.procs = append(b.procs, cmd)
-	return nil
-}
-
 // startReplica starts a caddy replica and returns once it is ready, with
 // the time from its start.
-func (b *bench) startReplica(name string) (*replica, time.Duration, error) {
-	admin, site := proc.FreePort(), proc.FreePort()
-	wait := ""
+func (b *bench) startReplica(name string) (*proc.Replica, time.Duration, error) {
+	opts := ""
 	if b.o.wait != "" {
-		wait = "\n\t\tredis_wait_replicas " + b.o.wait
+		opts = "\n\t\tredis_wait_replicas " + b.o.wait
 	}
 	if b.o.snapEvery != "" {
-		wait += "\n\t\tsnapshot_every " + b.o.snapEvery
+		opts += "\n\t\tsnapshot_every " + b.o.snapEvery
 	}
-	cfg := fmt.Sprintf(`{
+	return b.Caddy(b.o.caddy, name, func(admin, site int) string {
+		return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 }
 :%d {
@@ -385,44 +348,14 @@ func (b *bench) startReplica(name string) (*replica, time.Duration, error) {
 	}
 	respond "ok"
 }
-`, admin, site, b.rport, wait, hmacSecret)
-	path := filepath.Join(b.work, name+".Caddyfile")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, 0, err
-	}
-	logf, err := os.Create(filepath.Join(b.work, name+".log"))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(b.o.caddy, "run", "--config", path, "--adapter", "caddyfile")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := b.start(cmd); err != nil {
-		return nil, 0, err
-	}
-	r := &replica{name: name, cmd: cmd,
-		admin: "http://127.0.0.1:" + strconv.Itoa(admin), site: "http://127.0.0.1:" + strconv.Itoa(site) + "/"}
-	client := &http.Client{Timeout: time.Second}
-	for time.Since(t0) < 120*time.Second {
-		resp, err := client.Get(r.admin + "/revocation/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, time.Since(t0), nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(logf.Name())
-	return nil, 0, fmt.Errorf("replica %s not ready within 120 s:\n%s", name, tail(log, 2000))
+`, admin, site, b.rport, opts, hmacSecret)
+	}, 120*time.Second)
 }
 
 // loadSource reads from a replica's log where its first load came from
 // ("snapshot" or "keys"), as the store logs it.
-func (b *bench) loadSource(r *replica) string {
-	log, _ := os.ReadFile(filepath.Join(b.work, r.name+".log"))
+func (b *bench) loadSource(r *proc.Replica) string {
+	log, _ := os.ReadFile(r.Log)
 	m := sourceRe.FindSubmatch(log)
 	if m == nil {
 		return "?"
@@ -432,41 +365,13 @@ func (b *bench) loadSource(r *replica) string {
 
 var sourceRe = regexp.MustCompile(`"source":"([a-z_]*)"`)
 
-func tail(b []byte, n int) []byte {
-	return b[max(0, len(b)-n):]
-}
-
 var client = &http.Client{
 	Timeout:   10 * time.Second,
 	Transport: &http.Transport{MaxIdleConnsPerHost: 64},
 }
 
-func adminPost(ctx context.Context, r *replica, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.admin+"/revocation/revoke", bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("revoke at %s: %w", r.name, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("revoke at %s: status %d: %s", r.name, resp.StatusCode, data)
-	}
-	var out struct {
-		Applied int `json:"applied"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		return 0, fmt.Errorf("revoke at %s: %w: %s", r.name, err, data)
-	}
-	return max(out.Applied, 1), nil
-}
-
-func status(r *replica, token string) (int, error) {
-	req, err := http.NewRequest(http.MethodGet, r.site, nil)
+func status(r *proc.Replica, token string) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+r.Addr+"/", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -490,7 +395,7 @@ func token(jti string) (string, error) {
 // propagation revokes n tokens, one after another, through from's admin
 // API and measures, for each, the time from the call's answer to the
 // first 401 answered by to (polled without pause; at most 5 s each).
-func (b *bench) propagation(from, to *replica, n int, tag string) ([]time.Duration, error) {
+func (b *bench) propagation(from, to *proc.Replica, n int, tag string) ([]time.Duration, error) {
 	var lat []time.Duration
 	for i := range n {
 		jti := fmt.Sprintf("prop-%s-%d", tag, i)
@@ -501,7 +406,7 @@ func (b *bench) propagation(from, to *replica, n int, tag string) ([]time.Durati
 		if st, err := status(to, tok); err != nil || st != http.StatusOK {
 			return nil, fmt.Errorf("%s before revoking: %d %v", jti, st, err)
 		}
-		if _, err := adminPost(context.Background(), from, []byte(`{"jti":"`+jti+`","expires":"1h"}`)); err != nil {
+		if _, err := from.Revoke(context.Background(), client, []byte(`{"jti":"`+jti+`","expires":"1h"}`)); err != nil {
 			return nil, err
 		}
 		answered := time.Now()
@@ -518,7 +423,7 @@ func (b *bench) propagation(from, to *replica, n int, tag string) ([]time.Durati
 				return nil, fmt.Errorf("%s: status %d while waiting", jti, st)
 			}
 			if time.Since(answered) > 5*time.Second {
-				return nil, fmt.Errorf("%s: not blocked at %s after 5 s", jti, to.name)
+				return nil, fmt.Errorf("%s: not blocked at %s after 5 s", jti, to.Name)
 			}
 		}
 	}
@@ -535,7 +440,7 @@ type storm struct {
 // as one bulk call, at most four in flight (a tick with four in flight
 // counts as missed), or, single, as one call each from 64 workers (a
 // revocation that finds a backlog of 1000 counts as missed).
-func (s *storm) run(ctx context.Context, r *replica, rate int, single bool) {
+func (s *storm) run(ctx context.Context, r *proc.Replica, rate int, single bool) {
 	per := max(1, rate/100)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -549,7 +454,7 @@ func (s *storm) run(ctx context.Context, r *replica, rate int, single bool) {
 		for range 64 {
 			wg.Go(func() {
 				for jti := range jobs {
-					if _, err := adminPost(context.WithoutCancel(ctx), r, []byte(`{"jti":"`+jti+`","expires":"1h"}`)); err != nil {
+					if _, err := r.Revoke(context.WithoutCancel(ctx), client, []byte(`{"jti":"`+jti+`","expires":"1h"}`)); err != nil {
 						s.missed.Add(1)
 						continue
 					}
@@ -595,7 +500,7 @@ func (s *storm) run(ctx context.Context, r *replica, rate int, single bool) {
 		body.WriteByte(']')
 		wg.Go(func() {
 			defer func() { <-sem }()
-			n, err := adminPost(context.WithoutCancel(ctx), r, []byte(body.String()))
+			n, err := r.Revoke(context.WithoutCancel(ctx), client, []byte(body.String()))
 			if err != nil {
 				s.missed.Add(1)
 				return
@@ -608,7 +513,7 @@ func (s *storm) run(ctx context.Context, r *replica, rate int, single bool) {
 // throughput sends o.bulkTotal revocations to each replica of set, in
 // bulk calls of o.bulkPart with o.senders at once per replica, and
 // reports revocations per second and Redis CPU per revocation.
-func (b *bench) throughput(ctx context.Context, set []*replica) error {
+func (b *bench) throughput(ctx context.Context, set []*proc.Replica) error {
 	cpu0, err := procstat.CPU(b.redisPID)
 	if err != nil {
 		return err
@@ -635,7 +540,7 @@ func (b *bench) throughput(ctx context.Context, set []*replica) error {
 						fmt.Fprintf(&body, `{"jti":"bulk-%d-%d-%d-%d","expires":"1h"}`, len(set), ri, p, i)
 					}
 					body.WriteByte(']')
-					n, err := adminPost(ctx, r, []byte(body.String()))
+					n, err := r.Revoke(ctx, client, []byte(body.String()))
 					if err != nil {
 						errs <- err
 						return
@@ -660,10 +565,4 @@ func (b *bench) throughput(ctx context.Context, set []*replica) error {
 		"revocations into one Redis through %d replica(s)' admin API, bulk calls of %d, %d at once each: %d in %.2f s = %.0f/s; Redis CPU %.1f µs per revocation",
 		len(set), b.o.bulkPart, b.o.senders, n, took.Seconds(), float64(n)/took.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(n))
 	return nil
-}
-
-func (b *bench) stopAll() {
-	for _, p := range slices.Backward(b.procs) {
-		proc.Stop(p)
-	}
 }

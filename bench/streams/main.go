@@ -27,12 +27,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -95,26 +93,18 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	b := &bench{o: o, work: work}
+	b := &bench{Group: proc.Group{Work: work}, o: o}
 	defer b.stopAll()
 	return b.measure()
 }
 
 type bench struct {
+	proc.Group
 	o     options
-	work  string
-	procs []*exec.Cmd
 	rport int
 	up    *http.Server
 	upURL string
 	seq   atomic.Int64
-}
-
-type replica struct {
-	name  string
-	cmd   *exec.Cmd
-	admin string // http://127.0.0.1:port
-	addr  string // 127.0.0.1:port of the site
 }
 
 func (b *bench) measure() error {
@@ -135,7 +125,7 @@ func (b *bench) measure() error {
 	fmt.Printf("streams: %s, %d cores shared with the other processes of the machine; figures of one run\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU())
 	for _, held := range []int{0, b.o.streams} {
 		if held > 0 {
-			rss0 := rss(r.cmd.Process.Pid)
+			rss0 := rss(r.Cmd.Process.Pid)
 			conns, err := b.hold(r, held)
 			if err != nil {
 				return err
@@ -146,7 +136,7 @@ func (b *bench) measure() error {
 				}
 			}()
 			time.Sleep(time.Second)
-			rss1 := rss(r.cmd.Process.Pid)
+			rss1 := rss(r.Cmd.Process.Pid)
 			open, _ := streamsOpen(r)
 			fmt.Printf("%d streams held open at B (B's status says %d): B's resident memory +%.1f MiB, %.1f KiB per stream (Caddy's proxied stream included)\n",
 				held, open, float64(rss1-rss0)/(1<<20), float64(rss1-rss0)/1024/float64(held))
@@ -163,10 +153,10 @@ func (b *bench) measure() error {
 		var wg sync.WaitGroup
 		wg.Go(func() { st.run(ctx, a, b.o.rate) })
 		time.Sleep(2 * time.Second) // let the storm settle
-		cpu0, _ := procstat.CPU(r.cmd.Process.Pid)
+		cpu0, _ := procstat.CPU(r.Cmd.Process.Pid)
 		n0 := st.applied.Load()
 		time.Sleep(b.o.window)
-		cpu1, _ := procstat.CPU(r.cmd.Process.Pid)
+		cpu1, _ := procstat.CPU(r.Cmd.Process.Pid)
 		n1 := st.applied.Load()
 		end, prop, err = b.latencies(a, r)
 		stop()
@@ -186,19 +176,10 @@ func report(what string, lat []time.Duration) {
 	slices.Sort(lat)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	fmt.Printf("%s: %d samples, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-		what, len(lat), ms(pct(lat, 0.5)), ms(pct(lat, 0.9)), ms(pct(lat, 0.99)), ms(lat[len(lat)-1]))
+		what, len(lat), ms(proc.Pct(lat, 0.5)), ms(proc.Pct(lat, 0.9)), ms(proc.Pct(lat, 0.99)), ms(lat[len(lat)-1]))
 }
 
-func pct(sorted []time.Duration, q float64) time.Duration {
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-// latencies takes o.samples of each: a stream at B of a fresh token,
-// whose jti is revoked at A, timed from the admin call's answer to the
-// stream's end at the client; and a token revoked at A, timed to the
-// first 401 at B (polled without pause).
-func (b *bench) latencies(a, r *replica) (end, prop []time.Duration, err error) {
+func (b *bench) latencies(a, r *proc.Replica) (end, prop []time.Duration, err error) {
 	for range b.o.samples {
 		jti := "victim-" + strconv.FormatInt(b.seq.Add(1), 10)
 		tok, err := token("victim", jti)
@@ -258,7 +239,7 @@ func (b *bench) latencies(a, r *replica) (end, prop []time.Duration, err error) 
 
 // hold opens n event streams at r, each with a token of its own user,
 // and returns their connections once each has received its first event.
-func (b *bench) hold(r *replica, n int) ([]net.Conn, error) {
+func (b *bench) hold(r *proc.Replica, n int) ([]net.Conn, error) {
 	conns := make([]net.Conn, 0, n)
 	for i := range n {
 		tok, err := token("holder-"+strconv.Itoa(i), "held-"+strconv.Itoa(i))
@@ -276,12 +257,12 @@ func (b *bench) hold(r *replica, n int) ([]net.Conn, error) {
 
 // openSSE opens an event stream at r with tok over a connection of its
 // own and returns once the first event has arrived.
-func openSSE(r *replica, tok string) (net.Conn, *bufio.Reader, error) {
-	c, err := net.Dial("tcp", r.addr)
+func openSSE(r *proc.Replica, tok string) (net.Conn, *bufio.Reader, error) {
+	c, err := net.Dial("tcp", r.Addr)
 	if err != nil {
 		return nil, nil, err
 	}
-	fmt.Fprintf(c, "GET /events HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n", r.addr, tok)
+	fmt.Fprintf(c, "GET /events HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n", r.Addr, tok)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	for {
@@ -311,8 +292,8 @@ func token(sub, jti string) (string, error) {
 
 var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
-func get(r *replica, tok string) (int, error) {
-	req, _ := http.NewRequest(http.MethodGet, "http://"+r.addr+"/api", nil)
+func get(r *proc.Replica, tok string) (int, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+r.Addr+"/api", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -323,30 +304,13 @@ func get(r *replica, tok string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func adminPost(ctx context.Context, r *replica, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.admin+"/revocation/revoke", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("revoke at %s: %w", r.name, err)
-	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("revoke at %s: status %d: %s", r.name, resp.StatusCode, data)
-	}
-	return nil
+func adminRevoke(r *proc.Replica, jti string) error {
+	_, err := r.Revoke(context.Background(), client, []byte(`{"jti":"`+jti+`","expires":"1h"}`))
+	return err
 }
 
-func adminRevoke(r *replica, jti string) error {
-	return adminPost(context.Background(), r, []byte(`{"jti":"`+jti+`","expires":"1h"}`))
-}
-
-func streamsOpen(r *replica) (int, error) {
-	resp, err := client.Get(r.admin + "/revocation/status")
+func streamsOpen(r *proc.Replica) (int, error) {
+	resp, err := client.Get(r.Admin + "/revocation/status")
 	if err != nil {
 		return 0, err
 	}
@@ -368,7 +332,7 @@ type storm struct {
 	missed  atomic.Int64
 }
 
-func (s *storm) run(ctx context.Context, r *replica, rate int) {
+func (s *storm) run(ctx context.Context, r *proc.Replica, rate int) {
 	per := max(1, rate/100)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -398,7 +362,7 @@ func (s *storm) run(ctx context.Context, r *replica, rate int) {
 		body.WriteByte(']')
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := adminPost(context.WithoutCancel(ctx), r, []byte(body.String())); err != nil {
+			if _, err := r.Revoke(context.WithoutCancel(ctx), client, []byte(body.String())); err != nil {
 				s.missed.Add(1)
 				return
 			}
@@ -419,20 +383,9 @@ func rss(pid int) int64 {
 }
 
 func (b *bench) startRedis() error {
-	b.rport = proc.FreePort()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(b.rport), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", b.work)
-	if err := b.start(cmd); err != nil {
-		return err
-	}
-	for range 200 {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(b.rport)); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return errors.New("redis-server did not answer")
+	port, _, err := b.Redis("")
+	b.rport = port
+	return err
 }
 
 // startUpstream serves the app: /events sends one event and holds the
@@ -457,19 +410,9 @@ func (b *bench) startUpstream() error {
 	return nil
 }
 
-func (b *bench) start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+b.work, "XDG_CONFIG_HOME="+b.work, "HOME="+b.work)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", cmd.Path, err)
-	}
-	b.procs = append(b.procs, cmd)
-	return nil
-}
-
-func (b *bench) startReplica(name string) (*replica, error) {
-	admin, site := proc.FreePort(), proc.FreePort()
-	cfg := fmt.Sprintf(`{
+func (b *bench) startReplica(name string) (*proc.Replica, error) {
+	r, _, err := b.Caddy(b.o.caddy, name, func(admin, site int) string {
+		return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 }
 :%d {
@@ -486,42 +429,13 @@ func (b *bench) startReplica(name string) (*replica, error) {
 	reverse_proxy %s
 }
 `, admin, site, b.rport, hmacSecret, b.upURL)
-	path := filepath.Join(b.work, name+".Caddyfile")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(b.work, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(b.o.caddy, "run", "--config", path, "--adapter", "caddyfile")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := b.start(cmd); err != nil {
-		return nil, err
-	}
-	r := &replica{name: name, cmd: cmd, admin: "http://127.0.0.1:" + strconv.Itoa(admin), addr: "127.0.0.1:" + strconv.Itoa(site)}
-	t0 := time.Now()
-	for time.Since(t0) < 60*time.Second {
-		resp, err := client.Get(r.admin + "/revocation/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(logf.Name())
-	return nil, fmt.Errorf("replica %s not ready within 60 s:\n%s", name, log[max(0, len(log)-2000):])
+	}, 60*time.Second)
+	return r, err
 }
 
 func (b *bench) stopAll() {
 	if b.up != nil {
 		_ = b.up.Close()
 	}
-	for _, p := range slices.Backward(b.procs) {
-		proc.Stop(p)
-	}
+	b.StopAll()
 }
