@@ -112,10 +112,10 @@ type openStream struct {
 // and is ended, the server itself cancels its context (see
 // cancelOrdinary); HTTP/3, whose server offers no such way, gets a
 // context of its own too.
-func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, creds []extract.Credential, now time.Time) error {
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *extract.Extraction, now time.Time) error {
 	st := h.store
 	s := st.newStream()
-	*s = openStream{ResponseWriter: w, h: h, store: st, shard: s.shard, creds: creds, start: now, kind: streamKind(r), req: r}
+	*s = openStream{ResponseWriter: w, h: h, store: st, shard: s.shard, creds: x.Creds, start: now, kind: streamKind(r, &x.Stream), req: r}
 	if s.kind != "" || r.ProtoMajor > 2 {
 		var ctx context.Context
 		ctx, s.cancel = context.WithCancelCause(r.Context())
@@ -171,30 +171,22 @@ func (s *openStream) cancelOrdinary() {
 // streamKind says what a request opens that is worth registering at
 // once, "" for an ordinary request.
 //
-// It runs on every proxied request, so it reads the header map by the
-// canonical names directly: the servers (HTTP/1.x, 2 and 3) store the
-// names canonical, and Header.Get would canonicalize each name again.
-func streamKind(r *http.Request) string {
+// It runs on every proxied request, so it takes the headers it reads
+// from the extraction (hdr), which noted them in its own pass over the
+// header map, rather than looking each up again.
+func streamKind(r *http.Request, hdr *extract.StreamHeaders) string {
 	switch {
 	case r.Method == http.MethodConnect:
 		return "connect" // an HTTP/2 extended CONNECT (WebSocket over HTTP/2) or a tunnel
-	case headerValue(r.Header, "Upgrade") != "":
+	case hdr.Upgrade != "":
 		if isWebSocket(r) {
 			return "websocket"
 		}
 		return "upgrade"
-	case strings.Contains(headerValue(r.Header, "Accept"), "text/event-stream"):
+	case strings.Contains(hdr.Accept, "text/event-stream"):
 		return "event_stream"
-	case strings.HasPrefix(headerValue(r.Header, "Content-Type"), "application/grpc"):
+	case strings.HasPrefix(hdr.ContentType, "application/grpc"):
 		return "grpc"
-	}
-	return ""
-}
-
-// headerValue is h.Get(key) for a key already canonical.
-func headerValue(h http.Header, key string) string {
-	if v := h[key]; len(v) > 0 {
-		return v[0]
 	}
 	return ""
 }
