@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -128,6 +129,21 @@ func TestMatchEndpointsJSON(t *testing.T) {
 	out, err := json.Marshal(m)
 	if err != nil || string(out) != `["/a","/B"]` {
 		t.Fatalf("marshalled %s, %v", out, err)
+	}
+}
+
+// TestMatchEndpointsCaddyfile: a named matcher of a Caddyfile reads its
+// paths, and refuses a block.
+func TestMatchEndpointsCaddyfile(t *testing.T) {
+	var m MatchEndpoints
+	if err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser("revocation_endpoints /a /B/c")); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Paths) != 2 || m.Paths[0] != "/a" || m.Paths[1] != "/B/c" {
+		t.Fatalf("read %q", m.Paths)
+	}
+	if err := new(MatchEndpoints).UnmarshalCaddyfile(caddyfile.NewTestDispenser("revocation_endpoints /a {\n\tx\n}")); err == nil {
+		t.Fatal("a block was accepted")
 	}
 }
 
