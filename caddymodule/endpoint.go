@@ -248,7 +248,8 @@ func (h *Handler) expand(hp httpcaddyfile.Helper, matcherSet caddy.ModuleMap) ([
 // route that matches the endpoints' paths, holding one route per
 // endpoint (its handler on its path), then the guard without those
 // options. A request on none of those paths costs one path match before
-// the guard; the endpoints' own routes run only on their paths. A guard
+// the guard (MatchEndpoints, when the paths are plain); the endpoints'
+// own routes run only on their paths. A guard
 // that enables no endpoint is its own one route.
 func (h *Handler) expandedRoutes() (caddyhttp.RouteList, error) {
 	legacy := h.LegacyEndpoints
@@ -272,9 +273,15 @@ func (h *Handler) expandedRoutes() (caddyhttp.RouteList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("endpoint paths: %w", err)
 	}
+	// Every proxied request passes this matcher: for plain paths ours
+	// matches as Caddy's path matcher does, with one lookup.
+	matcher := "path"
+	if literalPaths(paths) {
+		matcher = "revocation_endpoints"
+	}
 	return caddyhttp.RouteList{
 		{
-			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": pathsRaw}},
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{matcher: pathsRaw}},
 			HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(&caddyhttp.Subroute{Routes: endpoints}, "handler", "subroute", nil)},
 		},
 		guard,

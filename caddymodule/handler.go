@@ -552,7 +552,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
 		return h.serveAppLogout(w, r, next, d.named)
 	}
-	return h.proxy(w, r, next, x.Creds, now)
+	return h.proxy(w, r, next, &x, now)
 }
 
 // budget bounds the costly work of one request. Hashing a candidate is

@@ -124,6 +124,28 @@ type Extraction struct {
 	// larger than the limit, or in a content encoding the guard cannot
 	// undo.
 	Uninspected bool
+	// Stream holds the headers that tell a stream from an ordinary
+	// request, read in the same pass over the header map.
+	Stream StreamHeaders
+}
+
+// StreamHeaders are the first values of a request's Upgrade, Accept and
+// Content-Type headers (the server's canonical names), which the guard
+// needs after Extract to tell a stream (an upgrade, an event stream,
+// gRPC) from an ordinary request. Extract notes them as it walks the
+// header map, so that the guard looks none of them up again; a request
+// whose only headers are its credentials (an API client's, often) has
+// none of them, and its map is not walked at all.
+type StreamHeaders struct {
+	Upgrade, Accept, ContentType string
+}
+
+// first is the first of a header's values, as http.Header.Get reads it.
+func first(vals []string) string {
+	if len(vals) > 0 {
+		return vals[0]
+	}
+	return ""
 }
 
 // add records a candidate, and the readings of it that some framework
@@ -291,6 +313,12 @@ func (e *Extractor) Extract(r *http.Request, known *revocation.ValueChecker, dl 
 				if plainAuth {
 					continue
 				}
+			case "Upgrade":
+				x.Stream.Upgrade = first(vals)
+			case "Accept":
+				x.Stream.Accept = first(vals)
+			case "Content-Type":
+				x.Stream.ContentType = first(vals)
 			}
 			named := len(e.Headers) > 0 && slices.Contains(e.Headers, HeaderNameKey(name))
 			for _, v := range vals {

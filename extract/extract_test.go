@@ -259,3 +259,42 @@ func TestExtractCapsValues(t *testing.T) {
 		t.Fatalf("capped %v at %d values", x.ValuesCapped, x.values)
 	}
 }
+
+// The guard tells a stream from an ordinary request by the Upgrade,
+// Accept and Content-Type headers that Extract notes: each is noted
+// whatever else the request carries (short values, values known clean,
+// a plain bearer token or another scheme, cookies), as Header.Get reads
+// it, and a request without them notes none.
+func TestExtractNotesStreamHeaders(t *testing.T) {
+	const tok = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+	for _, c := range []struct {
+		name    string
+		headers map[string][]string
+		want    StreamHeaders
+	}{
+		{"bearer alone", map[string][]string{"Authorization": {"Bearer " + tok}}, StreamHeaders{}},
+		{"bearer and cookies", map[string][]string{"Authorization": {"Bearer " + tok}, "Cookie": {"a=b"}}, StreamHeaders{}},
+		{"websocket", map[string][]string{"Authorization": {"Bearer " + tok}, "Upgrade": {"websocket", "h2c"}, "Connection": {"Upgrade"}},
+			StreamHeaders{Upgrade: "websocket"}},
+		{"event stream", map[string][]string{"Accept": {"text/event-stream"}, "Cookie": {"session=" + tok}},
+			StreamHeaders{Accept: "text/event-stream"}},
+		{"grpc, another scheme", map[string][]string{"Authorization": {"Basic dXNlcjpwYXNz"}, "Content-Type": {"application/grpc+proto"}},
+			StreamHeaders{ContentType: "application/grpc+proto"}},
+		{"browser", map[string][]string{"Authorization": {"Bearer " + tok}, "Accept": {"*/*"}, "Content-Type": {"text/plain"}, "User-Agent": {"Mozilla/5.0"}},
+			StreamHeaders{Accept: "*/*", ContentType: "text/plain"}},
+		{"empty value", map[string][]string{"Upgrade": {}, "Accept": {""}}, StreamHeaders{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/x", nil)
+			r.Header = http.Header(c.headers)
+			x := testExtractor().Extract(r, nil, nil)
+			if x.Stream != c.want {
+				t.Errorf("noted %+v, want %+v", x.Stream, c.want)
+			}
+			// As Header.Get reads them.
+			if got := (StreamHeaders{r.Header.Get("Upgrade"), r.Header.Get("Accept"), r.Header.Get("Content-Type")}); got != x.Stream {
+				t.Errorf("noted %+v, Header.Get reads %+v", x.Stream, got)
+			}
+		})
+	}
+}

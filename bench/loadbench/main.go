@@ -151,6 +151,16 @@ var scenarios = []scenario{
 		uri /check
 	}
 	reverse_proxy {{UP}}`, "hs256"},
+	// As a site block is usually written: the default endpoints (the
+	// three seed endpoints an app without app_id gets), whose route every
+	// proxied request passes before the guard.
+	{"revocation, HS256, default endpoints", `revocation {
+		redis redis://{{REDIS}}
+		jwt {
+			hmac_secret ` + hmacSecret + `
+		}
+	}
+	reverse_proxy {{UP}}`, "hs256"},
 }
 
 type result struct {
