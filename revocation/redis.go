@@ -416,11 +416,12 @@ func (s *RedisStore) Health() Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := Health{
-		Store:     StoreRedis,
-		Loaded:    s.loaded,
-		Connected: s.state == linkUp,
-		Confirmed: s.confirmedAt(),
-		LastError: s.lastErr,
+		Store:      StoreRedis,
+		Loaded:     s.loaded,
+		Connected:  s.state == linkUp,
+		Confirmed:  s.confirmedAt(),
+		LastError:  s.lastErr,
+		LoadedFrom: s.loadSource,
 	}
 	if b := s.dl.Budget(s.now().Unix()); b.Budget > 0 {
 		h.Memory = &b
