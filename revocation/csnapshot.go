@@ -161,6 +161,9 @@ func (s *RedisStore) loadCompactSnapshot(ctx context.Context, start time.Time) (
 	if err != nil {
 		return false, err
 	}
+	// Open streams of a credential the snapshot revokes end now: its
+	// values name no key to look them up by.
+	s.dl.appliedUnnamed()
 	if s.afterScan != nil {
 		s.afterScan()
 	}

@@ -388,3 +388,36 @@ func (l *lockedBuilder) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A stream opened before a compact replica's first load, with a
+// credential the compact snapshot revokes, ends once the snapshot is
+// installed, though its values name no key; one with a clean credential
+// stays open.
+func TestCompactSnapshotEndsOpenStreams(t *testing.T) {
+	srv := testredis.Start(t)
+	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true})
+	current(t, w)
+	commitCsnap(t, w, 0, 1000, nowSec())
+	current(t, w)
+	if err := w.writeCompactSnapshot(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true, Deferred: true})
+	dl := r.Denylist()
+	tr := NewTracker()
+	dl.SetApplied(func(es []Entry) { tr.Applied(dl, es, nowSec()) })
+	var ended, cleanEnded atomic.Bool
+	tr.Add([]Identity{{Token: csnapEntry(3, 0).Key}}, func(Reason, int) { ended.Store(true) })
+	tr.Add([]Identity{{Token: TokenKey("clean")}}, func(Reason, int) { cleanEnded.Store(true) })
+	r.Start()
+	current(t, r)
+	if got := loadedFrom(r); got != "compact snapshot" {
+		t.Fatalf("loaded from %q, want the compact snapshot", got)
+	}
+	if !ended.Load() {
+		t.Fatal("a stream of a revoked token is still open after the compact snapshot's load")
+	}
+	if cleanEnded.Load() {
+		t.Fatal("a clean stream was ended")
+	}
+}
