@@ -421,3 +421,27 @@ func TestCompactSnapshotEndsOpenStreams(t *testing.T) {
 		t.Fatal("a clean stream was ended")
 	}
 }
+
+// A compact snapshot larger than the memory budget leaves is not
+// installed (it would be whole or not at all): the replica loads entry
+// by entry, which holds what fits and counts the rest, and says why.
+func TestCompactSnapshotOverTheBudget(t *testing.T) {
+	srv := testredis.Start(t)
+	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true})
+	current(t, w)
+	commitCsnap(t, w, 0, 1000, nowSec())
+	current(t, w)
+	if err := w.writeCompactSnapshot(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuilder{}
+	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true, MemoryBudget: 1 << 20,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	waitFor(t, "the replica to load", func() bool { return r.Health().Loaded })
+	if got := loadedFrom(r); got != "keys" {
+		t.Fatalf("loaded from %q, want keys", got)
+	}
+	if !strings.Contains(logs.String(), "do not fit the memory budget") {
+		t.Fatalf("the log does not say why:\n%s", logs)
+	}
+}
