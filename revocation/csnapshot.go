@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -257,9 +258,7 @@ func (r *csnapReader) words(dst []uint32) error {
 	}
 	if !littleEndian {
 		for i, w := range dst {
-			b := (*[4]byte)(unsafe.Pointer(&dst[i]))
-			*b = [4]byte{byte(w), byte(w >> 8), byte(w >> 16), byte(w >> 24)}
-			dst[i] = binary.LittleEndian.Uint32(b[:])
+			dst[i] = bits.ReverseBytes32(w)
 		}
 	}
 	return nil
@@ -524,9 +523,7 @@ func wordBytes(w []uint32) []byte {
 	}
 	if !littleEndian {
 		for i, v := range w {
-			var b [4]byte
-			binary.LittleEndian.PutUint32(b[:], v)
-			w[i] = *(*uint32)(unsafe.Pointer(&b[0]))
+			w[i] = bits.ReverseBytes32(v)
 		}
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), len(w)*4)
