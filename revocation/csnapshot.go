@@ -85,7 +85,7 @@ func (s *RedisStore) readCompactHeader(ctx context.Context) (*csnapHeader, error
 	}
 	f := strings.Fields(v)
 	if len(f) != 8 || f[0] != csnapFormat {
-		return nil, fmt.Errorf("compact snapshot header %q: unknown format", v)
+		return nil, fmt.Errorf("%w: header %q: unknown format", errCsnapUnusable, v)
 	}
 	h := &csnapHeader{id: f[1], from: f[2], fingerprint: f[7]}
 	var ms int64
@@ -100,7 +100,7 @@ func (s *RedisStore) readCompactHeader(ctx context.Context) (*csnapHeader, error
 		err = errors.New("negative count")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("compact snapshot header %q: %w", v, err)
+		return nil, fmt.Errorf("%w: header %q: %w", errCsnapUnusable, v, err)
 	}
 	h.written = time.UnixMilli(ms)
 	return h, nil
@@ -413,10 +413,12 @@ func (d *Denylist) installCompact(i int, p *compactPart, kinds [3]int64) error {
 // a compact snapshot when no replica wrote one within the period.
 func (s *RedisStore) maybeCompactSnapshot(ctx context.Context) error {
 	h, err := s.readCompactHeader(ctx)
-	if err != nil {
+	if errors.Is(err, errCsnapUnusable) {
 		// Unreadable, or another build's format: written over below.
 		s.log.Warn("compact denylist snapshot header not read; writing a new one", "error", err)
 		h = nil
+	} else if err != nil {
+		return err
 	}
 	if h != nil && h.fingerprint == s.hashKeyMark() && s.now().Sub(h.written) < s.snapEvery*9/10 {
 		return nil

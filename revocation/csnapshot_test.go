@@ -341,8 +341,9 @@ func TestCompactSnapshotNotUsed(t *testing.T) {
 	}
 }
 
-// Replicas take turns at the compact snapshot as at the exact one, and a
-// compact replica leaves the exact snapshot alone.
+// Replicas take turns at the compact snapshot as at the exact one, a
+// compact replica leaves the exact snapshot alone, and a compact snapshot
+// of another format is replaced.
 func TestCompactSnapshotTurns(t *testing.T) {
 	srv := testredis.Start(t)
 	ctx := context.Background()
@@ -368,6 +369,16 @@ func TestCompactSnapshotTurns(t *testing.T) {
 	}
 	if exact, err := a.readSnapshotHeader(ctx); err != nil || exact != nil {
 		t.Fatalf("a compact replica wrote an exact snapshot: %+v, %v", exact, err)
+	}
+	// A header of another format (another build's) is written over.
+	if err := a.client.Set(ctx, a.base+"csnap", "2 of another build", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.maybeSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if third, err := a.readCompactHeader(ctx); err != nil || third == nil || third.id == first.id {
+		t.Fatalf("a header of another format was not written over: %+v, %v", third, err)
 	}
 }
 
