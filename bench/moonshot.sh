@@ -122,13 +122,13 @@ measure)
 		sleep "$settle"
 		row "N=$n from the keys" "k$n" empty "$n"
 		# It writes a snapshot within a minute of being ready; a compact
-		# replica its compact snapshot (builds before it write none).
-		snap='revocation:{dl}:snap'
-		[[ "$extra" == *compact_denylist* ]] && snap='revocation:{dl}:csnap'
+		# replica its compact snapshot (builds before it write none: 150 s).
+		snap='revocation:{dl}:snap' limit=1000000
+		[[ "$extra" == *compact_denylist* ]] && snap='revocation:{dl}:csnap' limit=150
 		waited=0
-		until [ -n "$(redis-cli -p "$rport" GET "$snap")" ] || [ $waited -ge 150 ]; do sleep 1; waited=$((waited + 1)); done
+		until [ -n "$(redis-cli -p "$rport" GET "$snap")" ] || [ $waited -ge $limit ]; do sleep 1; waited=$((waited + 1)); done
 		if [ -z "$(redis-cli -p "$rport" GET "$snap")" ]; then
-			echo "N=$n: no snapshot written in 150 s"
+			echo "N=$n: no snapshot written in $limit s"
 			stop "${pid_of[k$n]}"
 			stop "$redis_pid"
 			continue
