@@ -56,27 +56,31 @@ measure)
 		[ -f "$data/$n.rdb" ] || continue
 		start_redis "$data/$n.rdb"
 		# The RDB's snapshot, if any, has expired or will: load from keys.
-		redis-cli -p "$rport" DEL 'revocation:{dl}:snap' >/dev/null
+		redis-cli -p "$rport" DEL 'revocation:{dl}:snap' 'revocation:{dl}:csnap' >/dev/null
 		echo "N=$n $bin ${extra:+($extra)}: redis used_memory $(( $(used "$rport") / n )) B per entry (the entries in their buckets)"
 		t0=$(now)
 		start_replica "k$n" "$bin" "$rport" "$extra"
 		echo "N=$n from the keys: ready $(wait_ready "k$n" "$t0") s after start"
 		sleep "$settle"
 		row "N=$n from the keys" "k$n" empty "$n"
-		if [[ "$extra" == *compact_denylist* ]]; then
-			# A compact replica writes no snapshot.
+		# It writes a snapshot within a minute of being ready; a compact
+		# replica its compact snapshot (builds before it write none: 150 s).
+		snap='revocation:{dl}:snap' limit=1000000
+		[[ "$extra" == *compact_denylist* ]] && snap='revocation:{dl}:csnap' limit=150
+		waited=0
+		until [ -n "$(redis-cli -p "$rport" GET "$snap")" ] || [ $waited -ge $limit ]; do sleep 1; waited=$((waited + 1)); done
+		if [ -z "$(redis-cli -p "$rport" GET "$snap")" ]; then
+			echo "N=$n: no snapshot written in $limit s"
 			stop "${pid_of[k$n]}"
 			stop "$redis_pid"
 			continue
 		fi
-		# It writes a snapshot within a minute of being ready.
-		until [ -n "$(redis-cli -p "$rport" GET 'revocation:{dl}:snap')" ]; do sleep 1; done
 		sleep 2
 		echo "N=$n: redis used_memory $(( $(used "$rport") / n )) B per entry (with the snapshot)"
 		stop "${pid_of[k$n]}"
 		t0=$(now)
 		start_replica "s$n" "$bin" "$rport" "$extra"
-		echo "N=$n from the snapshot: ready $(wait_ready "s$n" "$t0") s after start, $(grep -o '"source":"[a-z]*"' "$dir/s$n.log" | head -1)"
+		echo "N=$n from the snapshot: ready $(wait_ready "s$n" "$t0") s after start, $(grep -o '"source":"[a-z ]*"' "$dir/s$n.log" | head -1)"
 		sleep "$settle"
 		row "N=$n from the snapshot" "s$n" empty "$n"
 		stop "${pid_of[s$n]}"

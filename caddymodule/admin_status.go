@@ -39,6 +39,13 @@ type StoreStatus struct {
 	// Memory is how the local copy stands against memory_budget, absent
 	// when there is no budget.
 	Memory *MemoryStatus `json:"memory,omitempty"`
+	// LoadedFrom says where the local copy's last full load read:
+	// snapshot, compact snapshot, keys or carried (a reload kept it);
+	// absent before the first and for the embedded store.
+	LoadedFrom string `json:"loaded_from,omitempty"`
+	// Compact is what the compact denylist did, absent when
+	// compact_denylist is off.
+	Compact *CompactStatus `json:"compact,omitempty"`
 
 	// streamsOpen adds up, over the stores, to StatusResponse.StreamsOpen.
 	streamsOpen int64
@@ -53,6 +60,20 @@ type MemoryStatus struct {
 	// (until they expire, at NotHeldUntil).
 	NotHeld      int64      `json:"entries_not_held"`
 	NotHeldUntil *time.Time `json:"not_held_until,omitempty"`
+}
+
+// CompactStatus is the compact denylist's counters
+// (revocation.CompactStats).
+type CompactStatus struct {
+	// Static is how many fingerprints the static parts hold.
+	Static int64 `json:"static_values"`
+	// Matches is how many checks matched a fingerprint and asked Redis;
+	// Confirmed of them were revoked, FalseMatches were another key's,
+	// and Unconfirmed got no answer (and were blocked).
+	Matches      int64 `json:"matches"`
+	Confirmed    int64 `json:"confirmed"`
+	FalseMatches int64 `json:"false_matches"`
+	Unconfirmed  int64 `json:"unconfirmed"`
 }
 
 // LoadStatus is the progress of a full load of the local copy.
@@ -73,7 +94,12 @@ func (a *adminAPI) statuses() []StoreStatus {
 			Store: h.Store.String(), Describe: s.desc, KeyPrefix: s.prefix,
 			Entries: map[string]int64{}, Loaded: h.Loaded, Connected: h.Connected,
 			LastError: h.LastError, streamsOpen: s.tracker.Len(),
-			HashKey: s.hasher.Fingerprint(),
+			HashKey: s.hasher.Fingerprint(), LoadedFrom: h.LoadedFrom,
+		}
+		if dl := s.Denylist(); dl.Compact() {
+			c := dl.CompactStats()
+			st.Compact = &CompactStatus{Static: c.Static, Matches: c.Matches, Confirmed: c.Confirmed,
+				FalseMatches: c.FalseMatches, Unconfirmed: c.Unconfirmed}
 		}
 		if u := s.hasher.UnkeyedUntil(); !u.IsZero() && s.hasher.ChecksUnkeyed() {
 			st.UnkeyedUntil = &u

@@ -156,13 +156,14 @@ func TestDocsDocumentAdminAPI(t *testing.T) {
 		// default in a container) shows: everything but the fields
 		// omitted when empty.
 		now := time.Now()
-		want := fields(StoreStatus{Confirmed: &now, Memory: &MemoryStatus{}})
+		want := fields(StoreStatus{Confirmed: &now, Memory: &MemoryStatus{}, LoadedFrom: "snapshot"})
 		if !slices.Equal(got, want) {
 			t.Fatalf("docs status example has fields %v, a healthy store shows %v", got, want)
 		}
 		// The table describes every field a store may show, and the
 		// memory row every field of its object.
-		all := fields(StoreStatus{Confirmed: &now, Reason: "r", LastError: "e", HashKey: "h", UnkeyedUntil: &now, Load: &LoadStatus{}, Memory: &MemoryStatus{}})
+		all := fields(StoreStatus{Confirmed: &now, Reason: "r", LastError: "e", HashKey: "h", UnkeyedUntil: &now, Load: &LoadStatus{}, Memory: &MemoryStatus{},
+			LoadedFrom: "keys", Compact: &CompactStatus{}})
 		for _, f := range all {
 			if !strings.Contains(readme, "| `"+f+"` |") {
 				t.Errorf("the docs' status table does not describe %s", f)
@@ -173,6 +174,13 @@ func TestDocsDocumentAdminAPI(t *testing.T) {
 		for _, f := range fields(MemoryStatus{NotHeldUntil: &now}) {
 			if !strings.Contains(row, "`"+f+"`") {
 				t.Errorf("the docs' status table does not describe memory.%s", f)
+			}
+		}
+		_, row, _ = strings.Cut(readme, "| `compact` |")
+		row, _, _ = strings.Cut(row, "\n")
+		for _, f := range fields(CompactStatus{}) {
+			if !strings.Contains(row, "`"+f+"`") {
+				t.Errorf("the docs' status table does not describe compact.%s", f)
 			}
 		}
 	})

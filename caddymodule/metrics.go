@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,12 @@ func initMetrics() {
 				"Memory the local denylist's tables hold.", []string{"store", "prefix"}, nil),
 			notHeld: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_not_held_entries"),
 				"Revocations the local copy lacks for want of memory (the replica is not ready while above 0).", []string{"store", "prefix"}, nil),
+			loadedFrom: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "denylist_loaded_from"),
+				"1 for where the local denylist's last full load read: snapshot, compact_snapshot, keys or carried (a reload kept the copy).", []string{"store", "prefix", "source"}, nil),
+			compactStatic: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "compact_static_values"),
+				"Fingerprints the compact denylist's static parts hold (compact_denylist).", []string{"store", "prefix"}, nil),
+			compactMatches: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "compact_matches_total"),
+				"Checks that matched a fingerprint of the compact denylist and asked Redis, by result: confirmed (revoked), false (another key's) or unconfirmed (no answer: blocked).", []string{"store", "prefix", "result"}, nil),
 		}
 		metrics.blockedByWhat = make(map[string]prometheus.Counter, len(blockReasons))
 		for _, r := range blockReasons {
@@ -185,6 +192,8 @@ type storeCollector struct {
 	entries, staleness, up        *prometheus.Desc
 	loading, loadRead, loadExpect *prometheus.Desc
 	budget, tables, notHeld       *prometheus.Desc
+	loadedFrom                    *prometheus.Desc
+	compactStatic, compactMatches *prometheus.Desc
 }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -197,6 +206,9 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.budget
 	ch <- c.tables
 	ch <- c.notHeld
+	ch <- c.loadedFrom
+	ch <- c.compactStatic
+	ch <- c.compactMatches
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -235,5 +247,15 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, budget, h.Store.String(), s.prefix)
 		ch <- prometheus.MustNewConstMetric(c.tables, prometheus.GaugeValue, float64(dl.Bytes()), h.Store.String(), s.prefix)
 		ch <- prometheus.MustNewConstMetric(c.notHeld, prometheus.GaugeValue, notHeld, h.Store.String(), s.prefix)
+		if h.LoadedFrom != "" {
+			ch <- prometheus.MustNewConstMetric(c.loadedFrom, prometheus.GaugeValue, 1, h.Store.String(), s.prefix, strings.ReplaceAll(h.LoadedFrom, " ", "_"))
+		}
+		if dl.Compact() {
+			st := dl.CompactStats()
+			ch <- prometheus.MustNewConstMetric(c.compactStatic, prometheus.GaugeValue, float64(st.Static), h.Store.String(), s.prefix)
+			for result, n := range map[string]int64{"confirmed": st.Confirmed, "false": st.FalseMatches, "unconfirmed": st.Unconfirmed} {
+				ch <- prometheus.MustNewConstMetric(c.compactMatches, prometheus.CounterValue, float64(n), h.Store.String(), s.prefix, result)
+			}
+		}
 	})
 }

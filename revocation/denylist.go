@@ -106,7 +106,8 @@ type Denylist struct {
 	epoch atomic.Pointer[epoch]
 
 	// applied, when set, is told of every batch of entries Apply records,
-	// after they are visible to Check (SetApplied).
+	// after they are visible to Check, and with nil of a compact
+	// snapshot's values (SetApplied).
 	applied atomic.Pointer[func([]Entry)]
 
 	// mem is the memory budget and what the tables hold (budget.go).
@@ -207,13 +208,23 @@ func (d *Denylist) Apply(entries ...Entry) {
 // through Apply (a local commit, the change feed, a load, a snapshot), so
 // f hears of every revocation, wherever it was made. f runs on the
 // applying goroutine (a commit, the feed reader) and must not block.
-// nil removes it.
+// nil removes it. Entries recorded that cannot be named by key (a
+// compact snapshot's values) are told as nil: any credential may be
+// blocked now.
 func (d *Denylist) SetApplied(f func([]Entry)) {
 	if f == nil {
 		d.applied.Store(nil)
 		return
 	}
 	d.applied.Store(&f)
+}
+
+// appliedUnnamed tells SetApplied's function, with nil, that entries it
+// cannot be given by key were recorded.
+func (d *Denylist) appliedUnnamed() {
+	if f := d.applied.Load(); f != nil {
+		(*f)(nil)
+	}
 }
 
 // applyGlobal merges the global cutoff entry (mergeGlobal).

@@ -475,14 +475,19 @@ func (d *Denylist) compactApplied(s *shard) {
 	}
 }
 
-// compactLoaded ends a full load: every shard's delta is merged.
+// compactLoaded ends a full load: every shard's delta is merged. A shard
+// with an empty delta (all of them after a compact snapshot) is left as
+// it is: a merge would only rewrite its runs (the sweep drops what
+// expired).
 func (d *Denylist) compactLoaded() {
 	d.compact.loading.Store(false)
 	now := time.Now().Unix()
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.Lock()
-		d.mergeCompact(s, now)
+		if s.plain.live > 0 {
+			d.mergeCompact(s, now)
+		}
 		s.mu.Unlock()
 	}
 }

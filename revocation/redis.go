@@ -62,7 +62,8 @@ type RedisStore struct {
 	retain time.Duration
 	// snapEvery is how often a snapshot is written (negative: never).
 	snapEvery time.Duration
-	// loadSource says where the last full load read: "snapshot" or "keys".
+	// loadSource says where the last full load read: "snapshot",
+	// "compact snapshot" or "keys".
 	loadSource string
 	block      atomic.Int64 // XREAD BLOCK, nanoseconds; see LimitBlock
 	ioTimeout  time.Duration
@@ -74,7 +75,8 @@ type RedisStore struct {
 	replicas    atomic.Int64
 	healing     atomic.Bool // a heal is under way
 	// afterScan, when set (tests only), runs when a key-by-key load has
-	// read every key: what is committed then is missing from the copy.
+	// read every key, or a compact snapshot load every chunk: what is
+	// committed then is missing from the copy.
 	afterScan func()
 	dl        *Denylist
 	log       *slog.Logger
@@ -414,11 +416,12 @@ func (s *RedisStore) Health() Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := Health{
-		Store:     StoreRedis,
-		Loaded:    s.loaded,
-		Connected: s.state == linkUp,
-		Confirmed: s.confirmedAt(),
-		LastError: s.lastErr,
+		Store:      StoreRedis,
+		Loaded:     s.loaded,
+		Connected:  s.state == linkUp,
+		Confirmed:  s.confirmedAt(),
+		LastError:  s.lastErr,
+		LoadedFrom: s.loadSource,
 	}
 	if b := s.dl.Budget(s.now().Unix()); b.Budget > 0 {
 		h.Memory = &b

@@ -24,6 +24,16 @@ func (s *RedisStore) fullLoad(ctx context.Context) error {
 	s.loadStart.Store(start.UnixNano())
 	s.loading.Store(true)
 	defer s.loading.Store(false)
+	if s.dl.Compact() {
+		if ok, err := s.loadCompactSnapshot(ctx, start); ok {
+			return nil
+		} else if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			s.log.Warn("compact denylist snapshot unusable; loading otherwise", "error", err)
+		}
+	}
 	if ok, err := s.loadSnapshot(ctx, start); ok {
 		return nil
 	} else if err != nil {

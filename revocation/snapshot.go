@@ -25,7 +25,9 @@ import (
 // SnapshotEvery, under a short lock). Its keys expire a while after the
 // next one is due, so a replica reading an older one is not cut short.
 // A snapshot whose position the feed no longer holds is never used: the
-// replica then loads entry by entry.
+// replica then loads entry by entry. A compact replica writes and reads a
+// compact snapshot of its own instead (csnapshot.go), and reads this one
+// when there is no usable compact one.
 
 // snapshotChunk is the size of one snapshot chunk: 52428 records.
 const snapshotChunk = 1 << 20
@@ -189,8 +191,11 @@ func (s *RedisStore) maybeSnapshot(ctx context.Context) error {
 	s.mu.Lock()
 	ready := s.loaded && s.state == linkUp
 	s.mu.Unlock()
-	if !ready || s.dl.Compact() || s.Staleness(s.now()) > 2*time.Duration(s.block.Load())+time.Second {
+	if !ready || s.Staleness(s.now()) > 2*time.Duration(s.block.Load())+time.Second {
 		return nil
+	}
+	if s.dl.Compact() {
+		return s.maybeCompactSnapshot(ctx)
 	}
 	h, err := s.readSnapshotHeader(ctx)
 	if err != nil {

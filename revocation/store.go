@@ -117,6 +117,11 @@ type Health struct {
 	// Memory is how the local copy stands against its memory budget,
 	// nil when there is none.
 	Memory *BudgetStatus
+	// LoadedFrom says where the last full load of a shared store's local
+	// copy read: "snapshot", "compact snapshot", "keys", or "carried"
+	// (taken over from the store it replaced at a reload); empty before
+	// the first.
+	LoadedFrom string
 }
 
 // LoadProgress describes a full load of the local copy under way.

@@ -159,8 +159,18 @@ func (t *Tracked) Ended() bool { return t.ended.CompareAndSwap(false, true) }
 // checks each against dl, and calls the end callback of those blocked.
 // now is in unix seconds. Denylist.SetApplied is where it is meant to be
 // called from.
+//
+// nil entries means entries were applied that cannot be named by key (a
+// compact snapshot installs fingerprints): every use is checked.
 func (tr *Tracker) Applied(dl *Denylist, entries []Entry, now int64) {
-	if tr.n.Load() == 0 || len(entries) == 0 {
+	if tr.n.Load() == 0 {
+		return
+	}
+	if entries == nil {
+		tr.checkAll(dl, now)
+		return
+	}
+	if len(entries) == 0 {
 		return
 	}
 	var cand []*Tracked
@@ -194,6 +204,28 @@ func (tr *Tracker) Applied(dl *Denylist, entries []Entry, now int64) {
 		}
 		tr.mu.Unlock()
 	}
+	for _, t := range cand {
+		if r, i := t.Check(dl, now); r != NotBlocked && t.Ended() {
+			t.end(r, i)
+		}
+	}
+}
+
+// checkAll checks every use against dl and ends those it blocks.
+func (tr *Tracker) checkAll(dl *Denylist, now int64) {
+	tr.mu.Lock()
+	tr.gen++
+	gen := tr.gen
+	var cand []*Tracked
+	for _, nd := range tr.byKey {
+		for ; nd != nil; nd = nd.next {
+			if t := nd.t; t.mark != gen && !t.ended.Load() {
+				t.mark = gen
+				cand = append(cand, t)
+			}
+		}
+	}
+	tr.mu.Unlock()
 	for _, t := range cand {
 		if r, i := t.Check(dl, now); r != NotBlocked && t.Ended() {
 			t.end(r, i)
