@@ -14,6 +14,7 @@
 #                                         # written a snapshot, from the snapshot
 #
 #   SIZES="10000000 30000000 100000000" DATA=/tmp/moon/data ./bench/moonshot.sh fill
+#   STEP=10000000 SIZES=100000000 ./bench/moonshot.sh fill   # in 10M steps
 #   ./bench/moonshot.sh measure bench/results/caddy-old
 #   ./bench/moonshot.sh measure bench/results/caddy 'compact_denylist'
 #
@@ -37,10 +38,18 @@ fill)
 	start_redis
 	base=$rport
 	from=0
+	step="${STEP:-0}"
 	for n in $sizes; do
-		"$dir/fill" -addr "127.0.0.1:$base" -from "$from" -n $((n - from)) -expires 47h -spread 1h
-		from=$n
-		echo "N=$n: redis used_memory $(( $(used "$base") / n )) B per entry (the entries in their buckets)"
+		# In steps of STEP entries (each fill deletes the feed that
+		# carried its entries, as retention would), printing Redis's
+		# memory after each.
+		while [ "$from" -lt "$n" ]; do
+			to=$n
+			[ "$step" -gt 0 ] && to=$((from + step < n ? from + step : n))
+			"$dir/fill" -addr "127.0.0.1:$base" -from "$from" -n $((to - from)) -expires 47h -spread 1h
+			from=$to
+			echo "N=$to: redis used_memory $(( $(used "$base") / to )) B per entry (the entries in their buckets)"
+		done
 		redis-cli -p "$base" SAVE >/dev/null
 		mv "$dir/r$base/dump.rdb" "$data/$n.rdb"
 		echo "N=$n: saved $data/$n.rdb ($(du -h "$data/$n.rdb" | cut -f1))"
