@@ -58,10 +58,7 @@ const csnapFormat = "1"
 const csnapMaxAge = compactHorizon - 8
 
 type csnapHeader struct {
-	id, from    string
-	applied     int64
-	chunks      int
-	written     time.Time
+	snapshotHeader
 	values      int64
 	fingerprint string
 }
@@ -87,7 +84,7 @@ func (s *RedisStore) readCompactHeader(ctx context.Context) (*csnapHeader, error
 	if len(f) != 8 || f[0] != csnapFormat {
 		return nil, fmt.Errorf("%w: header %q: unknown format", errCsnapUnusable, v)
 	}
-	h := &csnapHeader{id: f[1], from: f[2], fingerprint: f[7]}
+	h := &csnapHeader{snapshotHeader: snapshotHeader{id: f[1], from: f[2]}, fingerprint: f[7]}
 	var ms int64
 	if h.applied, err = strconv.ParseInt(f[3], 10, 64); err == nil {
 		if h.chunks, err = strconv.Atoi(f[4]); err == nil {
@@ -169,20 +166,7 @@ func (s *RedisStore) loadCompactSnapshot(ctx context.Context, start time.Time) (
 		s.afterScan()
 	}
 
-	s.setUp()
-	s.loading.Store(false)
-	s.mu.Lock()
-	s.lastID, s.applied = h.from, h.applied
-	s.loaded = true
-	s.loadSource = "compact snapshot"
-	s.mu.Unlock()
-	took := s.now().Sub(start)
-	s.log.Info("denylist loaded from redis", "source", "compact snapshot", "snapshot_age", start.Sub(h.written).Round(time.Millisecond).String(),
-		"entries", total, "took", took.String())
-	s.dl.releaseLoadMemory()
-	if s.hooks.Reloaded != nil {
-		s.hooks.Reloaded(total, took)
-	}
+	s.installedSnapshot(&h.snapshotHeader, "compact snapshot", start, total)
 	return true, nil
 }
 

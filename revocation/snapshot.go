@@ -110,23 +110,29 @@ func (s *RedisStore) loadSnapshot(ctx context.Context, start time.Time) (bool, e
 		return false, err
 	}
 
+	s.installedSnapshot(h, "snapshot", start, total)
+	return true, nil
+}
+
+// installedSnapshot records a load from a snapshot of either kind
+// (source), which left the copy at h's feed position. It is not
+// confirmed current yet: read confirms it once it has applied the feed
+// from that position to its end.
+func (s *RedisStore) installedSnapshot(h *snapshotHeader, source string, start time.Time, total int) {
 	s.setUp()
 	s.loading.Store(false)
 	s.mu.Lock()
 	s.lastID, s.applied = h.from, h.applied
 	s.loaded = true
-	s.loadSource = "snapshot"
+	s.loadSource = source
 	s.mu.Unlock()
-	// Not confirmed current yet: read confirms once it has applied the
-	// feed from the snapshot's position to its end.
 	took := s.now().Sub(start)
-	s.log.Info("denylist loaded from redis", "source", "snapshot", "snapshot_age", start.Sub(h.written).Round(time.Millisecond).String(),
+	s.log.Info("denylist loaded from redis", "source", source, "snapshot_age", start.Sub(h.written).Round(time.Millisecond).String(),
 		"entries", total, "took", took.String())
 	s.dl.releaseLoadMemory()
 	if s.hooks.Reloaded != nil {
 		s.hooks.Reloaded(total, took)
 	}
-	return true, nil
 }
 
 // importSnapshot merges a snapshot's unexpired entries into the local
