@@ -258,39 +258,3 @@ func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// The sweep of young requests stops once none is young, and a request
-// that becomes young later starts it again: an old request is taken for
-// registering whether it arrived while a sweep ran or after it stopped.
-func TestYoungSweepStopsAndRestarts(t *testing.T) {
-	var y youngStreams
-	old := func() *openStream {
-		s := &openStream{done: true} // returned already: register does nothing
-		y.know(s)
-		y.add(s, uint64(time.Now().Add(-time.Second).UnixMilli())<<16|1)
-		return s
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 5 s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	for round := range 2 {
-		s := old()
-		waitFor(fmt.Sprintf("round %d: the old request taken", round), func() bool { return s.young.Load() == 0 })
-		waitFor(fmt.Sprintf("round %d: the sweep stopped", round), func() bool { return !y.running.Load() })
-	}
-	// A young request that leaves in time is not taken.
-	s := &openStream{done: true}
-	y.know(s)
-	v := uint64(time.Now().UnixMilli())<<16 | 2
-	y.add(s, v)
-	if !s.leaveYoung(v) {
-		t.Fatal("a young request could not leave")
-	}
-}
