@@ -62,12 +62,14 @@ type sharedStore struct {
 	// (streams.go): it lives as long as the store, so a reload that
 	// keeps the store keeps the streams tracked.
 	tracker *revocation.Tracker
-	// young finds the requests of the store's handlers that outlive
-	// the threshold to be tracked (streams.go), and streams keeps the
-	// openStreams of requests that returned young for the next requests
-	// (*openStream).
-	young   youngStreams
-	streams sync.Pool
+	// young holds the requests of the store's handlers not yet old
+	// enough to be tracked, in shards (streams.go: youngShards);
+	// nextShard deals the shards out to new openStreams, and streams
+	// keeps the openStreams of requests that returned young for the
+	// next requests (*openStream).
+	young     [youngShards]youngStreams
+	nextShard atomic.Uint32
+	streams   sync.Pool
 }
 
 // track makes every entry applied to the store's denylist, from a local

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -79,17 +78,13 @@ type openStream struct {
 	// revocation or expiry ended it.
 	wroteHeader, hijacked, ended atomic.Bool
 
-	// young is nonzero while an ordinary request is young (not yet
-	// registered): its start in Unix milliseconds and a count of the
-	// openStream's uses (gen), so that the store's sweep, which reads it
-	// without a lock (youngStreams), can take the request for
-	// registering, and the request can leave, each with one
-	// compare-and-swap on the openStream's own word. It is the one field
-	// the sweep reads of a request it does not own, so only atomics
-	// touch it (reset clears the rest).
-	young atomic.Uint64
-	gen   uint16
-	store *sharedStore
+	// On one of the store's lists of young requests (youngStreams, the
+	// one of index shard), under its lock. shard stays with the
+	// openStream through the store's pool.
+	young      bool
+	prev, next *openStream
+	store      *sharedStore
+	shard      uint32
 
 	mu      sync.Mutex
 	done    bool // the request returned
@@ -109,31 +104,29 @@ type openStream struct {
 //
 // A stream request (an upgrade, an event stream, gRPC) gets a context
 // of its own, which ending it cancels. An ordinary request costs no
-// more than an openStream taken from its store's pool, marked young in
-// its own word (youngStreams) and given back to the pool when the
-// request returns young: no allocation, no lock, and no write to
-// anything the request does not own. If it lasts
+// more than an openStream taken from its store's pool, which goes on
+// one of the store's young lists (each openStream sticks to one, and
+// the pool keeps an openStream on the core that used it, so the lock
+// taken is nearly never contended) and back to the pool when the
+// request returns young: no allocation and no shared lock. If it lasts
 // and is ended, the server itself cancels its context (see
 // cancelOrdinary); HTTP/3, whose server offers no such way, gets a
 // context of its own too.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *extract.Extraction, now time.Time) error {
 	st := h.store
 	s := st.newStream()
-	s.ResponseWriter, s.h, s.store, s.creds, s.start, s.kind, s.req = w, h, st, x.Creds, now, streamKind(r, &x.Stream), r
+	*s = openStream{ResponseWriter: w, h: h, store: st, shard: s.shard, creds: x.Creds, start: now, kind: streamKind(r, &x.Stream), req: r}
 	if s.kind != "" || r.ProtoMajor > 2 {
 		var ctx context.Context
 		ctx, s.cancel = context.WithCancelCause(r.Context())
 		s.req = r.WithContext(ctx)
 	}
-	var young uint64
 	if s.kind != "" {
 		s.register()
 	} else {
-		s.gen++
-		young = uint64(now.UnixMilli())<<16 | uint64(s.gen)
-		st.young.add(s, young)
+		st.young[s.shard].add(s)
 	}
-	defer s.finish(young)
+	defer s.finish()
 	err := next.ServeHTTP(s, s.req)
 	if s.ended.Load() && !s.hijacked.Load() {
 		if !s.wroteHeader.Load() {
@@ -198,116 +191,108 @@ func streamKind(r *http.Request, hdr *extract.StreamHeaders) string {
 	return ""
 }
 
-// newStream returns an openStream from the store's pool, or a new one,
-// which the store's sweep then knows of (youngStreams.know).
+// youngShards is how many young lists a store has. An openStream keeps
+// its list for life (newStream deals them out in turn), and sync.Pool
+// keeps it with the core that last used it, so that requests on
+// different cores nearly always take different locks.
+const youngShards = 8
+
+// newStream returns an openStream from the store's pool, or a new one
+// with its young list dealt. The caller overwrites it whole, keeping
+// shard.
 func (st *sharedStore) newStream() *openStream {
 	if s, ok := st.streams.Get().(*openStream); ok {
 		return s
 	}
-	s := new(openStream)
-	st.young.know(s)
-	return s
+	return &openStream{shard: st.nextShard.Add(1) % youngShards}
 }
 
-// youngStreams finds a store's proxied requests that outlive
-// streamThreshold without being registered, so that they are. A request
-// joins and leaves with one atomic operation each on its own
-// openStream's young word, and takes no lock: the sweep, running every
-// quarter of the threshold while any request is young, reads the young
-// word of every openStream the store's pool has made and takes those
-// that are old by a compare-and-swap, which the request's leaving then
-// loses (and the other way round).
-//
-// The sweep knows the openStreams through weak pointers: one the pool
-// drops is collected, and forgotten at the next sweep. A request in
-// flight holds its openStream, so none is collected while young.
+// youngStreams holds some of a store's proxied requests (one shard of
+// youngShards) that are not registered yet, oldest first, until they finish or outlive streamThreshold: a
+// list linked through the requests themselves, so that joining and
+// leaving it cost a lock and no allocation. One sweep per list, running
+// only while the list is not empty, registers the requests that outlive the
+// threshold.
 type youngStreams struct {
-	mu      sync.Mutex
-	known   []weak.Pointer[openStream]
-	running atomic.Bool // a sweep runs, or is about to
+	mu         sync.Mutex
+	head, tail *openStream
+	running    bool
+	_          [64]byte // the shards' locks on cache lines of their own
 }
 
-// know adds a new openStream to those the sweep reads.
-func (y *youngStreams) know(s *openStream) {
-	wp := weak.Make(s)
+// add puts a request that has just passed the guard at the end of the
+// list.
+func (y *youngStreams) add(s *openStream) {
 	y.mu.Lock()
-	y.known = append(y.known, wp)
+	s.young = true
+	s.prev = y.tail
+	if y.tail != nil {
+		y.tail.next = s
+	} else {
+		y.head = s
+	}
+	y.tail = s
+	if !y.running {
+		y.running = true
+		go y.sweep()
+	}
 	y.mu.Unlock()
 }
 
-// add marks a request that has just passed the guard young (v: its
-// start and use, nonzero), and starts the sweep if none runs. The store
-// then the load, against the sweep's store of running then its read of
-// the young words (sweep), make sure that either the sweep sees this
-// request or this request starts a sweep.
-func (y *youngStreams) add(s *openStream, v uint64) {
-	s.young.Store(v)
-	if !y.running.Load() && y.running.CompareAndSwap(false, true) {
-		go y.sweep()
+// remove takes a request off the list, if it is on it, and reports
+// whether it was: if so, the request was never registered (the sweep
+// takes a request off the list before registering it).
+func (y *youngStreams) remove(s *openStream) bool {
+	y.mu.Lock()
+	was := s.young
+	y.unlink(s)
+	y.mu.Unlock()
+	return was
+}
+
+func (y *youngStreams) unlink(s *openStream) {
+	if !s.young {
+		return
 	}
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		y.head = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		y.tail = s.prev
+	}
+	s.prev, s.next, s.young = nil, nil, false
 }
 
-// leaveYoung reports whether the request was still young (its young word
-// still v), and if so marks it no longer: then it was never registered,
-// and never will be.
-func (s *openStream) leaveYoung(v uint64) bool {
-	return s.young.CompareAndSwap(v, 0)
-}
-
-// sweep runs every quarter of the threshold while any request is young,
+// sweep runs every quarter of the threshold until the list is empty,
 // registering the requests that have outlived the threshold.
 func (y *youngStreams) sweep() {
 	tick := time.NewTicker(streamThreshold / 4)
 	defer tick.Stop()
 	var due []*openStream
 	for now := range tick.C {
-		young := y.scan(now, &due)
+		y.mu.Lock()
+		for s := y.head; s != nil && now.Sub(s.start) >= streamThreshold; s = y.head {
+			y.unlink(s)
+			due = append(due, s)
+		}
+		empty := y.head == nil
+		if empty {
+			y.running = false
+		}
+		y.mu.Unlock()
 		for _, s := range due {
 			s.register()
 		}
 		clear(due)
 		due = due[:0]
-		if young {
-			continue
-		}
-		// None young: stop, unless a request became young since the
-		// scan and saw the sweep still running (add).
-		y.running.Store(false)
-		if !y.scan(now, nil) || !y.running.CompareAndSwap(false, true) {
+		if empty {
 			return
 		}
 	}
-}
-
-// scan reads the young word of every openStream known, forgets those
-// collected, takes those young since before streamThreshold into due
-// (when due is not nil), and reports whether any request is young and
-// not taken.
-func (y *youngStreams) scan(now time.Time, due *[]*openStream) bool {
-	cutoff := uint64(now.Add(-streamThreshold).UnixMilli())
-	young := false
-	y.mu.Lock()
-	defer y.mu.Unlock()
-	kept := y.known[:0]
-	for _, wp := range y.known {
-		s := wp.Value()
-		if s == nil {
-			continue
-		}
-		kept = append(kept, wp)
-		v := s.young.Load()
-		if v == 0 {
-			continue
-		}
-		if due != nil && v>>16 <= cutoff && s.young.CompareAndSwap(v, 0) {
-			*due = append(*due, s)
-			continue
-		}
-		young = true
-	}
-	clear(y.known[len(kept):])
-	y.known = kept
-	return young
 }
 
 // isWebSocket reports whether r asks for a WebSocket over HTTP/1.1.
@@ -438,10 +423,11 @@ func (s *openStream) describe(hijacked bool) string {
 // pool: nothing else holds it then (it was never registered, so no
 // tracker callback, expiry timer or end can reach it, and it was not
 // hijacked, so no connection wrapper refers to it).
-func (s *openStream) finish(young uint64) {
-	if s.kind == "" && s.leaveYoung(young) && s.cancel == nil && !s.hijacked.Load() {
-		st := s.store
-		s.reset()
+func (s *openStream) finish() {
+	if s.kind == "" && s.store.young[s.shard].remove(s) && s.cancel == nil && !s.hijacked.Load() {
+		st, shard := s.store, s.shard
+		// Let go of the request, its writer and its credentials.
+		*s = openStream{shard: shard}
 		st.streams.Put(s)
 		return
 	}
@@ -459,16 +445,6 @@ func (s *openStream) finish(young uint64) {
 	if s.cancel != nil {
 		s.cancel(nil)
 	}
-}
-
-// reset lets go of the request, its writer and its credentials, for
-// the openStream's next use: every field but young (zero already, and
-// read by the sweep) and gen.
-func (s *openStream) reset() {
-	s.ResponseWriter, s.h, s.req, s.creds, s.cancel, s.start, s.kind, s.store = nil, nil, nil, nil, nil, time.Time{}, "", nil
-	// Nothing else reads these now: plain writes, not atomic ones.
-	s.wroteHeader, s.hijacked, s.ended = atomic.Bool{}, atomic.Bool{}, atomic.Bool{}
-	s.done, s.tracker, s.tracked, s.hashes, s.expiry, s.expIdx, s.conn, s.reason = false, nil, nil, nil, nil, 0, nil, ""
 }
 
 // answerEnded answers a request ended before its answer began, as the
