@@ -127,6 +127,20 @@ func StartCaddyBin(t *testing.T, bin, caddyfile string, env ...string) *Caddy {
 	c := &Caddy{t: t, dir: t.TempDir(), bin: bin}
 	c.config = filepath.Join(c.dir, "Caddyfile")
 	t.Cleanup(c.Stop)
+	// Before Stop (cleanups run last first): a test that failed because
+	// its caddy died shows why (a panic, a fatal error), which its
+	// temporary directory would otherwise take away.
+	t.Cleanup(func() {
+		if !t.Failed() || c.done == nil {
+			return
+		}
+		select {
+		case <-c.done:
+			log := c.Logs()
+			t.Logf("caddy %s had exited; the end of its log:\n%s", c.URL, log[max(0, len(log)-6000):])
+		default:
+		}
+	})
 	// A port found free may be taken by another process before caddy
 	// binds it; then caddy exits saying so, and we try other ports.
 	for attempt := 1; ; attempt++ {
