@@ -413,7 +413,7 @@ func (s *RedisStore) maybeCompactSnapshot(ctx context.Context) error {
 	if h != nil && h.from == from && h.applied == applied && h.fingerprint == s.hashKeyMark() &&
 		s.now().Unix()/compactUnit-h.written.Unix()/compactUnit < csnapMaxAge/2 {
 		// Nothing was revoked since: keep the snapshot there is.
-		return s.expireCompact(ctx, h, s.snapshotKeep(), true)
+		return s.expireSnapshot(ctx, "csnap", &h.snapshotHeader, s.snapshotKeep(), true)
 	}
 	lock := s.base + "csnap:lock"
 	ok, err := s.client.SetNX(ctx, lock, "1", max(s.snapEvery/2, 10*time.Second)).Result()
@@ -492,7 +492,7 @@ func (s *RedisStore) writeCompactSnapshot(ctx context.Context, old *csnapHeader)
 	}
 	if old != nil && old.id != id {
 		// A replica may be reading the old one: give it a minute.
-		if err := s.expireCompact(ctx, old, time.Minute, false); err != nil {
+		if err := s.expireSnapshot(ctx, "csnap", &old.snapshotHeader, time.Minute, false); err != nil {
 			s.log.Warn("old compact denylist snapshot left to expire on its own", "error", err)
 		}
 	}
@@ -538,22 +538,4 @@ func (d *Denylist) exportCompactShard(i int, now int64, buf []uint32, far []Entr
 		buf = append(buf, p.vals...)
 	}
 	return buf, far
-}
-
-// expireCompact sets the expiry of a compact snapshot's keys (and of the
-// header, when header is true).
-func (s *RedisStore) expireCompact(ctx context.Context, h *csnapHeader, ttl time.Duration, header bool) error {
-	prefix := s.base + "csnap:" + h.id + ":"
-	pipe := s.client.Pipeline()
-	for i := range h.chunks {
-		pipe.PExpire(ctx, prefix+strconv.Itoa(i), ttl)
-	}
-	pipe.PExpire(ctx, prefix+"x", ttl)
-	if header {
-		pipe.PExpire(ctx, s.base+"csnap", ttl)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("expire compact snapshot %s: %w", h.id, err)
-	}
-	return nil
 }

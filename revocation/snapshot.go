@@ -215,7 +215,7 @@ func (s *RedisStore) maybeSnapshot(ctx context.Context) error {
 	s.mu.Unlock()
 	if h != nil && h.from == from && h.applied == applied {
 		// Nothing was revoked since: keep the snapshot there is.
-		return s.expireSnapshot(ctx, h, s.snapshotKeep(), true)
+		return s.expireSnapshot(ctx, "snap", h, s.snapshotKeep(), true)
 	}
 	lock := s.base + "snap:lock"
 	ok, err := s.client.SetNX(ctx, lock, "1", max(s.snapEvery/2, 10*time.Second)).Result()
@@ -272,7 +272,7 @@ func (s *RedisStore) writeSnapshot(ctx context.Context) error {
 	}
 	if old != nil && old.id != id {
 		// A replica may be reading the old one: give it a minute.
-		if err := s.expireSnapshot(ctx, old, time.Minute, false); err != nil {
+		if err := s.expireSnapshot(ctx, "snap", old, time.Minute, false); err != nil {
 			s.log.Warn("old denylist snapshot left to expire on its own", "error", err)
 		}
 	}
@@ -281,19 +281,20 @@ func (s *RedisStore) writeSnapshot(ctx context.Context) error {
 }
 
 // expireSnapshot sets the expiry of a snapshot's keys (and of the header,
-// when header is true).
-func (s *RedisStore) expireSnapshot(ctx context.Context, h *snapshotHeader, ttl time.Duration, header bool) error {
-	prefix := s.base + "snap:" + h.id + ":"
+// when header is true); kind is "snap" for the exact snapshot, "csnap"
+// for the compact one, whose keys are laid out alike.
+func (s *RedisStore) expireSnapshot(ctx context.Context, kind string, h *snapshotHeader, ttl time.Duration, header bool) error {
+	prefix := s.base + kind + ":" + h.id + ":"
 	pipe := s.client.Pipeline()
 	for i := range h.chunks {
 		pipe.PExpire(ctx, prefix+strconv.Itoa(i), ttl)
 	}
 	pipe.PExpire(ctx, prefix+"x", ttl)
 	if header {
-		pipe.PExpire(ctx, s.base+"snap", ttl)
+		pipe.PExpire(ctx, s.base+kind, ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("expire snapshot %s: %w", h.id, err)
+		return fmt.Errorf("expire the %s keys of snapshot %s: %w", kind, h.id, err)
 	}
 	return nil
 }
