@@ -35,6 +35,20 @@ func commitCsnap(t *testing.T, s *RedisStore, from, n int, now int64) {
 	}
 }
 
+// csnapWriter opens a compact store on addr with opts, commits entries 0
+// to n (csnapEntry, expiring from now), and writes its compact snapshot.
+func csnapWriter(t *testing.T, addr string, opts RedisOptions, n int, now int64) *RedisStore {
+	t.Helper()
+	w := openRedis(t, addr, opts)
+	current(t, w)
+	commitCsnap(t, w, 0, n, now)
+	current(t, w)
+	if err := w.writeCompactSnapshot(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func loadedFrom(s *RedisStore) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -301,14 +315,8 @@ func TestCompactSnapshotNotUsed(t *testing.T) {
 				}
 				opts.Hasher = hk
 			}
-			w := openRedis(t, srv.Addr(), opts)
-			current(t, w)
 			now := nowSec()
-			commitCsnap(t, w, 0, n, now)
-			current(t, w)
-			if err := w.writeCompactSnapshot(context.Background(), nil); err != nil {
-				t.Fatal(err)
-			}
+			w := csnapWriter(t, srv.Addr(), opts, n, now)
 			if tc.feedMax > 0 {
 				for i := n; i < n+400; i++ {
 					commit(t, w, Change{Puts: []Put{csnapEntry(i, now)}})
@@ -406,13 +414,7 @@ func (l *lockedBuilder) String() string {
 // stays open.
 func TestCompactSnapshotEndsOpenStreams(t *testing.T) {
 	srv := testredis.Start(t)
-	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true})
-	current(t, w)
-	commitCsnap(t, w, 0, 1000, nowSec())
-	current(t, w)
-	if err := w.writeCompactSnapshot(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	csnapWriter(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true}, 1000, nowSec())
 	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true, Deferred: true})
 	dl := r.Denylist()
 	tr := NewTracker()
@@ -438,13 +440,7 @@ func TestCompactSnapshotEndsOpenStreams(t *testing.T) {
 // by entry, which holds what fits and counts the rest, and says why.
 func TestCompactSnapshotOverTheBudget(t *testing.T) {
 	srv := testredis.Start(t)
-	w := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true})
-	current(t, w)
-	commitCsnap(t, w, 0, 1000, nowSec())
-	current(t, w)
-	if err := w.writeCompactSnapshot(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	csnapWriter(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true}, 1000, nowSec())
 	logs := &lockedBuilder{}
 	r := openRedis(t, srv.Addr(), RedisOptions{SnapshotEvery: -1, Compact: true, MemoryBudget: 1 << 20,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
