@@ -89,3 +89,29 @@ func FuzzBodyCredentials(f *testing.F) {
 		}
 	})
 }
+
+// A part's headers are folded only in ASCII: invalid UTF-8 and letters
+// whose lower case is longer (İ, U+0130) kept partName's indexes from
+// matching its input, and a crafted part panicked the guard (found by
+// FuzzValuesByValue).
+func TestPartNameKeepsIndexesOnNonASCII(t *testing.T) {
+	for hdr, want := range map[string]string{
+		"\xff\xff\xff; name=abc":                      "abc",
+		"İİİİ; name=abc":                              "abc",
+		"Content-Disposition: form-data; NAME=\"İd\"": "İd",
+		"x\xc0; name=":                                "",
+		"\xff:name=\xff;":                             "\xff",
+		"\xc0\xc0\xc0\xc0name=":                       "",
+	} {
+		if got := partName(hdr); got != want {
+			t.Errorf("partName(%q) = %q, want %q", hdr, got, want)
+		}
+	}
+	body := "--XX\r\nContent-Disposition: \xff\xff\xff\xffname=\r\n\r\n0123456789abcdef0123\r\n--XX--\r\n"
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	r.Header.Set("Content-Type", "multipart/form-data; boundary=XX")
+	x := testExtractor().Extract(r, nil, nil)
+	if !slices.ContainsFunc(x.Creds, func(c Credential) bool { return c.Raw == "0123456789abcdef0123" }) {
+		t.Fatalf("the part's value was not examined: %q", x.Creds)
+	}
+}

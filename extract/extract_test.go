@@ -226,6 +226,7 @@ func TestExtractSkipsDeclaredEmptyBodies(t *testing.T) {
 func FuzzValuesByValue(f *testing.F) {
 	f.Add(`v1; id="0123456789abcdef0123"`, "/a;jsessionid=0123456789abcdef/b", "--XX\r\nContent-Disposition: form-data; NAME=\"a\"\r\nno colon\r\n\r\n0123456789abcdef0123\r\n--XX--\r\n")
 	f.Add("Basic dTowMTIzNDU2Nzg5YWJjZGVmMDEyMw==", "//./../%2e;x", "--\n\n--\n")
+	f.Add("x", "/", "--XX\r\nC: \xff\xff\xff\xffname=\r\n\r\n0123456789abcdef0123\r\n--XX--\r\n")
 	f.Fuzz(func(t *testing.T, hv, p, body string) {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		r.URL.Path, r.URL.RawPath = p, ""

@@ -128,9 +128,11 @@ func heldBack(x *Extraction, val string, kind Kind, named bool, boundary int) {
 }
 
 // partName returns the name parameter of a part's headers, found in any
-// case, quoted or not.
+// case, quoted or not. Only ASCII letters are folded, so that an index
+// into the folded copy is an index into hdr: strings.ToLower changes the
+// length of invalid UTF-8 and of some letters.
 func partName(hdr string) string {
-	lower := strings.ToLower(hdr)
+	lower := asciiLower(hdr)
 	for i := 0; ; {
 		j := strings.Index(lower[i:], "name=")
 		if j < 0 {
@@ -147,4 +149,20 @@ func partName(hdr string) string {
 		}
 		return rest[:strings.IndexFunc(rest+";", func(r rune) bool { return r == ';' || r == '\r' || r == '\n' || r == ' ' })]
 	}
+}
+
+// asciiLower folds A-Z and leaves every other byte as it is, keeping the
+// length.
+func asciiLower(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
