@@ -38,6 +38,9 @@ var caddyBin string
 // repoRoot is the repository's top directory.
 var repoRoot string
 
+// buildDir holds the binaries the tests build, removed when they end.
+var buildDir string
+
 // defaultParallel is how many tests run at once unless -test.parallel
 // says otherwise. The tests spend their time waiting on processes,
 // networks and timers, not on the CPU, so more of them than the machine
@@ -81,13 +84,18 @@ func run(m *testing.M) (int, error) {
 			return 0, err
 		}
 		caddyBin = abs
-		return m.Run(), nil
 	}
 	dir, err := os.MkdirTemp("", "caddy-revocation-bin-")
 	if err != nil {
 		return 0, err
 	}
+	// Every build a test makes goes in here (the old build of a rolling
+	// upgrade too), and goes with it.
 	defer os.RemoveAll(dir)
+	buildDir = dir
+	if caddyBin != "" {
+		return m.Run(), nil
+	}
 	caddyBin = filepath.Join(dir, "caddy")
 	build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
 	build.Dir = repoRoot

@@ -47,7 +47,7 @@ func buildOldCaddy() {
 		oldCaddy.bin, oldCaddy.err = filepath.Abs(bin)
 		return
 	}
-	dir, err := os.MkdirTemp("", "caddy-revocation-old-")
+	dir, err := os.MkdirTemp(buildDir, "old-")
 	if err != nil {
 		oldCaddy.err = err
 		return
