@@ -66,8 +66,10 @@ type sharedStore struct {
 	// enough to be tracked, in shards (streams.go: youngShards);
 	// nextShard deals the shards out to new openStreams, and streams
 	// keeps the openStreams of requests that returned young for the
-	// next requests (*openStream).
+	// next requests (*openStream); sweeping is set while the store's
+	// sweep of the lists runs (sweepYoung).
 	young     [youngShards]youngStreams
+	sweeping  atomic.Bool
 	nextShard atomic.Uint32
 	streams   sync.Pool
 }

@@ -146,7 +146,8 @@ func TestStreamConnRevokeDoesNotWaitForAStuckClient(t *testing.T) {
 // the store's pool; the next requests reuse it. A long request served
 // by a reused one must still be registered once it outlives the
 // threshold and ended by a revocation, and a crowd of short requests
-// must leave nothing tracked and every young list empty.
+// must leave nothing tracked, every young list empty and the sweep
+// stopped.
 func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -223,6 +224,15 @@ func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 		if head != nil {
 			t.Fatalf("young list %d not empty after every request returned", i)
 		}
+	}
+	// With nothing young left, the store's sweep stops (it wakes no
+	// process that has nothing to register); the long request below must
+	// start it again.
+	for deadline := time.Now().Add(5 * time.Second); h.store.sweeping.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweep still runs with every young list empty")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	victim := token("victim")
