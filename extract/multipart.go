@@ -154,13 +154,9 @@ func partName(hdr string) string {
 // asciiLower folds A-Z and leaves every other byte as it is, keeping the
 // length.
 func asciiLower(s string) string {
-	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
-	if i < 0 {
-		return s
-	}
 	b := []byte(s)
-	for ; i < len(b); i++ {
-		if c := b[i]; 'A' <= c && c <= 'Z' {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
 			b[i] = c + 'a' - 'A'
 		}
 	}
