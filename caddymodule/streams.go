@@ -180,7 +180,7 @@ func streamKind(r *http.Request, hdr *extract.StreamHeaders) string {
 	case r.Method == http.MethodConnect:
 		return "connect" // an HTTP/2 extended CONNECT (WebSocket over HTTP/2) or a tunnel
 	case hdr.Upgrade != "":
-		if isWebSocket(r) {
+		if isWebSocket(r, hdr.Upgrade) {
 			return "websocket"
 		}
 		return "upgrade"
@@ -348,9 +348,10 @@ func (st *sharedStore) anyYoung() bool {
 	return false
 }
 
-// isWebSocket reports whether r asks for a WebSocket over HTTP/1.1.
-func isWebSocket(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+// isWebSocket reports whether r, whose Upgrade header is upgrade, asks
+// for a WebSocket over HTTP/1.1.
+func isWebSocket(r *http.Request, upgrade string) bool {
+	return strings.EqualFold(upgrade, "websocket") &&
 		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
 }
 
