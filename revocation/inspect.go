@@ -61,8 +61,8 @@ const (
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[[32]byte]*TokenInfo
-	_  [40]byte
+	t  tokenTable
+	_  [8]byte // 64 bytes a shard
 }
 
 // NewInspector returns an Inspector with an empty cache.
@@ -79,11 +79,7 @@ func NewInspector(cfg InspectorConfig) *Inspector {
 	if cfg.Verifier != nil {
 		cfg.SessionClaim = cfg.Verifier.SessionClaim()
 	}
-	in := &Inspector{cfg: cfg, perCap: max(1, cfg.CacheSize/cacheShards)}
-	for i := range in.shards {
-		in.shards[i].m = make(map[[32]byte]*TokenInfo)
-	}
-	return in
+	return &Inspector{cfg: cfg, perCap: max(1, cfg.CacheSize/cacheShards)}
 }
 
 // Inspect returns what is known of a raw token, verified when it can be,
@@ -104,17 +100,17 @@ func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64, verif
 	ck := sumString(raw)
 	s := &in.shards[ck[0]%cacheShards]
 	s.mu.RLock()
-	info, ok := s.m[ck]
+	info := s.t.get(&ck)
 	s.mu.RUnlock()
-	if ok && info.until > now && (info.verifyTried || !verify) {
+	if info != nil && info.until > now && (info.verifyTried || !verify) {
 		return info
 	}
 	info = in.learn(ctx, raw, now, verify)
 	s.mu.Lock()
-	if len(s.m) >= in.perCap {
-		s.evict(now)
+	if s.t.n >= in.perCap && s.t.get(&ck) == nil {
+		s.t.evict(&ck, now)
 	}
-	s.m[ck] = info
+	s.t.put(&ck, info)
 	s.mu.Unlock()
 	return info
 }
@@ -127,9 +123,9 @@ func (in *Inspector) Cached(raw string, now int64) *TokenInfo {
 	ck := sumString(raw)
 	s := &in.shards[ck[0]%cacheShards]
 	s.mu.RLock()
-	info, ok := s.m[ck]
+	info := s.t.get(&ck)
 	s.mu.RUnlock()
-	if !ok || info.until <= now {
+	if info == nil || info.until <= now {
 		return nil
 	}
 	return info
@@ -179,36 +175,13 @@ func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bo
 	return info
 }
 
-// evict makes room: expired entries among a few looked at, else the
-// first of them. Map iteration starts at a random place, so this spreads
-// evictions without keeping any order, and costs a bounded amount.
-func (s *cacheShard) evict(now int64) {
-	looked, removed := 0, false
-	var first [32]byte
-	for k, v := range s.m {
-		if looked == 0 {
-			first = k
-		}
-		if v.until <= now {
-			delete(s.m, k)
-			removed = true
-		}
-		if looked++; looked == 16 {
-			break
-		}
-	}
-	if !removed {
-		delete(s.m, first)
-	}
-}
-
 // CacheLen returns how many tokens are remembered.
 func (in *Inspector) CacheLen() int {
 	n := 0
 	for i := range in.shards {
 		s := &in.shards[i]
 		s.mu.RLock()
-		n += len(s.m)
+		n += s.t.n
 		s.mu.RUnlock()
 	}
 	return n

@@ -74,7 +74,11 @@ func TestInspectorCacheIsBounded(t *testing.T) {
 	defer store.Close()
 	in := NewInspector(InspectorConfig{Store: store, CacheSize: 640})
 	for i := 0; i < 10000; i++ {
-		in.Inspect(context.Background(), "opaque-token-"+string(rune('a'+i%26))+time.Duration(i).String())
+		raw := "opaque-token-" + string(rune('a'+i%26)) + time.Duration(i).String()
+		in.Inspect(context.Background(), raw)
+		if in.Cached(raw, time.Now().Unix()) == nil {
+			t.Fatalf("token %d is not remembered right after it was read", i)
+		}
 	}
 	if n := in.CacheLen(); n > 640 {
 		t.Fatalf("cache holds %d tokens, bound is 640", n)
