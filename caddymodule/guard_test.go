@@ -243,3 +243,28 @@ func TestGuardOversizedBodyReject(t *testing.T) {
 		t.Fatalf("status %d, upstream reached %v", st, reached)
 	}
 }
+
+// TestGuardManyForgedAccessTokens sends more access tokens than the
+// decoding budget in one Authorization header, none of them verifiable:
+// the ones past the budget are checked by hash alone, and the request is
+// passed on (no token demanded) or refused (require_token), never a
+// panic.
+func TestGuardManyForgedAccessTokens(t *testing.T) {
+	forger := testtoken.Minter{Secret: "not-the-secret-0123456789abcdef", Defaults: guardTokens.Defaults}
+	var toks []string
+	for i := range 6 {
+		toks = append(toks, forger.Mint(t, jwt.MapClaims{"sub": "forger", "jti": fmt.Sprint("f-", i)}))
+	}
+	for _, require := range []bool{false, true} {
+		h := guardHandler(t, func(h *Handler) { h.MaxCredentials = 2; h.RequireToken = require })
+		r := httptest.NewRequest(http.MethodGet, "/api", nil)
+		r.Header.Set("Authorization", "Bearer "+strings.Join(toks, " "))
+		st, reached := serve(t, h, r)
+		if require && (st != http.StatusUnauthorized || reached) {
+			t.Fatalf("require_token: forged tokens got %d, upstream reached %v", st, reached)
+		}
+		if !require && (st != http.StatusOK || !reached) {
+			t.Fatalf("forged tokens, no require_token: got %d, upstream reached %v", st, reached)
+		}
+	}
+}
