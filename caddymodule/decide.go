@@ -83,7 +83,7 @@ func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocat
 	b := h.newBudget()
 	for i := range x.Creds {
 		c := &x.Creds[i]
-		info, reason := h.inspect(ctx, dl, c, unix, &b)
+		info, reason, isVerified := h.inspect(ctx, dl, c, unix, &b)
 		if seen != nil {
 			seen(c, info, reason)
 		}
@@ -98,9 +98,7 @@ func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocat
 		}
 		if c.Kind == extract.Access {
 			d.hasAccess = true
-			// info is nil for a clean access token past the decoding budget
-			// (checkJWSHash): one more than max_credentials in one request.
-			verified = verified || info != nil && info.Verified
+			verified = verified || isVerified
 		}
 	}
 	d.skipped = b.skipped

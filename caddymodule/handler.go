@@ -578,33 +578,33 @@ func (h *Handler) newBudget() budget { return budget{verify: 1, decode: h.maxCre
 // knows of it: the one answer to "is this revoked?", for the guard and
 // for the dry run (explain.go). A value found by value that is not a JWT
 // is checked by its hash alone, not remembered, and its info is nil
-// unless it is revoked.
-func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *extract.Credential, unix int64, b *budget) (*revocation.TokenInfo, revocation.Reason) {
+// unless it is revoked. verified says whether info is a verified token's
+// (info.Verified), which the guard's path learns without reading info.
+func (h *Handler) inspect(ctx context.Context, dl *revocation.Denylist, c *extract.Credential, unix int64, b *budget) (info *revocation.TokenInfo, reason revocation.Reason, verified bool) {
 	isJWT := revocation.LooksLikeJWT(c.Raw) && (c.Kind != extract.Value || jwtShaped(c.Raw))
 	if !isJWT {
 		if c.Kind == extract.Value {
 			reason, hash := h.values.Check(dl, c.Raw, unix)
 			if reason == revocation.NotBlocked {
-				return nil, reason
+				return nil, reason, false
 			}
-			return &revocation.TokenInfo{ID: revocation.Identity{Token: hash.Key()}, Hash: hash}, reason
+			return &revocation.TokenInfo{ID: revocation.Identity{Token: hash.Key()}, Hash: hash}, reason, false
 		}
-		info := h.inspector.InspectAt(ctx, c.Raw, unix, false)
-		return info, dl.CheckInfo(info, unix)
+		return h.inspector.Check(ctx, dl, c.Raw, unix, false)
 	}
 	verify := c.Kind == extract.Access && b.verify > 0
 	if verify {
 		b.verify--
 	} else if info := h.inspector.Cached(c.Raw, unix); info != nil {
-		return info, dl.CheckInfo(info, unix)
+		return info, dl.CheckInfo(info, unix), info.Verified
 	}
 	if b.decode <= 0 && !verify {
 		b.skipped++
-		return checkJWSHash(dl, c.Raw, unix)
+		info, reason := checkJWSHash(dl, c.Raw, unix)
+		return info, reason, false
 	}
 	b.decode--
-	info := h.inspector.InspectAt(ctx, c.Raw, unix, verify)
-	return info, dl.CheckInfo(info, unix)
+	return h.inspector.Check(ctx, dl, c.Raw, unix, verify)
 }
 
 // checkJWSHash checks a JWT past the decoding budget by its hashes: the

@@ -324,7 +324,11 @@ func (d *Denylist) Check(id *Identity, now int64) Reason {
 // loads instead of a lookup for each of its keys. Only a clean verdict
 // is remembered: a blocked one may end as entries expire.
 func (d *Denylist) CheckInfo(info *Credential, now int64) Reason {
-	e := d.epoch.Load()
+	return d.checkInfoIn(info, now, d.epoch.Load())
+}
+
+// checkInfoIn is CheckInfo with the epoch e read by the caller before.
+func (d *Denylist) checkInfoIn(info *Credential, now int64, e *epoch) Reason {
 	if info.cleanIn.Load() == e {
 		return NotBlocked
 	}

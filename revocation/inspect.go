@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -105,14 +106,54 @@ func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64, verif
 	if info != nil && info.until > now && (info.verifyTried || !verify) {
 		return info
 	}
-	info = in.learn(ctx, raw, now, verify)
+	return in.learnAt(ctx, s, &ck, raw, now, verify)
+}
+
+// learnAt learns raw, of cache key ck in shard s, and remembers it.
+func (in *Inspector) learnAt(ctx context.Context, s *cacheShard, ck *[32]byte, raw string, now int64, verify bool) *TokenInfo {
+	info := in.learn(ctx, raw, now, verify)
 	s.mu.Lock()
-	if s.t.n >= in.perCap && s.t.get(&ck) == nil {
-		s.t.evict(&ck, now)
+	if s.t.n >= in.perCap && s.t.find(ck) == nil {
+		s.t.evict(ck, now)
 	}
-	s.t.put(&ck, info)
+	s.t.put(ck, info)
 	s.mu.Unlock()
 	return info
+}
+
+// Check is InspectAt followed by dl.CheckInfo, as the guard asks it of
+// the credentials a request presents, and verified is info.Verified. A
+// token met before and found clean since dl last changed is answered
+// from the cache's table alone, without reading info: on the request
+// path that read was a cache miss of its own, the largest single cost
+// of a repeat request after the table's (see tokenTable).
+func (in *Inspector) Check(ctx context.Context, dl *Denylist, raw string, now int64, verify bool) (info *TokenInfo, reason Reason, verified bool) {
+	ck := sumString(raw)
+	s := &in.shards[ck[0]%cacheShards]
+	// Read before the check below, as CheckInfo reads it: an Apply that
+	// the check might miss replaces it after its entries.
+	e := dl.epoch.Load()
+	s.mu.RLock()
+	if sl := s.t.find(&ck); sl != nil && sl.until > now && (sl.verifyTried || !verify) {
+		if sl.clean(e) {
+			info, verified = sl.info, sl.verified
+			s.mu.RUnlock()
+			return info, NotBlocked, verified
+		}
+		info = sl.info
+	}
+	s.mu.RUnlock()
+	if info == nil {
+		info = in.learnAt(ctx, s, &ck, raw, now, verify)
+	}
+	if reason = dl.checkInfoIn(info, now, e); reason == NotBlocked {
+		s.mu.RLock()
+		if sl := s.t.find(&ck); sl != nil && sl.info == info {
+			atomic.StorePointer(&sl.cleanIn, unsafe.Pointer(e))
+		}
+		s.mu.RUnlock()
+	}
+	return info, reason, info.Verified
 }
 
 // Cached returns what is remembered of a raw token, or nil when nothing

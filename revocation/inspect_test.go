@@ -84,3 +84,82 @@ func TestInspectorCacheIsBounded(t *testing.T) {
 		t.Fatalf("cache holds %d tokens, bound is 640", n)
 	}
 }
+
+// TestInspectorCheckSeesEveryRevocation: Check answers a token found
+// clean from the cache's table alone only while the denylist has not
+// changed since. Each kind of revocation of a token already found clean
+// (twice, so from the table) is seen by the next Check, and so is the
+// verdict of a token re-learned in place of an expired copy.
+func TestInspectorCheckSeesEveryRevocation(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := NewVerifier(VerifierConfig{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemoryStore(MemoryOptions{SweepEvery: -1})
+	defer store.Close()
+	in := NewInspector(InspectorConfig{Verifier: v, Store: store, SessionTTL: time.Hour})
+	r := &Revoker{Store: store, SessionTTL: time.Hour}
+	ctx := context.Background()
+	now := time.Now().Unix()
+	mint := func(jti string) string {
+		return testtoken.Sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{
+			"sub": "u-" + jti, "sid": "s-" + jti, "jti": jti, "iat": now - 60, "exp": now + 3600,
+		})
+	}
+	cleanTwice := func(tok string) *TokenInfo {
+		t.Helper()
+		var first *TokenInfo
+		for range 2 {
+			info, reason, verified := in.Check(ctx, store.Denylist(), tok, now, true)
+			if reason != NotBlocked || !verified || !info.Verified {
+				t.Fatalf("a fresh token: reason %v, verified %v", reason, verified)
+			}
+			if first != nil && info != first {
+				t.Fatal("a token met before was learned again")
+			}
+			first = info
+		}
+		return first
+	}
+	for _, c := range []struct {
+		name   string
+		revoke func(tok string) error
+		want   Reason
+	}{
+		{"token", func(tok string) error { _, err := r.RevokeToken(ctx, tok); return err }, BlockedToken},
+		{"jti", func(string) error { _, err := r.RevokeJTI(ctx, "jti-jti", 0); return err }, BlockedJTI},
+		{"session", func(string) error { _, err := r.RevokeSession(ctx, "u-jti-session", "s-jti-session"); return err }, BlockedSession},
+		// By the subject's cut, or by the session it noted: either blocks.
+		{"subject", func(string) error { _, err := r.RevokeSubject(ctx, "u-jti-subject"); return err }, NotBlocked},
+	} {
+		tok := mint("jti-" + c.name)
+		cleanTwice(tok)
+		if err := c.revoke(tok); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for range 2 {
+			if _, reason, _ := in.Check(ctx, store.Denylist(), tok, now, true); reason == NotBlocked || c.want != NotBlocked && reason != c.want {
+				t.Fatalf("revoked by %s: Check says %v, want %v", c.name, reason, c.want)
+			}
+		}
+		// CheckInfo, on the info the table holds, agrees.
+		if reason := store.Denylist().CheckInfo(in.Cached(tok, now), now); reason == NotBlocked || c.want != NotBlocked && reason != c.want {
+			t.Fatalf("revoked by %s: CheckInfo says %v", c.name, reason)
+		}
+	}
+
+	// An unverified copy (first met where only blocking mattered) is
+	// replaced by a verified one when verification is asked, and the
+	// table's copy of Verified follows.
+	tok := mint("later")
+	if _, _, verified := in.Check(ctx, store.Denylist(), tok, now, false); verified {
+		t.Fatal("verified without being asked to")
+	}
+	if _, _, verified := in.Check(ctx, store.Denylist(), tok, now, true); !verified {
+		t.Fatal("not verified when asked")
+	}
+	if _, _, verified := in.Check(ctx, store.Denylist(), tok, now, true); !verified {
+		t.Fatal("the table's copy lost Verified")
+	}
+}

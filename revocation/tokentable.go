@@ -1,6 +1,10 @@
 package revocation
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"unsafe"
+)
 
 // tokenTable is one cache shard's tokens: open addressing with linear
 // probing over a power-of-two array of slots, each holding a token's
@@ -13,7 +17,9 @@ import "encoding/binary"
 // group's control word before the slot; this table reads the slot the
 // key points at (and the next, at most three quarters full). In a CPU
 // profile of the proxy under load the map's lookup was a quarter of the
-// guard's own time.
+// guard's own time. A slot also carries what a repeat request needs of
+// the token (tokenSlot), so that such a request reads no more than the
+// slot: reading the TokenInfo was the next largest single cost.
 //
 // A deletion shifts the entries after it back into place (no tombstones),
 // so a lookup never walks past an empty slot.
@@ -25,6 +31,20 @@ type tokenTable struct {
 type tokenSlot struct {
 	key  [32]byte
 	info *TokenInfo // nil: the slot is empty
+	// Copies of info's until, verifyTried and Verified, which never
+	// change once info is in the table.
+	until                 int64
+	verifyTried, verified bool
+	// cleanIn is the *epoch of the denylist in which info was last found
+	// clean by Inspector.Check, as info.cleanIn is for CheckInfo. It is
+	// stored atomically under the shard's read lock, and moves with the
+	// slot only under its write lock.
+	cleanIn unsafe.Pointer
+}
+
+// clean reports whether the slot's token was found clean in epoch e.
+func (s *tokenSlot) clean(e *epoch) bool {
+	return atomic.LoadPointer(&s.cleanIn) == unsafe.Pointer(e)
 }
 
 // home is where key's probe starts. The shard is chosen by key[0]; these
@@ -33,8 +53,8 @@ func (t *tokenTable) home(key *[32]byte) int {
 	return int(binary.LittleEndian.Uint64(key[8:16]) & uint64(len(t.slots)-1))
 }
 
-// get returns what is remembered under key, or nil.
-func (t *tokenTable) get(key *[32]byte) *TokenInfo {
+// find returns the slot of key, or nil.
+func (t *tokenTable) find(key *[32]byte) *tokenSlot {
 	if t.n == 0 {
 		return nil
 	}
@@ -45,9 +65,17 @@ func (t *tokenTable) get(key *[32]byte) *TokenInfo {
 			return nil
 		}
 		if s.key == *key {
-			return s.info
+			return s
 		}
 	}
+}
+
+// get returns what is remembered under key, or nil.
+func (t *tokenTable) get(key *[32]byte) *TokenInfo {
+	if s := t.find(key); s != nil {
+		return s.info
+	}
+	return nil
 }
 
 // put remembers info under key, in place of what was.
@@ -59,14 +87,12 @@ func (t *tokenTable) put(key *[32]byte, info *TokenInfo) {
 	for i := t.home(key); ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.info == nil {
-			*s = tokenSlot{key: *key, info: info}
 			t.n++
-			return
+		} else if s.key != *key {
+			continue
 		}
-		if s.key == *key {
-			s.info = info
-			return
-		}
+		*s = tokenSlot{key: *key, info: info, until: info.until, verifyTried: info.verifyTried, verified: info.Verified}
+		return
 	}
 }
 
@@ -77,9 +103,20 @@ func (t *tokenTable) grow() {
 	t.n = 0
 	for i := range old {
 		if old[i].info != nil {
-			t.put(&old[i].key, old[i].info)
+			t.place(old[i])
 		}
 	}
+}
+
+// place puts a slot moved from a smaller table, as it is.
+func (t *tokenTable) place(s tokenSlot) {
+	mask := len(t.slots) - 1
+	i := t.home(&s.key)
+	for t.slots[i].info != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = s
+	t.n++
 }
 
 // delete forgets key, if it is there.
