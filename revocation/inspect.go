@@ -116,7 +116,7 @@ func (in *Inspector) learnAt(ctx context.Context, s *cacheShard, ck *[32]byte, r
 	if s.t.n >= in.perCap && s.t.find(ck) == nil {
 		s.t.evict(ck, now)
 	}
-	s.t.put(ck, info)
+	s.t.put(ck, info, in.perCap)
 	s.mu.Unlock()
 	return info
 }

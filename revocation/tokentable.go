@@ -78,22 +78,23 @@ func (t *tokenTable) get(key *[32]byte) *TokenInfo {
 	return nil
 }
 
-// put remembers info under key, in place of what was.
-func (t *tokenTable) put(key *[32]byte, info *TokenInfo) {
-	if (t.n+1)*4 > len(t.slots)*3 {
-		t.grow()
-	}
-	mask := len(t.slots) - 1
-	for i := t.home(key); ; i = (i + 1) & mask {
-		s := &t.slots[i]
-		if s.info == nil {
-			t.n++
-		} else if s.key != *key {
-			continue
-		}
-		*s = tokenSlot{key: *key, info: info, until: info.until, verifyTried: info.verifyTried, verified: info.Verified}
+// put remembers info under key, in place of what was. limit is the most
+// entries the table will hold (the caller evicts first): it grows at
+// three quarters full, except to a size larger than limit needs at seven
+// eighths full, so that a full cache costs about what the Go map it
+// replaced did (36.9 MB of heap for the default 100,000 tokens, against
+// 34.8 MB; growing on at three quarters took it to 43.6 MB), and always
+// has an empty slot to end a probe.
+func (t *tokenTable) put(key *[32]byte, info *TokenInfo, limit int) {
+	slot := tokenSlot{key: *key, info: info, until: info.until, verifyTried: info.verifyTried, verified: info.Verified}
+	if s := t.find(key); s != nil {
+		*s = slot
 		return
 	}
+	if (t.n+1)*4 > len(t.slots)*3 && (limit*8 > len(t.slots)*7 || t.n+1 > limit) {
+		t.grow()
+	}
+	t.place(slot)
 }
 
 // grow doubles the table (from eight slots), placing every entry again.
@@ -108,7 +109,7 @@ func (t *tokenTable) grow() {
 	}
 }
 
-// place puts a slot moved from a smaller table, as it is.
+// place puts a slot whose key is not in the table, as it is.
 func (t *tokenTable) place(s tokenSlot) {
 	mask := len(t.slots) - 1
 	i := t.home(&s.key)

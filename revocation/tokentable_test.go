@@ -11,11 +11,23 @@ import (
 // same random puts, deletes and evictions, many of them on keys whose
 // probes collide (few home bits in a small table), and checks after
 // every step that both hold exactly the same entries and that every
-// entry is found from its home.
+// entry is found from its home. With a limit, the caller evicts before
+// adding past it, as the Inspector does, and the table stays as small
+// as the limit allows at seven eighths full, always with an empty slot.
 func TestTokenTableAgreesWithAMap(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
+	for _, limit := range []int{1 << 30, 100, 7} {
+		tokenTableAgainstAMap(t, limit)
+	}
+}
+
+func tokenTableAgainstAMap(t *testing.T, limit int) {
+	rng := rand.New(rand.NewPCG(1, uint64(limit)))
 	var tt tokenTable
 	ref := map[[32]byte]*TokenInfo{}
+	maxSlots := 8
+	for maxSlots*7 < limit*8 {
+		maxSlots *= 2
+	}
 	// 300 keys: enough to grow the table several times and to wrap runs
 	// around its end.
 	keys := make([][32]byte, 300)
@@ -31,7 +43,7 @@ func TestTokenTableAgreesWithAMap(t *testing.T) {
 		}
 		for _, k := range keys {
 			if got, want := tt.get(&k), ref[k]; got != want {
-				t.Fatalf("step %d: get(%x) = %p, want %p", step, k[:4], got, want)
+				t.Fatalf("limit %d, step %d: get(%x) = %p, want %p", limit, step, k[:4], got, want)
 			}
 		}
 		occupied := 0
@@ -43,13 +55,27 @@ func TestTokenTableAgreesWithAMap(t *testing.T) {
 		if occupied != tt.n {
 			t.Fatalf("step %d: %d slots taken, n = %d", step, occupied, tt.n)
 		}
+		if limit < 1<<30 && (len(tt.slots) > maxSlots || tt.n > limit) {
+			t.Fatalf("limit %d: %d slots for %d entries, at most %d slots", limit, len(tt.slots), tt.n, maxSlots)
+		}
+		if len(tt.slots) > 0 && tt.n >= len(tt.slots) {
+			t.Fatalf("step %d: no empty slot left", step)
+		}
 	}
-	for step := 0; step < 20000; step++ {
+	for step := 0; step < 4000; step++ {
 		k := keys[rng.IntN(len(keys))]
 		switch op := rng.IntN(10); {
 		case op < 5:
 			info := &TokenInfo{until: int64(rng.IntN(100))}
-			tt.put(&k, info)
+			if _, ok := ref[k]; !ok && tt.n >= limit {
+				tt.evict(&k, 50)
+				for rk := range ref {
+					if tt.get(&rk) == nil {
+						delete(ref, rk)
+					}
+				}
+			}
+			tt.put(&k, info, limit)
 			ref[k] = info
 		case op < 9:
 			tt.delete(&k)
