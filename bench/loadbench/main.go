@@ -161,6 +161,15 @@ var scenarios = []scenario{
 		}
 	}
 	reverse_proxy {{UP}}`, "hs256"},
+	// What scenario 4's route costs Caddy itself, without the directive:
+	// a route of the same shape (a path matcher over the three seed
+	// endpoints' paths, a subroute behind it) that no proxied request
+	// matches, before plain reverse_proxy.
+	{"reverse_proxy behind a route that matches nothing", `@endpoints path /v1/session/me/revoke /v1/auth/session /v1/auth/logout
+	route @endpoints {
+		respond 404
+	}
+	reverse_proxy {{UP}}`, "hs256"},
 }
 
 type result struct {
