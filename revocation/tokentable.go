@@ -155,7 +155,8 @@ func (t *tokenTable) delete(key *[32]byte) {
 
 // evict makes room for one more entry: it looks at up to evictLook
 // entries from the slot that fresh (the key about to be added, which is
-// a hash) points at, forgets those expired at now, and the first of them
+// a hash) points at, forgets those expired at now (by the slots' own
+// copies of their expiry: no entry is read), and the first of them
 // when none is. That spreads evictions over the table at a bounded cost,
 // keeping no order, as the map's random iteration did.
 func (t *tokenTable) evict(fresh *[32]byte, now int64) {
@@ -171,7 +172,7 @@ func (t *tokenTable) evict(fresh *[32]byte, now int64) {
 			continue
 		}
 		seen[looked] = s.key
-		expired[looked] = s.info.until <= now
+		expired[looked] = s.until <= now
 		removed = removed || expired[looked]
 		looked++
 	}
