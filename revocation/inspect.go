@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -66,6 +65,17 @@ type cacheShard struct {
 	_  [8]byte // 64 bytes a shard
 }
 
+// shard is the shard that holds cache key ck.
+func (in *Inspector) shard(ck *[32]byte) *cacheShard { return &in.shards[ck[0]%cacheShards] }
+
+// get returns what the shard remembers under ck, or nil.
+func (s *cacheShard) get(ck *[32]byte) *TokenInfo {
+	s.mu.RLock()
+	info := s.t.get(ck)
+	s.mu.RUnlock()
+	return info
+}
+
 // NewInspector returns an Inspector with an empty cache.
 func NewInspector(cfg InspectorConfig) *Inspector {
 	if cfg.CacheSize <= 0 {
@@ -99,10 +109,8 @@ func (in *Inspector) InspectAt(ctx context.Context, raw string, now int64, verif
 	// encoding of a token must be verified on its own, never inherit a
 	// verdict. (The denylist key, in info.ID, ignores the encoding.)
 	ck := sumString(raw)
-	s := &in.shards[ck[0]%cacheShards]
-	s.mu.RLock()
-	info := s.t.get(&ck)
-	s.mu.RUnlock()
+	s := in.shard(&ck)
+	info := s.get(&ck)
 	if info != nil && info.until > now && (info.verifyTried || !verify) {
 		return info
 	}
@@ -129,7 +137,7 @@ func (in *Inspector) learnAt(ctx context.Context, s *cacheShard, ck *[32]byte, r
 // of a repeat request after the table's (see tokenTable).
 func (in *Inspector) Check(ctx context.Context, dl *Denylist, raw string, now int64, verify bool) (info *TokenInfo, reason Reason, verified bool) {
 	ck := sumString(raw)
-	s := &in.shards[ck[0]%cacheShards]
+	s := in.shard(&ck)
 	// Read before the check below, as CheckInfo reads it: an Apply that
 	// the check might miss replaces it after its entries.
 	e := dl.epoch.Load()
@@ -149,7 +157,7 @@ func (in *Inspector) Check(ctx context.Context, dl *Denylist, raw string, now in
 	if reason = dl.checkInfoIn(info, now, e); reason == NotBlocked {
 		s.mu.RLock()
 		if sl := s.t.find(&ck); sl != nil && sl.info == info {
-			atomic.StorePointer(&sl.cleanIn, unsafe.Pointer(e))
+			sl.setClean(e)
 		}
 		s.mu.RUnlock()
 	}
@@ -162,10 +170,7 @@ func (in *Inspector) Check(ctx context.Context, dl *Denylist, raw string, now in
 // still checks each further JWT it has met before by all its claims.
 func (in *Inspector) Cached(raw string, now int64) *TokenInfo {
 	ck := sumString(raw)
-	s := &in.shards[ck[0]%cacheShards]
-	s.mu.RLock()
-	info := s.t.get(&ck)
-	s.mu.RUnlock()
+	info := in.shard(&ck).get(&ck)
 	if info == nil || info.until <= now {
 		return nil
 	}

@@ -47,6 +47,11 @@ func (s *tokenSlot) clean(e *epoch) bool {
 	return atomic.LoadPointer(&s.cleanIn) == unsafe.Pointer(e)
 }
 
+// setClean records that the slot's token was found clean in epoch e.
+func (s *tokenSlot) setClean(e *epoch) {
+	atomic.StorePointer(&s.cleanIn, unsafe.Pointer(e))
+}
+
 // home is where key's probe starts. The shard is chosen by key[0]; these
 // bits are independent of it.
 func (t *tokenTable) home(key *[32]byte) int {
