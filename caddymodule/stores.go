@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
@@ -62,16 +63,17 @@ type sharedStore struct {
 	// (streams.go): it lives as long as the store, so a reload that
 	// keeps the store keeps the streams tracked.
 	tracker *revocation.Tracker
-	// young holds the requests of the store's handlers not yet old
-	// enough to be tracked, in shards (streams.go: youngShards);
-	// nextShard deals the shards out to new openStreams, and streams
-	// keeps the openStreams of requests that returned young for the
-	// next requests (*openStream); sweeping is set while the store's
-	// sweep of the lists runs (sweepYoung).
-	young     [youngShards]youngStreams
-	sweeping  atomic.Bool
-	nextShard atomic.Uint32
+	// streams keeps the openStreams of requests that returned young for
+	// the next requests (*openStream); members holds a weak pointer to
+	// every openStream it made, for the store's sweep of the requests not
+	// yet old enough to be tracked (streams.go: sweepYoung), and sweeping
+	// is set while the sweep runs. epoch is what a young request's birth
+	// counts from.
 	streams   sync.Pool
+	membersMu sync.Mutex
+	members   []weak.Pointer[openStream]
+	sweeping  atomic.Bool
+	epoch     time.Time
 }
 
 // track makes every entry applied to the store's denylist, from a local
@@ -271,7 +273,7 @@ func openStore(key string, settings storeSettings, hasher *revocation.Hasher, pr
 	if err := settings.validate(); err != nil {
 		return nil, err
 	}
-	shared := &sharedStore{key: key, prefix: settings.KeyPrefix, redis: settings.Redis.Identity(), hasher: hasher}
+	shared := &sharedStore{key: key, prefix: settings.KeyPrefix, redis: settings.Redis.Identity(), hasher: hasher, epoch: time.Now()}
 	if settings.Redis.IsZero() {
 		log.Warn("revocation store is embedded: revocations live in this process only, are lost on restart and are not shared with other instances; set redis for production")
 		shared.Store = revocation.NewMemoryStore(revocation.MemoryOptions{})

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -64,9 +65,21 @@ var streamReasons = []string{"token", "jti", "session", "subject", "global", rea
 // guard's pass until it returns. It is the ResponseWriter the rest of the
 // chain writes to, so that writes stop when it ends, and a hijacked
 // connection goes through it.
+//
+// An ordinary request's openStream comes from its store's pool and goes
+// back to it when the request returns young: streamState is the
+// request's, set whole for each one; young stays with the openStream
+// (see youngCell).
 type openStream struct {
+	streamState
+	young youngCell
+}
+
+// streamState is what an openStream holds of the one request it serves.
+type streamState struct {
 	http.ResponseWriter
 	h      *Handler
+	store  *sharedStore
 	req    *http.Request // as passed on: its context is the one cancelled
 	creds  []extract.Credential
 	cancel context.CancelCauseFunc // nil for an ordinary request (cancelOrdinary)
@@ -77,14 +90,6 @@ type openStream struct {
 	// hijacked once the connection was taken over; ended once a
 	// revocation or expiry ended it.
 	wroteHeader, hijacked, ended atomic.Bool
-
-	// On one of the store's lists of young requests (youngStreams, the
-	// one of index shard), under its lock. shard stays with the
-	// openStream through the store's pool.
-	young      bool
-	prev, next *openStream
-	store      *sharedStore
-	shard      uint32
 
 	mu      sync.Mutex
 	done    bool // the request returned
@@ -97,6 +102,41 @@ type openStream struct {
 	reason  string      // why it ended
 }
 
+// youngCell says whether an openStream's request is young: an ordinary
+// request that has passed the guard and has neither returned nor been
+// registered. The store's sweep reads it at any moment without a lock
+// (sweepYoung), so it is never reset with the rest of the openStream.
+//
+// gen is odd while the request is young. The request makes it odd when
+// it passes the guard (enter), and whichever comes first makes it even
+// again: the request returning (leave) or the sweep claiming it to
+// register it (claim), each by a compare-and-swap from the value it
+// read, so that exactly one of them wins, and a sweep that read the
+// cell of an earlier request of the same openStream wins nothing. born
+// is when the request passed the guard, since the store's epoch.
+type youngCell struct {
+	gen  atomic.Uint64
+	born atomic.Int64
+}
+
+// enter makes the openStream's new request young, born at born. Only the
+// request's own goroutine makes gen odd, so a load and a store do.
+func (c *youngCell) enter(born time.Duration) {
+	c.born.Store(int64(born))
+	c.gen.Store(c.gen.Load() + 1)
+}
+
+// leave takes the returning request out of the young ones, and reports
+// whether it was still young: false once the sweep has claimed it.
+func (c *youngCell) leave() bool {
+	g := c.gen.Load()
+	return g&1 == 1 && c.gen.CompareAndSwap(g, g+1)
+}
+
+// claim takes the request the sweep saw young (gen g) out of the young
+// ones, and reports whether it was still young and the same request.
+func (c *youngCell) claim(g uint64) bool { return c.gen.CompareAndSwap(g, g+1) }
+
 // proxy passes a request that the guard let through on to the next
 // handler, and ends it if a revocation (or close_streams_at_expiry)
 // catches up with it while it is open. now is when the guard looked at
@@ -104,18 +144,16 @@ type openStream struct {
 //
 // A stream request (an upgrade, an event stream, gRPC) gets a context
 // of its own, which ending it cancels. An ordinary request costs no
-// more than an openStream taken from its store's pool, which goes on
-// one of the store's young lists (each openStream sticks to one, and
-// the pool keeps an openStream on the core that used it, so the lock
-// taken is nearly never contended) and back to the pool when the
-// request returns young: no allocation and no shared lock. If it lasts
-// and is ended, the server itself cancels its context (see
-// cancelOrdinary); HTTP/3, whose server offers no such way, gets a
-// context of its own too.
+// more than an openStream taken from its store's pool and marked young
+// (youngCell), and given back to the pool when the request returns
+// young: no allocation, no lock and no memory shared with other
+// requests. If it lasts and is ended, the server itself cancels its
+// context (see cancelOrdinary); HTTP/3, whose server offers no such
+// way, gets a context of its own too.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *extract.Extraction, now time.Time) error {
 	st := h.store
 	s := st.newStream()
-	*s = openStream{ResponseWriter: w, h: h, store: st, shard: s.shard, creds: x.Creds, start: now, kind: streamKind(r, &x.Stream), req: r}
+	s.streamState = streamState{ResponseWriter: w, h: h, store: st, creds: x.Creds, start: now, kind: streamKind(r, &x.Stream), req: r}
 	if s.kind != "" || r.ProtoMajor > 2 {
 		var ctx context.Context
 		ctx, s.cancel = context.WithCancelCause(r.Context())
@@ -124,7 +162,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if s.kind != "" {
 		s.register()
 	} else {
-		st.young[s.shard].add(s)
+		s.young.enter(now.Sub(st.epoch))
 		st.startSweep()
 	}
 	defer s.finish()
@@ -192,91 +230,18 @@ func streamKind(r *http.Request, hdr *extract.StreamHeaders) string {
 	return ""
 }
 
-// youngShards is how many young lists a store has. An openStream keeps
-// its list for life (newStream deals them out in turn), and sync.Pool
-// keeps it with the core that last used it, so that requests on
-// different cores nearly always take different locks.
-const youngShards = 8
-
-// newStream returns an openStream from the store's pool, or a new one
-// with its young list dealt. The caller overwrites it whole, keeping
-// shard.
+// newStream returns an openStream from the store's pool, or a new one,
+// which it makes a member of the store (sweepYoung). The caller sets its
+// streamState whole.
 func (st *sharedStore) newStream() *openStream {
 	if s, ok := st.streams.Get().(*openStream); ok {
 		return s
 	}
-	return &openStream{shard: st.nextShard.Add(1) % youngShards}
-}
-
-// youngStreams holds some of a store's proxied requests (one shard of
-// youngShards) that are not registered yet, oldest first, until they
-// finish or outlive streamThreshold: a list linked through the requests
-// themselves, so that joining and leaving it cost a lock and no
-// allocation. The store's one sweep (sweepYoung) registers the requests
-// that outlive the threshold.
-type youngStreams struct {
-	mu         sync.Mutex
-	head, tail *openStream
-	_          [64]byte // the shards' locks on cache lines of their own
-}
-
-// add puts a request that has just passed the guard at the end of the
-// list.
-func (y *youngStreams) add(s *openStream) {
-	y.mu.Lock()
-	s.young = true
-	s.prev = y.tail
-	if y.tail != nil {
-		y.tail.next = s
-	} else {
-		y.head = s
-	}
-	y.tail = s
-	y.mu.Unlock()
-}
-
-// remove takes a request off the list, if it is on it, and reports
-// whether it was: if so, the request was never registered (the sweep
-// takes a request off the list before registering it).
-func (y *youngStreams) remove(s *openStream) bool {
-	y.mu.Lock()
-	was := s.young
-	y.unlink(s)
-	y.mu.Unlock()
-	return was
-}
-
-func (y *youngStreams) unlink(s *openStream) {
-	if !s.young {
-		return
-	}
-	if s.prev != nil {
-		s.prev.next = s.next
-	} else {
-		y.head = s.next
-	}
-	if s.next != nil {
-		s.next.prev = s.prev
-	} else {
-		y.tail = s.prev
-	}
-	s.prev, s.next, s.young = nil, nil, false
-}
-
-// takeDue moves the requests of the list that have outlived the
-// threshold at now onto due, and returns when the oldest one left
-// started (zero when none is left).
-func (y *youngStreams) takeDue(now time.Time, due []*openStream) ([]*openStream, time.Time) {
-	y.mu.Lock()
-	defer y.mu.Unlock()
-	for s := y.head; s != nil && now.Sub(s.start) >= streamThreshold; s = y.head {
-		y.unlink(s)
-		due = append(due, s)
-	}
-	if y.head == nil {
-		return due, time.Time{}
-	}
-	return due, y.head.start
+	s := new(openStream)
+	st.membersMu.Lock()
+	st.members = append(st.members, weak.Make(s))
+	st.membersMu.Unlock()
+	return s
 }
 
 // sweepWake bounds how often the sweep wakes: at most once per
@@ -284,8 +249,8 @@ func (y *youngStreams) takeDue(now time.Time, due []*openStream) ([]*openStream,
 // the threshold.
 const sweepWake = streamThreshold / 16
 
-// startSweep starts the store's sweep of its young lists unless it is
-// running. The caller has just added a request to one of them.
+// startSweep starts the store's sweep of its young requests unless it is
+// running. The caller has just made a request young.
 func (st *sharedStore) startSweep() {
 	if !st.sweeping.Load() && st.sweeping.CompareAndSwap(false, true) {
 		go st.sweepYoung()
@@ -293,55 +258,85 @@ func (st *sharedStore) startSweep() {
 }
 
 // sweepYoung registers the store's young requests as they outlive the
-// threshold, and runs while any list holds a request. It sleeps until
-// the oldest request it holds reaches the threshold rather than ticking:
-// under a steady flow of short requests the oldest one is always
-// moments old, so the sweep wakes about twice a second per store, not
-// many times per list. (Each wake-up of an otherwise busy process costs
-// it CPU time shared with its neighbours: a sweep that woke every 10 ms
-// per list took a fifth off the throughput of the proxy beside its
-// baseline in loadbench.)
+// threshold, and runs while any request is young. It looks at the young
+// cell of every openStream the store's pool made that is still alive
+// (members: weak pointers, so that the openStreams the pool lets go of
+// are collected), which costs the requests nothing. It sleeps until the
+// oldest young request reaches the threshold rather than ticking: under
+// a steady flow of short requests the oldest one is always moments old,
+// so the sweep wakes about twice a second per store. (Each wake-up of an
+// otherwise busy process costs it CPU time shared with its neighbours: a
+// sweep that woke every 10 ms took a fifth off the throughput of the
+// proxy beside its baseline in loadbench.)
 func (st *sharedStore) sweepYoung() {
 	timer := time.NewTimer(streamThreshold)
 	defer timer.Stop()
 	var due []*openStream
 	for range timer.C {
-		now := time.Now()
-		var oldest time.Time
-		for i := range st.young {
-			var start time.Time
-			due, start = st.young[i].takeDue(now, due)
-			if !start.IsZero() && (oldest.IsZero() || start.Before(oldest)) {
-				oldest = start
-			}
-		}
+		var oldest time.Duration
+		due, oldest = st.takeDue(time.Since(st.epoch), due)
 		for _, s := range due {
 			s.register()
 		}
 		clear(due)
 		due = due[:0]
-		if oldest.IsZero() {
-			// Every list was empty. A request added since was added
+		if oldest < 0 {
+			// No request was young. One made young since was made so
 			// while the sweep still ran (startSweep saw it running):
 			// look again once the flag is down, and carry on for it.
 			st.sweeping.Store(false)
 			if !st.anyYoung() || !st.sweeping.CompareAndSwap(false, true) {
 				return
 			}
-			oldest = now
+			oldest = time.Since(st.epoch)
 		}
-		timer.Reset(max(time.Until(oldest.Add(streamThreshold)), sweepWake))
+		timer.Reset(max(time.Until(st.epoch.Add(oldest+streamThreshold)), sweepWake))
 	}
 }
 
-// anyYoung reports whether any young list holds a request.
+// takeDue claims the young requests that have outlived the threshold at
+// now (since the store's epoch), appending them to due, and returns when
+// the oldest request still young was born (-1 when none is). It drops
+// the members the pool let go of.
+func (st *sharedStore) takeDue(now time.Duration, due []*openStream) ([]*openStream, time.Duration) {
+	oldest := time.Duration(-1)
+	st.membersMu.Lock()
+	defer st.membersMu.Unlock()
+	live := st.members[:0]
+	for _, m := range st.members {
+		s := m.Value()
+		if s == nil {
+			continue
+		}
+		live = append(live, m)
+		g := s.young.gen.Load()
+		if g&1 == 0 {
+			continue
+		}
+		// Read after gen: a later request's born, if the openStream
+		// has served another since, which claim then refuses.
+		born := time.Duration(s.young.born.Load())
+		if now-born >= streamThreshold {
+			if s.young.claim(g) {
+				due = append(due, s)
+			}
+			continue
+		}
+		if oldest < 0 || born < oldest {
+			oldest = born
+		}
+	}
+	clear(st.members[len(live):])
+	st.members = live
+	return due, oldest
+}
+
+// anyYoung reports whether any request of the store is young.
 func (st *sharedStore) anyYoung() bool {
-	for i := range st.young {
-		y := &st.young[i]
-		y.mu.Lock()
-		held := y.head != nil
-		y.mu.Unlock()
-		if held {
+	st.membersMu.Lock()
+	defer st.membersMu.Unlock()
+	for _, m := range st.members {
+		if s := m.Value(); s != nil && s.young.gen.Load()&1 == 1 {
 			return true
 		}
 	}
@@ -478,10 +473,10 @@ func (s *openStream) describe(hijacked bool) string {
 // tracker callback, expiry timer or end can reach it, and it was not
 // hijacked, so no connection wrapper refers to it).
 func (s *openStream) finish() {
-	if s.kind == "" && s.store.young[s.shard].remove(s) && s.cancel == nil && !s.hijacked.Load() {
-		st, shard := s.store, s.shard
+	if s.kind == "" && s.young.leave() && s.cancel == nil && !s.hijacked.Load() {
+		st := s.store
 		// Let go of the request, its writer and its credentials.
-		*s = openStream{shard: shard}
+		s.streamState = streamState{}
 		st.streams.Put(s)
 		return
 	}

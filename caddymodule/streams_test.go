@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,8 +148,7 @@ func TestStreamConnRevokeDoesNotWaitForAStuckClient(t *testing.T) {
 // the store's pool; the next requests reuse it. A long request served
 // by a reused one must still be registered once it outlives the
 // threshold and ended by a revocation, and a crowd of short requests
-// must leave nothing tracked, every young list empty and the sweep
-// stopped.
+// must leave nothing tracked, no request young and the sweep stopped.
 func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -216,21 +217,15 @@ func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 	if n := h.store.tracker.Len(); n != 0 {
 		t.Fatalf("%d requests tracked after short requests only", n)
 	}
-	for i := range h.store.young {
-		y := &h.store.young[i]
-		y.mu.Lock()
-		head := y.head
-		y.mu.Unlock()
-		if head != nil {
-			t.Fatalf("young list %d not empty after every request returned", i)
-		}
+	if h.store.anyYoung() {
+		t.Fatal("a request is still young after every request returned")
 	}
 	// With nothing young left, the store's sweep stops (it wakes no
 	// process that has nothing to register); the long request below must
 	// start it again.
 	for deadline := time.Now().Add(5 * time.Second); h.store.sweeping.Load(); {
 		if time.Now().After(deadline) {
-			t.Fatal("the sweep still runs with every young list empty")
+			t.Fatal("the sweep still runs with no request young")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -272,5 +267,75 @@ func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 			t.Fatal("the ended request is still tracked")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A young request is taken out of the young ones exactly once: by its
+// own return (leave) or by the sweep's claim of the generation it saw,
+// whichever comes first, and a claim of an earlier request's generation
+// of the same openStream never takes the request serving it now.
+func TestYoungCellLeaveOrClaim(t *testing.T) {
+	var c youngCell
+	for i := range 2000 {
+		c.enter(time.Duration(i))
+		g := c.gen.Load()
+		if g&1 != 1 {
+			t.Fatalf("after enter, gen %d is not odd", g)
+		}
+		var left, claimed atomic.Bool
+		var wg sync.WaitGroup
+		wg.Go(func() { left.Store(c.leave()) })
+		wg.Go(func() { claimed.Store(c.claim(g)) })
+		wg.Wait()
+		if left.Load() == claimed.Load() {
+			t.Fatalf("round %d: leave %v, claim %v: want exactly one", i, left.Load(), claimed.Load())
+		}
+		if c.leave() {
+			t.Fatalf("round %d: left twice", i)
+		}
+		// The next request of the same openStream: a late claim of the
+		// last one's generation must not take it.
+		c.enter(time.Duration(i))
+		if c.claim(g) {
+			t.Fatalf("round %d: a claim of an earlier generation took the next request", i)
+		}
+		if !c.leave() {
+			t.Fatalf("round %d: the next request was not young", i)
+		}
+	}
+}
+
+// The store's sweep looks at the openStreams its pool made through weak
+// pointers: the ones the pool lets go of are collected, and dropped from
+// the members at the next sweep, so that a burst of requests does not
+// leave the store holding their openStreams.
+func TestYoungMembersLetGo(t *testing.T) {
+	st := &sharedStore{epoch: time.Now()}
+	var held []*openStream
+	for range 64 {
+		held = append(held, st.newStream())
+	}
+	held[0].young.enter(time.Since(st.epoch))
+	for _, s := range held[1:] {
+		st.streams.Put(s)
+	}
+	keep := held[0]
+	held = nil
+	// sync.Pool lets go of what it holds over two collections.
+	runtime.GC()
+	runtime.GC()
+	runtime.GC()
+	due, oldest := st.takeDue(time.Since(st.epoch), nil)
+	if len(due) != 0 || oldest < 0 {
+		t.Fatalf("takeDue: %d due, oldest %v; want none due and one young", len(due), oldest)
+	}
+	st.membersMu.Lock()
+	n := len(st.members)
+	st.membersMu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d members after the pool let go of 63 openStreams and one is in use, want 1", n)
+	}
+	if !st.anyYoung() || !keep.young.leave() || st.anyYoung() {
+		t.Fatal("the openStream in use was not the young member")
 	}
 }
