@@ -455,6 +455,23 @@ func TestStreamsEndOnEveryKindOfRevocation(t *testing.T) {
 		if n := logCount(c, "stream ended: credential revoked"); n == 0 {
 			t.Fatalf("replica %d wrote no audit line for an ended stream", i)
 		}
+		// Each stream above was open for a few seconds at most.
+		for _, line := range strings.Split(c.Logs(), "\n") {
+			if !strings.Contains(line, "stream ended: credential revoked") {
+				continue
+			}
+			var audit struct {
+				Reason      string  `json:"reason"`
+				TokenHash   string  `json:"token_hash"`
+				OpenSeconds float64 `json:"open_seconds"`
+			}
+			if err := json.Unmarshal([]byte(line[strings.Index(line, "{"):]), &audit); err != nil {
+				t.Fatalf("replica %d: audit line %q: %v", i, line, err)
+			}
+			if audit.Reason == "" || audit.TokenHash == "" || audit.OpenSeconds <= 0 || audit.OpenSeconds > 60 {
+				t.Fatalf("replica %d: audit line %q: want a reason, a token hash and how long the stream was open", i, line)
+			}
+		}
 	}
 	st, metricsText := e.cs[1].AdminDo("GET", "/metrics", "")
 	if st != 200 || !strings.Contains(metricsText, `caddy_revocation_streams_closed_total{reason="global"}`) ||
