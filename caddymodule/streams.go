@@ -78,13 +78,11 @@ type openStream struct {
 // streamState is what an openStream holds of the one request it serves.
 type streamState struct {
 	http.ResponseWriter
-	h      *Handler
-	store  *sharedStore
+	h      *Handler      // its store (h.store) is the openStream's
 	req    *http.Request // as passed on: its context is the one cancelled
 	creds  []extract.Credential
 	cancel context.CancelCauseFunc // nil for an ordinary request (cancelOrdinary)
-	start  time.Time
-	kind   string // what it was registered as at once; "" for a long request
+	kind   string                  // what it was registered as at once; "" for a long request
 
 	// wroteHeader is set once a final (non-1xx) answer has begun;
 	// hijacked once the connection was taken over; ended once a
@@ -113,18 +111,17 @@ type streamState struct {
 // register it (claim), each by a compare-and-swap from the value it
 // read, so that exactly one of them wins, and a sweep that read the
 // cell of an earlier request of the same openStream wins nothing. born
-// is when the request passed the guard, since the store's epoch.
+// is when the request (young or not) passed the guard, since the store's
+// epoch: the stream's start, for its audit line too (started).
 type youngCell struct {
 	gen  atomic.Uint64
 	born atomic.Int64
 }
 
-// enter makes the openStream's new request young, born at born. Only the
-// request's own goroutine makes gen odd, so a load and a store do.
-func (c *youngCell) enter(born time.Duration) {
-	c.born.Store(int64(born))
-	c.gen.Store(c.gen.Load() + 1)
-}
+// enter makes the openStream's new request, whose born is set, young.
+// Only the request's own goroutine makes gen odd, so a load and a store
+// do.
+func (c *youngCell) enter() { c.gen.Store(c.gen.Load() + 1) }
 
 // leave takes the returning request out of the young ones, and reports
 // whether it was still young: false once the sweep has claimed it.
@@ -153,7 +150,8 @@ func (c *youngCell) claim(g uint64) bool { return c.gen.CompareAndSwap(g, g+1) }
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *extract.Extraction, now time.Time) error {
 	st := h.store
 	s := st.newStream()
-	s.streamState = streamState{ResponseWriter: w, h: h, store: st, creds: x.Creds, start: now, kind: streamKind(r, &x.Stream), req: r}
+	s.streamState = streamState{ResponseWriter: w, h: h, creds: x.Creds, kind: streamKind(r, &x.Stream), req: r}
+	s.young.born.Store(int64(now.Sub(st.epoch)))
 	if s.kind != "" || r.ProtoMajor > 2 {
 		var ctx context.Context
 		ctx, s.cancel = context.WithCancelCause(r.Context())
@@ -162,7 +160,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if s.kind != "" {
 		s.register()
 	} else {
-		s.young.enter(now.Sub(st.epoch))
+		s.young.enter()
 		st.startSweep()
 	}
 	defer s.finish()
@@ -443,7 +441,7 @@ func (s *openStream) end(reason string, i int) {
 		ce.Write(
 			zap.String("reason", reason),
 			zap.String("token_hash", hash),
-			zap.Float64("open_seconds", time.Since(s.start).Seconds()),
+			zap.Float64("open_seconds", time.Since(s.started()).Seconds()),
 			zap.String("stream", s.describe(conn != nil)),
 			zap.Bool("close_frame", closeFrame),
 			zap.String("remote_ip", clientIP(s.req)),
@@ -452,6 +450,11 @@ func (s *openStream) end(reason string, i int) {
 			zap.String("request_id", requestID(s.req)),
 		)
 	}
+}
+
+// started is when the stream's request passed the guard.
+func (s *openStream) started() time.Time {
+	return s.h.store.epoch.Add(time.Duration(s.young.born.Load()))
 }
 
 // describe names the stream for the audit line.
@@ -474,7 +477,7 @@ func (s *openStream) describe(hijacked bool) string {
 // hijacked, so no connection wrapper refers to it).
 func (s *openStream) finish() {
 	if s.kind == "" && s.young.leave() && s.cancel == nil && !s.hijacked.Load() {
-		st := s.store
+		st := s.h.store
 		// Let go of the request, its writer and its credentials.
 		s.streamState = streamState{}
 		st.streams.Put(s)

@@ -277,7 +277,7 @@ func TestStreamPooledLongRequestTrackedAndEnded(t *testing.T) {
 func TestYoungCellLeaveOrClaim(t *testing.T) {
 	var c youngCell
 	for i := range 2000 {
-		c.enter(time.Duration(i))
+		c.enter()
 		g := c.gen.Load()
 		if g&1 != 1 {
 			t.Fatalf("after enter, gen %d is not odd", g)
@@ -295,7 +295,7 @@ func TestYoungCellLeaveOrClaim(t *testing.T) {
 		}
 		// The next request of the same openStream: a late claim of the
 		// last one's generation must not take it.
-		c.enter(time.Duration(i))
+		c.enter()
 		if c.claim(g) {
 			t.Fatalf("round %d: a claim of an earlier generation took the next request", i)
 		}
@@ -315,7 +315,8 @@ func TestYoungMembersLetGo(t *testing.T) {
 	for range 64 {
 		held = append(held, st.newStream())
 	}
-	held[0].young.enter(time.Since(st.epoch))
+	held[0].young.born.Store(int64(time.Since(st.epoch)))
+	held[0].young.enter()
 	for _, s := range held[1:] {
 		st.streams.Put(s)
 	}
