@@ -46,16 +46,17 @@ type decision struct {
 }
 
 // decide is the one decision of the guard (handler.go) and of the dry
-// run (explain.go), so that the two can never disagree. The refusals come
+// run (explain.go), so that the two can never disagree; it fills d, which
+// the caller zeroes (a decision returned by value was copied out at each
+// of its returns, the largest part of decide's code). The refusals come
 // first, in the order the guard applies them; then every credential is
 // inspected until the first revoked one. When seen is not nil (the dry
 // run), every credential is inspected and passed to it, whatever the
 // verdict, which stays the first that applies. now is read only when the
 // request carries a credential.
-func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocation.Denylist, now time.Time, seen func(c *extract.Credential, info *revocation.TokenInfo, reason revocation.Reason)) decision {
-	var d decision
+func (h *Handler) decide(ctx context.Context, d *decision, x *extract.Extraction, dl *revocation.Denylist, now time.Time, seen func(c *extract.Credential, info *revocation.TokenInfo, reason revocation.Reason)) {
 	if h.passesUnread(x) {
-		return d
+		return
 	}
 	switch {
 	case x.Uninspected && h.OversizedBody == "reject":
@@ -64,7 +65,7 @@ func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocat
 		if h.RequireToken {
 			d.verdict = refuseNoToken
 		}
-		return d
+		return
 	}
 	if d.verdict == pass {
 		d.named = x.Named()
@@ -77,7 +78,7 @@ func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocat
 		}
 	}
 	if d.verdict != pass && seen == nil {
-		return d
+		return
 	}
 	unix, verified := now.Unix(), false
 	b := h.newBudget()
@@ -93,7 +94,7 @@ func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocat
 				d.verdict = block
 			}
 			if seen == nil {
-				return d
+				return
 			}
 		}
 		if c.Kind == extract.Access {
@@ -105,7 +106,6 @@ func (h *Handler) decide(ctx context.Context, x *extract.Extraction, dl *revocat
 	if d.verdict == pass && h.RequireToken && !verified {
 		d.verdict = refuseUnverified
 	}
-	return d
 }
 
 // passesUnread reports whether decide passes the request without reading

@@ -66,7 +66,8 @@ func (h *Handler) explain(r *http.Request) ExplainedHandler {
 	x := h.extractor.Extract(r, nil, nil)
 	now := time.Now()
 	var blocked []string
-	d := h.decide(r.Context(), &x, h.store.Denylist(), now, func(c *extract.Credential, info *revocation.TokenInfo, reason revocation.Reason) {
+	var d decision
+	h.decide(r.Context(), &d, &x, h.store.Denylist(), now, func(c *extract.Credential, info *revocation.TokenInfo, reason revocation.Reason) {
 		if info == nil {
 			info = &revocation.TokenInfo{Hash: revocation.RawHash(c.Raw)}
 		}

@@ -489,9 +489,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.legacy.Compile(guardNext{h, next}).ServeHTTP(w, r)
 	}
 	if err := h.store.awaitStart(r.Context()); err != nil {
-		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("waiting for the revocation store: %w", err))
+		return storeNotStarted(err)
 	}
 	return h.guard(w, r, next)
+}
+
+// storeNotStarted is the error of a request whose context ended while it
+// waited for the store's first load.
+//
+//go:noinline
+func storeNotStarted(err error) error {
+	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("waiting for the revocation store: %w", err))
 }
 
 // guard checks every credential a proxied request carries, as package
@@ -507,10 +515,37 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return next.ServeHTTP(w, r)
 	}
 	now := time.Now()
-	d := h.decide(r.Context(), &x, dl, now, nil)
+	var d decision
+	h.decide(r.Context(), &d, &x, dl, now, nil)
 	if d.verdict != refuseBody && len(d.named) > 0 {
 		metrics.checked.Inc()
 	}
+	if d.verdict != pass && d.verdict != refuseUnverified {
+		return h.answerRefusal(w, r, &d)
+	}
+	if len(x.Creds) == 0 {
+		return next.ServeHTTP(w, r)
+	}
+	if d.skipped > 0 || x.ValuesCapped || len(x.Groups) > 0 {
+		h.noteValues(&x, d.skipped, mark)
+	}
+	if d.verdict == refuseUnverified {
+		return h.refuse(w, r, d.hasAccess, "the access token is invalid or expired")
+	}
+	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
+		return h.serveAppLogout(w, r, next, d.named)
+	}
+	return h.proxy(w, r, next, &x, now)
+}
+
+// answerRefusal answers a request decide refused or blocked, apart from
+// refuseUnverified (the guard's own, once the request's values are
+// noted). It is out of guard's line, as noteValues is: a proxied request
+// that passes runs none of it, and the guard's cost is mostly the cache
+// lines its code takes (docs/performance.md).
+//
+//go:noinline
+func (h *Handler) answerRefusal(w http.ResponseWriter, r *http.Request, d *decision) error {
 	switch d.verdict {
 	case refuseBody:
 		metrics.refused.WithLabelValues("body_uninspectable").Inc()
@@ -527,32 +562,28 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			"error":             "temporarily_unavailable",
 			"error_description": "revocation state cannot be confirmed; try again shortly",
 		})
-	case block:
-		return h.block(w, r, d.cred, d.reason, d.info)
 	}
-	if len(x.Creds) == 0 {
-		return next.ServeHTTP(w, r)
-	}
+	return h.block(w, r, d.cred, d.reason, d.info)
+}
+
+// noteValues counts a passed request's candidates that were checked by
+// hash only or not at all, or else remembers its header values as clean
+// in the denylist's state at mark: every reading of them is (a JWT past
+// the decoding budget would not have been read in full, hence the
+// condition).
+//
+//go:noinline
+func (h *Handler) noteValues(x *extract.Extraction, skipped int, mark revocation.Mark) {
 	if x.ValuesCapped {
 		metrics.valuesCapped.Inc()
 	}
-	if d.skipped > 0 || x.ValuesCapped {
-		metrics.hashOnly.Add(float64(d.skipped))
-	} else {
-		// Every reading of these header values is clean in this state
-		// (a JWT past the decoding budget would not have been read in
-		// full, hence the condition).
-		for _, g := range x.Groups {
-			h.headerValues.Remember(mark, g)
-		}
+	if skipped > 0 || x.ValuesCapped {
+		metrics.hashOnly.Add(float64(skipped))
+		return
 	}
-	if d.verdict == refuseUnverified {
-		return h.refuse(w, r, d.hasAccess, "the access token is invalid or expired")
+	for _, g := range x.Groups {
+		h.headerValues.Remember(mark, g)
 	}
-	if len(h.appLogout) > 0 && h.appLogout[logoutPathKey(r.URL)] {
-		return h.serveAppLogout(w, r, next, d.named)
-	}
-	return h.proxy(w, r, next, &x, now)
 }
 
 // budget bounds the costly work of one request. Hashing a candidate is

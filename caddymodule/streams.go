@@ -68,8 +68,9 @@ var streamReasons = []string{"token", "jti", "session", "subject", "global", rea
 //
 // An ordinary request's openStream comes from its store's pool and goes
 // back to it when the request returns young: streamState is the
-// request's, set whole for each one; young stays with the openStream
-// (see youngCell).
+// request's, zero whenever the pool holds the openStream (finish zeroes
+// it whole before giving it back), so that a request sets only what it
+// has; young stays with the openStream (see youngCell).
 type openStream struct {
 	streamState
 	young youngCell
@@ -150,37 +151,58 @@ func (c *youngCell) claim(g uint64) bool { return c.gen.CompareAndSwap(g, g+1) }
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *extract.Extraction, now time.Time) error {
 	st := h.store
 	s := st.newStream()
-	s.streamState = streamState{ResponseWriter: w, h: h, creds: x.Creds, kind: streamKind(r, &x.Stream), req: r}
+	s.ResponseWriter, s.h, s.req, s.creds = w, h, r, x.Creds
 	s.young.born.Store(int64(now.Sub(st.epoch)))
-	if s.kind != "" || r.ProtoMajor > 2 {
-		var ctx context.Context
-		ctx, s.cancel = context.WithCancelCause(r.Context())
-		s.req = r.WithContext(ctx)
+	if kind := streamKind(r, &x.Stream); kind != "" || r.ProtoMajor > 2 {
+		s.separate(kind)
 	}
-	if s.kind != "" {
-		s.register()
-	} else {
+	if s.kind == "" {
 		s.young.enter()
 		st.startSweep()
 	}
 	defer s.finish()
 	err := next.ServeHTTP(s, s.req)
 	if s.ended.Load() && !s.hijacked.Load() {
-		if !s.wroteHeader.Load() {
-			// Ended before the upstream answered (a long poll): the
-			// client gets what a new request with the credential gets.
-			if r.ProtoMajor == 1 {
-				// Its connection's reads were failed on purpose
-				// (cancelOrdinary): it serves no other request.
-				w.Header().Set("Connection", "close")
-			}
-			return s.answerEnded(w, r)
-		}
-		// An answer cut short must not look complete, nor its connection
-		// serve another request: abort it, as reverse_proxy does.
-		panic(http.ErrAbortHandler)
+		return s.answerCut(w, r)
 	}
 	return err
+}
+
+// separate gives a stream request (kind, or an HTTP/3 request: kind "")
+// a context of its own, and registers a stream at once. It and answerCut
+// are out of proxy's line: an ordinary request runs neither, and the
+// guard's cost is mostly the cache lines its code takes
+// (docs/performance.md).
+//
+//go:noinline
+func (s *openStream) separate(kind string) {
+	var ctx context.Context
+	ctx, s.cancel = context.WithCancelCause(s.req.Context())
+	s.req = s.req.WithContext(ctx)
+	s.kind = kind
+	if kind != "" {
+		s.register()
+	}
+}
+
+// answerCut ends the answer of a request that was ended while the
+// handler beneath served it, and was not hijacked.
+//
+//go:noinline
+func (s *openStream) answerCut(w http.ResponseWriter, r *http.Request) error {
+	if !s.wroteHeader.Load() {
+		// Ended before the upstream answered (a long poll): the
+		// client gets what a new request with the credential gets.
+		if r.ProtoMajor == 1 {
+			// Its connection's reads were failed on purpose
+			// (cancelOrdinary): it serves no other request.
+			w.Header().Set("Connection", "close")
+		}
+		return s.answerEnded(w, r)
+	}
+	// An answer cut short must not look complete, nor its connection
+	// serve another request: abort it, as reverse_proxy does.
+	panic(http.ErrAbortHandler)
 }
 
 // cancelOrdinary ends an ordinary request through its server: over
@@ -229,8 +251,8 @@ func streamKind(r *http.Request, hdr *extract.StreamHeaders) string {
 }
 
 // newStream returns an openStream from the store's pool, or a new one,
-// which it makes a member of the store (sweepYoung). The caller sets its
-// streamState whole.
+// which it makes a member of the store (sweepYoung). Its streamState is
+// zero either way.
 func (st *sharedStore) newStream() *openStream {
 	if s, ok := st.streams.Get().(*openStream); ok {
 		return s

@@ -151,12 +151,23 @@ func (in *Inspector) Check(ctx context.Context, dl *Denylist, raw string, now in
 		info = sl.info
 	}
 	s.mu.RUnlock()
+	return in.checkAgain(ctx, dl, s, &ck, info, raw, now, verify, e)
+}
+
+// checkAgain is Check for a token not found clean in epoch e: learnt
+// first when info is nil (not remembered, or not usable), then checked
+// against dl, and marked clean in e when it is. It is out of Check's
+// line: a repeat request runs none of it.
+//
+//go:noinline
+func (in *Inspector) checkAgain(ctx context.Context, dl *Denylist, s *cacheShard, ck *[32]byte, info *TokenInfo, raw string, now int64, verify bool, e *epoch) (*TokenInfo, Reason, bool) {
 	if info == nil {
-		info = in.learnAt(ctx, s, &ck, raw, now, verify)
+		info = in.learnAt(ctx, s, ck, raw, now, verify)
 	}
-	if reason = dl.checkInfoIn(info, now, e); reason == NotBlocked {
+	reason := dl.checkInfoIn(info, now, e)
+	if reason == NotBlocked {
 		s.mu.RLock()
-		if sl := s.t.find(&ck); sl != nil && sl.info == info {
+		if sl := s.t.find(ck); sl != nil && sl.info == info {
 			sl.setClean(e)
 		}
 		s.mu.RUnlock()
