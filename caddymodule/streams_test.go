@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -338,5 +339,37 @@ func TestYoungMembersLetGo(t *testing.T) {
 	}
 	if !st.anyYoung() || !keep.young.leave() || st.anyYoung() {
 		t.Fatal("the openStream in use was not the young member")
+	}
+}
+
+// A request that returns young gives its openStream back to the pool
+// with its streamState zero (finish zeroes it whole), so that the next
+// request starts from nothing of it: proxy sets only the fields a
+// request has.
+func TestPooledStreamIsZero(t *testing.T) {
+	h := guardHandler(t, nil)
+	tok := guardTokens.Mint(t, jwt.MapClaims{"sub": "pooled", "sid": "s1"})
+	checked := 0
+	for range 50 {
+		r := httptest.NewRequest(http.MethodGet, "/app", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		r.AddCookie(&http.Cookie{Name: "session_id", Value: "a-long-session-value-0123456789"})
+		if code, reached := serve(t, h, r); code != http.StatusOK || !reached {
+			t.Fatalf("status %d, reached %v", code, reached)
+		}
+		s, ok := h.store.streams.Get().(*openStream)
+		if !ok {
+			continue // the race detector's pool drops some of what it is given
+		}
+		if !reflect.ValueOf(&s.streamState).Elem().IsZero() {
+			t.Fatalf("a pooled openStream kept its request's state: %+v", &s.streamState)
+		}
+		if s.young.gen.Load()&1 != 0 {
+			t.Fatal("a pooled openStream is still young")
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("the pool never gave back an openStream")
 	}
 }
