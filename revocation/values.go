@@ -1,9 +1,12 @@
 package revocation
 
 import (
-	"hash/maphash"
-	"strings"
+	"crypto/rand"
+	"encoding/binary"
 	"sync"
+	"unsafe"
+
+	"github.com/dchest/siphash"
 )
 
 // ValueChecker checks values found by value alone (every header, cookie
@@ -14,8 +17,12 @@ import (
 // Accept, a long-lived analytics cookie) costs one map lookup rather
 // than one SHA-256, until an entry is added. It remembers a bounded
 // number of values, and never a verdict that a value is revoked.
+//
+// A value is remembered by its fingerprint (valueKey), never by itself:
+// many values are credentials (an API key in a custom header, a session
+// cookie), and none is kept in memory past its request.
 type ValueChecker struct {
-	seed   maphash.Seed
+	k0, k1 uint64 // the fingerprints' key, drawn at random
 	shards [valueShards]valueShard
 	perCap int
 }
@@ -24,9 +31,24 @@ const valueShards = 32
 
 type valueShard struct {
 	mu sync.RWMutex
-	m  map[string]*epoch
+	m  map[valueKey]*epoch
 	_  [40]byte
 }
+
+// valueKey is a value's fingerprint: its SipHash-2-4 with a 128-bit
+// output, under the checker's random key. SipHash is a keyed
+// pseudorandom function: without the key, nobody can make a value whose
+// fingerprint is another's (a revoked credential taken for a clean value
+// remembered), other than by chance, 2^-128 a try; and it costs a
+// fraction of a SHA-256.
+type valueKey [2]uint64
+
+func (v *ValueChecker) key(s string) valueKey {
+	a, b := siphash.Hash128(v.k0, v.k1, unsafe.Slice(unsafe.StringData(s), len(s)))
+	return valueKey{a, b}
+}
+
+func (v *ValueChecker) shard(k valueKey) *valueShard { return &v.shards[k[0]%valueShards] }
 
 // NewValueChecker returns a checker that remembers up to size clean
 // values (default 16384 when size <= 0).
@@ -34,9 +56,15 @@ func NewValueChecker(size int) *ValueChecker {
 	if size <= 0 {
 		size = 16384
 	}
-	v := &ValueChecker{seed: maphash.MakeSeed(), perCap: max(1, size/valueShards)}
+	var seed [16]byte
+	_, _ = rand.Read(seed[:]) // never fails (crypto/rand)
+	v := &ValueChecker{
+		k0:     binary.LittleEndian.Uint64(seed[:8]),
+		k1:     binary.LittleEndian.Uint64(seed[8:]),
+		perCap: max(1, size/valueShards),
+	}
 	for i := range v.shards {
-		v.shards[i].m = make(map[string]*epoch)
+		v.shards[i].m = make(map[valueKey]*epoch)
 	}
 	return v
 }
@@ -50,10 +78,12 @@ const maxRememberedValue = 512
 func (v *ValueChecker) Check(dl *Denylist, raw string, now int64) (Reason, TokenHash) {
 	e := dl.epoch.Load()
 	var s *valueShard
+	var k valueKey
 	if len(raw) <= maxRememberedValue {
-		s = &v.shards[maphash.String(v.seed, raw)%valueShards]
+		k = v.key(raw)
+		s = v.shard(k)
 		s.mu.RLock()
-		clean := s.m[raw] == e
+		clean := s.m[k] == e
 		s.mu.RUnlock()
 		if clean {
 			return NotBlocked, TokenHash{}
@@ -64,7 +94,7 @@ func (v *ValueChecker) Check(dl *Denylist, raw string, now int64) (Reason, Token
 		return BlockedToken, h
 	}
 	if s != nil {
-		v.remember(s, raw, e)
+		v.remember(s, k, e)
 	}
 	return NotBlocked, h
 }
@@ -84,9 +114,10 @@ func (v *ValueChecker) Known(dl *Denylist, s string) bool {
 	if len(s) > maxRememberedValue {
 		return false
 	}
-	sh := &v.shards[maphash.String(v.seed, s)%valueShards]
+	k := v.key(s)
+	sh := v.shard(k)
 	sh.mu.RLock()
-	e, ok := sh.m[s]
+	e, ok := sh.m[k]
 	sh.mu.RUnlock()
 	return ok && e == dl.epoch.Load()
 }
@@ -98,17 +129,18 @@ func (v *ValueChecker) Remember(m Mark, s string) {
 	if len(s) > maxRememberedValue || m.e == nil {
 		return
 	}
-	v.remember(&v.shards[maphash.String(v.seed, s)%valueShards], s, m.e)
+	k := v.key(s)
+	v.remember(v.shard(k), k, m.e)
 }
 
-func (v *ValueChecker) remember(sh *valueShard, s string, e *epoch) {
+func (v *ValueChecker) remember(sh *valueShard, k valueKey, e *epoch) {
 	sh.mu.Lock()
-	if _, ok := sh.m[s]; !ok && len(sh.m) >= v.perCap {
-		for k := range sh.m { // map order is random: evict any one
-			delete(sh.m, k)
+	if _, ok := sh.m[k]; !ok && len(sh.m) >= v.perCap {
+		for old := range sh.m { // map order is random: evict any one
+			delete(sh.m, old)
 			break
 		}
 	}
-	sh.m[strings.Clone(s)] = e
+	sh.m[k] = e
 	sh.mu.Unlock()
 }
