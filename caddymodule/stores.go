@@ -138,6 +138,8 @@ func (s *sharedStore) awaitStart(ctx context.Context) error {
 	return s.awaitFirstLoad(ctx)
 }
 
+// awaitFirstLoad is awaitStart until the store has started: it starts
+// the store if no one has, and waits for the channel.
 func (s *sharedStore) awaitFirstLoad(ctx context.Context) error {
 	select {
 	case <-s.started:
