@@ -226,7 +226,11 @@ func (in *Inspector) learn(ctx context.Context, raw string, now int64, verify bo
 		if claims.Subject != "" && claims.Session != "" && in.cfg.Store != nil {
 			in.cfg.Store.NoteSession(info.ID.Subject, info.ID.Session, in.cfg.SessionTTL)
 		}
-	} else if exp := int64(ExpiryOf(claims.ExpiresAt)); claims.ExpiresAt != 0 && exp < info.until {
+	} else if exp := int64(ExpiryOf(claims.ExpiresAt)); claims.ExpiresAt != 0 && exp < info.until && exp > now {
+		// Remembered no longer than it lives. One already expired is
+		// remembered as it is for unverifiedFor, since it cannot become
+		// valid again: forgetting it at once cost each of its requests (a
+		// client that keeps sending it) a decoding and a signature check.
 		info.until = exp
 	}
 	return info

@@ -48,6 +48,13 @@ func TestInspectorRemembersUntilExpiry(t *testing.T) {
 	if later.ID.Session != first.ID.Session {
 		t.Fatal("an expired token's claims no longer count for blocking")
 	}
+	if in.Inspect(ctx, tok) != later {
+		t.Fatal("an expired token was decoded and verified again on its next request")
+	}
+	clock = clock.Add(unverifiedFor * time.Second)
+	if again := in.Inspect(ctx, tok); again == later || again.Verified {
+		t.Fatalf("an expired token remembered past %ds, or verified: %+v", unverifiedFor, again)
+	}
 }
 
 func TestInspectorForgedTokenStillBlocksByClaims(t *testing.T) {
