@@ -54,7 +54,6 @@ type sharedStore struct {
 	// started is closed once the store has tried its first load: at
 	// once for the embedded store; for Redis, after start.
 	started   <-chan struct{}
-	ready     atomic.Bool // started is closed (awaitStart)
 	startOnce sync.Once
 	// hasher derives the keys of identities (nil: unkeyed): one per
 	// store, since the store's record of the key is what it is checked
@@ -129,28 +128,15 @@ func (s *sharedStore) start() {
 // awaitStart waits, on a store's first request, until its first load has
 // been tried (at most the store's InitialLoad), so that an instance
 // never answers from an empty denylist that Redis could have filled.
-// Once it has, a flag answers, not the channel: every proxied request
-// asks.
 func (s *sharedStore) awaitStart(ctx context.Context) error {
-	if s.ready.Load() {
-		return nil
-	}
-	return s.awaitFirstLoad(ctx)
-}
-
-// awaitFirstLoad is awaitStart until the store has started: it starts
-// the store if no one has, and waits for the channel.
-func (s *sharedStore) awaitFirstLoad(ctx context.Context) error {
 	select {
 	case <-s.started:
-		s.ready.Store(true)
 		return nil
 	default:
 	}
 	s.start()
 	select {
 	case <-s.started:
-		s.ready.Store(true)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
