@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"sync"
-	"unsafe"
 
 	"github.com/dchest/siphash"
 )
@@ -44,7 +43,7 @@ type valueShard struct {
 type valueKey [2]uint64
 
 func (v *ValueChecker) key(s string) valueKey {
-	a, b := siphash.Hash128(v.k0, v.k1, unsafe.Slice(unsafe.StringData(s), len(s)))
+	a, b := siphash.Hash128(v.k0, v.k1, readOnlyBytes(s))
 	return valueKey{a, b}
 }
 
